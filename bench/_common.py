@@ -1,0 +1,186 @@
+"""Shared helpers for the onnxpipe benchmarks: timing, environment, tables and JSON results.
+
+The benchmark scripts import this module as ``_common`` (they are run as scripts, so their own
+folder is on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pyarrow as pa
+from rich.console import Console
+from rich.table import Table
+
+import onnxpipe
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+MODELS_DIR = BENCH_DIR / "models"
+
+console = Console()
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One line of a result table: a case measured both ways.
+
+    ``higher_is_better`` says whether the figures are throughputs (ratio = onnxpipe / plain,
+    the target is a minimum) or latencies (ratio = onnxpipe / plain, the target is a maximum).
+    """
+
+    case: str
+    unit: str
+    plain: float
+    onnxpipe: float
+    higher_is_better: bool
+    target: float | None = None
+    plain_samples: tuple[float, ...] = ()
+    onnxpipe_samples: tuple[float, ...] = ()
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.onnxpipe / self.plain if self.plain else float("nan")
+
+    @property
+    def passed(self) -> bool | None:
+        if self.target is None:
+            return None
+        return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "case": self.case,
+            "unit": self.unit,
+            "plain_ort": self.plain,
+            "onnxpipe": self.onnxpipe,
+            "ratio": self.ratio,
+            "ratio_definition": "onnxpipe / plain_ort",
+            "target": None if self.target is None else (f">= {self.target}" if self.higher_is_better else f"<= {self.target}"),
+            "passed": self.passed,
+            "plain_ort_samples": list(self.plain_samples),
+            "onnxpipe_samples": list(self.onnxpipe_samples),
+            "note": self.note,
+        }
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def time_once(fn: Callable[[], object]) -> float:
+    """Wall-clock seconds of one call of ``fn``."""
+    start = time.perf_counter_ns()
+    fn()
+    return (time.perf_counter_ns() - start) / 1e9
+
+
+def interleaved(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Time every case once per round, alternating the order each round (A B, B A, ...).
+
+    Interleaving spreads slow drifts of the machine (other processes, CPU frequency) over all
+    cases instead of letting them land on whichever case happened to run last.
+    """
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for r in range(rounds):
+        order = names if r % 2 == 0 else names[::-1]
+        for name in order:
+            gc.collect()
+            times[name].append(time_once(cases[name]))
+    return times
+
+
+def per_call_blocks(
+    cases: dict[str, Callable[[], object]], calls: int, blocks: int, calls_per_item: int = 1
+) -> dict[str, list[float]]:
+    """Per-call seconds of each case, one figure per block of ``calls // blocks`` calls.
+
+    Blocks of the cases are interleaved (A B, B A, ...); the figure of a block is its total time
+    divided by the number of calls (times ``calls_per_item``, e.g. rows per call).
+    """
+    per_block = max(1, calls // blocks)
+    out: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for b in range(blocks):
+        order = names if b % 2 == 0 else names[::-1]
+        for name in order:
+            fn = cases[name]
+            loop = range(per_block)
+            start = time.perf_counter_ns()
+            for _ in loop:
+                fn()
+            elapsed = time.perf_counter_ns() - start
+            out[name].append(elapsed / 1e9 / (per_block * calls_per_item))
+    return out
+
+
+def environment() -> dict[str, Any]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": list(load) if load else None,
+        "onnxpipe": onnxpipe.__version__,
+        "onnxruntime": ort.__version__,
+        "onnx": onnx.__version__,
+        "numpy": np.__version__,
+        "pyarrow": pa.__version__,
+        "ort_providers": ["CPUExecutionProvider"],
+    }
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "µs":
+        return f"{value:,.2f}"
+    return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def print_table(title: str, rows: Sequence[Row]) -> None:
+    table = Table(title=title)
+    table.add_column("case")
+    table.add_column("unit")
+    table.add_column("plain ORT", justify="right")
+    table.add_column("onnxpipe", justify="right")
+    table.add_column("ratio", justify="right")
+    table.add_column("target", justify="right")
+    table.add_column("", justify="center")
+    for r in rows:
+        target = "" if r.target is None else (f"≥ {r.target}" if r.higher_is_better else f"≤ {r.target}")
+        mark = {True: "[green]OK[/]", False: "[red]MISS[/]", None: ""}[r.passed]
+        table.add_row(r.case, r.unit, fmt(r.plain, r.unit), fmt(r.onnxpipe, r.unit), f"{r.ratio:.3f}", target, mark)
+    console.print(table)
+
+
+def write_results(name: str, params: dict[str, Any], rows: Sequence[Row], extra: dict[str, Any] | None = None) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    payload: dict[str, Any] = {
+        "benchmark": name,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "params": params,
+        "environment": environment(),
+        "results": [r.to_json() for r in rows],
+        "all_targets_met": all(r.passed is not False for r in rows),
+    }
+    if extra:
+        payload.update(extra)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    console.print(f"results written to [bold]{path.relative_to(BENCH_DIR.parent)}[/]")
+    return path

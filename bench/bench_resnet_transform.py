@@ -1,0 +1,129 @@
+"""Throughput of ``apply_onnx_model(...).transform`` on a ResNet50-v2-shaped model vs plain ONNX Runtime.
+
+Both sides score the same random images in the same batches on CPUExecutionProvider with ONNX
+Runtime's default SessionOptions:
+
+* plain ORT: ``session.run`` over numpy arrays of shape (B, 3, 224, 224) stacked in advance;
+* onnxpipe: ``apply_onnx_model(model_bytes=..., batch_size=B).transform(ctx.data.load_from_arrow(table))``
+  consumed fully (every output record batch built), where ``table`` holds the images as a
+  metadata-free ``fixed_size_list<float>[150528]`` column in one record batch (>= B rows).
+
+Session creation is not timed on either side. Target: onnxpipe / plain >= 0.97 (images/s).
+
+    .venv/bin/python bench/bench_resnet_transform.py [--quick] [--images N] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+from _common import MODELS_DIR, Row, console, interleaved, median, print_table, time_once, write_results
+from resnet50v2 import IMAGE_SHAPE, INPUT_NAME, MODEL_VERSION, OUTPUT_NAME, cached_model_bytes
+
+import onnxpipe as op
+
+TARGET = 0.97
+IMAGE_SIZE = math.prod(IMAGE_SHAPE)  # 150528
+
+
+def images_table(images: np.ndarray) -> pa.Table:
+    """The images as one zero-copy ``fixed_size_list<float>[150528]`` column, no metadata."""
+    flat = pa.array(images.reshape(-1))
+    column = pa.FixedSizeListArray.from_arrays(flat, IMAGE_SIZE)
+    return pa.Table.from_arrays([column], names=[INPUT_NAME])
+
+
+def plain_runner(session: ort.InferenceSession, batches: list[np.ndarray]) -> Callable[[], None]:
+    def run() -> None:
+        for x in batches:
+            session.run(None, {INPUT_NAME: x})
+
+    return run
+
+
+def onnxpipe_runner(ctx: op.MLContext, model: op.Transformer, table: pa.Table) -> Callable[[], None]:
+    def run() -> None:
+        scored = model.transform(ctx.data.load_from_arrow(table))
+        for _ in scored.batches():
+            pass
+
+    return run
+
+
+def check_same_scores(
+    ctx: op.MLContext, model: op.Transformer, session: ort.InferenceSession, images: np.ndarray
+) -> float:
+    """Max abs difference between onnxpipe's and plain ORT's scores on a few images."""
+    got = np.asarray(model.transform(ctx.data.load_from_arrow(images_table(images))).column(OUTPUT_NAME))
+    want = session.run(None, {INPUT_NAME: images})[0]
+    return float(np.abs(got.reshape(want.shape) - want).max())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="16 images instead of 32")
+    parser.add_argument("--images", type=int, default=None, help="number of images (default 32, quick 16)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions (median is reported)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    n_images: int = args.images or (16 if args.quick else 32)
+    batch_sizes: list[int] = args.batch_sizes
+    if n_images < max(batch_sizes):
+        parser.error(f"--images ({n_images}) must be at least the largest batch size ({max(batch_sizes)})")
+
+    with console.status("building / loading the model"):
+        model_bytes, model_path, built = cached_model_bytes(MODELS_DIR)
+    console.print(f"model: {model_path.name} ({len(model_bytes) / 1e6:.0f} MB, {'built now' if built else 'cached'})")
+
+    rng = np.random.default_rng(args.seed)
+    images = rng.random((n_images, *IMAGE_SHAPE), dtype=np.float32)
+    table = images_table(images)
+    assert table.schema.metadata is None and table.column(0).num_chunks == 1  # one record batch >= every B
+
+    ctx = op.MLContext()
+    session = ort.InferenceSession(model_bytes, ort.SessionOptions(), providers=["CPUExecutionProvider"])
+    models = {b: ctx.transforms.apply_onnx_model(model_bytes=model_bytes, batch_size=b) for b in batch_sizes}
+
+    diff = check_same_scores(ctx, models[batch_sizes[0]], session, images[:2])
+    console.print(f"max |onnxpipe - plain| on 2 images: {diff:.3g}")
+
+    cases: dict[str, Callable[[], None]] = {}
+    for b in batch_sizes:
+        stacked = [np.ascontiguousarray(images[s : s + b]) for s in range(0, n_images, b)]
+        cases[f"plain/{b}"] = plain_runner(session, stacked)
+        cases[f"onnxpipe/{b}"] = onnxpipe_runner(ctx, models[b], table)
+        # Warm-up: one batch each way (allocations, ORT's per-shape caches, lazy imports).
+        time_once(plain_runner(session, stacked[:1]))
+        time_once(onnxpipe_runner(ctx, models[b], images_table(images[:b])))
+
+    with console.status(f"timing {len(cases)} cases x {args.rounds} rounds of {n_images} images"):
+        times = interleaved(cases, args.rounds)
+
+    rows = []
+    for b in batch_sizes:
+        plain = [n_images / t for t in times[f"plain/{b}"]]
+        piped = [n_images / t for t in times[f"onnxpipe/{b}"]]
+        rows.append(
+            Row(f"batch {b}", "images/s", median(plain), median(piped), True, TARGET, tuple(plain), tuple(piped))
+        )
+    print_table(f"ResNet50-v2 (random weights) transform, {n_images} images, median of {args.rounds} rounds", rows)
+    params = {
+        "images": n_images,
+        "batch_sizes": batch_sizes,
+        "rounds": args.rounds,
+        "quick": args.quick,
+        "model": model_path.name,
+        "model_version": MODEL_VERSION,
+        "max_abs_diff_vs_plain": diff,
+    }
+    write_results("bench_resnet_transform" + ("-quick" if args.quick else ""), params, rows)
+
+
+if __name__ == "__main__":
+    main()

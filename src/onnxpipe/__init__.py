@@ -1,0 +1,53 @@
+"""onnxpipe: typed ML pipelines that speak ONNX both ways.
+
+Start with :class:`MLContext`; declare schemas with annotated classes (:class:`ColumnName`,
+:class:`VectorType`, :class:`LoadColumn`, :class:`KeyType`); inspect models with
+:func:`inspect_model`.
+"""
+
+from onnxpipe import errors
+from onnxpipe.context import MLContext
+from onnxpipe.core import Estimator, EstimatorChain, Transformer, TransformerChain
+from onnxpipe.data import DataView
+from onnxpipe.engine import PredictionEngine
+from onnxpipe.onnx import ModelInfo, OnnxPipeWarning, TensorInfo
+from onnxpipe.schema import (
+    Column,
+    ColumnName,
+    DType,
+    KeyType,
+    LoadColumn,
+    MapType,
+    Schema,
+    SequenceType,
+    TensorType,
+    VectorType,
+    schema_of,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Column",
+    "ColumnName",
+    "DType",
+    "DataView",
+    "Estimator",
+    "EstimatorChain",
+    "KeyType",
+    "LoadColumn",
+    "MLContext",
+    "MapType",
+    "ModelInfo",
+    "OnnxPipeWarning",
+    "PredictionEngine",
+    "Schema",
+    "SequenceType",
+    "TensorInfo",
+    "TensorType",
+    "Transformer",
+    "TransformerChain",
+    "VectorType",
+    "errors",
+    "schema_of",
+]

@@ -1,0 +1,177 @@
+"""``MLContext`` and its catalogs: thin, typed one-liners that build components.
+
+As in ML.NET: output column first, input defaulting to output, keyword arguments. The context
+carries the defaults every component shares (seed, GPU id, CPU fallback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+
+from onnxpipe import data as _data
+from onnxpipe.core import Transformer
+from onnxpipe.data import DataView
+from onnxpipe.engine import PredictionEngine
+from onnxpipe.errors import InvalidArgumentError
+from onnxpipe.transforms.columns import (
+    ColumnConcatenatingTransformer,
+    ColumnCopyingTransformer,
+    ColumnSelectingTransformer,
+)
+from onnxpipe.transforms.onnx_model import OnnxTransformer
+
+__all__ = ["DataCatalog", "MLContext", "ModelCatalog", "TransformsCatalog"]
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class DataCatalog:
+    """``ctx.data``: load data into DataViews and read it back as rows."""
+
+    def __init__(self, ctx: MLContext) -> None:
+        self._ctx = ctx
+
+    def load_from_enumerable(self, rows: Iterable[Any], row_class: type, *, batch_size: int = 65536) -> DataView:
+        """Rows (instances of ``row_class``, a schema class) as a DataView. ``[]`` gives an empty
+        view with the class's schema, which is all ``fit`` needs for ``apply_onnx_model``."""
+        return _data.load_from_enumerable(rows, row_class, batch_size=batch_size)
+
+    def load_from_text_file(
+        self,
+        path: str | Path,
+        row_class: type | None = None,
+        *,
+        separator: str = "\t",
+        has_header: bool = False,
+        allow_quoting: bool = True,
+        missing_values: Sequence[str] = _data._loaders.DEFAULT_MISSING,
+    ) -> DataView:
+        """A delimited text file (CSV with ``separator=","``), streamed lazily. Fields of
+        ``row_class`` read the file column of their ``LoadColumn`` index (a range makes a
+        vector) or, with a header, of their name. Missing values become NaN in float columns."""
+        return _data.load_from_text_file(
+            path,
+            row_class,
+            separator=separator,
+            has_header=has_header,
+            allow_quoting=allow_quoting,
+            missing_values=missing_values,
+        )
+
+    def load_from_parquet(self, path: str | Path, *, batch_size: int = 65536) -> DataView:
+        return _data.load_from_parquet(path, batch_size=batch_size)
+
+    def load_from_arrow(self, data: pa.Table | pa.RecordBatch, *, batch_size: int = 65536) -> DataView:
+        return _data.load_from_arrow(data, batch_size=batch_size)
+
+    def load_from_pandas(self, df: Any, *, batch_size: int = 65536) -> DataView:
+        return _data.load_from_pandas(df, batch_size=batch_size)
+
+    def create_enumerable(self, data: DataView, row_class: type[Out]) -> Iterator[Out]:
+        """Iterate ``data`` as ``row_class`` instances (fields matched by column name)."""
+        return _data.create_enumerable(data, row_class)
+
+
+class TransformsCatalog:
+    """``ctx.transforms``: data transforms, including ``apply_onnx_model``."""
+
+    def __init__(self, ctx: MLContext) -> None:
+        self._ctx = ctx
+
+    def copy_columns(self, output_column_name: str, input_column_name: str) -> ColumnCopyingTransformer:
+        """Copy ``input_column_name`` to a new column ``output_column_name``."""
+        return ColumnCopyingTransformer([(output_column_name, input_column_name)])
+
+    def drop_columns(self, *column_names: str) -> ColumnSelectingTransformer:
+        return ColumnSelectingTransformer(column_names, keep=False)
+
+    def select_columns(self, *column_names: str) -> ColumnSelectingTransformer:
+        """Keep only these columns, in this order."""
+        return ColumnSelectingTransformer(column_names, keep=True)
+
+    def concatenate(self, output_column_name: str, *input_column_names: str) -> ColumnConcatenatingTransformer:
+        """Join scalar and vector columns of one element type into a vector column."""
+        return ColumnConcatenatingTransformer(output_column_name, input_column_names)
+
+    def apply_onnx_model(
+        self,
+        model_file: str | Path | None = None,
+        *,
+        model_bytes: bytes | None = None,
+        output_column_names: Sequence[str] | str | None = None,
+        input_column_names: Sequence[str] | str | None = None,
+        shape_dictionary: Mapping[str, Sequence[int | None]] | None = None,
+        gpu_device_id: int | None = None,
+        fallback_to_cpu: bool | None = None,
+        inter_op_num_threads: int | None = None,
+        intra_op_num_threads: int | None = None,
+        batch_size: int | None = None,
+    ) -> OnnxTransformer:
+        """Score a pretrained ONNX model (from ``model_file`` or ``model_bytes``).
+
+        Column names are the model's tensor names; all inputs / outputs are used when the names
+        are omitted. ``shape_dictionary`` ({tensor: dims}, -1 for unknown) overrides unknown
+        dimensions. ``gpu_device_id`` (default: the context's) runs on that CUDA device;
+        without ``fallback_to_cpu`` a GPU that cannot be used is an error. ``batch_size`` rows
+        are scored per ONNX Runtime call when the model's batch axis is free (default: about
+        16 MiB of input per call).
+        """
+        gpu = gpu_device_id if gpu_device_id is not None else self._ctx.gpu_device_id
+        fallback = fallback_to_cpu if fallback_to_cpu is not None else self._ctx.fallback_to_cpu
+        return OnnxTransformer(
+            model_file,
+            model_bytes=model_bytes,
+            output_column_names=[output_column_names] if isinstance(output_column_names, str) else output_column_names,
+            input_column_names=[input_column_names] if isinstance(input_column_names, str) else input_column_names,
+            shape_dictionary=shape_dictionary,
+            gpu_device_id=gpu,
+            fallback_to_cpu=fallback,
+            inter_op_num_threads=inter_op_num_threads,
+            intra_op_num_threads=intra_op_num_threads,
+            batch_size=batch_size,
+        )
+
+
+class ModelCatalog:
+    """``ctx.model``: prediction engines (and, later, saving, loading and ONNX export)."""
+
+    def __init__(self, ctx: MLContext) -> None:
+        self._ctx = ctx
+
+    def create_prediction_engine(
+        self, model: Transformer, input_class: type[In], output_class: type[Out]
+    ) -> PredictionEngine[In, Out]:
+        """A typed single-row scorer; safe to share between threads."""
+        if not isinstance(model, Transformer):
+            raise InvalidArgumentError(
+                f"create_prediction_engine needs a fitted model (a Transformer), got {type(model).__name__}; "
+                "call .fit(data) on the pipeline first"
+            )
+        return PredictionEngine(model, input_class, output_class)
+
+
+class MLContext:
+    """The entry point: ``ctx = MLContext(seed=0)``, then ``ctx.data``, ``ctx.transforms``,
+    ``ctx.model``.
+
+    ``gpu_device_id`` and ``fallback_to_cpu`` are the defaults for every ONNX model the
+    context opens (as ML.NET's ``MLContext.GpuDeviceId`` / ``FallbackToCpu``).
+    """
+
+    def __init__(self, seed: int | None = None, *, gpu_device_id: int | None = None, fallback_to_cpu: bool = False) -> None:
+        if gpu_device_id is not None and gpu_device_id < 0:
+            raise InvalidArgumentError(f"gpu_device_id must be a GPU index >= 0 or None, got {gpu_device_id}")
+        self.seed = seed
+        self.gpu_device_id = gpu_device_id
+        self.fallback_to_cpu = fallback_to_cpu
+        self.data = DataCatalog(self)
+        self.transforms = TransformsCatalog(self)
+        self.model = ModelCatalog(self)
+
+    def __repr__(self) -> str:
+        return f"MLContext(seed={self.seed}, gpu_device_id={self.gpu_device_id}, fallback_to_cpu={self.fallback_to_cpu})"

@@ -1,0 +1,248 @@
+"""The pipeline contract: estimators, transformers and their chains.
+
+* An :class:`Estimator` is an immutable specification. ``fit(data)`` returns a new, frozen
+  :class:`Transformer`; the estimator is unchanged.
+* Both answer ``output_schema(input_schema)`` before any data flows, so a whole pipeline is
+  validated up front, and both ``append`` into chains.
+* ``Transformer.transform`` is lazy: it returns a DataView whose batches are computed when read.
+  A transformer implements only :meth:`Transformer.map_columns`, which turns the numpy values of
+  the columns it reads into the values of the columns it writes, one batch at a time. The base
+  class does the Arrow conversion, so the same code serves streamed data and the single-row
+  prediction engine.
+* A transform that learns nothing is both at once (:class:`TrivialEstimator`): ``fit`` checks
+  the schema and returns the transform itself.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+import pyarrow as pa
+
+from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, to_arrow
+from onnxpipe.data._view import DataView
+from onnxpipe.errors import OnnxPipeError
+from onnxpipe.schema import Schema
+
+__all__ = ["Estimator", "EstimatorChain", "Transformer", "TransformerChain", "TrivialEstimator"]
+
+E = TypeVar("E", bound=OnnxPipeError)
+
+
+def _in_step(exc: E, index: int, step: str) -> E:
+    """A copy of ``exc`` whose message says at which step of a chain it happened."""
+    return type(exc)(f"step {index} ({step}): {exc}")
+
+
+class Transformer(abc.ABC):
+    """A fitted, frozen component that maps data to data."""
+
+    @property
+    def step_name(self) -> str:
+        """How errors and reports name this step (its catalog name)."""
+        return type(self).__name__
+
+    @abc.abstractmethod
+    def output_schema(self, input_schema: Schema) -> Schema:
+        """The schema ``transform`` produces from ``input_schema``; raises SchemaError if unfit."""
+
+    @abc.abstractmethod
+    def input_columns(self, input_schema: Schema) -> Sequence[str]:
+        """The columns :meth:`map_columns` reads."""
+
+    @abc.abstractmethod
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
+        """Compute the columns this step writes from the columns it reads, for one batch."""
+
+    def transform(self, data: DataView) -> DataView:
+        """Lazily apply this transformer; the schema is checked now, the data when read."""
+        in_schema = data.schema
+        out_schema = self.output_schema(in_schema)
+        out_arrow = arrow_schema(out_schema)
+        names = list(self.input_columns(in_schema))
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for batch in data.batches():
+                yield self._transform_batch(batch, in_schema, out_schema, out_arrow, names)
+
+        return DataView(out_schema, batches, data.row_count)
+
+    def _transform_batch(
+        self, batch: pa.RecordBatch, in_schema: Schema, out_schema: Schema, out_arrow: pa.Schema, names: list[str]
+    ) -> pa.RecordBatch:
+        inputs = {n: from_arrow(batch.column(n), in_schema[n].type) for n in names}
+        produced = self.map_columns(inputs, in_schema, batch.num_rows)
+        arrays = [
+            to_arrow(produced[c.name], c.type, c.name) if c.name in produced else batch.column(c.name)
+            for c in out_schema.columns
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=out_arrow)
+
+    def append(self, other: Transformer) -> TransformerChain:
+        return TransformerChain([self]).append(other)
+
+    @property
+    def steps(self) -> tuple[Transformer, ...]:
+        return (self,)
+
+
+class Estimator(abc.ABC):
+    """An immutable specification that learns a Transformer from data."""
+
+    @property
+    def step_name(self) -> str:
+        return type(self).__name__
+
+    @abc.abstractmethod
+    def output_schema(self, input_schema: Schema) -> Schema:
+        """The schema the fitted transformer will produce; raises SchemaError if unfit."""
+
+    @abc.abstractmethod
+    def fit(self, data: DataView) -> Transformer:
+        """Learn from ``data`` and return a new frozen transformer."""
+
+    def append(self, other: Estimator) -> EstimatorChain:
+        return EstimatorChain([self]).append(other)
+
+
+class TrivialEstimator(Transformer, Estimator):
+    """A transform with nothing to learn: it is its own estimator, and ``fit`` returns it."""
+
+    def fit(self, data: DataView) -> Transformer:
+        self.output_schema(data.schema)
+        return self
+
+    def append(self, other: Any) -> Any:
+        # Stays an estimator chain when followed by an estimator, a transformer chain otherwise.
+        if isinstance(other, Estimator):
+            return EstimatorChain([self]).append(other)
+        return TransformerChain([self]).append(other)
+
+
+class TransformerChain(Transformer):
+    """Fitted steps applied in order."""
+
+    def __init__(self, steps: Sequence[Transformer] = ()) -> None:
+        flat: list[Transformer] = []
+        for s in steps:
+            if not isinstance(s, Transformer):
+                raise TypeError(f"a TransformerChain holds transformers, got {type(s).__name__}")
+            flat.extend(s.steps)
+        self._steps = tuple(flat)
+
+    @property
+    def steps(self) -> tuple[Transformer, ...]:
+        return self._steps
+
+    @property
+    def step_name(self) -> str:
+        return " -> ".join(s.step_name for s in self._steps) or "TransformerChain()"
+
+    def append(self, other: Transformer) -> TransformerChain:
+        return TransformerChain([*self._steps, other])
+
+    def schemas(self, input_schema: Schema) -> list[Schema]:
+        """The schema before each step and after the last (``len(steps) + 1`` schemas)."""
+        out = [input_schema]
+        for i, step in enumerate(self._steps):
+            try:
+                out.append(step.output_schema(out[-1]))
+            except OnnxPipeError as exc:
+                raise _in_step(exc, i, step.step_name) from exc
+        return out
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        return self.schemas(input_schema)[-1]
+
+    def input_columns(self, input_schema: Schema) -> Sequence[str]:
+        return input_schema.names
+
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
+        values = dict(columns)
+        schema = input_schema
+        for step in self._steps:
+            produced = step.map_columns({n: values[n] for n in step.input_columns(schema)}, schema, n_rows)
+            schema = step.output_schema(schema)
+            values.update(produced)
+        return {n: values[n] for n in schema.names if n in values}
+
+    def transform(self, data: DataView) -> DataView:
+        self.schemas(data.schema)  # check every step before any data flows
+        for step in self._steps:
+            data = step.transform(data)
+        return data
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def __getitem__(self, index: int) -> Transformer:
+        return self._steps[index]
+
+    def __repr__(self) -> str:
+        return "TransformerChain([" + ", ".join(repr(s) for s in self._steps) + "])"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TransformerChain) and other._steps == self._steps
+
+    def __hash__(self) -> int:
+        return hash(self._steps)
+
+
+class EstimatorChain(Estimator):
+    """Estimators fitted in order, each on the output of the ones before it."""
+
+    def __init__(self, steps: Sequence[Estimator] = ()) -> None:
+        flat: list[Estimator] = []
+        for s in steps:
+            if isinstance(s, EstimatorChain):
+                flat.extend(s.steps)
+            elif isinstance(s, Estimator):
+                flat.append(s)
+            else:
+                raise TypeError(f"an EstimatorChain holds estimators, got {type(s).__name__}")
+        self._steps = tuple(flat)
+
+    @property
+    def steps(self) -> tuple[Estimator, ...]:
+        return self._steps
+
+    @property
+    def step_name(self) -> str:
+        return " -> ".join(s.step_name for s in self._steps) or "EstimatorChain()"
+
+    def append(self, other: Estimator) -> EstimatorChain:
+        return EstimatorChain([*self._steps, other])
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        schema = input_schema
+        for i, step in enumerate(self._steps):
+            try:
+                schema = step.output_schema(schema)
+            except OnnxPipeError as exc:
+                raise _in_step(exc, i, step.step_name) from exc
+        return schema
+
+    def fit(self, data: DataView) -> TransformerChain:
+        self.output_schema(data.schema)  # fail before any training
+        fitted: list[Transformer] = []
+        for i, step in enumerate(self._steps):
+            try:
+                model = step.fit(data)
+            except OnnxPipeError as exc:
+                raise _in_step(exc, i, step.step_name) from exc
+            fitted.append(model)
+            if i + 1 < len(self._steps):
+                data = model.transform(data)
+        return TransformerChain(fitted)
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def __repr__(self) -> str:
+        return "EstimatorChain([" + ", ".join(repr(s) for s in self._steps) + "])"

@@ -1,0 +1,24 @@
+"""The data contract: DataView (lazy, immutable Arrow batches), its sources and sinks."""
+
+from onnxpipe.data._convert import ColumnValues
+from onnxpipe.data._loaders import (
+    create_enumerable,
+    load_from_arrow,
+    load_from_enumerable,
+    load_from_pandas,
+    load_from_parquet,
+    load_from_text_file,
+)
+from onnxpipe.data._view import DataView, Preview
+
+__all__ = [
+    "ColumnValues",
+    "DataView",
+    "Preview",
+    "create_enumerable",
+    "load_from_arrow",
+    "load_from_enumerable",
+    "load_from_pandas",
+    "load_from_parquet",
+    "load_from_text_file",
+]

@@ -1,0 +1,229 @@
+"""Arrow storage of column types, and conversion between Arrow arrays and numpy values.
+
+Storage (one Arrow type per column type, so any Arrow sink keeps the data):
+
+* scalar             -> the element's Arrow type
+* tensor, known shape -> ``fixed_size_list<elem>[size]`` (row-major; the shape is in the schema)
+* tensor, one unknown dimension -> ``list<elem>`` (the unknown size follows from the length)
+* tensor, several unknown dimensions -> ``struct<shape: fixed_size_list<int64>[rank], values: list<elem>>``
+* map -> ``map<key, value>``; sequence -> ``list<element>``
+
+In-memory values of one batch (``ColumnValues``): a numpy array of shape ``(rows, *shape)`` for
+tensors of known shape, a list of per-row numpy arrays when a dimension is unknown, and a list of
+Python objects (``list``/``dict``) for sequences and maps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, TypeAlias
+
+import numpy as np
+import pyarrow as pa
+
+from onnxpipe.errors import ColumnTypeError, SchemaError, ShapeError
+from onnxpipe.schema import (
+    Column,
+    ColumnType,
+    DType,
+    MapType,
+    Schema,
+    SequenceType,
+    TensorType,
+    column_type_from_json,
+    column_type_to_json,
+)
+
+__all__ = [
+    "ColumnValues",
+    "arrow_schema",
+    "arrow_type",
+    "from_arrow",
+    "schema_from_arrow",
+    "to_arrow",
+    "value_count",
+]
+
+ColumnValues: TypeAlias = np.ndarray | list[Any]
+
+_TYPE_KEY = b"onnxpipe.type"
+_SLOTS_KEY = b"onnxpipe.slot_names"
+
+
+def arrow_type(ct: ColumnType) -> pa.DataType:
+    if isinstance(ct, TensorType):
+        elem = ct.dtype.arrow
+        if ct.is_scalar:
+            return elem
+        if ct.is_known_shape:
+            return pa.list_(elem, ct.size)
+        if ct.shape.count(None) == 1:
+            return pa.list_(elem)
+        return pa.struct([("shape", pa.list_(pa.int64(), ct.rank)), ("values", pa.list_(elem))])
+    if isinstance(ct, MapType):
+        return pa.map_(ct.key.arrow, arrow_type(ct.value))
+    return pa.list_(arrow_type(ct.element))
+
+
+def arrow_field(column: Column) -> pa.Field:
+    meta = {_TYPE_KEY: json.dumps(column_type_to_json(column.type)).encode()}
+    if column.slot_names is not None:
+        meta[_SLOTS_KEY] = json.dumps(list(column.slot_names)).encode()
+    return pa.field(column.name, arrow_type(column.type), nullable=False, metadata=meta)
+
+
+def arrow_schema(schema: Schema) -> pa.Schema:
+    return pa.schema([arrow_field(c) for c in schema.columns])
+
+
+def _infer_type(name: str, t: pa.DataType) -> ColumnType:
+    if pa.types.is_fixed_size_list(t):
+        inner = _infer_type(name, t.value_type)
+        if isinstance(inner, TensorType) and inner.is_scalar:
+            return TensorType(inner.dtype, (t.list_size,))
+        return SequenceType(inner)
+    if isinstance(t, pa.FixedShapeTensorType):
+        return TensorType(DType.from_arrow(t.value_type), tuple(t.shape))
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner = _infer_type(name, t.value_type)
+        if isinstance(inner, TensorType) and inner.is_scalar:
+            return TensorType(inner.dtype, (None,))
+        return SequenceType(inner)
+    if pa.types.is_map(t):
+        return MapType(DType.from_arrow(t.key_type), _infer_type(name, t.item_type))
+    if pa.types.is_dictionary(t):
+        return _infer_type(name, t.value_type)
+    try:
+        return TensorType(DType.from_arrow(t))
+    except ColumnTypeError:
+        raise ColumnTypeError(
+            f"column {name!r}: Arrow type {t} is not supported; supported are numbers, bool, "
+            "strings, fixed-size and variable lists of them, maps and lists of maps"
+        ) from None
+
+
+def schema_from_arrow(schema: pa.Schema) -> Schema:
+    """Read a Schema from an Arrow schema, using onnxpipe's field metadata where present."""
+    cols = []
+    for f in schema:
+        meta = f.metadata or {}
+        if _TYPE_KEY in meta:
+            ct = column_type_from_json(json.loads(meta[_TYPE_KEY]))
+        else:
+            ct = _infer_type(f.name, f.type)
+        slots = json.loads(meta[_SLOTS_KEY]) if _SLOTS_KEY in meta else None
+        cols.append(Column(f.name, ct, tuple(slots) if slots is not None else None))
+    return Schema(cols)
+
+
+def value_count(values: ColumnValues) -> int:
+    return len(values)
+
+
+# --------------------------------------------------------------------------------------------
+# Arrow -> numpy
+
+
+def _flat_numpy(arr: pa.Array, dtype: DType) -> np.ndarray:
+    if dtype is DType.STRING:
+        return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
+    if arr.null_count:
+        raise SchemaError("unexpected missing values in a numeric Arrow array")
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def from_arrow(arr: pa.Array | pa.ChunkedArray, ct: ColumnType) -> ColumnValues:
+    """The numpy values of an Arrow column of type ``ct``."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if isinstance(ct, TensorType):
+        if ct.is_scalar:
+            return _flat_numpy(arr, ct.dtype)
+        n = len(arr)
+        if ct.is_known_shape:
+            flat = _flat_numpy(arr.flatten(), ct.dtype)
+            return flat.reshape((n, *ct.shape))  # type: ignore[arg-type]
+        if pa.types.is_struct(arr.type):
+            shapes = arr.field("shape").flatten().to_numpy().reshape(n, ct.rank)
+            values_arr = arr.field("values")
+        else:
+            shapes = None
+            values_arr = arr
+        offsets = values_arr.offsets.to_numpy()
+        flat = _flat_numpy(values_arr.flatten(), ct.dtype)
+        rows: list[np.ndarray] = []
+        for i in range(n):
+            chunk = flat[offsets[i] - offsets[0] : offsets[i + 1] - offsets[0]]
+            shape = tuple(shapes[i]) if shapes is not None else _resolve_one(ct, len(chunk))
+            rows.append(chunk.reshape(shape))
+        return rows
+    return [_python_value(v, ct) for v in arr.to_pylist()]
+
+
+def _resolve_one(ct: TensorType, count: int) -> tuple[int, ...]:
+    known = math.prod(d for d in ct.shape if d is not None)
+    return tuple(count // known if d is None else d for d in ct.shape) if known else (0,) * ct.rank
+
+
+def _python_value(v: Any, ct: ColumnType) -> Any:
+    if isinstance(ct, MapType):
+        return {k: _python_value(x, ct.value) for k, x in v}
+    if isinstance(ct, SequenceType):
+        return [_python_value(x, ct.element) for x in v]
+    return v
+
+
+# --------------------------------------------------------------------------------------------
+# numpy -> Arrow
+
+
+def _flat_arrow(flat: np.ndarray, dtype: DType) -> pa.Array:
+    if dtype is DType.STRING:
+        return pa.array(flat.astype(object, copy=False), type=pa.string())
+    return pa.array(np.ascontiguousarray(flat, dtype=dtype.numpy), type=dtype.arrow)
+
+
+def to_arrow(values: ColumnValues, ct: ColumnType, column: str = "?") -> pa.Array:
+    """Arrow storage for the numpy values of a column of type ``ct``."""
+    if isinstance(ct, TensorType):
+        if ct.is_scalar:
+            return _flat_arrow(np.asarray(values).reshape(-1), ct.dtype)
+        if ct.is_known_shape:
+            arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
+            if arr.ndim == 1 and arr.dtype == object and len(arr) and isinstance(arr[0], np.ndarray):
+                arr = np.stack(list(arr))
+            n = len(arr)
+            if arr.size != n * (ct.size or 0):
+                raise ShapeError(
+                    f"column {column!r}: values of shape {arr.shape} do not fit the column type {ct}"
+                )
+            return pa.FixedSizeListArray.from_arrays(_flat_arrow(arr.reshape(-1), ct.dtype), ct.size)
+        rows = list(values)
+        flat = (
+            np.concatenate([np.asarray(r).reshape(-1) for r in rows])
+            if rows
+            else np.zeros(0, ct.dtype.numpy)
+        )
+        offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+        np.cumsum([np.asarray(r).size for r in rows], out=offsets[1:])
+        lists = pa.ListArray.from_arrays(pa.array(offsets), _flat_arrow(flat, ct.dtype))
+        if ct.shape.count(None) == 1:
+            return lists
+        shapes = np.array([np.shape(r) for r in rows], dtype=np.int64).reshape(-1, ct.rank)
+        shape_arr = pa.FixedSizeListArray.from_arrays(pa.array(shapes.reshape(-1)), ct.rank)
+        return pa.StructArray.from_arrays([shape_arr, lists], names=["shape", "values"])
+    typ = arrow_type(ct)
+    return pa.array([_arrow_python(v, ct) for v in values], type=typ)
+
+
+def _arrow_python(v: Any, ct: ColumnType) -> Any:
+    if isinstance(ct, MapType):
+        return [(k, _arrow_python(x, ct.value)) for k, x in v.items()]
+    if isinstance(ct, SequenceType):
+        return [_arrow_python(x, ct.element) for x in v]
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v

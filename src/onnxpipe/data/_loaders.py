@@ -1,0 +1,300 @@
+"""Sources (rows, Arrow, pandas, Parquet, CSV/TSV) and the rows sink, all producing DataViews."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from onnxpipe.data._convert import arrow_schema, from_arrow, schema_from_arrow, to_arrow
+from onnxpipe.data._rows import RowConverter
+from onnxpipe.data._view import DataView
+from onnxpipe.errors import DataError, DataFileNotFoundError, ParseError, SchemaError, require
+from onnxpipe.schema import Column, DType, Schema, TensorType, row_binding
+
+__all__ = [
+    "create_enumerable",
+    "load_from_arrow",
+    "load_from_enumerable",
+    "load_from_pandas",
+    "load_from_parquet",
+    "load_from_text_file",
+]
+
+DEFAULT_MISSING = ("", "?", "NA", "N/A", "NaN", "nan", "null", "NULL")
+
+def _table_view(table: pa.Table, schema: Schema, batch_size: int) -> DataView:
+    batches = table.to_batches(max_chunksize=batch_size)
+    return DataView(schema, lambda: iter(batches), table.num_rows)
+
+def load_from_enumerable(rows: Iterable[Any], row_class: type, *, batch_size: int = 65536) -> DataView:
+    """A DataView over instances of ``row_class`` (read and checked now, once)."""
+    conv = RowConverter(row_class)
+    items = rows if isinstance(rows, Sequence) else list(rows)
+    target = arrow_schema(conv.schema)
+    batches = []
+    for start in range(0, max(len(items), 1), batch_size):
+        chunk = items[start : start + batch_size]
+        cols = conv.to_columns(chunk)
+        arrays = [to_arrow(cols[c.name], c.type, c.name) for c in conv.schema.columns]
+        batches.append(pa.RecordBatch.from_arrays(arrays, schema=target))
+    table = pa.Table.from_batches(batches, schema=target)
+    return _table_view(table, conv.schema, batch_size)
+
+def normalize_batch(batch: pa.RecordBatch, schema: Schema, where: str) -> pa.RecordBatch:
+    """Cast a batch to the canonical storage of ``schema``; missing floats become NaN."""
+    target = arrow_schema(schema)
+    arrays = []
+    for field, col in zip(target, schema.columns, strict=True):
+        arr = batch.column(col.name)
+        if isinstance(arr.type, pa.ExtensionType):
+            arr = arr.storage
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        if arr.null_count:
+            ct = col.type
+            if isinstance(ct, TensorType) and ct.is_scalar and ct.dtype.is_float:
+                arr = pc.fill_null(arr, pa.scalar(float("nan"), arr.type))
+            else:
+                row = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+                raise DataError(
+                    f"{where}: column {col.name!r} has a missing value at row {row}; only scalar "
+                    "float columns may have missing values (read as NaN). Fill or drop them first"
+                )
+        if arr.type != field.type:
+            try:
+                arr = arr.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SchemaError(f"{where}: column {col.name!r} cannot be stored as {col.type}: {exc}") from None
+        arrays.append(arr)
+    return pa.RecordBatch.from_arrays(arrays, schema=target)
+
+def load_from_arrow(data: pa.Table | pa.RecordBatch, *, batch_size: int = 65536) -> DataView:
+    """A DataView over an Arrow table or record batch (zero-copy where the storage allows)."""
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    if not isinstance(data, pa.Table):
+        raise SchemaError(f"load_from_arrow expects a pyarrow Table or RecordBatch, got {type(data).__name__}")
+    schema = schema_from_arrow(data.schema)
+    batches = [normalize_batch(b, schema, "load_from_arrow") for b in data.to_batches(max_chunksize=batch_size)]
+    table = pa.Table.from_batches(batches, schema=arrow_schema(schema))
+    return _table_view(table, schema, batch_size)
+
+def load_from_pandas(df: Any, *, batch_size: int = 65536) -> DataView:
+    """A DataView over a pandas DataFrame (cells holding arrays become vector columns)."""
+    require("pandas", "pandas")
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    return load_from_arrow(table, batch_size=batch_size)
+
+def _check_file(path: str | Path, what: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileNotFoundError(f"{what} {str(p)!r} does not exist (or is not a file)")
+    return p
+
+def load_from_parquet(path: str | Path, *, batch_size: int = 65536) -> DataView:
+    """A lazy DataView over a Parquet file, streamed row group by row group."""
+    p = _check_file(path, "Parquet file")
+    try:
+        meta = pq.ParquetFile(p)
+    except pa.ArrowException as exc:
+        raise DataError(f"cannot read Parquet file {str(p)!r}: {exc}") from None
+    schema = schema_from_arrow(meta.schema_arrow)
+    rows = meta.metadata.num_rows
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        with pq.ParquetFile(p) as f:
+            for b in f.iter_batches(batch_size=batch_size):
+                yield normalize_batch(b, schema, f"Parquet file {p.name!r}")
+
+    return DataView(schema, batches, rows)
+
+# --------------------------------------------------------------------------------------------
+# Text files
+
+def _leading_lines(path: Path, has_header: bool, separator: str) -> tuple[int, list[str] | None]:
+    """Count the comment/blank lines before the data and read the header line, if any.
+
+    Comment lines start with ``//`` or ``#@`` (ML.NET's schema lines) or, with no header, ``#``.
+    A header line may start with ``#`` (ML.NET writes ``#Label ...``), which is dropped.
+    """
+    skip = 0
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as f:
+        for line in f:
+            stripped = line.strip()
+            comment = stripped.startswith(("//", "#@")) or (not has_header and stripped.startswith("#"))
+            if stripped and not comment:
+                if not has_header:
+                    return skip, None
+                header = next(csv.reader(io.StringIO(stripped.lstrip("#")), delimiter=separator))
+                return skip, [h.strip() for h in header]
+            skip += 1
+    return skip, None
+
+def load_from_text_file(
+    path: str | Path,
+    row_class: type | None = None,
+    *,
+    separator: str = "\t",
+    has_header: bool = False,
+    allow_quoting: bool = True,
+    missing_values: Sequence[str] = DEFAULT_MISSING,
+    block_size: int = 1 << 20,
+) -> DataView:
+    """A lazy DataView over a delimited text file (CSV, TSV, ...), streamed block by block.
+
+    With ``row_class``, each field reads the file column given by its ``LoadColumn`` marker
+    (an inclusive range makes a vector), or, with a header, the column of the same name.
+    Without it, every file column is loaded with inferred types (reals as float32, as in
+    ML.NET). Missing values (``missing_values``) become NaN in float columns and are an error
+    elsewhere. Leading ``//`` comment lines are skipped.
+    """
+    p = _check_file(path, "text file")
+    if len(separator) != 1:
+        raise SchemaError(f"separator must be one character, got {separator!r}")
+    skip, header = _leading_lines(p, has_header, separator)
+    data_start = skip + (1 if has_header else 0)
+    parse = pacsv.ParseOptions(delimiter=separator, quote_char='"' if allow_quoting else False)
+
+    if header is None:
+        with p.open("r", encoding="utf-8", errors="replace") as f:
+            first = next((ln for i, ln in enumerate(f) if i >= data_start and ln.strip()), "")
+        width = len(next(csv.reader(io.StringIO(first), delimiter=separator))) if first else 0
+        names = [f"column{i}" for i in range(width)]
+    else:
+        names = header
+    if not names:
+        raise DataError(f"text file {str(p)!r} has no data rows to read a column layout from")
+
+    if row_class is not None:
+        schema, plan = _plan_from_class(row_class, names, has_header, p)
+    else:
+        schema, plan = _plan_inferred(p, names, data_start, parse, missing_values)
+
+    source_types = {names[i]: t for i, t in plan.source_types.items()}
+    convert = pacsv.ConvertOptions(
+        column_types=source_types,
+        include_columns=list(source_types),
+        null_values=list(missing_values),
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    read = pacsv.ReadOptions(skip_rows=data_start, column_names=names, block_size=block_size)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            reader = pacsv.open_csv(p, read_options=read, parse_options=parse, convert_options=convert)
+            row0 = 0
+            for b in reader:
+                yield plan.assemble(b, schema, f"text file {p.name!r} (data row {row0}+)")
+                row0 += b.num_rows
+        except pa.ArrowInvalid as exc:
+            raise ParseError(f"text file {str(p)!r}: {exc}") from None
+
+    return DataView(schema, batches)
+
+class _Plan:
+    """How file columns become schema columns."""
+
+    def __init__(self, source_types: dict[int, pa.DataType], sources: dict[str, list[int]], names: list[str]):
+        self.source_types = source_types
+        self.sources = sources  # schema column -> file column indices
+        self.names = names
+
+    def assemble(self, batch: pa.RecordBatch, schema: Schema, where: str) -> pa.RecordBatch:
+        arrays: list[pa.Array] = []
+        for col in schema.columns:
+            idx = self.sources[col.name]
+            ct = col.type
+            assert isinstance(ct, TensorType)
+            parts = [batch.column(self.names[i]) for i in idx]
+            if ct.is_scalar:
+                arrays.append(parts[0])
+                continue
+            tmp = Schema(Column(f"{col.name}[{k}]", TensorType(ct.dtype)) for k in range(len(parts)))
+            checked = normalize_batch(pa.RecordBatch.from_arrays(parts, names=tmp.names), tmp, where)
+            values = np.column_stack([from_arrow(checked.column(k), TensorType(ct.dtype)) for k in range(len(parts))])
+            arrays.append(to_arrow(values, ct, col.name))
+        return normalize_batch(pa.RecordBatch.from_arrays(arrays, names=schema.names), schema, where)
+
+def _plan_from_class(cls: type, names: list[str], has_header: bool, path: Path) -> tuple[Schema, _Plan]:
+    binding = row_binding(cls)
+    source_types: dict[int, pa.DataType] = {}
+    sources: dict[str, list[int]] = {}
+    for f in binding.fields:
+        ct = f.column.type
+        if not isinstance(ct, TensorType):
+            raise SchemaError(f"{cls.__name__}.{f.attribute}: {ct} columns cannot be read from a text file")
+        if f.load_column is not None:
+            idx = list(range(f.load_column.start, f.load_column.start + f.load_column.count))
+        elif has_header and f.column.name in names:
+            idx = [names.index(f.column.name)]
+        else:
+            hint = f"file columns: {names}" if has_header else "the file has no header"
+            raise SchemaError(
+                f"{cls.__name__}.{f.attribute}: no LoadColumn(index) marker and no file column named "
+                f"{f.column.name!r} ({hint})"
+            )
+        if idx[-1] >= len(names):
+            raise SchemaError(
+                f"{cls.__name__}.{f.attribute}: LoadColumn index {idx[-1]} is past the last column "
+                f"of {path.name!r}, which has {len(names)} columns"
+            )
+        if not ct.is_scalar and ct.size != len(idx):
+            raise SchemaError(
+                f"{cls.__name__}.{f.attribute}: a {ct} field needs LoadColumn(start, end) covering "
+                f"{ct.size} file columns, got {len(idx)}"
+            )
+        for i in idx:
+            source_types[i] = DType.FLOAT64.arrow if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
+        sources[f.column.name] = idx
+    return binding.schema, _Plan(source_types, sources, names)
+
+def _plan_inferred(
+    path: Path, names: list[str], data_start: int, parse: pacsv.ParseOptions, missing: Sequence[str]
+) -> tuple[Schema, _Plan]:
+    read = pacsv.ReadOptions(skip_rows=data_start, column_names=names, block_size=1 << 20)
+    convert = pacsv.ConvertOptions(null_values=list(missing), strings_can_be_null=False)
+    try:
+        inferred = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert).schema
+    except pa.ArrowInvalid as exc:
+        raise ParseError(f"text file {str(path)!r}: {exc}") from None
+    cols: list[Column] = []
+    source_types: dict[int, pa.DataType] = {}
+    for i, field in enumerate(inferred):
+        t = field.type
+        if pa.types.is_floating(t) or pa.types.is_null(t):
+            dtype = DType.FLOAT32
+        elif pa.types.is_integer(t):
+            dtype = DType.INT64
+        elif pa.types.is_boolean(t):
+            dtype = DType.BOOL
+        else:
+            dtype = DType.STRING
+        source_types[i] = dtype.arrow
+        cols.append(Column(names[i], TensorType(dtype)))
+    return Schema(cols), _Plan(source_types, {c.name: [i] for i, c in enumerate(cols)}, names)
+
+# --------------------------------------------------------------------------------------------
+# Rows sink
+
+def create_enumerable(data: DataView, row_class: type) -> Iterator[Any]:
+    """Iterate ``data`` as instances of ``row_class`` (columns checked now, rows built lazily)."""
+    conv = RowConverter(row_class)
+    conv.check_source(data.schema)
+    names = [f.column.name for f in conv.binding.fields]
+
+    def rows() -> Iterator[Any]:
+        for batch in data.batches():
+            cols = {n: from_arrow(batch.column(n), data.schema[n].type) for n in names}
+            yield from conv.from_columns(cols, batch.num_rows)
+
+    return rows()

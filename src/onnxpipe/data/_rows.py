@@ -1,0 +1,166 @@
+"""Conversion between instances of a schema class and per-column numpy values.
+
+A :class:`RowConverter` is compiled once per class (one small function per field), so that the
+prediction engine's single-row path does no schema work per call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from onnxpipe.data._convert import ColumnValues
+from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, SchemaError, ShapeError
+from onnxpipe.schema import DType, FieldBinding, RowBinding, Schema, TensorType, row_binding
+
+__all__ = ["RowConverter", "coerce_array"]
+
+
+def coerce_array(value: Any, ct: TensorType, where: str) -> np.ndarray:
+    """``value`` as a numpy array of the column's element type and row shape.
+
+    Applies only the documented safe conversions; a flat array of the right size is reshaped;
+    unknown dimensions are resolved from the value's own shape.
+    """
+    is_numpy = isinstance(value, np.ndarray | np.generic)
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged nested lists and the like
+        raise ShapeError(f"{where}: cannot read {type(value).__name__} as a tensor: {exc}") from None
+    expected = ct.dtype
+    if arr.dtype.kind in "OUS":
+        if expected is not DType.STRING:
+            raise ColumnTypeError(f"{where}: expected {expected.value} values, got strings ({arr.dtype})")
+        arr = arr.astype(object)
+        if not all(isinstance(x, str) for x in arr.reshape(-1)):
+            bad = next(x for x in arr.reshape(-1) if not isinstance(x, str))
+            raise ColumnTypeError(f"{where}: expected strings, got a {type(bad).__name__} value {bad!r}")
+    elif arr.dtype != expected.numpy:
+        given = DType.from_numpy(arr.dtype)
+        ok = given.converts_safely_to(expected)
+        if not ok and not is_numpy and given is DType.INT64 and expected.is_integer and arr.size:
+            info = np.iinfo(expected.numpy)  # plain Python ints: accept when every value fits
+            ok = bool(arr.min() >= info.min and arr.max() <= info.max)
+        if not ok:
+            raise ColumnTypeError(
+                f"{where}: expected {expected.value} values, got {given.value}; convert the data "
+                f"first (only lossless conversions and float64 -> float32 are automatic)"
+            )
+        arr = arr.astype(expected.numpy)
+    if ct.is_scalar:
+        if arr.ndim and arr.size == 1:
+            return arr.reshape(())
+        if arr.ndim:
+            raise ShapeError(f"{where}: expected a single value, got an array of shape {arr.shape}")
+        return arr
+    shape = ct.shape
+    if arr.shape == shape:
+        return arr
+    if ct.is_known_shape:
+        if arr.size != ct.size:
+            raise ShapeError(
+                f"{where}: expected shape {_fmt(shape)} ({ct.size} values), got shape {arr.shape} "
+                f"({arr.size} values)"
+            )
+        return arr.reshape(shape)  # type: ignore[arg-type]
+    if arr.ndim == len(shape) and all(d is None or d == g for d, g in zip(shape, arr.shape, strict=True)):
+        return arr
+    if shape.count(None) == 1 and arr.ndim == 1:
+        known = math.prod(d for d in shape if d is not None)
+        if known and arr.size % known == 0:
+            return arr.reshape(tuple(arr.size // known if d is None else d for d in shape))
+    raise ShapeError(f"{where}: expected shape {_fmt(shape)}, got shape {arr.shape}")
+
+
+def _fmt(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+class RowConverter:
+    """Turns rows of one schema class into column values and back."""
+
+    def __init__(self, cls: type) -> None:
+        self.binding: RowBinding = row_binding(cls)
+        self.cls = cls
+        self.schema: Schema = self.binding.schema
+        self._readers = [(f.attribute, f.column.name, self._reader(f)) for f in self.binding.fields]
+
+    @staticmethod
+    def _reader(f: FieldBinding) -> Callable[[Sequence[Any], str], ColumnValues]:
+        ct = f.column.type
+        if not isinstance(ct, TensorType):
+            return lambda values, where: list(values)
+
+        def read(values: Sequence[Any], where: str) -> ColumnValues:
+            arrays = [coerce_array(v, ct, f"{where}, row {i}") for i, v in enumerate(values)]
+            if not ct.is_known_shape:
+                return arrays
+            if not arrays:
+                return np.zeros((0, *ct.shape), dtype=ct.dtype.numpy)  # type: ignore[misc]
+            return np.stack(arrays)
+
+        return read
+
+    def to_columns(self, rows: Sequence[Any]) -> dict[str, ColumnValues]:
+        cols: dict[str, ColumnValues] = {}
+        for attr, name, read in self._readers:
+            where = f"column {name!r} (field {self.cls.__name__}.{attr})"
+            try:
+                values = [getattr(r, attr) for r in rows]
+            except AttributeError:
+                bad = next(r for r in rows if not hasattr(r, attr))
+                raise SchemaError(
+                    f"{where}: a row of type {type(bad).__name__} has no attribute {attr!r}; "
+                    f"rows must be {self.cls.__name__} instances"
+                ) from None
+            cols[name] = read(values, where)
+        return cols
+
+    def check_source(self, source: Schema) -> None:
+        """Raise unless every field can be read from a column of ``source``."""
+        for f in self.binding.fields:
+            if f.column.name not in source:
+                raise ColumnNotFoundError(
+                    f"{self.cls.__name__}.{f.attribute} reads column {f.column.name!r}, which the data "
+                    f"does not have; available columns: {source.names}"
+                )
+            check_readable(source[f.column.name].type, f, self.cls.__name__)
+
+    def from_columns(self, cols: Mapping[str, ColumnValues], n: int) -> list[Any]:
+        """Build ``n`` instances from column values (checked beforehand by :meth:`check_source`)."""
+        per_field = [(f.attribute, _to_python(cols[f.column.name], f)) for f in self.binding.fields]
+        if n == 1:
+            return [self.cls(**{a: vals[0] for a, vals in per_field})]
+        return [self.cls(**{a: vals[i] for a, vals in per_field}) for i in range(n)]
+
+
+def check_readable(given: Any, f: FieldBinding, cls_name: str) -> None:
+    """Raise unless a column of type ``given`` can be read into field ``f``."""
+    want = f.column.type
+    where = f"{cls_name}.{f.attribute} (column {f.column.name!r})"
+    if isinstance(want, TensorType) and isinstance(given, TensorType):
+        if not given.dtype.converts_safely_to(want.dtype):
+            raise ColumnTypeError(f"{where}: the field holds {want.dtype.value}, the column is {given}")
+        if want.is_scalar != given.is_scalar and not (
+            want.is_scalar and given.size == 1 or given.is_scalar and want.size == 1
+        ):
+            raise ShapeError(f"{where}: the field is {want}, the column is {given}")
+        return
+    if type(want) is not type(given):
+        raise ColumnTypeError(f"{where}: the field is {want}, the column is {given}")
+
+
+def _to_python(values: ColumnValues, f: FieldBinding) -> list[Any]:
+    ct = f.column.type
+    if not isinstance(ct, TensorType):
+        return list(values)
+    if ct.is_scalar:
+        arr = np.asarray(values).astype(ct.dtype.numpy, copy=False).reshape(len(values))
+        return arr.tolist()
+    rows = [np.asarray(v).astype(ct.dtype.numpy, copy=False) for v in values]
+    if ct.is_known_shape:
+        rows = [r.reshape(ct.shape) for r in rows]  # type: ignore[arg-type]
+    return [r.tolist() for r in rows] if f.as_list else rows

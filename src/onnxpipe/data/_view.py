@@ -1,0 +1,167 @@
+"""DataView: an immutable, lazy table that streams Arrow record batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
+from onnxpipe.errors import require
+from onnxpipe.schema import Schema, TensorType
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DataView", "Preview"]
+
+BatchSource = Callable[[], Iterator[pa.RecordBatch]]
+
+
+class DataView:
+    """A lazy, immutable table: a :class:`~onnxpipe.Schema` and a re-iterable stream of Arrow
+    record batches. Nothing is read or computed until a sink (``column``, ``to_arrow``,
+    ``to_pandas``, ``preview``, iteration of ``batches()``) asks for it.
+    """
+
+    __slots__ = ("_row_count", "_schema", "_source")
+
+    def __init__(self, schema: Schema, source: BatchSource, row_count: int | None = None) -> None:
+        self._schema = schema
+        self._source = source
+        self._row_count = row_count
+
+    @property
+    def schema(self) -> Schema:
+        return self._schema
+
+    @property
+    def row_count(self) -> int | None:
+        """The number of rows when known without reading the data, else None."""
+        return self._row_count
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return arrow_schema(self._schema)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """Stream the data as Arrow record batches (each call starts from the beginning)."""
+        return self._source()
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        return self.batches()
+
+    def count_rows(self) -> int:
+        """The number of rows, reading the data if the count is not known up front."""
+        if self._row_count is not None:
+            return self._row_count
+        return sum(b.num_rows for b in self.batches())
+
+    def column(self, name: str) -> ColumnValues:
+        """All values of one column: a numpy array of shape ``(rows, *shape)`` for tensors of
+        known shape, a list of per-row arrays when a dimension is unknown, a list of Python
+        objects for sequences and maps."""
+        ct = self._schema[name].type
+        parts = [from_arrow(b.column(name), ct) for b in self.batches()]
+        if isinstance(ct, TensorType) and ct.is_known_shape:
+            if not parts:
+                return np.zeros((0, *ct.shape), dtype=ct.dtype.numpy)  # type: ignore[misc]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)  # type: ignore[arg-type]
+        return [v for p in parts for v in p]
+
+    def to_arrow(self) -> pa.Table:
+        """Materialise as an Arrow table (column types are recorded in the field metadata)."""
+        return pa.Table.from_batches(list(self.batches()), schema=self.arrow_schema)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Materialise as a pandas DataFrame; tensor cells are numpy arrays of the row shape."""
+        pd_mod: Any = require("pandas", "pandas")
+        data: dict[str, Any] = {}
+        for name, col in self._schema.items():
+            values = self.column(name)
+            if isinstance(col.type, TensorType) and col.type.is_scalar:
+                data[name] = values
+            else:
+                cells = np.empty(len(values), dtype=object)
+                cells[:] = list(values)
+                data[name] = cells
+        return pd_mod.DataFrame(data, columns=self._schema.names)
+
+    def take(self, n: int) -> DataView:
+        """A view of the first ``n`` rows (reads only as many batches as needed)."""
+        source = self._source
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            left = n
+            for b in source():
+                if left <= 0:
+                    return
+                yield b.slice(0, left) if b.num_rows > left else b
+                left -= b.num_rows
+
+        count = None if self._row_count is None else min(n, self._row_count)
+        return DataView(self._schema, batches, count)
+
+    def preview(self, n: int = 5) -> Preview:
+        """The first ``n`` rows as a printable table."""
+        return Preview(self.take(n))
+
+    def __repr__(self) -> str:
+        rows = "?" if self._row_count is None else str(self._row_count)
+        return f"DataView(rows={rows}, {self._schema!r})"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        flat = value.reshape(-1)
+        head = ", ".join(_scalar(x) for x in flat[:4])
+        more = ", …" if flat.size > 4 else ""
+        return f"[{head}{more}] {tuple(value.shape)}"
+    if isinstance(value, list | dict):
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "…"
+    return _scalar(value)
+
+
+def _scalar(x: Any) -> str:
+    if isinstance(x, float | np.floating):
+        return f"{float(x):.4g}"
+    return str(x)
+
+
+class Preview:
+    """The first rows of a DataView, printed as a table (``print(view.preview())``)."""
+
+    def __init__(self, view: DataView) -> None:
+        self.schema = view.schema
+        self.columns = {name: view.column(name) for name in view.schema.names}
+        self.rows = len(next(iter(self.columns.values()), []))
+
+    def __rich__(self) -> Any:
+        from rich.table import Table
+
+        table = Table(show_lines=False)
+        for name, col in self.schema.items():
+            table.add_column(f"{name}\n{col.type}", overflow="fold")
+        for i in range(self.rows):
+            table.add_row(*(_cell(self.columns[c][i]) for c in self.schema.names))
+        return table
+
+    def __str__(self) -> str:
+        from rich.console import Console
+
+        console = Console(width=160, record=True, file=_NullFile())
+        console.print(self)
+        return console.export_text().rstrip()
+
+    __repr__ = __str__
+
+
+class _NullFile:
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass

@@ -1,0 +1,57 @@
+"""The typed prediction engine: rows of one class in, rows of another class out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from onnxpipe.core import Transformer, TransformerChain
+from onnxpipe.data._rows import RowConverter
+
+__all__ = ["PredictionEngine"]
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class PredictionEngine(Generic[In, Out]):
+    """Scores single rows or small lists of rows through a fitted model, without a DataView.
+
+    Everything that depends only on the classes and the model (schemas, field converters, each
+    step's input columns) is worked out once here; a call converts the row's fields to arrays,
+    runs each step on them, and builds the output object. The engine holds no per-call state, so
+    it is safe to use from several threads at once.
+    """
+
+    def __init__(self, model: Transformer, input_class: type[In], output_class: type[Out]) -> None:
+        self._input = RowConverter(input_class)
+        self._output = RowConverter(output_class)
+        steps = model.steps
+        schemas = TransformerChain(steps).schemas(self._input.schema)
+        self._output.check_source(schemas[-1])
+        self._plan = tuple((step, tuple(step.input_columns(s)), s) for step, s in zip(steps, schemas, strict=False))
+        self.input_schema = self._input.schema
+        self.output_schema = schemas[-1]
+
+    def predict(self, row: In) -> Out:
+        """Score one row."""
+        return self._score([row])[0]
+
+    def predict_batch(self, rows: Sequence[In]) -> list[Out]:
+        """Score several rows in one go (one ONNX Runtime call per batch where the model allows)."""
+        rows = list(rows)
+        if not rows:
+            return []
+        return self._score(rows)
+
+    def _score(self, rows: Sequence[In]) -> list[Out]:
+        n = len(rows)
+        cols = self._input.to_columns(rows)
+        for step, names, schema in self._plan:
+            cols.update(step.map_columns({k: cols[k] for k in names}, schema, n))
+        return self._output.from_columns(cols, n)
+
+    def __repr__(self) -> str:
+        return f"PredictionEngine({self._input.cls.__name__} -> {self._output.cls.__name__}, steps={len(self._plan)})"
+
+

@@ -1,0 +1,120 @@
+"""Every error onnxpipe raises on purpose.
+
+Each error subclasses the built-in exception a caller would catch for the same problem, so
+``except ValueError`` keeps working, and :class:`OnnxPipeError` catches them all::
+
+    OnnxPipeError
+    ├── SchemaError (ValueError)                 a column or tensor does not fit what is declared
+    │   ├── ColumnNotFoundError (KeyError)       a named column is absent
+    │   ├── ColumnTypeError (TypeError)          wrong element type / column kind
+    │   └── ShapeError                           wrong rank, size or dimension
+    ├── DataError (ValueError)                   the values themselves are bad
+    │   └── ParseError                           a text file cell cannot be read as its type
+    ├── ModelError (ValueError)                  an ONNX model cannot be used as asked
+    │   ├── ModelLoadError                       malformed / unsupported / unsafe ONNX file
+    │   └── TensorNotFoundError (KeyError)       a tensor name the model does not have
+    ├── ExecutionError (RuntimeError)            ONNX Runtime failed while scoring
+    ├── DeviceError (RuntimeError)               a requested GPU cannot be used
+    ├── InvalidArgumentError (ValueError)        an option's value is out of range
+    ├── DataFileNotFoundError (FileNotFoundError) a data or model file is missing
+    └── MissingDependencyError (ImportError)     an optional extra is not installed
+
+Messages say which column / step / tensor, what was expected, what was given, and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ColumnNotFoundError",
+    "ColumnTypeError",
+    "DataError",
+    "DataFileNotFoundError",
+    "DeviceError",
+    "ExecutionError",
+    "InvalidArgumentError",
+    "MissingDependencyError",
+    "ModelError",
+    "ModelLoadError",
+    "OnnxPipeError",
+    "ParseError",
+    "SchemaError",
+    "ShapeError",
+    "TensorNotFoundError",
+]
+
+
+class OnnxPipeError(Exception):
+    """Base class of every error raised by onnxpipe."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its message; the subclasses below that derive from it must not.
+        return str(self.args[0]) if self.args else ""
+
+
+class SchemaError(OnnxPipeError, ValueError):
+    """Data does not match the schema a component or model expects."""
+
+
+class ColumnNotFoundError(SchemaError, KeyError):
+    """A column named by a component or a schema class is not in the data."""
+
+
+class ColumnTypeError(SchemaError, TypeError):
+    """A column's element type or kind is not the one expected."""
+
+
+class ShapeError(SchemaError):
+    """A tensor's rank or dimensions do not match the expected shape."""
+
+
+class DataError(OnnxPipeError, ValueError):
+    """The values are unusable (empty data, ragged vectors, NaN where not allowed, ...)."""
+
+
+class ParseError(DataError):
+    """A cell of a text file cannot be read as its column's type."""
+
+
+class ModelError(OnnxPipeError, ValueError):
+    """An ONNX model cannot be used as requested."""
+
+
+class ModelLoadError(ModelError):
+    """The ONNX model is malformed, unsupported by ONNX Runtime, or unsafe to load."""
+
+
+class TensorNotFoundError(ModelError, KeyError):
+    """A tensor name (input, output or shape-dictionary key) is not in the model."""
+
+
+class ExecutionError(OnnxPipeError, RuntimeError):
+    """ONNX Runtime failed while running the model."""
+
+
+class DeviceError(OnnxPipeError, RuntimeError):
+    """A GPU was requested and cannot be used, and CPU fallback was not allowed."""
+
+
+class InvalidArgumentError(OnnxPipeError, ValueError):
+    """An argument's value is invalid (e.g. a negative batch size); the message lists valid values."""
+
+
+class DataFileNotFoundError(OnnxPipeError, FileNotFoundError):
+    """A data or model file does not exist."""
+
+
+class MissingDependencyError(OnnxPipeError, ImportError):
+    """An optional dependency is needed; the message names the extra to install."""
+
+
+def require(module: str, extra: str) -> object:
+    """Import an optional module or raise :class:`MissingDependencyError` naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError(
+            f"this feature needs the optional package {module!r}; "
+            f"install it with: pip install 'onnxpipe[{extra}]'"
+        ) from exc

@@ -1,0 +1,14 @@
+"""The ONNX layer: model loading and type mapping, ONNX Runtime sessions, inspection."""
+
+from onnxpipe.onnx._model import ModelInfo, TensorInfo, describe_model, load_model
+from onnxpipe.onnx._session import OnnxPipeWarning, SessionSettings, create_session
+
+__all__ = [
+    "ModelInfo",
+    "OnnxPipeWarning",
+    "SessionSettings",
+    "TensorInfo",
+    "create_session",
+    "describe_model",
+    "load_model",
+]

@@ -1,0 +1,251 @@
+"""Inspecting ONNX models: what Netron's Model Properties shows, and schema classes for a model.
+
+:func:`inspect_model` describes a model file, :func:`render_model_info` turns that description
+into rich tables, and :func:`generate_schema_code` writes the ``OnnxInput`` / ``OnnxOutput``
+dataclasses a user declares to apply the model.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from pathlib import Path
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from onnxpipe.errors import InvalidArgumentError
+from onnxpipe.onnx._model import ModelInfo, TensorInfo, describe_model, load_model
+from onnxpipe.schema import ColumnType, DType, MapType, SequenceType, TensorType
+
+__all__ = ["generate_schema_code", "inspect_model", "render_model_info"]
+
+_METADATA_WIDTH = 80
+_DOC_WIDTH = 300
+
+
+def inspect_model(path: str | Path) -> ModelInfo:
+    """Describe the ONNX model at ``path``: inputs, outputs, opsets, producer, metadata.
+
+    Raises :class:`~onnxpipe.errors.DataFileNotFoundError` for a missing file and
+    :class:`~onnxpipe.errors.ModelLoadError` for a malformed or unsafe one.
+    """
+    loaded = load_model(model_file=path)
+    return describe_model(loaded.proto, str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _io_table(info: ModelInfo) -> Table:
+    title = Path(info.path).name if info.path else None
+    table = Table("Input/Output", "Name", "Type", "Dimensions", title=title, box=box.SQUARE)
+    # Tensor names are data, never markup or something to cut: Text cells, folded when long.
+    for column in table.columns[1:]:
+        column.overflow = "fold"
+    for kind, tensors in (("Input", info.inputs), ("Output", info.outputs)):
+        for t in tensors:
+            table.add_row(Text(kind), Text(t.name), Text(t.type_text), Text(t.dims_text()))
+    return table
+
+
+def _properties(info: ModelInfo) -> list[tuple[str, str]]:
+    rows = [("Format", f"ONNX v{info.ir_version}")]
+    rows.append(("Opsets", "\n".join(f"{domain}: {version}" for domain, version in info.opsets.items())))
+    producer = " ".join(p for p in (info.producer_name, info.producer_version) if p)
+    # Unset fields are left out, as Netron does; an empty row says nothing.
+    optional = [
+        ("Producer", producer),
+        ("Domain", info.domain),
+        ("Model version", str(info.model_version) if info.model_version else ""),
+        ("Graph", info.graph_name),
+        ("Description", _truncate(info.doc_string.strip(), _DOC_WIDTH)),
+    ]
+    rows.extend((k, v) for k, v in optional if v)
+    if info.initializers_as_inputs:
+        rows.append(("Weights listed as inputs", str(len(info.initializers_as_inputs))))
+    return rows
+
+
+def _properties_table(info: ModelInfo) -> Table:
+    table = Table("Property", "Value", box=box.SQUARE)
+    table.columns[1].overflow = "fold"
+    for key, value in _properties(info):
+        table.add_row(Text(key), Text(value))
+    return table
+
+
+def _metadata_table(info: ModelInfo) -> Table:
+    table = Table("Metadata", "Value", box=box.SQUARE)
+    table.columns[1].overflow = "fold"
+    for key, value in info.metadata.items():
+        table.add_row(Text(key), Text(_truncate(value, _METADATA_WIDTH)))
+    return table
+
+
+def render_model_info(info: ModelInfo) -> RenderableType:
+    """Rich tables for a model: its inputs and outputs, its properties, and its metadata if any."""
+    parts: list[RenderableType] = [_io_table(info), _properties_table(info)]
+    if info.metadata:
+        parts.append(_metadata_table(info))
+    return Group(*parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Schema code generation
+
+# ML.NET's exports carry these placeholder tensors (slot names, key values); nobody feeds them.
+_MLNET_UNUSED = re.compile(r"^mlnet\..+\.unused(Input|Output)$")
+
+# Inside list/dict annotations the schema reads Python's own types (float is float32, int int64).
+_PY_NAMES = {DType.FLOAT32: "float", DType.INT64: "int", DType.STRING: "str", DType.BOOL: "bool"}
+
+
+def _numpy_name(dtype: DType) -> str:
+    if dtype is DType.BOOL:
+        return "np.bool_"
+    if dtype is DType.STRING:
+        return "np.str_"
+    return f"np.{dtype.value}"
+
+
+def _inner_annotation(ct: ColumnType) -> str | None:
+    """The annotation of a map value or sequence element, or None where a class cannot declare it."""
+    if isinstance(ct, TensorType):
+        if not ct.is_scalar:
+            return None
+        return _PY_NAMES.get(ct.dtype, _numpy_name(ct.dtype))
+    if isinstance(ct, MapType):
+        value = _inner_annotation(ct.value)
+        key = _PY_NAMES.get(ct.key, _numpy_name(ct.key))
+        return None if value is None else f"dict[{key}, {value}]"
+    # A list of scalars reads as a vector column, so only sequences of maps or sequences work.
+    if isinstance(ct.element, TensorType):
+        return None
+    element = _inner_annotation(ct.element)
+    return None if element is None else f"list[{element}]"
+
+
+def _row_dims(dims: tuple[int | str | None, ...]) -> list[int]:
+    """The model's shape for one row: an unknown first (batch) dimension is 1, other unknowns -1."""
+    out = []
+    for i, d in enumerate(dims):
+        known = isinstance(d, int) and d > 0
+        out.append(d if known and isinstance(d, int) else (1 if i == 0 else -1))
+    return out
+
+
+def _identifier(name: str) -> str:
+    """A snake_case Python identifier for a tensor name (uniqueness is handled by the caller)."""
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", text)
+    text = re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower()
+    if not text:
+        return "tensor"
+    if text[0].isdigit():
+        # Not a leading underscore: schema classes ignore underscore-prefixed fields.
+        text = "tensor_" + text
+    if keyword.iskeyword(text):
+        text += "_"
+    return text
+
+
+def _literal(text: str) -> str:
+    # JSON string escapes are all valid Python escapes, and give the double quotes users write.
+    return json.dumps(text, ensure_ascii=False)
+
+
+class _Imports:
+    def __init__(self) -> None:
+        self.np = False
+        self.npt = False
+        self.vector_type = False
+        self.annotated = False
+
+
+def _field_lines(t: TensorInfo, attr: str, imports: _Imports) -> list[str]:
+    column = f"ColumnName({_literal(t.name)})"
+    ct = t.column_type
+    annotation: str | None = None
+    extra = ""
+    if isinstance(ct, TensorType):
+        if ct.is_scalar:
+            annotation = "str" if ct.dtype is DType.STRING else _numpy_name(ct.dtype)
+            imports.np |= ct.dtype is not DType.STRING
+        else:
+            annotation = f"npt.NDArray[{_numpy_name(ct.dtype)}]"
+            extra = ", VectorType(" + ", ".join(str(d) for d in _row_dims(t.dims or ())) + ")"
+            imports.np = imports.npt = imports.vector_type = True
+    elif ct is not None:
+        annotation = _inner_annotation(ct)
+        imports.np |= annotation is not None and "np." in annotation
+    imports.annotated = True
+    if annotation is None:
+        return [
+            f"    # unsupported ONNX type: {t.type_text}{t.dims_text()}; onnxpipe cannot read or feed this tensor",
+            f"    {attr}: Annotated[object, {column}]",
+        ]
+    return [f"    {attr}: Annotated[{annotation}, {column}{extra}]"]
+
+
+def _class_lines(name: str, tensors: tuple[TensorInfo, ...], imports: _Imports) -> list[str]:
+    lines = ["@dataclass", f"class {name}:"]
+    used: set[str] = set()
+    body: list[str] = []
+    for t in tensors:
+        if _MLNET_UNUSED.match(t.name):
+            continue
+        base = attr = _identifier(t.name)
+        n = 2
+        while attr in used:
+            attr = f"{base}_{n}"
+            n += 1
+        used.add(attr)
+        body.extend(_field_lines(t, attr, imports))
+    return lines + (body or ["    pass"])
+
+
+def _check_class_name(name: str, option: str) -> None:
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise InvalidArgumentError(f"{option}={name!r} is not a valid Python class name; use e.g. 'OnnxInput'")
+
+
+def generate_schema_code(info: ModelInfo, input_class: str = "OnnxInput", output_class: str = "OnnxOutput") -> str:
+    """Python source declaring the model's inputs and outputs as two annotated dataclasses.
+
+    Field names are snake_case identifiers derived from the tensor names, and ``ColumnName``
+    keeps each exact tensor name. Shapes are one row's: an unknown first dimension becomes 1,
+    any other unknown dimension -1.
+    """
+    _check_class_name(input_class, "input_class")
+    _check_class_name(output_class, "output_class")
+    if input_class == output_class:
+        raise InvalidArgumentError(f"input_class and output_class are both {input_class!r}; give them different names")
+    imports = _Imports()
+    classes = [
+        _class_lines(input_class, info.inputs, imports),
+        _class_lines(output_class, info.outputs, imports),
+    ]
+    source = repr(Path(info.path).name) if info.path else "an ONNX model"
+    # A comment, not a docstring: repr() of a file name is always safe in a comment.
+    blocks = [[f"# Schema classes for {source}, generated by onnxpipe."], ["from dataclasses import dataclass"]]
+    if imports.annotated:
+        blocks[1].append("from typing import Annotated")
+        third_party = ["import numpy as np"] if imports.np else []
+        third_party += ["import numpy.typing as npt"] if imports.npt else []
+        names = "ColumnName, VectorType" if imports.vector_type else "ColumnName"
+        blocks.append([*third_party, f"from onnxpipe import {names}"])
+    out = [line for block in blocks for line in [*block, ""]]
+    out.append("")
+    out.extend(classes[0])
+    out.extend(["", ""])
+    out.extend(classes[1])
+    return "\n".join(out) + "\n"

@@ -1,0 +1,501 @@
+"""Column types, schemas, and schemas declared by annotated classes.
+
+This module is the data contract: it knows nothing of ONNX or of learning.
+
+* :class:`DType` is an element type (every ONNX tensor element type onnxpipe supports).
+* A column's type is a :class:`TensorType` (a scalar is a tensor of shape ``()``; unknown
+  dimensions are ``None``; a key column has a ``key_count``), a :class:`SequenceType` or a
+  :class:`MapType` (for ONNX sequence / map outputs such as scikit-learn's ZipMap).
+* A :class:`Schema` is an ordered, immutable list of :class:`Column`.
+* :func:`schema_of` reads a schema from a dataclass, a pydantic model or a plain annotated class
+  whose fields carry :class:`ColumnName`, :class:`VectorType`, :class:`LoadColumn` and
+  :class:`KeyType` markers.
+
+Type equality is strict; :meth:`DType.converts_safely_to` names the only automatic conversions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import typing
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeAlias
+
+import numpy as np
+import pyarrow as pa
+
+from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, SchemaError
+
+__all__ = [
+    "Column",
+    "ColumnName",
+    "ColumnType",
+    "DType",
+    "FieldBinding",
+    "KeyType",
+    "LoadColumn",
+    "MapType",
+    "RowBinding",
+    "Schema",
+    "SequenceType",
+    "TensorType",
+    "VectorType",
+    "row_binding",
+    "schema_of",
+]
+
+
+class DType(enum.Enum):
+    """Element type of a column or tensor; the value is the canonical name."""
+
+    BOOL = "bool"
+    INT8 = "int8"
+    INT16 = "int16"
+    INT32 = "int32"
+    INT64 = "int64"
+    UINT8 = "uint8"
+    UINT16 = "uint16"
+    UINT32 = "uint32"
+    UINT64 = "uint64"
+    FLOAT16 = "float16"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    STRING = "string"
+
+    @property
+    def numpy(self) -> np.dtype[Any]:
+        """The numpy dtype holding values of this type (``object`` for strings)."""
+        return _NUMPY[self]
+
+    @property
+    def arrow(self) -> pa.DataType:
+        return _ARROW[self]
+
+    @property
+    def is_float(self) -> bool:
+        return self in (DType.FLOAT16, DType.FLOAT32, DType.FLOAT64)
+
+    @property
+    def is_integer(self) -> bool:
+        return self.value.startswith(("int", "uint"))
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.is_float or self.is_integer
+
+    @classmethod
+    def from_numpy(cls, dtype: np.dtype[Any] | type) -> DType:
+        """The DType of a numpy dtype; strings (``U``, ``S``, ``object``) map to STRING."""
+        dt = np.dtype(dtype)
+        if dt.kind in "OUS":
+            return DType.STRING
+        try:
+            return _FROM_NUMPY[dt]
+        except KeyError:
+            raise ColumnTypeError(
+                f"numpy dtype {dt} has no onnxpipe element type; "
+                f"supported: {', '.join(t.value for t in DType)}"
+            ) from None
+
+    @classmethod
+    def from_arrow(cls, dtype: pa.DataType) -> DType:
+        if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+            return DType.STRING
+        try:
+            return _FROM_NUMPY[np.dtype(dtype.to_pandas_dtype())]
+        except (NotImplementedError, KeyError, TypeError):
+            raise ColumnTypeError(f"Arrow type {dtype} has no onnxpipe element type") from None
+
+    def converts_safely_to(self, target: DType) -> bool:
+        """Whether data of this type is converted automatically where ``target`` is expected.
+
+        The documented safe conversions: any number or bool into a float type (float64 data
+        into a float32 model input is the case everyone hits), and integers into a wider
+        integer type that holds every value. Everything else must match exactly.
+        """
+        if self is target:
+            return True
+        if target.is_float:
+            return self.is_numeric or self is DType.BOOL
+        if target.is_integer and (self.is_integer or self is DType.BOOL):
+            if self is DType.BOOL:
+                return True
+            src, dst = np.iinfo(self.numpy), np.iinfo(target.numpy)
+            return src.min >= dst.min and src.max <= dst.max
+        return False
+
+
+_NUMPY: dict[DType, np.dtype[Any]] = {
+    t: np.dtype(object if t is DType.STRING else t.value) for t in DType
+}
+_FROM_NUMPY: dict[np.dtype[Any], DType] = {v: k for k, v in _NUMPY.items() if k is not DType.STRING}
+_ARROW: dict[DType, pa.DataType] = {
+    t: pa.string() if t is DType.STRING else pa.from_numpy_dtype(_NUMPY[t]) for t in DType
+}
+
+Dim: TypeAlias = int | None
+
+
+def _format_dims(shape: Sequence[Dim]) -> str:
+    return ",".join("?" if d is None else str(d) for d in shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorType:
+    """A tensor per row. ``shape == ()`` is a scalar; ``None`` marks an unknown dimension."""
+
+    dtype: DType
+    shape: tuple[Dim, ...] = ()
+    key_count: int | None = None  # a key column: values 1..key_count, 0 means missing
+
+    def __post_init__(self) -> None:
+        for d in self.shape:
+            if d is not None and (not isinstance(d, int) or d <= 0):
+                raise SchemaError(
+                    f"dimension {d!r} in shape ({_format_dims(self.shape)}) is invalid: "
+                    "use a positive size, or -1 / None for an unknown dimension"
+                )
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.shape == ()
+
+    @property
+    def is_known_shape(self) -> bool:
+        return None not in self.shape
+
+    @property
+    def size(self) -> int | None:
+        """Number of values per row, or None when a dimension is unknown."""
+        return math.prod(self.shape) if self.is_known_shape else None  # type: ignore[arg-type]
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def __str__(self) -> str:
+        base = f"key<{self.dtype.value},{self.key_count}>" if self.key_count else self.dtype.value
+        return base if self.is_scalar else f"{base}[{_format_dims(self.shape)}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class MapType:
+    """A map per row (ONNX ``map(K, V)``)."""
+
+    key: DType
+    value: ColumnType
+
+    def __str__(self) -> str:
+        return f"map<{self.key.value},{self.value}>"
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceType:
+    """A sequence per row (ONNX ``seq(T)``), e.g. ZipMap's ``seq(map(int64, float))``."""
+
+    element: ColumnType
+
+    def __str__(self) -> str:
+        return f"seq<{self.element}>"
+
+
+ColumnType: TypeAlias = TensorType | SequenceType | MapType
+
+
+def column_type_to_json(ct: ColumnType) -> dict[str, Any]:
+    if isinstance(ct, TensorType):
+        out: dict[str, Any] = {"kind": "tensor", "dtype": ct.dtype.value, "shape": list(ct.shape)}
+        if ct.key_count is not None:
+            out["key_count"] = ct.key_count
+        return out
+    if isinstance(ct, SequenceType):
+        return {"kind": "sequence", "element": column_type_to_json(ct.element)}
+    return {"kind": "map", "key": ct.key.value, "value": column_type_to_json(ct.value)}
+
+
+def column_type_from_json(obj: Mapping[str, Any]) -> ColumnType:
+    try:
+        kind = obj["kind"]
+        if kind == "tensor":
+            return TensorType(DType(obj["dtype"]), tuple(obj["shape"]), obj.get("key_count"))
+        if kind == "sequence":
+            return SequenceType(column_type_from_json(obj["element"]))
+        if kind == "map":
+            return MapType(DType(obj["key"]), column_type_from_json(obj["value"]))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise SchemaError(f"invalid column type description {dict(obj)!r}: {exc}") from None
+    raise SchemaError(f"invalid column type kind {kind!r}: expected tensor, sequence or map")
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """A named column. ``slot_names`` names the values of a vector column (ML.NET's SlotNames)."""
+
+    name: str
+    type: ColumnType
+    slot_names: tuple[str, ...] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.type}"
+
+
+class Schema(Mapping[str, Column]):
+    """An ordered, immutable set of uniquely named columns."""
+
+    __slots__ = ("_columns",)
+
+    def __init__(self, columns: Iterable[Column] = ()) -> None:
+        cols: dict[str, Column] = {}
+        for c in columns:
+            cols[c.name] = c  # a later column of the same name replaces the earlier one
+        self._columns = cols
+
+    @classmethod
+    def of(cls, **types: ColumnType) -> Schema:
+        return cls(Column(n, t) for n, t in types.items())
+
+    def __getitem__(self, name: str) -> Column:
+        try:
+            return self._columns[name]
+        except KeyError:
+            raise ColumnNotFoundError(
+                f"column {name!r} is not in the data; available columns: {self.names}"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Schema):
+            return NotImplemented
+        return list(self._columns.values()) == list(other._columns.values())
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._columns.values()))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._columns)
+
+    @property
+    def columns(self) -> list[Column]:
+        return list(self._columns.values())
+
+    def require(self, name: str, step: str) -> Column:
+        """The column ``name``, or a ColumnNotFoundError saying which step needs it."""
+        if name not in self._columns:
+            raise ColumnNotFoundError(
+                f"{step}: input column {name!r} is not in the data; available columns: {self.names}"
+            )
+        return self._columns[name]
+
+    def with_columns(self, *columns: Column) -> Schema:
+        """A copy where ``columns`` are added at the end, replacing same-named columns."""
+        replaced = {c.name for c in columns}
+        return Schema([c for c in self._columns.values() if c.name not in replaced] + list(columns))
+
+    def without(self, *names: str) -> Schema:
+        return Schema(c for c in self._columns.values() if c.name not in names)
+
+    def select(self, names: Iterable[str]) -> Schema:
+        return Schema(self._columns[n] for n in names)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        out = []
+        for c in self._columns.values():
+            d: dict[str, Any] = {"name": c.name, "type": column_type_to_json(c.type)}
+            if c.slot_names is not None:
+                d["slot_names"] = list(c.slot_names)
+            out.append(d)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Iterable[Mapping[str, Any]]) -> Schema:
+        cols = []
+        for d in obj:
+            slots = d.get("slot_names")
+            cols.append(
+                Column(
+                    str(d["name"]),
+                    column_type_from_json(d["type"]),
+                    tuple(slots) if slots is not None else None,
+                )
+            )
+        return cls(cols)
+
+    def __repr__(self) -> str:
+        return "Schema(" + ", ".join(str(c) for c in self._columns.values()) + ")"
+
+
+# --------------------------------------------------------------------------------------------
+# Annotation markers for schema classes
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnName:
+    """Maps a field to a column (or ONNX tensor) of another name."""
+
+    name: str
+
+
+class VectorType:
+    """Declares a field's tensor shape; ``-1`` or ``None`` is an unknown dimension."""
+
+    __slots__ = ("dims",)
+
+    def __init__(self, *dims: int | None) -> None:
+        if not dims:
+            raise SchemaError("VectorType needs at least one dimension, e.g. VectorType(3)")
+        fixed: list[Dim] = []
+        for d in dims:
+            if d is None or d == -1:
+                fixed.append(None)
+            elif isinstance(d, int | np.integer) and not isinstance(d, bool) and d > 0:
+                fixed.append(int(d))
+            else:
+                raise SchemaError(
+                    f"VectorType{tuple(dims)}: dimension {d!r} is invalid; use a positive size, "
+                    "or -1 / None for an unknown dimension"
+                )
+        self.dims: tuple[Dim, ...] = tuple(fixed)
+
+    def __repr__(self) -> str:
+        return "VectorType(" + ", ".join("-1" if d is None else str(d) for d in self.dims) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VectorType) and other.dims == self.dims
+
+    def __hash__(self) -> int:
+        return hash(self.dims)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadColumn:
+    """Source position(s) in a text file: one index, or an inclusive range for a vector."""
+
+    start: int
+    end: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or (self.end is not None and self.end < self.start):
+            raise SchemaError(f"LoadColumn({self.start}, {self.end}): invalid column range")
+
+    @property
+    def count(self) -> int:
+        return 1 if self.end is None else self.end - self.start + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyType:
+    """Declares a categorical key column with values ``1..count`` (0 = missing), stored as uint32."""
+
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count <= 0:
+            raise SchemaError(f"KeyType({self.count}): the key count must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldBinding:
+    """How one attribute of a schema class maps to a column."""
+
+    attribute: str
+    column: Column
+    load_column: LoadColumn | None
+    as_list: bool  # the attribute is a list (not a numpy array) for vector columns
+
+
+@dataclasses.dataclass(frozen=True)
+class RowBinding:
+    """The schema read from a class, and how to build and read its instances."""
+
+    cls: type
+    fields: tuple[FieldBinding, ...]
+
+    @property
+    def schema(self) -> Schema:
+        return Schema(f.column for f in self.fields)
+
+
+_PY_SCALARS: dict[Any, DType] = {float: DType.FLOAT32, int: DType.INT64, bool: DType.BOOL, str: DType.STRING}
+
+
+def _scalar_dtype(tp: Any, where: str) -> DType:
+    if tp in _PY_SCALARS:
+        return _PY_SCALARS[tp]
+    if isinstance(tp, type) and issubclass(tp, np.generic | np.dtype):
+        return DType.from_numpy(tp)
+    if typing.get_origin(tp) is np.dtype:
+        return DType.from_numpy(typing.get_args(tp)[0])
+    raise ColumnTypeError(
+        f"{where}: element type {tp!r} is not supported; use float (float32), int (int64), "
+        "bool, str, or a numpy scalar type such as np.float64 or np.int32"
+    )
+
+
+def _column_type(tp: Any, markers: list[Any], where: str) -> tuple[ColumnType, bool]:
+    """The column type of an annotation and whether the attribute holds a Python list."""
+    vector = next((m for m in markers if isinstance(m, VectorType)), None)
+    key = next((m for m in markers if isinstance(m, KeyType)), None)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is np.ndarray:
+        dtype = _scalar_dtype(args[1] if len(args) == 2 else np.float32, where)
+        shape = vector.dims if vector else (None,)
+        return TensorType(dtype, shape, key.count if key else None), False
+    if origin is dict:
+        return MapType(_scalar_dtype(args[0], where), _column_type(args[1], [], where)[0]), False
+    if origin is list:
+        (item,) = args
+        if typing.get_origin(item) in (dict, list):
+            return SequenceType(_column_type(item, [], where)[0]), True
+        dtype = _scalar_dtype(item, where)
+        shape = vector.dims if vector else (None,)
+        return TensorType(dtype, shape), True
+    dtype = DType.UINT32 if key else _scalar_dtype(tp, where)
+    if vector:
+        return TensorType(dtype, vector.dims, key.count if key else None), False
+    return TensorType(dtype, (), key.count if key else None), False
+
+
+def row_binding(cls: type) -> RowBinding:
+    """Read the schema of a dataclass, pydantic model or plain annotated class."""
+    if not isinstance(cls, type):
+        raise SchemaError(f"a schema class is expected, got {cls!r}")
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except Exception as exc:  # unresolvable forward references and the like
+        raise SchemaError(f"cannot read the annotations of {cls.__name__}: {exc}") from None
+    hints = {k: v for k, v in hints.items() if not k.startswith("_") and typing.get_origin(v) is not typing.ClassVar}
+    if not hints:
+        raise SchemaError(f"{cls.__name__} declares no annotated fields")
+    fields = []
+    for attr, hint in hints.items():
+        markers: list[Any] = []
+        if typing.get_origin(hint) is typing.Annotated:
+            hint, *markers = typing.get_args(hint)
+        where = f"{cls.__name__}.{attr}"
+        name = next((m.name for m in markers if isinstance(m, ColumnName)), attr)
+        ctype, as_list = _column_type(hint, markers, where)
+        load = next((m for m in markers if isinstance(m, LoadColumn)), None)
+        if load is not None and isinstance(ctype, TensorType) and load.count > 1:
+            if ctype.is_scalar or (ctype.size is not None and ctype.size != load.count):
+                raise SchemaError(
+                    f"{where}: LoadColumn({load.start}, {load.end}) reads {load.count} values "
+                    f"but the field's type is {ctype}"
+                )
+            if not ctype.is_known_shape:
+                ctype = TensorType(ctype.dtype, (load.count,), ctype.key_count)
+        fields.append(FieldBinding(attr, Column(name, ctype), load, as_list))
+    return RowBinding(cls, tuple(fields))
+
+
+def schema_of(cls: type) -> Schema:
+    """The :class:`Schema` declared by a schema class."""
+    return row_binding(cls).schema

@@ -1,0 +1,162 @@
+"""The conformance suite every component goes through (like scikit-learn's ``estimator_checks``).
+
+``check_component(estimator, data)`` fits the estimator and checks that:
+
+* the estimator is unchanged by ``fit`` (immutability);
+* ``transform`` is lazy (reads nothing until a sink asks);
+* the schema promised by ``output_schema`` (estimator and transformer) is the schema delivered,
+  down to the Arrow storage of every batch;
+* the result of scoring the whole data set equals scoring it one row at a time, and equals the
+  prediction engine's path (``map_columns`` on numpy values);
+* the transformer pickles, and a copy restored from its state gives the same result;
+* input without the columns it reads is rejected with the library's ``SchemaError``.
+
+Numerical comparisons use :data:`TOLERANCES`, the one place tolerances are stated.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from onnxpipe.core import Estimator, Transformer
+from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
+from onnxpipe.data._view import DataView
+from onnxpipe.errors import SchemaError
+from onnxpipe.schema import Schema
+
+__all__ = ["TOLERANCES", "assert_views_equal", "check_component"]
+
+# Batched vs row-by-row ONNX Runtime calls may pick different kernels; both stay within these.
+TOLERANCES: dict[str, float] = {"rtol": 1e-5, "atol": 1e-6}
+
+
+def _values_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape:
+            return False
+        if a.dtype.kind in "fc":
+            return bool(np.allclose(a, b, equal_nan=True, **TOLERANCES))
+        return bool(np.array_equal(a, b))
+    if isinstance(a, list | tuple):
+        return isinstance(b, list | tuple) and len(a) == len(b) and all(_values_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_values_equal(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float):
+        return bool(np.isclose(a, b, equal_nan=True, **TOLERANCES))
+    return bool(a == b)
+
+
+def _assert_column_equal(name: str, a: ColumnValues, b: ColumnValues, what: str) -> None:
+    if len(a) != len(b):
+        raise AssertionError(f"{what}: column {name!r} has {len(a)} rows vs {len(b)}")
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if not _values_equal(x, y):
+            raise AssertionError(f"{what}: column {name!r} differs at row {i}: {x!r} vs {y!r}")
+
+
+def assert_views_equal(a: DataView, b: DataView, what: str = "views") -> None:
+    """Assert two views have equal schemas and values (floats within TOLERANCES)."""
+    if a.schema != b.schema:
+        raise AssertionError(f"{what}: schemas differ: {a.schema} vs {b.schema}")
+    for name in a.schema.names:
+        _assert_column_equal(name, a.column(name), b.column(name), what)
+
+
+class _CountingView(DataView):
+    """A view that counts how often its data is read."""
+
+    def __init__(self, inner: DataView) -> None:
+        self.reads = 0
+
+        def source() -> Iterator[pa.RecordBatch]:
+            self.reads += 1
+            return inner.batches()
+
+        super().__init__(inner.schema, source, inner.row_count)
+
+    __slots__ = ("reads",)
+
+
+def _rows(data: DataView) -> list[DataView]:
+    table = data.to_arrow()
+    return [
+        DataView(data.schema, lambda i=i: iter(table.slice(i, 1).to_batches()), 1)  # type: ignore[misc]
+        for i in range(table.num_rows)
+    ]
+
+
+def check_component(estimator: Estimator, data: DataView) -> Transformer:
+    """Run every conformance check on ``estimator`` over ``data``; return the fitted transformer.
+
+    ``data`` should have a few rows (the row-by-row check scores each one separately).
+    """
+    before = copy.copy(estimator.__dict__) if hasattr(estimator, "__dict__") else None
+    promised = estimator.output_schema(data.schema)
+    model = estimator.fit(data)
+    if before is not None and model is not estimator:
+        after = estimator.__dict__
+        changed = [k for k in before if before[k] is not after.get(k)]
+        if changed:
+            raise AssertionError(f"{estimator.step_name}: fit changed the estimator's attributes {changed}")
+    if model.output_schema(data.schema) != promised:
+        raise AssertionError(
+            f"{estimator.step_name}: estimator promised {promised}, transformer promises {model.output_schema(data.schema)}"
+        )
+
+    counting = _CountingView(data)
+    scored = model.transform(counting)
+    if counting.reads:
+        raise AssertionError(f"{estimator.step_name}: transform read the data before a sink asked for it")
+    if scored.schema != promised:
+        raise AssertionError(f"{estimator.step_name}: promised {promised}, delivered {scored.schema}")
+    expected_arrow = arrow_schema(promised)
+    batches = list(scored.batches())
+    for b in batches:
+        if not b.schema.equals(expected_arrow, check_metadata=False):
+            raise AssertionError(f"{estimator.step_name}: batch storage {b.schema} differs from {expected_arrow}")
+    if data.row_count is not None and scored.row_count is not None and sum(b.num_rows for b in batches) != scored.row_count:
+        raise AssertionError(f"{estimator.step_name}: row_count {scored.row_count} is not the number of rows delivered")
+
+    # Row by row == all at once.
+    rows = _rows(data)
+    if rows:
+        one_by_one = [model.transform(r) for r in rows]
+        for name in promised.names:
+            joined: list[Any] = [v for view in one_by_one for v in view.column(name)]
+            _assert_column_equal(name, joined, list(scored.column(name)), f"{estimator.step_name}: row-by-row vs batched")
+
+    # The prediction engine's path: numpy values straight through map_columns.
+    table = data.to_arrow()
+    inputs = {
+        n: from_arrow(table.column(n), data.schema[n].type) for n in model.input_columns(data.schema)
+    }
+    produced = model.map_columns(inputs, data.schema, table.num_rows)
+    for name, values in produced.items():
+        if name in promised:
+            _assert_column_equal(name, list(values), list(scored.column(name)), f"{estimator.step_name}: map_columns vs transform")
+
+    # Picklable for processes and distributed engines; deepcopy restores through the same
+    # __getstate__/__setstate__ path (the library itself never unpickles).
+    pickle.dumps(model)
+    clone = copy.deepcopy(model)
+    assert_views_equal(clone.transform(data), scored, f"{estimator.step_name}: after a state round trip")
+
+    # Input without the columns the step reads is rejected with the library's error.
+    needed = list(model.input_columns(data.schema))
+    if needed:
+        lacking = Schema(c for c in data.schema.columns if c.name != needed[0])
+        try:
+            model.output_schema(lacking)
+        except SchemaError as exc:
+            if needed[0] not in str(exc):
+                raise AssertionError(f"{estimator.step_name}: the error does not name column {needed[0]!r}: {exc}") from None
+        else:
+            raise AssertionError(f"{estimator.step_name}: accepted data without its input column {needed[0]!r}")
+    return model

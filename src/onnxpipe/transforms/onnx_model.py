@@ -1,0 +1,548 @@
+"""``apply_onnx_model``: score a pretrained ONNX model inside a pipeline.
+
+Column names are the model's tensor names (as in ML.NET); ``copy_columns`` renames around it.
+
+Shapes. A model dimension that is symbolic, unnamed or <= 0 is unknown. A row's tensor has the
+model's shape with an unknown first dimension set to 1 (so ResNet's ``data [N,3,224,224]`` is a
+``float32[1,3,224,224]`` column); a row may also be given without that leading 1, as a flat
+array of the right size, or with any other unknown dimensions resolved from its own shape.
+``shape_dictionary`` replaces unknown dimensions only.
+
+Batching. When every input's first dimension is unknown and every output keeps it, rows are
+stacked along it and scored ``batch_size`` at a time (rows whose resolved shapes differ go in
+separate calls), which gives the same results as scoring row by row. Otherwise rows are scored
+one at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from onnxpipe.core import TrivialEstimator
+from onnxpipe.data._convert import ColumnValues
+from onnxpipe.errors import (
+    ColumnTypeError,
+    ExecutionError,
+    InvalidArgumentError,
+    ModelError,
+    ShapeError,
+    TensorNotFoundError,
+)
+from onnxpipe.onnx._model import LoadedModel, ModelInfo, TensorInfo, describe_model, load_model, tensor_info
+from onnxpipe.onnx._session import SessionSettings, create_session
+from onnxpipe.schema import Column, ColumnType, Schema, SequenceType, TensorType
+
+__all__ = ["OnnxTransformer"]
+
+Shape = tuple[int | None, ...]
+_BATCH_BYTES = 16 << 20  # default rows per ONNX Runtime call: about this many input bytes
+_MAX_BATCH = 65536
+_MLNET_UNUSED = (".unusedInput", ".unusedOutput")
+
+
+def _fmt(shape: Sequence[int | None]) -> str:
+    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _matches(given: Sequence[int | None], want: Sequence[int | None]) -> bool:
+    return len(given) == len(want) and all(g is None or w is None or g == w for g, w in zip(given, want, strict=True))
+
+
+def _is_mlnet_unused(name: str) -> bool:
+    return name.startswith("mlnet.") and name.endswith(_MLNET_UNUSED)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Input:
+    tensor: str
+    info: TensorInfo
+    row_shape: Shape  # per-row tensor shape (unknown first dimension set to 1)
+    batch_axis: bool  # the first dimension is free: rows can be stacked along it
+
+
+@dataclasses.dataclass(frozen=True)
+class _Output:
+    column: str
+    tensor: str
+    type: ColumnType  # the column type of one row
+
+
+def _resolve_row_shape(given: tuple[int, ...], want: Shape) -> tuple[int, ...] | None:
+    """The concrete per-row feed shape for a value of shape ``given``, or None if it cannot fit."""
+    if _matches(given, want):
+        return given
+    if want and want[0] == 1 and _matches(given, want[1:]):
+        return (1, *given)
+    size = math.prod(given)
+    unknown = [i for i, d in enumerate(want) if d is None]
+    known = math.prod(d for d in want if d is not None)
+    if not unknown:
+        return tuple(want) if size == known else None  # type: ignore[return-value]
+    if len(unknown) == 1 and known and size % known == 0 and len(given) == 1:
+        return tuple(size // known if d is None else d for d in want)
+    return None
+
+
+class OnnxTransformer(TrivialEstimator):
+    """Scores an ONNX model: reads its input columns, adds its output columns.
+
+    Built by ``ctx.transforms.apply_onnx_model``; see that method for the arguments. The model
+    is parsed and opened in ONNX Runtime at construction, so a bad model, name or shape fails
+    at once. The transformer pickles by holding the model bytes; each process opens its own
+    session on first use.
+    """
+
+    def __init__(
+        self,
+        model_file: str | Path | None = None,
+        *,
+        model_bytes: bytes | None = None,
+        output_column_names: Sequence[str] | None = None,
+        input_column_names: Sequence[str] | None = None,
+        shape_dictionary: Mapping[str, Sequence[int | None]] | None = None,
+        gpu_device_id: int | None = None,
+        fallback_to_cpu: bool = False,
+        inter_op_num_threads: int | None = None,
+        intra_op_num_threads: int | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
+            raise InvalidArgumentError(f"batch_size must be a positive number of rows, got {batch_size!r}")
+        self._model: LoadedModel = load_model(model_file, model_bytes)
+        self.info: ModelInfo = describe_model(self._model.proto, str(model_file) if model_file else None)
+        self.settings = SessionSettings(gpu_device_id, fallback_to_cpu, inter_op_num_threads, intra_op_num_threads)
+        self.batch_size = batch_size
+        self.shape_dictionary = {k: _dims(k, v) for k, v in (shape_dictionary or {}).items()}
+        overrides = self._check_shape_dictionary(self.shape_dictionary)
+        self._inputs = self._plan_inputs(input_column_names, overrides)
+        self._dummy_feeds = self._mlnet_dummy_feeds()
+        self._batched = self._inputs != () and all(i.batch_axis for i in self._inputs)
+        outputs = self._select_outputs(output_column_names)
+        self._batched = self._batched and all(
+            isinstance(t.column_type, SequenceType)
+            or (isinstance(t.column_type, TensorType) and t.shape[:1] == (None,) and t.name not in overrides)
+            for t in outputs
+        )
+        inferred = {} if self._batched else self._infer_output_shapes()
+        self._outputs = tuple(self._plan_output(t, overrides, inferred) for t in outputs)
+        self._lock = threading.Lock()
+        self._session: ort.InferenceSession | None = None
+        self._plans: dict[tuple[str, ColumnType], tuple[int, ...] | None] = {}
+        self._get_session()  # fail now, not at the first batch
+
+    # ---------------------------------------------------------------- construction helpers
+
+    @property
+    def step_name(self) -> str:
+        return f"apply_onnx_model({self._model.label})"
+
+    def _tensor_names(self) -> str:
+        return f"inputs {[t.name for t in self.info.inputs]}, outputs {[t.name for t in self.info.outputs]}"
+
+    def _check_shape_dictionary(self, shapes: Mapping[str, Shape]) -> dict[str, Shape]:
+        out: dict[str, Shape] = {}
+        for name, shape in shapes.items():
+            t = self.info.input(name) or self.info.output(name)
+            if t is None:
+                raise TensorNotFoundError(
+                    f"{self.step_name}: shape_dictionary names tensor {name!r}, which the model does not "
+                    f"have; the model's {self._tensor_names()}"
+                )
+            if not isinstance(t.column_type, TensorType):
+                raise ShapeError(f"{self.step_name}: tensor {name!r} is a {t.type_text}, it has no shape to override")
+            model = t.shape
+            ok = len(shape) == len(model) and all(m is None or s is None or m == s for m, s in zip(model, shape, strict=True))
+            if not ok:
+                raise ShapeError(
+                    f"{self.step_name}: shape_dictionary gives tensor {name!r} the shape {_fmt(shape)}, which is "
+                    f"not compatible with the model's shape {_fmt(model)}: the rank must match and only "
+                    "unknown dimensions may be replaced"
+                )
+            out[name] = tuple(s if s is not None else m for m, s in zip(model, shape, strict=True))
+        return out
+
+    def _plan_inputs(self, names: Sequence[str] | None, overrides: Mapping[str, Shape]) -> tuple[_Input, ...]:
+        if names is None:
+            names = [t.name for t in self.info.inputs if not _is_mlnet_unused(t.name)]
+        if isinstance(names, str):
+            names = [names]
+        plans = []
+        for name in names:
+            t = self.info.input(name)
+            if t is None:
+                raise TensorNotFoundError(
+                    f"{self.step_name}: input tensor {name!r} is not in the model; available inputs: "
+                    f"{[i.name for i in self.info.inputs]}"
+                    + (f", initializers listed as inputs: {list(self.info.initializers_as_inputs)}" if self.info.initializers_as_inputs else "")
+                )
+            if not isinstance(t.column_type, TensorType):
+                raise ModelError(
+                    f"{self.step_name}: input {name!r} has type {t.type_text}; only tensor inputs of "
+                    "bool, int8-64, uint8-64, float16/32/64 or string can be fed"
+                )
+            shape = overrides.get(name, t.shape)
+            free_batch = len(shape) >= 1 and shape[0] is None
+            row_shape = (1, *shape[1:]) if free_batch else shape
+            plans.append(_Input(name, t, row_shape, free_batch))
+        missing = [t.name for t in self.info.inputs if t.name not in names and not _is_mlnet_unused(t.name)]
+        if missing:
+            raise TensorNotFoundError(
+                f"{self.step_name}: the model needs inputs {missing} too; name every input in "
+                f"input_column_names (given {list(names)})"
+            )
+        return tuple(plans)
+
+    def _mlnet_dummy_feeds(self) -> dict[str, np.ndarray]:
+        feeds = {}
+        for t in self.info.inputs:
+            if _is_mlnet_unused(t.name) and isinstance(t.column_type, TensorType):
+                shape = tuple(d or 1 for d in t.shape)
+                feeds[t.name] = np.zeros(shape, dtype=t.column_type.dtype.numpy)
+                if t.column_type.dtype.numpy == object:
+                    feeds[t.name][...] = ""
+        return feeds
+
+    def _column_name(self, tensor: str) -> str:
+        if tensor.endswith(".output"):
+            return tensor[: -len(".output")]
+        if self.info.producer_name == "ML.NET" and tensor.endswith(".onnx"):
+            return tensor[: -len(".onnx")]  # older ML.NET exports
+        return tensor
+
+    def _select_outputs(self, names: Sequence[str] | None) -> list[TensorInfo]:
+        usable = [t for t in self.info.outputs if not _is_mlnet_unused(t.name)]
+        if names is None:
+            chosen = usable
+        else:
+            if isinstance(names, str):
+                names = [names]
+            chosen = []
+            for name in names:
+                t = next((o for o in usable if o.name == name or self._column_name(o.name) == name), None)
+                if t is None:
+                    raise TensorNotFoundError(
+                        f"{self.step_name}: output {name!r} is not in the model; available outputs: "
+                        f"{[self._column_name(o.name) for o in usable]}"
+                    )
+                chosen.append(t)
+        for t in chosen:
+            if t.column_type is None:
+                raise ModelError(
+                    f"{self.step_name}: output {t.name!r} has type {t.type_text}, which onnxpipe cannot hold; "
+                    "select the other outputs with output_column_names"
+                )
+        return chosen
+
+    def _infer_output_shapes(self) -> dict[str, Shape]:
+        """Output shapes given the per-row input shapes, by ONNX shape inference (best effort)."""
+        proto = onnx.ModelProto()
+        proto.CopyFrom(self._model.proto)
+        del proto.graph.initializer[:]  # shapes only: weights are not needed
+        rows = {i.tensor: i.row_shape for i in self._inputs}
+        for vi in [*proto.graph.input, *proto.graph.output]:
+            if not vi.type.HasField("tensor_type"):
+                continue
+            sizes = rows.get(vi.name, ())
+            for k, dim in enumerate(vi.type.tensor_type.shape.dim):
+                size = sizes[k] if k < len(sizes) else None
+                if size is not None:
+                    dim.Clear()
+                    dim.dim_value = size
+                elif dim.HasField("dim_value") and dim.dim_value <= 0:
+                    dim.Clear()  # ML.NET writes -1 for unknown: make it unknown for inference
+            if vi in proto.graph.output:
+                for dim in vi.type.tensor_type.shape.dim:
+                    if not dim.HasField("dim_param"):
+                        dim.Clear()
+        try:
+            inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False)
+        except Exception:  # inference is an optimisation of the declared types, never required
+            return {}
+        return {o.name: tensor_info(o).shape for o in inferred.graph.output}
+
+    def _plan_output(self, t: TensorInfo, overrides: Mapping[str, Shape], inferred: Mapping[str, Shape]) -> _Output:
+        ct = t.column_type
+        assert ct is not None
+        if isinstance(ct, TensorType):
+            shape = overrides.get(t.name, t.shape)
+            if self._batched:
+                shape = (1, *shape[1:])
+            elif t.name in inferred and len(inferred[t.name]) == len(shape):
+                shape = tuple(s if s is not None else i for s, i in zip(shape, inferred[t.name], strict=True))
+            ct = TensorType(ct.dtype, shape)
+        return _Output(self._column_name(t.name), t.name, ct)
+
+    # ---------------------------------------------------------------- session
+
+    def _get_session(self) -> ort.InferenceSession:
+        session = self._session
+        if session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = create_session(self._model.source, self.settings, self._model.label)
+                session = self._session
+        return session
+
+    @property
+    def providers(self) -> list[str]:
+        """The ONNX Runtime execution providers in use (e.g. after a GPU fell back to CPU)."""
+        return list(self._get_session().get_providers())
+
+    @property
+    def batched(self) -> bool:
+        """Whether rows are stacked along the model's batch axis (else scored one by one)."""
+        return self._batched
+
+    @property
+    def input_column_names(self) -> list[str]:
+        return [i.tensor for i in self._inputs]
+
+    @property
+    def output_column_names(self) -> list[str]:
+        return [o.column for o in self._outputs]
+
+    @property
+    def model_bytes(self) -> bytes:
+        """The serialized model (with external data inlined when it was loaded from a path)."""
+        if isinstance(self._model.source, bytes):
+            return self._model.source
+        return onnx.load(self._model.source).SerializeToString()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_session"] = None
+        state["_lock"] = None
+        state["_plans"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"OnnxTransformer({self._model.label!r}, inputs={self.input_column_names}, "
+            f"outputs={self.output_column_names}, batched={self._batched})"
+        )
+
+    # ---------------------------------------------------------------- schema
+
+    def _feed_shape(self, inp: _Input, col: Column) -> tuple[int, ...] | None:
+        """Check a column against an input; return its fixed per-row feed shape if known."""
+        key = (col.name, col.type)
+        if key in self._plans:
+            return self._plans[key]
+        ct = col.type
+        where = f"{self.step_name}: column {col.name!r} feeds input tensor {inp.tensor!r}"
+        want = inp.info.column_type
+        assert isinstance(want, TensorType)
+        if not isinstance(ct, TensorType):
+            raise ColumnTypeError(f"{where}, which expects {want.dtype.value}{_fmt(inp.row_shape)}; the column is {ct}")
+        if not ct.dtype.converts_safely_to(want.dtype):
+            raise ColumnTypeError(
+                f"{where}, which expects element type {want.dtype.value}; the column is {ct.dtype.value} "
+                f"({ct}). Convert the column first (automatic conversions: lossless ones and float64 -> float32)"
+            )
+        plan: tuple[int, ...] | None = None
+        if ct.is_known_shape:
+            plan = _resolve_row_shape(ct.shape, inp.row_shape)  # type: ignore[arg-type]
+            if plan is None:
+                raise ShapeError(
+                    f"{where}, which expects a row of shape {_fmt(inp.row_shape)} (a leading 1 is optional); "
+                    f"the column's rows have shape {_fmt(ct.shape)}"
+                )
+        elif not (ct.rank == 1 or ct.rank == len(inp.row_shape) or ct.rank + 1 == len(inp.row_shape)):
+            raise ShapeError(
+                f"{where}, which expects a row of shape {_fmt(inp.row_shape)}; the column's rows have shape {_fmt(ct.shape)}"
+            )
+        self._plans[key] = plan
+        return plan
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        for inp in self._inputs:
+            self._feed_shape(inp, input_schema.require(inp.tensor, self.step_name))
+        return input_schema.with_columns(*(Column(o.column, o.type, self._slot_names(o.column)) for o in self._outputs))
+
+    def _slot_names(self, column: str) -> tuple[str, ...] | None:
+        node = next((n for n in self._model.proto.graph.node if n.name == f"mlnet.{column}.SlotNames"), None)
+        if node is None:
+            return None
+        attr = next((a for a in node.attribute if a.name == "keys_strings"), None)
+        return tuple(s.decode() for s in attr.strings) if attr is not None else None
+
+    def input_columns(self, input_schema: Schema) -> Sequence[str]:
+        return [i.tensor for i in self._inputs]
+
+    # ---------------------------------------------------------------- scoring
+
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
+        session = self._get_session()
+        if n_rows == 0:
+            return {o.column: _empty(o.type) for o in self._outputs}
+        plans = [(inp, self._feed_shape(inp, input_schema[inp.tensor]), columns[inp.tensor]) for inp in self._inputs]
+        if self._batched and all(p is not None for _, p, _ in plans):
+            return self._score_uniform(session, plans, n_rows)  # type: ignore[arg-type]
+        return self._score_grouped(session, plans, n_rows)
+
+    def _rows_per_call(self, plans: Sequence[tuple[_Input, tuple[int, ...] | None, ColumnValues]]) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        row_bytes = 0
+        for inp, shape, _ in plans:
+            assert isinstance(inp.info.column_type, TensorType)
+            itemsize = 64 if inp.info.column_type.dtype.numpy == object else inp.info.column_type.dtype.numpy.itemsize
+            row_bytes += itemsize * math.prod(shape or (256,))
+        return max(1, min(_MAX_BATCH, _BATCH_BYTES // max(row_bytes, 1)))
+
+    def _score_uniform(
+        self, session: ort.InferenceSession, plans: Sequence[tuple[_Input, tuple[int, ...], np.ndarray]], n: int
+    ) -> dict[str, ColumnValues]:
+        """Every row has the same feed shape: reshape whole columns, no per-row work."""
+        feeds = {}
+        for inp, shape, values in plans:
+            arr = np.asarray(values).reshape((n, *shape[1:]))
+            feeds[inp.tensor] = _cast(arr, inp)
+        step = self._rows_per_call(plans)
+        if n <= step:
+            return self._split_batch(self._run(session, feeds), n)
+        parts = [
+            self._split_batch(self._run(session, {k: v[s : s + step] for k, v in feeds.items()}), min(step, n - s))
+            for s in range(0, n, step)
+        ]
+        return _concat_parts(parts, self._outputs)
+
+    def _score_grouped(
+        self, session: ort.InferenceSession, plans: Sequence[tuple[_Input, tuple[int, ...] | None, ColumnValues]], n: int
+    ) -> dict[str, ColumnValues]:
+        """Resolve each row's shapes; score runs of equal shapes together (or one by one)."""
+        rows: list[dict[str, np.ndarray]] = []
+        for r in range(n):
+            row = {}
+            for inp, shape, values in plans:
+                value = np.asarray(values[r])
+                target = shape or _resolve_row_shape(value.shape, inp.row_shape)
+                if target is None:
+                    raise ShapeError(
+                        f"{self.step_name}: row {r} of column {inp.tensor!r} has shape {_fmt(value.shape)}, input "
+                        f"tensor {inp.tensor!r} expects {_fmt(inp.row_shape)} (a leading 1 is optional)"
+                    )
+                row[inp.tensor] = _cast(value.reshape(target), inp)
+            rows.append(row)
+        if not self._batched:
+            return _concat_parts([self._collect_row(self._run(session, row)) for row in rows], self._outputs)
+        step = self._rows_per_call(plans)
+        parts = []
+        start = 0
+        while start < n:
+            shapes = {k: v.shape for k, v in rows[start].items()}
+            end = start + 1
+            while end < n and end - start < step and all(rows[end][k].shape == s for k, s in shapes.items()):
+                end += 1
+            feeds = {k: np.concatenate([rows[i][k] for i in range(start, end)]) for k in shapes}
+            parts.append(self._split_batch(self._run(session, feeds), end - start))
+            start = end
+        return _concat_parts(parts, self._outputs)
+
+    def _run(self, session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> list[Any]:
+        if self._dummy_feeds:
+            feeds = {**self._dummy_feeds, **feeds}
+        try:
+            return session.run([o.tensor for o in self._outputs], feeds)
+        except Exception as exc:
+            shapes = {k: v.shape for k, v in feeds.items()}
+            raise ExecutionError(f"{self.step_name}: ONNX Runtime failed on inputs with shapes {shapes}: {exc}") from None
+
+    def _split_batch(self, results: list[Any], n: int) -> dict[str, ColumnValues]:
+        """Per-row column values from the outputs of one call over ``n`` stacked rows."""
+        out: dict[str, ColumnValues] = {}
+        for o, value in zip(self._outputs, results, strict=True):
+            if isinstance(o.type, SequenceType):
+                if len(value) != n:
+                    raise self._lost_batch(o, len(value), n)
+                out[o.column] = [[v] for v in value]
+                continue
+            arr = np.asarray(value)
+            if arr.ndim == 0 or arr.shape[0] != n:
+                raise self._lost_batch(o, arr.shape[0] if arr.ndim else 0, n)
+            assert isinstance(o.type, TensorType)
+            rows = arr.reshape((n, 1, *arr.shape[1:]))
+            if o.type.is_known_shape:
+                self._check_output_shape(o, rows.shape[1:])
+                out[o.column] = rows
+            else:
+                out[o.column] = list(rows)
+        return out
+
+    def _collect_row(self, results: list[Any]) -> dict[str, ColumnValues]:
+        out: dict[str, ColumnValues] = {}
+        for o, value in zip(self._outputs, results, strict=True):
+            if isinstance(o.type, TensorType):
+                arr = np.asarray(value)
+                if o.type.is_known_shape:
+                    self._check_output_shape(o, arr.shape)
+                    out[o.column] = arr[np.newaxis]
+                else:
+                    out[o.column] = [arr]
+            else:
+                out[o.column] = [value]
+        return out
+
+    def _check_output_shape(self, o: _Output, shape: tuple[int, ...]) -> None:
+        assert isinstance(o.type, TensorType)
+        if shape != o.type.shape:
+            raise ExecutionError(
+                f"{self.step_name}: output {o.tensor!r} came back with shape {_fmt(shape)} per row, but the model "
+                f"declares {_fmt(o.type.shape)}; fix the model's output shape or use shape_dictionary"
+            )
+
+    def _lost_batch(self, o: _Output, got: int, n: int) -> ExecutionError:
+        return ExecutionError(
+            f"{self.step_name}: output {o.tensor!r} has {got} rows for a batch of {n}: the model does not keep "
+            "the batch axis, so its rows cannot be stacked; pass batch_size=1 to score row by row"
+        )
+
+
+def _dims(name: str, dims: Sequence[int | None]) -> Shape:
+    if isinstance(dims, str | bytes) or not all(d is None or (isinstance(d, int | np.integer) and d != 0) for d in dims):
+        raise InvalidArgumentError(
+            f"shape_dictionary[{name!r}] = {dims!r}: give a list of dimensions, each a positive size or "
+            "-1 / None for unknown"
+        )
+    return tuple(None if d is None or d < 0 else int(d) for d in dims)
+
+
+def _empty(ct: ColumnType) -> ColumnValues:
+    if isinstance(ct, TensorType) and ct.is_known_shape:
+        return np.zeros((0, *ct.shape), dtype=ct.dtype.numpy)  # type: ignore[misc]
+    return []
+
+
+def _cast(arr: np.ndarray, inp: _Input) -> np.ndarray:
+    want = inp.info.column_type
+    assert isinstance(want, TensorType)
+    dtype = want.dtype.numpy
+    return arr if arr.dtype == dtype else arr.astype(dtype)
+
+
+def _concat_parts(parts: list[dict[str, ColumnValues]], outputs: Sequence[_Output]) -> dict[str, ColumnValues]:
+    if len(parts) == 1:
+        return parts[0]
+    out: dict[str, ColumnValues] = {}
+    for o in outputs:
+        values = [p[o.column] for p in parts]
+        if isinstance(values[0], np.ndarray):
+            out[o.column] = np.concatenate(values)  # type: ignore[arg-type]
+        else:
+            out[o.column] = [v for part in values for v in part]
+    return out
