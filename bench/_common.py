@@ -51,10 +51,17 @@ class Row:
     plain_samples: tuple[float, ...] = ()
     onnxpipe_samples: tuple[float, ...] = ()
     note: str = ""
+    extra: dict[str, float] = dataclasses.field(default_factory=dict)  # more figures, printed as columns
 
     @property
     def ratio(self) -> float:
         return self.onnxpipe / self.plain if self.plain else float("nan")
+
+    @property
+    def target_text(self) -> str | None:
+        if self.target is None:
+            return None
+        return f">= {self.target}" if self.higher_is_better else f"<= {self.target}"
 
     @property
     def passed(self) -> bool | None:
@@ -70,11 +77,12 @@ class Row:
             "onnxpipe": self.onnxpipe,
             "ratio": self.ratio,
             "ratio_definition": "onnxpipe / plain_ort",
-            "target": None if self.target is None else (f">= {self.target}" if self.higher_is_better else f"<= {self.target}"),
+            "target": self.target_text,
             "passed": self.passed,
             "plain_ort_samples": list(self.plain_samples),
             "onnxpipe_samples": list(self.onnxpipe_samples),
             "note": self.note,
+            **self.extra,
         }
 
 
@@ -89,20 +97,68 @@ def time_once(fn: Callable[[], object]) -> float:
     return (time.perf_counter_ns() - start) / 1e9
 
 
-def interleaved(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+class RunTimer:
+    """Adds up the wall time spent inside one ``InferenceSession.run`` (the instance's method is wrapped).
+
+    Used to split a pass into "inside ONNX Runtime" and "everything else" (onnxpipe's own work,
+    or the numpy preparation of the plain loop). The wrapper costs well under a microsecond a call.
+    """
+
+    def __init__(self, session: ort.InferenceSession) -> None:
+        self.ns = 0
+        self.calls = 0
+        original = session.run
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter_ns()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.ns += time.perf_counter_ns() - start
+                self.calls += 1
+
+        session.run = run  # type: ignore[method-assign]
+
+    def take(self) -> float:
+        """Seconds spent in ``run`` since the last ``take``."""
+        seconds, self.ns, self.calls = self.ns / 1e9, 0, 0
+        return seconds
+
+
+@dataclasses.dataclass
+class Timings:
+    wall: dict[str, list[float]]  # seconds per round
+    in_ort: dict[str, list[float]]  # seconds per round inside session.run (cases with a RunTimer)
+
+    def outside_ort(self, name: str) -> list[float]:
+        return [w - o for w, o in zip(self.wall[name], self.in_ort[name], strict=True)]
+
+
+def interleaved(
+    cases: dict[str, Callable[[], object]], rounds: int, timers: dict[str, RunTimer] | None = None
+) -> Timings:
     """Time every case once per round, alternating the order each round (A B, B A, ...).
 
     Interleaving spreads slow drifts of the machine (other processes, CPU frequency) over all
     cases instead of letting them land on whichever case happened to run last.
     """
-    times: dict[str, list[float]] = {name: [] for name in cases}
+    timers = timers or {}
+    out = Timings({name: [] for name in cases}, {name: [] for name in timers})
     names = list(cases)
     for r in range(rounds):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
             gc.collect()
-            times[name].append(time_once(cases[name]))
-    return times
+            if name in timers:
+                timers[name].take()
+            out.wall[name].append(time_once(cases[name]))
+            if name in timers:
+                out.in_ort[name].append(timers[name].take())
+    return out
+
+
+def paired_ratios(numerator: Sequence[float], denominator: Sequence[float]) -> list[float]:
+    return [a / b for a, b in zip(numerator, denominator, strict=True)]
 
 
 def per_call_blocks(
@@ -161,10 +217,15 @@ def print_table(title: str, rows: Sequence[Row]) -> None:
     table.add_column("ratio", justify="right")
     table.add_column("target", justify="right")
     table.add_column("", justify="center")
+    extras = list(dict.fromkeys(k for r in rows for k in r.extra))
+    for key in extras:
+        table.add_column(key.replace("_", " "), justify="right")
     for r in rows:
-        target = "" if r.target is None else (f"≥ {r.target}" if r.higher_is_better else f"≤ {r.target}")
+        target = (r.target_text or "").replace(">=", "≥").replace("<=", "≤")
         mark = {True: "[green]OK[/]", False: "[red]MISS[/]", None: ""}[r.passed]
-        table.add_row(r.case, r.unit, fmt(r.plain, r.unit), fmt(r.onnxpipe, r.unit), f"{r.ratio:.3f}", target, mark)
+        more = [f"{r.extra[k]:.3g}" if k in r.extra else "" for k in extras]
+        figures = [fmt(r.plain, r.unit), fmt(r.onnxpipe, r.unit), f"{r.ratio:.3f}"]
+        table.add_row(r.case, r.unit, *figures, target, mark, *more)
     console.print(table)
 
 

@@ -16,16 +16,28 @@ Session creation is not timed on either side. Target: onnxpipe / plain >= 0.97 (
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from collections.abc import Callable
 
 import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
-from _common import MODELS_DIR, Row, console, interleaved, median, print_table, time_once, write_results
-from resnet50v2 import IMAGE_SHAPE, INPUT_NAME, MODEL_VERSION, OUTPUT_NAME, cached_model_bytes
 
 import onnxpipe as op
+from _common import (
+    MODELS_DIR,
+    Row,
+    RunTimer,
+    console,
+    interleaved,
+    median,
+    paired_ratios,
+    print_table,
+    time_once,
+    write_results,
+)
+from resnet50v2 import IMAGE_SHAPE, INPUT_NAME, MODEL_VERSION, OUTPUT_NAME, cached_model_bytes
 
 TARGET = 0.97
 IMAGE_SIZE = math.prod(IMAGE_SHAPE)  # 150528
@@ -93,6 +105,11 @@ def main() -> None:
     diff = check_same_scores(ctx, models[batch_sizes[0]], session, images[:2])
     console.print(f"max |onnxpipe - plain| on 2 images: {diff:.3g}")
 
+    # Time spent inside session.run on each side, to split onnxpipe's own cost from ORT's (the
+    # transformer's session is reached through a private method: a benchmark-only diagnostic).
+    plain_timer = RunTimer(session)
+    timers = {f"plain/{b}": plain_timer for b in batch_sizes}
+    timers |= {f"onnxpipe/{b}": RunTimer(models[b]._get_session()) for b in batch_sizes}
     cases: dict[str, Callable[[], None]] = {}
     for b in batch_sizes:
         stacked = [np.ascontiguousarray(images[s : s + b]) for s in range(0, n_images, b)]
@@ -103,15 +120,20 @@ def main() -> None:
         time_once(onnxpipe_runner(ctx, models[b], images_table(images[:b])))
 
     with console.status(f"timing {len(cases)} cases x {args.rounds} rounds of {n_images} images"):
-        times = interleaved(cases, args.rounds)
+        times = interleaved(cases, args.rounds, timers)
 
     rows = []
     for b in batch_sizes:
-        plain = [n_images / t for t in times[f"plain/{b}"]]
-        piped = [n_images / t for t in times[f"onnxpipe/{b}"]]
-        rows.append(
-            Row(f"batch {b}", "images/s", median(plain), median(piped), True, TARGET, tuple(plain), tuple(piped))
-        )
+        plain = [n_images / t for t in times.wall[f"plain/{b}"]]
+        piped = [n_images / t for t in times.wall[f"onnxpipe/{b}"]]
+        outside = median(times.outside_ort(f"onnxpipe/{b}"))
+        extra = {
+            "paired_ratio": median(paired_ratios(piped, plain)),
+            "onnxpipe_outside_ort_ms_per_image": outside / n_images * 1e3,
+            "onnxpipe_outside_ort_pct": 100 * outside / median(times.wall[f"onnxpipe/{b}"]),
+        }
+        row = Row(f"batch {b}", "images/s", median(plain), median(piped), True, TARGET, tuple(plain), tuple(piped))
+        rows.append(dataclasses.replace(row, extra=extra))
     print_table(f"ResNet50-v2 (random weights) transform, {n_images} images, median of {args.rounds} rounds", rows)
     params = {
         "images": n_images,

@@ -132,7 +132,9 @@ def mlnet_style_export() -> bytes:
         ],
         [w],
     )
-    model = helper.make_model(graph, opset_imports=[*OPSET, helper.make_opsetid("ai.onnx.ml", 2)], producer_name="ML.NET")
+    model = helper.make_model(
+        graph, opset_imports=[*OPSET, helper.make_opsetid("ai.onnx.ml", 2)], producer_name="ML.NET"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     return model.SerializeToString()

@@ -10,7 +10,7 @@ from onnxpipe.context import MLContext
 from onnxpipe.core import Estimator, EstimatorChain, Transformer, TransformerChain
 from onnxpipe.data import DataView
 from onnxpipe.engine import PredictionEngine
-from onnxpipe.onnx import ModelInfo, OnnxPipeWarning, TensorInfo
+from onnxpipe.onnx import ModelInfo, OnnxPipeWarning, TensorInfo, generate_schema_code, inspect_model
 from onnxpipe.schema import (
     Column,
     ColumnName,
@@ -49,5 +49,7 @@ __all__ = [
     "TransformerChain",
     "VectorType",
     "errors",
+    "generate_schema_code",
+    "inspect_model",
     "schema_of",
 ]

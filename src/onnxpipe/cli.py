@@ -21,9 +21,10 @@ from onnxpipe.onnx._model import ModelInfo
 
 __all__ = ["main"]
 
+
 def _fail(message: str, code: int) -> NoReturn:
     # Rich picks colors only for a terminal, and honours NO_COLOR.
-    Console(stderr=True, highlight=False).print(Text.assemble(("error:", "bold red"), " ", message))
+    Console(stderr=True, highlight=False).print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     raise SystemExit(code)
 
 
@@ -76,4 +77,4 @@ def schema_command(model: str, input_class: str, output_class: str, output: Path
         output.write_text(code, encoding="utf-8")
     except OSError as exc:
         _fail(f"cannot write {str(output)!r}: {exc.strerror or exc}", 1)
-    Console(stderr=True, highlight=False).print(Text(f"wrote {output}"))
+    Console(stderr=True, highlight=False).print(Text(f"wrote {output}"), soft_wrap=True)

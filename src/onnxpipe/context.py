@@ -163,7 +163,9 @@ class MLContext:
     context opens (as ML.NET's ``MLContext.GpuDeviceId`` / ``FallbackToCpu``).
     """
 
-    def __init__(self, seed: int | None = None, *, gpu_device_id: int | None = None, fallback_to_cpu: bool = False) -> None:
+    def __init__(
+        self, seed: int | None = None, *, gpu_device_id: int | None = None, fallback_to_cpu: bool = False
+    ) -> None:
         if gpu_device_id is not None and gpu_device_id < 0:
             raise InvalidArgumentError(f"gpu_device_id must be a GPU index >= 0 or None, got {gpu_device_id}")
         self.seed = seed
@@ -174,4 +176,6 @@ class MLContext:
         self.model = ModelCatalog(self)
 
     def __repr__(self) -> str:
-        return f"MLContext(seed={self.seed}, gpu_device_id={self.gpu_device_id}, fallback_to_cpu={self.fallback_to_cpu})"
+        return (
+            f"MLContext(seed={self.seed}, gpu_device_id={self.gpu_device_id}, fallback_to_cpu={self.fallback_to_cpu})"
+        )

@@ -53,5 +53,3 @@ class PredictionEngine(Generic[In, Out]):
 
     def __repr__(self) -> str:
         return f"PredictionEngine({self._input.cls.__name__} -> {self._output.cls.__name__}, steps={len(self._plan)})"
-
-

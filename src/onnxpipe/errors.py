@@ -115,6 +115,5 @@ def require(module: str, extra: str) -> object:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingDependencyError(
-            f"this feature needs the optional package {module!r}; "
-            f"install it with: pip install 'onnxpipe[{extra}]'"
+            f"this feature needs the optional package {module!r}; install it with: pip install 'onnxpipe[{extra}]'"
         ) from exc

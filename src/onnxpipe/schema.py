@@ -95,8 +95,7 @@ class DType(enum.Enum):
             return _FROM_NUMPY[dt]
         except KeyError:
             raise ColumnTypeError(
-                f"numpy dtype {dt} has no onnxpipe element type; "
-                f"supported: {', '.join(t.value for t in DType)}"
+                f"numpy dtype {dt} has no onnxpipe element type; supported: {', '.join(t.value for t in DType)}"
             ) from None
 
     @classmethod
@@ -127,9 +126,7 @@ class DType(enum.Enum):
         return False
 
 
-_NUMPY: dict[DType, np.dtype[Any]] = {
-    t: np.dtype(object if t is DType.STRING else t.value) for t in DType
-}
+_NUMPY: dict[DType, np.dtype[Any]] = {t: np.dtype(object if t is DType.STRING else t.value) for t in DType}
 _FROM_NUMPY: dict[np.dtype[Any], DType] = {v: k for k, v in _NUMPY.items() if k is not DType.STRING}
 _ARROW: dict[DType, pa.DataType] = {
     t: pa.string() if t is DType.STRING else pa.from_numpy_dtype(_NUMPY[t]) for t in DType
@@ -167,9 +164,17 @@ class TensorType:
         return None not in self.shape
 
     @property
+    def fixed_shape(self) -> tuple[int, ...]:
+        """The shape, for a type whose dimensions are all known (else SchemaError)."""
+        dims = tuple(d for d in self.shape if d is not None)
+        if len(dims) != len(self.shape):
+            raise SchemaError(f"{self} has unknown dimensions")
+        return dims
+
+    @property
     def size(self) -> int | None:
         """Number of values per row, or None when a dimension is unknown."""
-        return math.prod(self.shape) if self.is_known_shape else None  # type: ignore[arg-type]
+        return math.prod(self.fixed_shape) if self.is_known_shape else None
 
     @property
     def rank(self) -> int:
@@ -260,9 +265,7 @@ class Schema(Mapping[str, Column]):
         try:
             return self._columns[name]
         except KeyError:
-            raise ColumnNotFoundError(
-                f"column {name!r} is not in the data; available columns: {self.names}"
-            ) from None
+            raise ColumnNotFoundError(f"column {name!r} is not in the data; available columns: {self.names}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._columns)
@@ -429,10 +432,15 @@ _PY_SCALARS: dict[Any, DType] = {float: DType.FLOAT32, int: DType.INT64, bool: D
 def _scalar_dtype(tp: Any, where: str) -> DType:
     if tp in _PY_SCALARS:
         return _PY_SCALARS[tp]
+    if typing.get_origin(tp) is np.dtype:  # npt.NDArray[X] is np.ndarray[Any, np.dtype[X]]
+        tp = typing.get_args(tp)[0]
+    # A numpy scalar type; npt.NDArray without an element type (Any or a TypeVar) is rejected below
+    # rather than read as np.dtype(object), which would silently make a string column.
     if isinstance(tp, type) and issubclass(tp, np.generic | np.dtype):
-        return DType.from_numpy(tp)
-    if typing.get_origin(tp) is np.dtype:
-        return DType.from_numpy(typing.get_args(tp)[0])
+        try:
+            return DType.from_numpy(tp)
+        except (ColumnTypeError, TypeError):
+            pass
     raise ColumnTypeError(
         f"{where}: element type {tp!r} is not supported; use float (float32), int (int64), "
         "bool, str, or a numpy scalar type such as np.float64 or np.int32"
@@ -446,18 +454,20 @@ def _column_type(tp: Any, markers: list[Any], where: str) -> tuple[ColumnType, b
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is np.ndarray:
-        dtype = _scalar_dtype(args[1] if len(args) == 2 else np.float32, where)
+        dtype = DType.UINT32 if key else _scalar_dtype(args[1] if len(args) == 2 else np.float32, where)
         shape = vector.dims if vector else (None,)
         return TensorType(dtype, shape, key.count if key else None), False
     if origin is dict:
         return MapType(_scalar_dtype(args[0], where), _column_type(args[1], [], where)[0]), False
     if origin is list:
+        if len(args) != 1:
+            raise ColumnTypeError(f"{where}: {tp!r} is not supported; a list takes one element type, e.g. list[float]")
         (item,) = args
         if typing.get_origin(item) in (dict, list):
             return SequenceType(_column_type(item, [], where)[0]), True
-        dtype = _scalar_dtype(item, where)
+        dtype = DType.UINT32 if key else _scalar_dtype(item, where)
         shape = vector.dims if vector else (None,)
-        return TensorType(dtype, shape), True
+        return TensorType(dtype, shape, key.count if key else None), True
     dtype = DType.UINT32 if key else _scalar_dtype(tp, where)
     if vector:
         return TensorType(dtype, vector.dims, key.count if key else None), False
@@ -475,13 +485,19 @@ def row_binding(cls: type) -> RowBinding:
     hints = {k: v for k, v in hints.items() if not k.startswith("_") and typing.get_origin(v) is not typing.ClassVar}
     if not hints:
         raise SchemaError(f"{cls.__name__} declares no annotated fields")
-    fields = []
+    fields: list[FieldBinding] = []
     for attr, hint in hints.items():
         markers: list[Any] = []
         if typing.get_origin(hint) is typing.Annotated:
             hint, *markers = typing.get_args(hint)
         where = f"{cls.__name__}.{attr}"
         name = next((m.name for m in markers if isinstance(m, ColumnName)), attr)
+        other = next((f.attribute for f in fields if f.column.name == name), None)
+        if other is not None:  # a Schema keeps one column per name: the first field would be lost
+            raise SchemaError(
+                f"{where}: column name {name!r} is already used by {cls.__name__}.{other}; "
+                "give each field its own ColumnName"
+            )
         ctype, as_list = _column_type(hint, markers, where)
         load = next((m for m in markers if isinstance(m, LoadColumn)), None)
         if load is not None and isinstance(ctype, TensorType) and load.count > 1:

@@ -45,7 +45,11 @@ def _values_equal(a: Any, b: Any) -> bool:
             return bool(np.allclose(a, b, equal_nan=True, **TOLERANCES))
         return bool(np.array_equal(a, b))
     if isinstance(a, list | tuple):
-        return isinstance(b, list | tuple) and len(a) == len(b) and all(_values_equal(x, y) for x, y in zip(a, b, strict=True))
+        return (
+            isinstance(b, list | tuple)
+            and len(a) == len(b)
+            and all(_values_equal(x, y) for x, y in zip(a, b, strict=True))
+        )
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_values_equal(a[k], b[k]) for k in a)
     if isinstance(a, float) and isinstance(b, float):
@@ -100,14 +104,15 @@ def check_component(estimator: Estimator, data: DataView) -> Transformer:
     before = copy.copy(estimator.__dict__) if hasattr(estimator, "__dict__") else None
     promised = estimator.output_schema(data.schema)
     model = estimator.fit(data)
-    if before is not None and model is not estimator:
+    if before is not None and model is not estimator:  # type: ignore[comparison-overlap]
         after = estimator.__dict__
         changed = [k for k in before if before[k] is not after.get(k)]
         if changed:
             raise AssertionError(f"{estimator.step_name}: fit changed the estimator's attributes {changed}")
     if model.output_schema(data.schema) != promised:
         raise AssertionError(
-            f"{estimator.step_name}: estimator promised {promised}, transformer promises {model.output_schema(data.schema)}"
+            f"{estimator.step_name}: estimator promised {promised}, "
+            f"transformer promises {model.output_schema(data.schema)}"
         )
 
     counting = _CountingView(data)
@@ -121,7 +126,11 @@ def check_component(estimator: Estimator, data: DataView) -> Transformer:
     for b in batches:
         if not b.schema.equals(expected_arrow, check_metadata=False):
             raise AssertionError(f"{estimator.step_name}: batch storage {b.schema} differs from {expected_arrow}")
-    if data.row_count is not None and scored.row_count is not None and sum(b.num_rows for b in batches) != scored.row_count:
+    if (
+        data.row_count is not None
+        and scored.row_count is not None
+        and sum(b.num_rows for b in batches) != scored.row_count
+    ):
         raise AssertionError(f"{estimator.step_name}: row_count {scored.row_count} is not the number of rows delivered")
 
     # Row by row == all at once.
@@ -130,17 +139,19 @@ def check_component(estimator: Estimator, data: DataView) -> Transformer:
         one_by_one = [model.transform(r) for r in rows]
         for name in promised.names:
             joined: list[Any] = [v for view in one_by_one for v in view.column(name)]
-            _assert_column_equal(name, joined, list(scored.column(name)), f"{estimator.step_name}: row-by-row vs batched")
+            _assert_column_equal(
+                name, joined, list(scored.column(name)), f"{estimator.step_name}: row-by-row vs batched"
+            )
 
     # The prediction engine's path: numpy values straight through map_columns.
     table = data.to_arrow()
-    inputs = {
-        n: from_arrow(table.column(n), data.schema[n].type) for n in model.input_columns(data.schema)
-    }
+    inputs = {n: from_arrow(table.column(n), data.schema[n].type) for n in model.input_columns(data.schema)}
     produced = model.map_columns(inputs, data.schema, table.num_rows)
     for name, values in produced.items():
         if name in promised:
-            _assert_column_equal(name, list(values), list(scored.column(name)), f"{estimator.step_name}: map_columns vs transform")
+            _assert_column_equal(
+                name, list(values), list(scored.column(name)), f"{estimator.step_name}: map_columns vs transform"
+            )
 
     # Picklable for processes and distributed engines; deepcopy restores through the same
     # __getstate__/__setstate__ path (the library itself never unpickles).
@@ -156,7 +167,9 @@ def check_component(estimator: Estimator, data: DataView) -> Transformer:
             model.output_schema(lacking)
         except SchemaError as exc:
             if needed[0] not in str(exc):
-                raise AssertionError(f"{estimator.step_name}: the error does not name column {needed[0]!r}: {exc}") from None
+                raise AssertionError(
+                    f"{estimator.step_name}: the error does not name column {needed[0]!r}: {exc}"
+                ) from None
         else:
             raise AssertionError(f"{estimator.step_name}: accepted data without its input column {needed[0]!r}")
     return model

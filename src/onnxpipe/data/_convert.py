@@ -108,10 +108,7 @@ def schema_from_arrow(schema: pa.Schema) -> Schema:
     cols = []
     for f in schema:
         meta = f.metadata or {}
-        if _TYPE_KEY in meta:
-            ct = column_type_from_json(json.loads(meta[_TYPE_KEY]))
-        else:
-            ct = _infer_type(f.name, f.type)
+        ct = column_type_from_json(json.loads(meta[_TYPE_KEY])) if _TYPE_KEY in meta else _infer_type(f.name, f.type)
         slots = json.loads(meta[_SLOTS_KEY]) if _SLOTS_KEY in meta else None
         cols.append(Column(f.name, ct, tuple(slots) if slots is not None else None))
     return Schema(cols)
@@ -130,7 +127,8 @@ def _flat_numpy(arr: pa.Array, dtype: DType) -> np.ndarray:
         return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
     if arr.null_count:
         raise SchemaError("unexpected missing values in a numeric Arrow array")
-    return arr.to_numpy(zero_copy_only=False)
+    out: np.ndarray = arr.to_numpy(zero_copy_only=False)
+    return out
 
 
 def from_arrow(arr: pa.Array | pa.ChunkedArray, ct: ColumnType) -> ColumnValues:
@@ -195,16 +193,10 @@ def to_arrow(values: ColumnValues, ct: ColumnType, column: str = "?") -> pa.Arra
                 arr = np.stack(list(arr))
             n = len(arr)
             if arr.size != n * (ct.size or 0):
-                raise ShapeError(
-                    f"column {column!r}: values of shape {arr.shape} do not fit the column type {ct}"
-                )
+                raise ShapeError(f"column {column!r}: values of shape {arr.shape} do not fit the column type {ct}")
             return pa.FixedSizeListArray.from_arrays(_flat_arrow(arr.reshape(-1), ct.dtype), ct.size)
         rows = list(values)
-        flat = (
-            np.concatenate([np.asarray(r).reshape(-1) for r in rows])
-            if rows
-            else np.zeros(0, ct.dtype.numpy)
-        )
+        flat = np.concatenate([np.asarray(r).reshape(-1) for r in rows]) if rows else np.zeros(0, ct.dtype.numpy)
         offsets = np.zeros(len(rows) + 1, dtype=np.int32)
         np.cumsum([np.asarray(r).size for r in rows], out=offsets[1:])
         lists = pa.ListArray.from_arrays(pa.array(offsets), _flat_arrow(flat, ct.dtype))

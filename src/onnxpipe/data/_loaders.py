@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from onnxpipe.data._convert import arrow_schema, from_arrow, schema_from_arrow, to_arrow
 from onnxpipe.data._rows import RowConverter
 from onnxpipe.data._view import DataView
-from onnxpipe.errors import DataError, DataFileNotFoundError, ParseError, SchemaError, require
+from onnxpipe.errors import DataError, DataFileNotFoundError, InvalidArgumentError, ParseError, SchemaError, require
 from onnxpipe.schema import Column, DType, Schema, TensorType, row_binding
 
 __all__ = [
@@ -31,12 +31,20 @@ __all__ = [
 
 DEFAULT_MISSING = ("", "?", "NA", "N/A", "NaN", "nan", "null", "NULL")
 
+
+def _check_batch_size(batch_size: int, where: str) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise InvalidArgumentError(f"{where}: batch_size must be a positive integer, got {batch_size!r}")
+
+
 def _table_view(table: pa.Table, schema: Schema, batch_size: int) -> DataView:
     batches = table.to_batches(max_chunksize=batch_size)
     return DataView(schema, lambda: iter(batches), table.num_rows)
 
+
 def load_from_enumerable(rows: Iterable[Any], row_class: type, *, batch_size: int = 65536) -> DataView:
     """A DataView over instances of ``row_class`` (read and checked now, once)."""
+    _check_batch_size(batch_size, "load_from_enumerable")
     conv = RowConverter(row_class)
     items = rows if isinstance(rows, Sequence) else list(rows)
     target = arrow_schema(conv.schema)
@@ -49,8 +57,23 @@ def load_from_enumerable(rows: Iterable[Any], row_class: type, *, batch_size: in
     table = pa.Table.from_batches(batches, schema=target)
     return _table_view(table, conv.schema, batch_size)
 
-def normalize_batch(batch: pa.RecordBatch, schema: Schema, where: str) -> pa.RecordBatch:
-    """Cast a batch to the canonical storage of ``schema``; missing floats become NaN."""
+
+def _first_nested_null(arr: pa.Array) -> int | None:
+    """The first row of a list-like array whose values contain a missing value, if any."""
+    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(arr.type)):
+        return None
+    values = arr.flatten()
+    if not values.null_count:
+        return None
+    first = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+    return int(pc.list_parent_indices(arr)[first].as_py())
+
+
+def normalize_batch(batch: pa.RecordBatch, schema: Schema, where: str, row_offset: int = 0) -> pa.RecordBatch:
+    """Cast a batch to the canonical storage of ``schema``; missing floats become NaN.
+
+    ``row_offset`` is the batch's first row in the whole source, so that errors name the real row.
+    """
     target = arrow_schema(schema)
     arrays = []
     for field, col in zip(target, schema.columns, strict=True):
@@ -64,10 +87,17 @@ def normalize_batch(batch: pa.RecordBatch, schema: Schema, where: str) -> pa.Rec
             if isinstance(ct, TensorType) and ct.is_scalar and ct.dtype.is_float:
                 arr = pc.fill_null(arr, pa.scalar(float("nan"), arr.type))
             else:
-                row = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+                row = row_offset + int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
                 raise DataError(
                     f"{where}: column {col.name!r} has a missing value at row {row}; only scalar "
                     "float columns may have missing values (read as NaN). Fill or drop them first"
+                )
+        if isinstance(col.type, TensorType) and not col.type.is_scalar:
+            nested = _first_nested_null(arr)
+            if nested is not None:
+                raise DataError(
+                    f"{where}: column {col.name!r} has a missing value inside the {col.type} tensor at "
+                    f"row {row_offset + nested}; tensors cannot hold missing values. Fill or drop them first"
                 )
         if arr.type != field.type:
             try:
@@ -77,22 +107,33 @@ def normalize_batch(batch: pa.RecordBatch, schema: Schema, where: str) -> pa.Rec
         arrays.append(arr)
     return pa.RecordBatch.from_arrays(arrays, schema=target)
 
+
 def load_from_arrow(data: pa.Table | pa.RecordBatch, *, batch_size: int = 65536) -> DataView:
     """A DataView over an Arrow table or record batch (zero-copy where the storage allows)."""
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     if not isinstance(data, pa.Table):
         raise SchemaError(f"load_from_arrow expects a pyarrow Table or RecordBatch, got {type(data).__name__}")
+    _check_batch_size(batch_size, "load_from_arrow")
     schema = schema_from_arrow(data.schema)
-    batches = [normalize_batch(b, schema, "load_from_arrow") for b in data.to_batches(max_chunksize=batch_size)]
+    batches = []
+    row0 = 0
+    for b in data.to_batches(max_chunksize=batch_size):
+        batches.append(normalize_batch(b, schema, "load_from_arrow", row0))
+        row0 += b.num_rows
     table = pa.Table.from_batches(batches, schema=arrow_schema(schema))
     return _table_view(table, schema, batch_size)
+
 
 def load_from_pandas(df: Any, *, batch_size: int = 65536) -> DataView:
     """A DataView over a pandas DataFrame (cells holding arrays become vector columns)."""
     require("pandas", "pandas")
-    table = pa.Table.from_pandas(df, preserve_index=False)
+    _check_batch_size(batch_size, "load_from_pandas")
+    # Copy first: Arrow may share the DataFrame's numpy buffers, and a DataView must not change
+    # when the caller later edits the DataFrame in place.
+    table = pa.Table.from_pandas(df.copy(deep=True), preserve_index=False)
     return load_from_arrow(table, batch_size=batch_size)
+
 
 def _check_file(path: str | Path, what: str) -> Path:
     p = Path(path)
@@ -100,8 +141,10 @@ def _check_file(path: str | Path, what: str) -> Path:
         raise DataFileNotFoundError(f"{what} {str(p)!r} does not exist (or is not a file)")
     return p
 
+
 def load_from_parquet(path: str | Path, *, batch_size: int = 65536) -> DataView:
     """A lazy DataView over a Parquet file, streamed row group by row group."""
+    _check_batch_size(batch_size, "load_from_parquet")
     p = _check_file(path, "Parquet file")
     try:
         meta = pq.ParquetFile(p)
@@ -112,13 +155,17 @@ def load_from_parquet(path: str | Path, *, batch_size: int = 65536) -> DataView:
 
     def batches() -> Iterator[pa.RecordBatch]:
         with pq.ParquetFile(p) as f:
+            row0 = 0
             for b in f.iter_batches(batch_size=batch_size):
-                yield normalize_batch(b, schema, f"Parquet file {p.name!r}")
+                yield normalize_batch(b, schema, f"Parquet file {p.name!r}", row0)
+                row0 += b.num_rows
 
     return DataView(schema, batches, rows)
 
+
 # --------------------------------------------------------------------------------------------
 # Text files
+
 
 def _leading_lines(path: Path, has_header: bool, separator: str) -> tuple[int, list[str] | None]:
     """Count the comment/blank lines before the data and read the header line, if any.
@@ -138,6 +185,7 @@ def _leading_lines(path: Path, has_header: bool, separator: str) -> tuple[int, l
                 return skip, [h.strip() for h in header]
             skip += 1
     return skip, None
+
 
 def load_from_text_file(
     path: str | Path,
@@ -194,12 +242,13 @@ def load_from_text_file(
             reader = pacsv.open_csv(p, read_options=read, parse_options=parse, convert_options=convert)
             row0 = 0
             for b in reader:
-                yield plan.assemble(b, schema, f"text file {p.name!r} (data row {row0}+)")
+                yield plan.assemble(b, schema, f"text file {p.name!r}", row0)
                 row0 += b.num_rows
         except pa.ArrowInvalid as exc:
             raise ParseError(f"text file {str(p)!r}: {exc}") from None
 
     return DataView(schema, batches)
+
 
 class _Plan:
     """How file columns become schema columns."""
@@ -209,7 +258,7 @@ class _Plan:
         self.sources = sources  # schema column -> file column indices
         self.names = names
 
-    def assemble(self, batch: pa.RecordBatch, schema: Schema, where: str) -> pa.RecordBatch:
+    def assemble(self, batch: pa.RecordBatch, schema: Schema, where: str, row_offset: int = 0) -> pa.RecordBatch:
         arrays: list[pa.Array] = []
         for col in schema.columns:
             idx = self.sources[col.name]
@@ -220,14 +269,16 @@ class _Plan:
                 arrays.append(parts[0])
                 continue
             tmp = Schema(Column(f"{col.name}[{k}]", TensorType(ct.dtype)) for k in range(len(parts)))
-            checked = normalize_batch(pa.RecordBatch.from_arrays(parts, names=tmp.names), tmp, where)
+            checked = normalize_batch(pa.RecordBatch.from_arrays(parts, names=tmp.names), tmp, where, row_offset)
             values = np.column_stack([from_arrow(checked.column(k), TensorType(ct.dtype)) for k in range(len(parts))])
             arrays.append(to_arrow(values, ct, col.name))
-        return normalize_batch(pa.RecordBatch.from_arrays(arrays, names=schema.names), schema, where)
+        return normalize_batch(pa.RecordBatch.from_arrays(arrays, names=schema.names), schema, where, row_offset)
+
 
 def _plan_from_class(cls: type, names: list[str], has_header: bool, path: Path) -> tuple[Schema, _Plan]:
     binding = row_binding(cls)
     source_types: dict[int, pa.DataType] = {}
+    readers: dict[int, str] = {}  # file column -> the first field reading it
     sources: dict[str, list[int]] = {}
     for f in binding.fields:
         ct = f.column.type
@@ -254,9 +305,18 @@ def _plan_from_class(cls: type, names: list[str], has_header: bool, path: Path) 
                 f"{ct.size} file columns, got {len(idx)}"
             )
         for i in idx:
-            source_types[i] = DType.FLOAT64.arrow if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
+            t = DType.FLOAT64.arrow if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
+            if i in source_types and source_types[i] != t:  # the file column is parsed once, as one type
+                raise SchemaError(
+                    f"{cls.__name__}.{f.attribute}: file column {i} ({names[i]!r}) is also read by "
+                    f"{cls.__name__}.{readers[i]} as another element type; fields that share a file column "
+                    "must have the same element type"
+                )
+            source_types[i] = t
+            readers.setdefault(i, f.attribute)
         sources[f.column.name] = idx
     return binding.schema, _Plan(source_types, sources, names)
+
 
 def _plan_inferred(
     path: Path, names: list[str], data_start: int, parse: pacsv.ParseOptions, missing: Sequence[str]
@@ -264,7 +324,11 @@ def _plan_inferred(
     read = pacsv.ReadOptions(skip_rows=data_start, column_names=names, block_size=1 << 20)
     convert = pacsv.ConvertOptions(null_values=list(missing), strings_can_be_null=False)
     try:
-        inferred = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert).schema
+        reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        inferred = reader.schema
+        first = reader.read_next_batch() if inferred else None
+    except StopIteration:
+        first = None
     except pa.ArrowInvalid as exc:
         raise ParseError(f"text file {str(path)!r}: {exc}") from None
     cols: list[Column] = []
@@ -274,7 +338,8 @@ def _plan_inferred(
         if pa.types.is_floating(t) or pa.types.is_null(t):
             dtype = DType.FLOAT32
         elif pa.types.is_integer(t):
-            dtype = DType.INT64
+            # whole numbers with missing values are read as float32 so that they can hold NaN
+            dtype = DType.FLOAT32 if first is not None and first.column(i).null_count else DType.INT64
         elif pa.types.is_boolean(t):
             dtype = DType.BOOL
         else:
@@ -283,8 +348,10 @@ def _plan_inferred(
         cols.append(Column(names[i], TensorType(dtype)))
     return Schema(cols), _Plan(source_types, {c.name: [i] for i, c in enumerate(cols)}, names)
 
+
 # --------------------------------------------------------------------------------------------
 # Rows sink
+
 
 def create_enumerable(data: DataView, row_class: type) -> Iterator[Any]:
     """Iterate ``data`` as instances of ``row_class`` (columns checked now, rows built lazily)."""

@@ -62,8 +62,7 @@ def coerce_array(value: Any, ct: TensorType, where: str) -> np.ndarray:
     if ct.is_known_shape:
         if arr.size != ct.size:
             raise ShapeError(
-                f"{where}: expected shape {_fmt(shape)} ({ct.size} values), got shape {arr.shape} "
-                f"({arr.size} values)"
+                f"{where}: expected shape {_fmt(shape)} ({ct.size} values), got shape {arr.shape} ({arr.size} values)"
             )
         return arr.reshape(shape)  # type: ignore[arg-type]
     if arr.ndim == len(shape) and all(d is None or d == g for d, g in zip(shape, arr.shape, strict=True)):
@@ -99,7 +98,7 @@ class RowConverter:
             if not ct.is_known_shape:
                 return arrays
             if not arrays:
-                return np.zeros((0, *ct.shape), dtype=ct.dtype.numpy)  # type: ignore[misc]
+                return np.zeros((0, *ct.shape), dtype=ct.dtype.numpy)  # type: ignore[misc, arg-type]
             return np.stack(arrays)
 
         return read
@@ -145,7 +144,7 @@ def check_readable(given: Any, f: FieldBinding, cls_name: str) -> None:
         if not given.dtype.converts_safely_to(want.dtype):
             raise ColumnTypeError(f"{where}: the field holds {want.dtype.value}, the column is {given}")
         if want.is_scalar != given.is_scalar and not (
-            want.is_scalar and given.size == 1 or given.is_scalar and want.size == 1
+            (want.is_scalar and given.size == 1) or (given.is_scalar and want.size == 1)
         ):
             raise ShapeError(f"{where}: the field is {want}, the column is {given}")
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
-from onnxpipe.errors import require
+from onnxpipe.errors import InvalidArgumentError, require
 from onnxpipe.schema import Schema, TensorType
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class DataView:
         parts = [from_arrow(b.column(name), ct) for b in self.batches()]
         if isinstance(ct, TensorType) and ct.is_known_shape:
             if not parts:
-                return np.zeros((0, *ct.shape), dtype=ct.dtype.numpy)  # type: ignore[misc]
+                return np.zeros((0, *ct.shape), dtype=ct.dtype.numpy)  # type: ignore[misc, arg-type]
             return parts[0] if len(parts) == 1 else np.concatenate(parts)  # type: ignore[arg-type]
         return [v for p in parts for v in p]
 
@@ -87,10 +88,13 @@ class DataView:
                 cells = np.empty(len(values), dtype=object)
                 cells[:] = list(values)
                 data[name] = cells
-        return pd_mod.DataFrame(data, columns=self._schema.names)
+        frame: pd.DataFrame = pd_mod.DataFrame(data, columns=self._schema.names)
+        return frame
 
     def take(self, n: int) -> DataView:
         """A view of the first ``n`` rows (reads only as many batches as needed)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidArgumentError(f"take: the number of rows must be an integer >= 0, got {n!r}")
         source = self._source
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -152,16 +156,8 @@ class Preview:
     def __str__(self) -> str:
         from rich.console import Console
 
-        console = Console(width=160, record=True, file=_NullFile())
+        console = Console(width=160, record=True, file=io.StringIO())
         console.print(self)
         return console.export_text().rstrip()
 
     __repr__ = __str__
-
-
-class _NullFile:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass

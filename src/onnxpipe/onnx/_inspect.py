@@ -19,7 +19,7 @@ from rich.text import Text
 
 from onnxpipe.errors import InvalidArgumentError
 from onnxpipe.onnx._model import ModelInfo, TensorInfo, describe_model, load_model
-from onnxpipe.schema import ColumnType, DType, MapType, SequenceType, TensorType
+from onnxpipe.schema import ColumnType, DType, MapType, TensorType
 
 __all__ = ["generate_schema_code", "inspect_model", "render_model_info"]
 
@@ -206,7 +206,7 @@ def _class_lines(name: str, tensors: tuple[TensorInfo, ...], imports: _Imports) 
         base = attr = _identifier(t.name)
         n = 2
         while attr in used:
-            attr = f"{base}_{n}"
+            attr = f"{base.rstrip('_')}_{n}"  # class_ and Class give class_ and class_2
             n += 1
         used.add(attr)
         body.extend(_field_lines(t, attr, imports))

