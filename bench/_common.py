@@ -14,7 +14,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 MODELS_DIR = BENCH_DIR / "models"
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +155,111 @@ def interleaved(
             if name in timers:
                 out.in_ort[name].append(timers[name].take())
     return out
+
+
+@dataclasses.dataclass
+class LockstepRound:
+    """One round of :func:`lockstep`: seconds per unit of work on each side."""
+
+    plain: list[float]  # one entry per unit (a batch run by plain ORT)
+    piped: list[float]  # one entry per unit (one output record batch of onnxpipe)
+    piped_setup: float  # onnxpipe's work before the first unit (load_from_arrow, transform, iterator)
+    piped_tail: float  # the final next() that ends onnxpipe's stream
+    plain_in_ort: float = 0.0
+    piped_in_ort: float = 0.0
+
+    @property
+    def plain_total(self) -> float:
+        return sum(self.plain)
+
+    @property
+    def piped_total(self) -> float:
+        return self.piped_setup + sum(self.piped) + self.piped_tail
+
+
+def lockstep(
+    plain_units: Sequence[Callable[[], object]],
+    start_piped: Callable[[], Iterator[object]],
+    rounds: int,
+    plain_timer: RunTimer | None = None,
+    piped_timer: RunTimer | None = None,
+) -> list[LockstepRound]:
+    """Run plain ORT and onnxpipe in lockstep, one unit of work each in turn.
+
+    ``plain_units[i]`` scores batch ``i`` with plain ORT; ``start_piped()`` builds onnxpipe's
+    lazy stream (timed as setup) whose ``i``-th item is the same batch scored by onnxpipe. The two
+    sides alternate unit by unit (which one goes first alternates too), so that both see the same
+    machine conditions: on a shared, noisy host this pairs the measurements far better than timing
+    whole passes one after the other.
+    """
+    out = []
+    for r in range(rounds):
+        gc.collect()
+        for t in (plain_timer, piped_timer):
+            if t is not None:
+                t.take()
+        start = time.perf_counter_ns()
+        stream = start_piped()
+        setup = (time.perf_counter_ns() - start) / 1e9
+        plain: list[float] = []
+        piped: list[float] = []
+        for i, unit in enumerate(plain_units):
+            sides = ("plain", "piped") if (r + i) % 2 == 0 else ("piped", "plain")
+            for side in sides:
+                start = time.perf_counter_ns()
+                if side == "plain":
+                    unit()
+                else:
+                    next(stream)
+                (plain if side == "plain" else piped).append((time.perf_counter_ns() - start) / 1e9)
+        start = time.perf_counter_ns()
+        left = sum(1 for _ in stream)
+        tail = (time.perf_counter_ns() - start) / 1e9
+        if left:
+            raise RuntimeError(f"onnxpipe produced {left} more batches than plain ORT ran")
+        out.append(
+            LockstepRound(
+                plain,
+                piped,
+                setup,
+                tail,
+                plain_timer.take() if plain_timer else 0.0,
+                piped_timer.take() if piped_timer else 0.0,
+            )
+        )
+    return out
+
+
+def lockstep_row(
+    case: str, unit: str, items: int, rounds: Sequence[LockstepRound], target: float | None, note: str = ""
+) -> Row:
+    """A throughput row (``items`` per round) from lockstep rounds; figures are over all rounds."""
+    plain_rate = [items / r.plain_total for r in rounds]
+    piped_rate = [items / r.piped_total for r in rounds]
+    # Units run P Q | Q P | P Q ...: each side goes first in every other pair, and the one that goes
+    # second pays for switching sessions (caches, ORT's spinning worker threads). A "quad" of two
+    # consecutive pairs is balanced, so its time ratio is the fairest small-sample comparison.
+    quad_ratios = [sum(r.plain[i : i + 2]) / sum(r.piped[i : i + 2]) for r in rounds for i in range(0, len(r.plain), 2)]
+    piped_total = sum(r.piped_total for r in rounds)
+    outside = piped_total - sum(r.piped_in_ort for r in rounds)
+    extra = {
+        "median_quad_ratio": median(quad_ratios),
+        "onnxpipe_outside_ort_pct": 100 * outside / piped_total,
+        "plain_outside_ort_pct": 100 * (1 - sum(r.plain_in_ort for r in rounds) / sum(r.plain_total for r in rounds)),
+        "onnxpipe_setup_ms": 1e3 * median([r.piped_setup for r in rounds]),
+    }
+    return Row(
+        case,
+        unit,
+        plain=items * len(rounds) / sum(r.plain_total for r in rounds),
+        onnxpipe=items * len(rounds) / piped_total,
+        higher_is_better=True,
+        target=target,
+        plain_samples=tuple(plain_rate),
+        onnxpipe_samples=tuple(piped_rate),
+        note=note,
+        extra=extra,
+    )
 
 
 def paired_ratios(numerator: Sequence[float], denominator: Sequence[float]) -> list[float]:

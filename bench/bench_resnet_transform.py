@@ -17,26 +17,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Iterator
 
 import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
 
 import onnxpipe as op
-from _common import (
-    MODELS_DIR,
-    Row,
-    RunTimer,
-    console,
-    interleaved,
-    median,
-    paired_ratios,
-    print_table,
-    time_once,
-    write_results,
-)
+from _common import MODELS_DIR, LockstepRound, RunTimer, console, lockstep, lockstep_row, print_table, write_results
 from resnet50v2 import IMAGE_SHAPE, INPUT_NAME, MODEL_VERSION, OUTPUT_NAME, cached_model_bytes
 
 TARGET = 0.97
@@ -50,21 +40,9 @@ def images_table(images: np.ndarray) -> pa.Table:
     return pa.Table.from_arrays([column], names=[INPUT_NAME])
 
 
-def plain_runner(session: ort.InferenceSession, batches: list[np.ndarray]) -> Callable[[], None]:
-    def run() -> None:
-        for x in batches:
-            session.run(None, {INPUT_NAME: x})
-
-    return run
-
-
-def onnxpipe_runner(ctx: op.MLContext, model: op.Transformer, table: pa.Table) -> Callable[[], None]:
-    def run() -> None:
-        scored = model.transform(ctx.data.load_from_arrow(table))
-        for _ in scored.batches():
-            pass
-
-    return run
+def chunked(table: pa.Table, rows: int) -> pa.Table:
+    """The same table as record batches of ``rows`` rows (zero-copy slices)."""
+    return pa.Table.from_batches(table.to_batches(max_chunksize=rows), schema=table.schema)
 
 
 def check_same_scores(
@@ -108,32 +86,24 @@ def main() -> None:
     # Time spent inside session.run on each side, to split onnxpipe's own cost from ORT's (the
     # transformer's session is reached through a private method: a benchmark-only diagnostic).
     plain_timer = RunTimer(session)
-    timers = {f"plain/{b}": plain_timer for b in batch_sizes}
-    timers |= {f"onnxpipe/{b}": RunTimer(models[b]._get_session()) for b in batch_sizes}
-    cases: dict[str, Callable[[], None]] = {}
-    for b in batch_sizes:
-        stacked = [np.ascontiguousarray(images[s : s + b]) for s in range(0, n_images, b)]
-        cases[f"plain/{b}"] = plain_runner(session, stacked)
-        cases[f"onnxpipe/{b}"] = onnxpipe_runner(ctx, models[b], table)
-        # Warm-up: one batch each way (allocations, ORT's per-shape caches, lazy imports).
-        time_once(plain_runner(session, stacked[:1]))
-        time_once(onnxpipe_runner(ctx, models[b], images_table(images[:b])))
-
-    with console.status(f"timing {len(cases)} cases x {args.rounds} rounds of {n_images} images"):
-        times = interleaved(cases, args.rounds, timers)
-
     rows = []
+    results: dict[str, list[LockstepRound]] = {}
     for b in batch_sizes:
-        plain = [n_images / t for t in times.wall[f"plain/{b}"]]
-        piped = [n_images / t for t in times.wall[f"onnxpipe/{b}"]]
-        outside = median(times.outside_ort(f"onnxpipe/{b}"))
-        extra = {
-            "paired_ratio": median(paired_ratios(piped, plain)),
-            "onnxpipe_outside_ort_ms_per_image": outside / n_images * 1e3,
-            "onnxpipe_outside_ort_pct": 100 * outside / median(times.wall[f"onnxpipe/{b}"]),
-        }
-        row = Row(f"batch {b}", "images/s", median(plain), median(piped), True, TARGET, tuple(plain), tuple(piped))
-        rows.append(dataclasses.replace(row, extra=extra))
+        model = models[b]
+        piped_timer = RunTimer(model._get_session())
+        table_b = chunked(table, b)
+        stacked = [np.ascontiguousarray(images[s : s + b]) for s in range(0, n_images, b)]
+        units = [functools.partial(session.run, None, {INPUT_NAME: x}) for x in stacked]
+
+        def start_piped(model: op.Transformer = model, table_b: pa.Table = table_b) -> Iterator[pa.RecordBatch]:
+            return model.transform(ctx.data.load_from_arrow(table_b)).batches()
+
+        # Warm-up: one batch each way (allocations, ORT's per-shape caches, lazy imports).
+        units[0]()
+        next(start_piped(model, chunked(images_table(images[:b]), b)))
+        with console.status(f"batch {b}: {args.rounds} rounds of {n_images} images"):
+            results[str(b)] = lockstep(units, start_piped, args.rounds, plain_timer, piped_timer)
+        rows.append(lockstep_row(f"batch {b}", "images/s", n_images, results[str(b)], TARGET))
     print_table(f"ResNet50-v2 (random weights) transform, {n_images} images, median of {args.rounds} rounds", rows)
     params = {
         "images": n_images,
@@ -144,7 +114,8 @@ def main() -> None:
         "model_version": MODEL_VERSION,
         "max_abs_diff_vs_plain": diff,
     }
-    write_results("bench_resnet_transform" + ("-quick" if args.quick else ""), params, rows)
+    per_unit = {b: [dataclasses.asdict(r) for r in rounds] for b, rounds in results.items()}
+    write_results("bench_resnet_transform" + ("-quick" if args.quick else ""), params, rows, {"rounds": per_unit})
 
 
 if __name__ == "__main__":

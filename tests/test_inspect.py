@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, external_data_helper, helper, numpy_helper
 from rich.console import Console
 
 import onnxpipe
@@ -127,7 +128,8 @@ def save(model: onnx.ModelProto, folder: Path, name: str) -> Path:
 def render(info: ModelInfo, width: int = 120) -> str:
     buf = io.StringIO()
     Console(file=buf, width=width, color_system=None, highlight=False).print(render_model_info(info))
-    return buf.getvalue()
+    # Rich pads the centered title; trailing blanks would not survive editors in RESNET_TABLES.
+    return "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())
 
 
 _module_counter = iter(range(1_000_000))
@@ -219,17 +221,34 @@ def test_inspect_model_malformed_file(tmp_path: Path) -> None:
         onnxpipe.inspect_model(empty)
 
 
+def test_inspect_model_refuses_external_data_outside_folder(tmp_path: Path) -> None:
+    model = resnet_like_model()
+    weights = model.graph.initializer[0]
+    external_data_helper.set_external_data(weights, location="../w.bin")
+    weights.data_location = TensorProto.EXTERNAL
+    weights.ClearField("raw_data")
+    weights.ClearField("float_data")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (tmp_path / "w.bin").write_bytes(b"\0" * 12000)
+    path = save(model, folder, "ext.onnx")
+    with pytest.raises(
+        ModelLoadError, match=r"^model 'ext\.onnx' refers to external data '\.\./w\.bin' outside its folder"
+    ):
+        onnxpipe.inspect_model(path)
+
+
 # --------------------------------------------------------------------------------------------
 # Tables
 
 RESNET_TABLES = """\
-                                   resnet.onnx                                   
-┌──────────────┬──────────────────────┬─────────┬────────────────┐
-│ Input/Output │ Name                 │ Type    │ Dimensions     │
-├──────────────┼──────────────────────┼─────────┼────────────────┤
-│ Input        │ data                 │ float32 │ [N,3,224,224]  │
-│ Output       │ resnetv24_dense0_fwd │ float32 │ [N,1000]       │
-└──────────────┴──────────────────────┴─────────┴────────────────┘
+                           resnet.onnx
+┌──────────────┬──────────────────────┬─────────┬───────────────┐
+│ Input/Output │ Name                 │ Type    │ Dimensions    │
+├──────────────┼──────────────────────┼─────────┼───────────────┤
+│ Input        │ data                 │ float32 │ [N,3,224,224] │
+│ Output       │ resnetv24_dense0_fwd │ float32 │ [N,1000]      │
+└──────────────┴──────────────────────┴─────────┴───────────────┘
 ┌───────────────┬────────────────────────┐
 │ Property      │ Value                  │
 ├───────────────┼────────────────────────┤
@@ -298,7 +317,7 @@ def test_render_keeps_markup_like_names_and_folds_long_ones(tmp_path: Path) -> N
     )
     text = render(onnxpipe.inspect_model(save(model, tmp_path, "m.onnx")), width=80)
     assert "[bold]x[/bold]" in text and "[n,2]" in text
-    assert "".join(r[1] for r in _rows(text) if r[0] in ("Output", "")) .startswith(long_name)
+    assert "".join(r[1] for r in _rows(text) if r[0] in ("Output", "")).startswith(long_name)
     assert all(len(line) <= 80 for line in text.splitlines())
 
 
@@ -367,7 +386,9 @@ class In:
     class_: Annotated[npt.NDArray[np.float16], ColumnName("class"), VectorType(2, 2)]
     class_2: Annotated[npt.NDArray[np.bool_], ColumnName("Class"), VectorType(3, -1)]
     onnx_flatten_0: Annotated[np.int64, ColumnName("onnx::Flatten_0")]
-    save_infer_model_scale_0_tmp_1: Annotated[npt.NDArray[np.str_], ColumnName("save_infer_model/scale_0.tmp_1"), VectorType(1)]
+    save_infer_model_scale_0_tmp_1: Annotated[
+        npt.NDArray[np.str_], ColumnName("save_infer_model/scale_0.tmp_1"), VectorType(1)
+    ]
     prompt: Annotated[str, ColumnName("prompt")]
     pixel_values: Annotated[npt.NDArray[np.uint8], ColumnName("pixelValues"), VectorType(1, 32, 32, 3)]
 
@@ -467,7 +488,41 @@ def test_schema_code_escapes_tensor_names(tmp_path: Path) -> None:
     assert schema_of(module.OnnxInput).names == names
 
 
-@pytest.mark.parametrize(("option", "kwargs"), [("input_class", {"input_class": "class"}), ("output_class", {"output_class": "1x"})])
+def test_schema_code_wraps_very_long_names(tmp_path: Path) -> None:
+    name = "encoder/" + "block" * 30
+    model = _signature_model("g", [_tensor(name, TensorProto.FLOAT, ["N", 3])], [_tensor("y", TensorProto.FLOAT, [1])])
+    code = onnxpipe.generate_schema_code(onnxpipe.inspect_model(save(model, tmp_path, "m.onnx")))
+    attr = "encoder_" + "block" * 30
+    assert f"    {attr}: Annotated[\n        npt.NDArray[np.float32],\n        ColumnName(" in code
+    assert schema_of(import_code(code, tmp_path).OnnxInput).columns == [Column(name, TensorType(DType.FLOAT32, (1, 3)))]
+
+
+def test_schema_code_is_ruff_formatted(tmp_path: Path) -> None:
+    ruff = Path(sys.executable).parent / "ruff"
+    if not ruff.is_file():
+        pytest.skip(f"ruff (a dev dependency) is not installed next to {sys.executable}")
+    for i, model in enumerate([resnet_like_model(), odd_names_model(), unsupported_model()]):
+        code = onnxpipe.generate_schema_code(onnxpipe.inspect_model(save(model, tmp_path, f"m{i}.onnx")))
+        (tmp_path / f"generated_{i}.py").write_text(code, encoding="utf-8")
+    # Run from tmp_path: in a user's project (unlike this one) onnxpipe is a third-party import.
+    args = ["--line-length", "120", "--no-cache"]
+    files = sorted(str(p) for p in tmp_path.glob("generated_*.py"))
+    fmt = subprocess.run(
+        [str(ruff), "format", "--check", "--isolated", *args, *files], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    lint = subprocess.run(
+        [str(ruff), "check", "--isolated", "--select", "E,F,W,I,UP", *args, *files],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "kwargs"), [("input_class", {"input_class": "class"}), ("output_class", {"output_class": "1x"})]
+)
 def test_schema_code_rejects_bad_class_names(option: str, kwargs: dict[str, str]) -> None:
     info = ModelInfo((), (), 8, {}, "", "", "", 0, "g", "", {})
     with pytest.raises(InvalidArgumentError, match=rf"^{option}='.*' is not a valid Python class name"):

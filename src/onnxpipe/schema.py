@@ -306,7 +306,7 @@ class Schema(Mapping[str, Column]):
         return Schema(c for c in self._columns.values() if c.name not in names)
 
     def select(self, names: Iterable[str]) -> Schema:
-        return Schema(self._columns[n] for n in names)
+        return Schema(self[n] for n in names)  # a missing name raises ColumnNotFoundError
 
     def to_json(self) -> list[dict[str, Any]]:
         out = []

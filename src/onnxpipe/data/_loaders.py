@@ -306,7 +306,10 @@ def _plan_from_class(cls: type, names: list[str], has_header: bool, path: Path) 
             )
         for i in idx:
             t = DType.FLOAT64.arrow if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
-            if i in source_types and source_types[i] != t:  # the file column is parsed once, as one type
+            prev = source_types.get(i)
+            if prev is not None and prev != t and pa.types.is_floating(prev) and pa.types.is_floating(t):
+                t = DType.FLOAT64.arrow  # float fields of different widths share a float64 parse
+            elif prev is not None and prev != t:  # the file column is parsed once, as one type
                 raise SchemaError(
                     f"{cls.__name__}.{f.attribute}: file column {i} ({names[i]!r}) is also read by "
                     f"{cls.__name__}.{readers[i]} as another element type; fields that share a file column "

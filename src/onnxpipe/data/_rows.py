@@ -44,6 +44,8 @@ def coerce_array(value: Any, ct: TensorType, where: str) -> np.ndarray:
         if not ok and not is_numpy and given is DType.INT64 and expected.is_integer and arr.size:
             info = np.iinfo(expected.numpy)  # plain Python ints: accept when every value fits
             ok = bool(arr.min() >= info.min and arr.max() <= info.max)
+        if not ok and not is_numpy and arr.size == 0:
+            ok = True  # an empty Python list has no values to convert (numpy reads [] as float64)
         if not ok:
             raise ColumnTypeError(
                 f"{where}: expected {expected.value} values, got {given.value}; convert the data "

@@ -99,11 +99,13 @@ class DataView:
 
         def batches() -> Iterator[pa.RecordBatch]:
             left = n
-            for b in source():
-                if left <= 0:
-                    return
+            if left == 0:
+                return
+            for b in source():  # stop as soon as n rows are out: a lazy source computes no extra batch
                 yield b.slice(0, left) if b.num_rows > left else b
                 left -= b.num_rows
+                if left <= 0:
+                    return
 
         count = None if self._row_count is None else min(n, self._row_count)
         return DataView(self._schema, batches, count)

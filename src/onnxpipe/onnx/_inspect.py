@@ -7,6 +7,7 @@ dataclasses a user declares to apply the model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import keyword
 import re
@@ -25,6 +26,7 @@ __all__ = ["generate_schema_code", "inspect_model", "render_model_info"]
 
 _METADATA_WIDTH = 80
 _DOC_WIDTH = 300
+_LINE_LENGTH = 120  # of generated code
 
 
 def inspect_model(path: str | Path) -> ModelInfo:
@@ -46,7 +48,7 @@ def _truncate(text: str, width: int) -> str:
 
 
 def _io_table(info: ModelInfo) -> Table:
-    title = Path(info.path).name if info.path else None
+    title = Text(Path(info.path).name) if info.path else None  # a file name is not markup
     table = Table("Input/Output", "Name", "Type", "Dimensions", title=title, box=box.SQUARE)
     # Tensor names are data, never markup or something to cut: Text cells, folded when long.
     for column in table.columns[1:]:
@@ -136,11 +138,7 @@ def _inner_annotation(ct: ColumnType) -> str | None:
 
 def _row_dims(dims: tuple[int | str | None, ...]) -> list[int]:
     """The model's shape for one row: an unknown first (batch) dimension is 1, other unknowns -1."""
-    out = []
-    for i, d in enumerate(dims):
-        known = isinstance(d, int) and d > 0
-        out.append(d if known and isinstance(d, int) else (1 if i == 0 else -1))
-    return out
+    return [d if isinstance(d, int) and d > 0 else (1 if i == 0 else -1) for i, d in enumerate(dims)]
 
 
 def _identifier(name: str) -> str:
@@ -163,37 +161,48 @@ def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+@dataclasses.dataclass
 class _Imports:
-    def __init__(self) -> None:
-        self.np = False
-        self.npt = False
-        self.vector_type = False
-        self.annotated = False
+    """What the generated classes use, so that the code imports nothing it does not need."""
+
+    np: bool = False
+    npt: bool = False
+    vector_type: bool = False
+    annotated: bool = False
+
+
+def _annotated(attr: str, parts: list[str]) -> list[str]:
+    """``attr: Annotated[...]``, wrapped the way ruff format would when it passes 120 columns."""
+    line = f"    {attr}: Annotated[{', '.join(parts)}]"
+    if len(line) <= _LINE_LENGTH:
+        return [line]
+    inner = "        " + ", ".join(parts)
+    if len(inner) <= _LINE_LENGTH:
+        return [f"    {attr}: Annotated[", inner, "    ]"]
+    return [f"    {attr}: Annotated[", *(f"        {p}," for p in parts), "    ]"]
 
 
 def _field_lines(t: TensorInfo, attr: str, imports: _Imports) -> list[str]:
     column = f"ColumnName({_literal(t.name)})"
     ct = t.column_type
     annotation: str | None = None
-    extra = ""
+    extra: list[str] = []
     if isinstance(ct, TensorType):
         if ct.is_scalar:
             annotation = "str" if ct.dtype is DType.STRING else _numpy_name(ct.dtype)
             imports.np |= ct.dtype is not DType.STRING
         else:
             annotation = f"npt.NDArray[{_numpy_name(ct.dtype)}]"
-            extra = ", VectorType(" + ", ".join(str(d) for d in _row_dims(t.dims or ())) + ")"
+            extra = ["VectorType(" + ", ".join(str(d) for d in _row_dims(t.dims or ())) + ")"]
             imports.np = imports.npt = imports.vector_type = True
     elif ct is not None:
         annotation = _inner_annotation(ct)
         imports.np |= annotation is not None and "np." in annotation
     imports.annotated = True
     if annotation is None:
-        return [
-            f"    # unsupported ONNX type: {t.type_text}{t.dims_text()}; onnxpipe cannot read or feed this tensor",
-            f"    {attr}: Annotated[object, {column}]",
-        ]
-    return [f"    {attr}: Annotated[{annotation}, {column}{extra}]"]
+        comment = f"    # unsupported ONNX type: {t.type_text}{t.dims_text()}; onnxpipe cannot read or feed this tensor"
+        return [comment, *_annotated(attr, ["object", column])]
+    return _annotated(attr, [annotation, column, *extra])
 
 
 def _class_lines(name: str, tensors: tuple[TensorInfo, ...], imports: _Imports) -> list[str]:

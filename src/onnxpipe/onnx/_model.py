@@ -50,38 +50,46 @@ class TensorInfo:
 
     name: str
     type_text: str  # e.g. "float32", "seq(map(int64,float32))", "bfloat16"
-    dims: tuple[RawDim, ...] | None  # None when the value is not a tensor
+    dims: tuple[RawDim, ...] | None  # None when the value is not a tensor or its rank is unknown
     column_type: ColumnType | None  # None when onnxpipe cannot represent the type
     doc: str = ""
 
     @property
     def shape(self) -> tuple[int | None, ...]:
-        """Dimensions with every unknown one (symbolic, unnamed, or <= 0) as None."""
-        return tuple(d if isinstance(d, int) and d > 0 else None for d in self.dims or ())
+        """Dimensions with every unknown one (symbolic, unnamed, or <= 0) as None; ``(None,)``
+        for a tensor of unknown rank (held as a flat vector)."""
+        if self.dims is None:
+            return self.column_type.shape if isinstance(self.column_type, TensorType) else ()
+        return tuple(d if isinstance(d, int) and d > 0 else None for d in self.dims)
 
     def dims_text(self) -> str:
         if self.dims is None:
-            return ""
+            return "(unknown rank)" if isinstance(self.column_type, TensorType) else ""
         return "[" + ",".join("?" if d is None else str(d) for d in self.dims) + "]"
 
 
-def _convert_type(tp: onnx.TypeProto) -> tuple[str, tuple[RawDim, ...] | None, ColumnType | None]:
+def _convert_type(
+    tp: onnx.TypeProto, nested: bool = False
+) -> tuple[str, tuple[RawDim, ...] | None, ColumnType | None]:
     kind = tp.WhichOneof("value")
     if kind == "tensor_type":
         tt = tp.tensor_type
-        dims: tuple[RawDim, ...] = ()
-        if tt.HasField("shape"):
-            dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
         elem = _ELEM.get(tt.elem_type)
+        if nested and not tt.HasField("shape"):
+            return _elem_name(tt.elem_type), (), TensorType(elem) if elem else None  # ZipMap's map values
+        if not tt.HasField("shape"):
+            # Unknown rank: held as a flat vector of unknown length.
+            return _elem_name(tt.elem_type), None, TensorType(elem, (None,)) if elem else None
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
         shape = tuple(d if isinstance(d, int) and d > 0 else None for d in dims)
         return _elem_name(tt.elem_type), dims, TensorType(elem, shape) if elem else None
     if kind == "sequence_type":
-        text, _, inner = _convert_type(tp.sequence_type.elem_type)
+        text, _, inner = _convert_type(tp.sequence_type.elem_type, nested=True)
         return f"seq({text})", None, SequenceType(inner) if inner else None
     if kind == "map_type":
         mt = tp.map_type
         key = _ELEM.get(mt.key_type)
-        vtext, _, value = _convert_type(mt.value_type)
+        vtext, _, value = _convert_type(mt.value_type, nested=True)
         ct = MapType(key, value) if key and value else None
         return f"map({_elem_name(mt.key_type)},{vtext})", None, ct
     return kind or "unknown", None, None

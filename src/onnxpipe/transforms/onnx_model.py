@@ -129,7 +129,12 @@ class OnnxTransformer(TrivialEstimator):
         outputs = self._select_outputs(output_column_names)
         self._batched = self._batched and all(
             isinstance(t.column_type, SequenceType)
-            or (isinstance(t.column_type, TensorType) and t.shape[:1] == (None,) and t.name not in overrides)
+            or (
+                isinstance(t.column_type, TensorType)
+                and t.dims is not None  # an output of unknown rank may not keep the batch axis
+                and t.shape[:1] == (None,)
+                and t.name not in overrides
+            )
             for t in outputs
         )
         inferred = {} if self._batched else self._infer_output_shapes()

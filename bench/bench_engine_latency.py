@@ -1,0 +1,133 @@
+"""Single-row latency of ``PredictionEngine.predict`` on a tiny tabular model vs plain ONNX Runtime.
+
+* plain ORT: ``session.run(None, {"X": x})`` with ``x`` a (1, 4) float32 array prepared in advance;
+* onnxpipe: ``engine.predict(InRow(x=...))`` returning an ``OutRow`` dataclass, the ``InRow``
+  (a flat float32[4] array, the class declares ``VectorType(1, 4)``) prepared in advance.
+
+Also ``engine.predict_batch`` of 64 rows (per-row cost) against ``session.run`` on a (64, 4)
+array stacked in advance (informational, no target).
+
+Calls are timed in blocks (``time.perf_counter_ns`` around a loop), blocks of the two sides
+interleaved; the figure is the median over blocks of the mean per call. Target: onnxpipe /
+plain <= 1.5 (µs per call).
+
+    .venv/bin/python bench/bench_engine_latency.py [--quick] [--calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+import onnxpipe as op
+from _common import Row, console, median, per_call_blocks, print_table, write_results
+from tiny_model import FEATURES, INPUT_NAME, build_tiny_model
+
+TARGET = 1.5
+BATCH = 64
+BLOCK = 250  # calls per timed block
+
+
+@dataclass
+class InRow:
+    x: Annotated[npt.NDArray[np.float32], op.ColumnName("X"), op.VectorType(1, FEATURES)]
+
+
+@dataclass
+class OutRow:
+    y: Annotated[npt.NDArray[np.float32], op.ColumnName("Y"), op.VectorType(1, 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3000 calls instead of 20000")
+    parser.add_argument("--calls", type=int, default=None, help="single-row calls per side (default 20000, quick 3000)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    calls: int = args.calls or (3000 if args.quick else 20_000)
+    blocks = max(4, calls // BLOCK)
+
+    model_bytes = build_tiny_model(args.seed)
+    rng = np.random.default_rng(args.seed)
+    features = rng.standard_normal((BATCH, FEATURES), dtype=np.float32)
+
+    ctx = op.MLContext()
+    session = ort.InferenceSession(model_bytes, ort.SessionOptions(), providers=["CPUExecutionProvider"])
+    model = ctx.transforms.apply_onnx_model(model_bytes=model_bytes).fit(ctx.data.load_from_enumerable([], InRow))
+    engine = ctx.model.create_prediction_engine(model, InRow, OutRow)
+
+    x1 = np.ascontiguousarray(features[:1])  # (1, 4)
+    row = InRow(x=np.array(features[0], np.float32))  # flat float32[4]
+    rows = [InRow(x=np.array(f, np.float32)) for f in features]
+    out = engine.predict(row)
+    assert isinstance(out, OutRow)
+    want = session.run(None, {INPUT_NAME: x1})[0]
+    diff = float(np.abs(np.asarray(out.y).reshape(-1) - want.reshape(-1)).max())
+    batch_out = engine.predict_batch(rows)
+    want_batch = session.run(None, {INPUT_NAME: features})[0]
+    diff = max(diff, float(np.abs(np.stack([o.y for o in batch_out]).reshape(-1) - want_batch.reshape(-1)).max()))
+    console.print(f"max |onnxpipe - plain| = {diff:.3g}; OutRow.y shape {np.asarray(out.y).shape}")
+
+    single = {
+        "plain": lambda: session.run(None, {INPUT_NAME: x1}),
+        "onnxpipe": lambda: engine.predict(row),
+    }
+    batched = {
+        "plain": lambda: session.run(None, {INPUT_NAME: features}),
+        "onnxpipe": lambda: engine.predict_batch(rows),
+    }
+    per_call_blocks(single, 500, 2)  # warm-up
+    per_call_blocks(batched, 50, 2, BATCH)
+    with console.status(f"{calls:,} single-row calls per side"):
+        t1 = per_call_blocks(single, calls, blocks)
+    batch_calls = max(40, calls // 16)
+    with console.status(f"{batch_calls:,} calls of {BATCH} rows per side"):
+        t64 = per_call_blocks(batched, batch_calls, max(4, batch_calls // 25), BATCH)
+
+    def us(values: list[float]) -> tuple[float, ...]:
+        return tuple(v * 1e6 for v in values)
+
+    rows_out = [
+        Row(
+            "predict, 1 row",
+            "µs",
+            median(us(t1["plain"])),
+            median(us(t1["onnxpipe"])),
+            False,
+            TARGET,
+            us(t1["plain"]),
+            us(t1["onnxpipe"]),
+            extra={"onnxpipe_overhead_us": median(us(t1["onnxpipe"])) - median(us(t1["plain"]))},
+        ),
+        Row(
+            f"predict_batch, per row of {BATCH}",
+            "µs",
+            median(us(t64["plain"])),
+            median(us(t64["onnxpipe"])),
+            False,
+            None,
+            us(t64["plain"]),
+            us(t64["onnxpipe"]),
+            note="informational: plain ORT scores a (64, 4) array stacked in advance",
+            extra={"onnxpipe_overhead_us": median(us(t64["onnxpipe"])) - median(us(t64["plain"]))},
+        ),
+    ]
+    print_table(f"Prediction engine latency, tiny model, {calls:,} calls in blocks of {calls // blocks}", rows_out)
+    params = {
+        "calls": calls,
+        "blocks": blocks,
+        "batch": BATCH,
+        "batch_calls": batch_calls,
+        "quick": args.quick,
+        "max_abs_diff_vs_plain": diff,
+    }
+    write_results("bench_engine_latency" + ("-quick" if args.quick else ""), params, rows_out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Throughput of ``apply_onnx_model(...).transform`` on a tiny tabular model vs plain ONNX Runtime.
+
+The data: N rows (1M; quick 200k) of 4 float features in an Arrow table, one
+``fixed_size_list<float>[4]`` column named ``X`` (the model's input), in record batches of 65536
+rows. The model: ``X -> MatMul -> Add -> Sigmoid -> Y`` (see ``tiny_model.py``), so the figures
+measure the cost around ONNX Runtime, not the arithmetic.
+
+* plain ORT, per record batch: ``batch.column(0).flatten().to_numpy().reshape(-1, 4)``, then
+  ``session.run``;
+* onnxpipe: ``apply_onnx_model(model_bytes=...).transform(ctx.data.load_from_arrow(table))``,
+  every output record batch consumed (``for b in scored.batches(): pass``); ``load_from_arrow`` is
+  timed too (as "setup").
+
+The two run in lockstep, record batch by record batch (see ``_common.lockstep``). Session
+creation is not timed. Target: onnxpipe / plain >= 0.8 (rows/s).
+
+    .venv/bin/python bench/bench_tabular_transform.py [--quick] [--rows N] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+from collections.abc import Iterator
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+
+import onnxpipe as op
+from _common import RunTimer, console, lockstep, lockstep_row, print_table, write_results
+from tiny_model import FEATURES, INPUT_NAME, OUTPUT_NAME, build_tiny_model
+
+TARGET = 0.8
+CHUNK = 65536
+
+
+def features_table(x: np.ndarray, chunk: int) -> pa.Table:
+    """``x`` (rows, 4) as a zero-copy ``fixed_size_list<float>[4]`` column, in record batches of ``chunk``."""
+    column = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), FEATURES)
+    table = pa.Table.from_arrays([column], names=[INPUT_NAME])
+    return pa.Table.from_batches(table.to_batches(max_chunksize=chunk), schema=table.schema)
+
+
+def plain_batch(session: ort.InferenceSession, batch: pa.RecordBatch) -> list[np.ndarray]:
+    x = batch.column(0).flatten().to_numpy().reshape(-1, FEATURES)
+    return session.run(None, {INPUT_NAME: x})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200k rows instead of 1M")
+    parser.add_argument("--rows", type=int, default=None, help="number of rows (default 1M, quick 200k)")
+    parser.add_argument("--rounds", type=int, default=None, help="lockstep repetitions (default 10, quick 5)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    n_rows: int = args.rows or (200_000 if args.quick else 1_000_000)
+    rounds: int = args.rounds or (5 if args.quick else 10)
+
+    model_bytes = build_tiny_model(args.seed)
+    x = np.random.default_rng(args.seed).standard_normal((n_rows, FEATURES), dtype=np.float32)
+    table = features_table(x, CHUNK)
+    record_batches = table.to_batches()
+
+    ctx = op.MLContext()
+    session = ort.InferenceSession(model_bytes, ort.SessionOptions(), providers=["CPUExecutionProvider"])
+    model = ctx.transforms.apply_onnx_model(model_bytes=model_bytes)
+
+    scored = model.transform(ctx.data.load_from_arrow(table))
+    got = np.asarray(scored.column(OUTPUT_NAME)).reshape(-1)
+    want = np.concatenate([plain_batch(session, b)[0] for b in record_batches]).reshape(-1)
+    diff = float(np.abs(got - want).max())
+    console.print(f"{n_rows:,} rows in {len(record_batches)} record batches; max |onnxpipe - plain| = {diff:.3g}")
+
+    # Time inside session.run on each side (the transformer's session is reached through a
+    # private method: a benchmark-only diagnostic).
+    plain_timer = RunTimer(session)
+    piped_timer = RunTimer(model._get_session())
+    units = [functools.partial(plain_batch, session, b) for b in record_batches]
+
+    def start_piped() -> Iterator[pa.RecordBatch]:
+        return model.transform(ctx.data.load_from_arrow(table)).batches()
+
+    units[0]()  # warm-up
+    for _ in start_piped():
+        pass
+    with console.status(f"{rounds} rounds of {n_rows:,} rows"):
+        results = lockstep(units, start_piped, rounds, plain_timer, piped_timer)
+    rows = [lockstep_row(f"{n_rows:,} rows x {FEATURES}", "rows/s", n_rows, results, TARGET)]
+    print_table(f"Tiny tabular model transform, record batches of {CHUNK}, {rounds} lockstep rounds", rows)
+    params = {
+        "rows": n_rows,
+        "features": FEATURES,
+        "record_batch_rows": CHUNK,
+        "record_batches": len(record_batches),
+        "rounds": rounds,
+        "quick": args.quick,
+        "max_abs_diff_vs_plain": diff,
+    }
+    extra = {"rounds": [dataclasses.asdict(r) for r in results]}
+    write_results("bench_tabular_transform" + ("-quick" if args.quick else ""), params, rows, extra)
+
+
+if __name__ == "__main__":
+    main()
