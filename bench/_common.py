@@ -6,17 +6,20 @@ folder is on ``sys.path``).
 
 from __future__ import annotations
 
+import cProfile
 import dataclasses
 import gc
+import io
 import json
 import os
 import platform
+import pstats
 import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import onnx
@@ -90,13 +93,6 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def time_once(fn: Callable[[], object]) -> float:
-    """Wall-clock seconds of one call of ``fn``."""
-    start = time.perf_counter_ns()
-    fn()
-    return (time.perf_counter_ns() - start) / 1e9
-
-
 class RunTimer:
     """Adds up the wall time spent inside one ``InferenceSession.run`` (the instance's method is wrapped).
 
@@ -126,38 +122,6 @@ class RunTimer:
 
 
 @dataclasses.dataclass
-class Timings:
-    wall: dict[str, list[float]]  # seconds per round
-    in_ort: dict[str, list[float]]  # seconds per round inside session.run (cases with a RunTimer)
-
-    def outside_ort(self, name: str) -> list[float]:
-        return [w - o for w, o in zip(self.wall[name], self.in_ort[name], strict=True)]
-
-
-def interleaved(
-    cases: dict[str, Callable[[], object]], rounds: int, timers: dict[str, RunTimer] | None = None
-) -> Timings:
-    """Time every case once per round, alternating the order each round (A B, B A, ...).
-
-    Interleaving spreads slow drifts of the machine (other processes, CPU frequency) over all
-    cases instead of letting them land on whichever case happened to run last.
-    """
-    timers = timers or {}
-    out = Timings({name: [] for name in cases}, {name: [] for name in timers})
-    names = list(cases)
-    for r in range(rounds):
-        order = names if r % 2 == 0 else names[::-1]
-        for name in order:
-            gc.collect()
-            if name in timers:
-                timers[name].take()
-            out.wall[name].append(time_once(cases[name]))
-            if name in timers:
-                out.in_ort[name].append(timers[name].take())
-    return out
-
-
-@dataclasses.dataclass
 class LockstepRound:
     """One round of :func:`lockstep`: seconds per unit of work on each side."""
 
@@ -167,6 +131,7 @@ class LockstepRound:
     piped_tail: float  # the final next() that ends onnxpipe's stream
     plain_in_ort: float = 0.0
     piped_in_ort: float = 0.0
+    interleave: str = "unit"
 
     @property
     def plain_total(self) -> float:
@@ -183,14 +148,20 @@ def lockstep(
     rounds: int,
     plain_timer: RunTimer | None = None,
     piped_timer: RunTimer | None = None,
+    interleave: Literal["unit", "pass"] = "unit",
 ) -> list[LockstepRound]:
-    """Run plain ORT and onnxpipe in lockstep, one unit of work each in turn.
+    """Time plain ORT and onnxpipe on the same batches, ``rounds`` times, paired in time.
 
     ``plain_units[i]`` scores batch ``i`` with plain ORT; ``start_piped()`` builds onnxpipe's
-    lazy stream (timed as setup) whose ``i``-th item is the same batch scored by onnxpipe. The two
-    sides alternate unit by unit (which one goes first alternates too), so that both see the same
-    machine conditions: on a shared, noisy host this pairs the measurements far better than timing
-    whole passes one after the other.
+    lazy stream (timed as setup) whose ``i``-th item is the same batch scored by onnxpipe.
+
+    * ``interleave="unit"``: the two sides alternate batch by batch (P Q | Q P | P Q ...). For
+      long batches (ResNet) on a host whose speed swings within seconds, this pairs the two
+      sides far better than timing whole passes one after the other.
+    * ``interleave="pass"``: each round runs a whole plain pass and a whole onnxpipe pass, the
+      order alternating between rounds. For short passes (the tiny model: ~10 ms per 1M rows);
+      it keeps each session's thread pool to itself for a whole pass, as in real use, instead of
+      two sessions' ORT worker threads fighting over 2 cores at every batch.
     """
     out = []
     for r in range(rounds):
@@ -198,56 +169,100 @@ def lockstep(
         for t in (plain_timer, piped_timer):
             if t is not None:
                 t.take()
-        start = time.perf_counter_ns()
-        stream = start_piped()
-        setup = (time.perf_counter_ns() - start) / 1e9
-        plain: list[float] = []
-        piped: list[float] = []
-        for i, unit in enumerate(plain_units):
-            sides = ("plain", "piped") if (r + i) % 2 == 0 else ("piped", "plain")
-            for side in sides:
-                start = time.perf_counter_ns()
-                if side == "plain":
-                    unit()
-                else:
-                    next(stream)
-                (plain if side == "plain" else piped).append((time.perf_counter_ns() - start) / 1e9)
-        start = time.perf_counter_ns()
-        left = sum(1 for _ in stream)
-        tail = (time.perf_counter_ns() - start) / 1e9
-        if left:
-            raise RuntimeError(f"onnxpipe produced {left} more batches than plain ORT ran")
+        one = _Round(plain_units, start_piped)
+        if interleave == "unit":
+            one.start_stream()
+            for i in range(len(plain_units)):
+                for side in ("plain", "piped") if (r + i) % 2 == 0 else ("piped", "plain"):
+                    one.run_unit(side, i)
+            one.end_stream()
+        else:
+            for side in ("plain", "piped") if r % 2 == 0 else ("piped", "plain"):
+                if side == "piped":
+                    one.start_stream()
+                for i in range(len(plain_units)):
+                    one.run_unit(side, i)
+                if side == "piped":
+                    one.end_stream()
         out.append(
             LockstepRound(
-                plain,
-                piped,
-                setup,
-                tail,
+                one.plain,
+                one.piped,
+                one.setup,
+                one.tail,
                 plain_timer.take() if plain_timer else 0.0,
                 piped_timer.take() if piped_timer else 0.0,
+                interleave,
             )
         )
     return out
 
 
+class _Round:
+    """The timings of one round of :func:`lockstep`."""
+
+    def __init__(self, plain_units: Sequence[Callable[[], object]], start_piped: Callable[[], Iterator[object]]):
+        self._plain_units = plain_units
+        self._start_piped = start_piped
+        self._stream: Iterator[object] = iter(())
+        self.plain: list[float] = []
+        self.piped: list[float] = []
+        self.setup = 0.0
+        self.tail = 0.0
+
+    def run_unit(self, side: str, i: int) -> None:
+        start = time.perf_counter_ns()
+        if side == "plain":
+            self._plain_units[i]()
+        else:
+            next(self._stream)
+        (self.plain if side == "plain" else self.piped).append((time.perf_counter_ns() - start) / 1e9)
+
+    def start_stream(self) -> None:
+        start = time.perf_counter_ns()
+        self._stream = self._start_piped()
+        self.setup = (time.perf_counter_ns() - start) / 1e9
+
+    def end_stream(self) -> None:
+        start = time.perf_counter_ns()
+        left = sum(1 for _ in self._stream)
+        self.tail = (time.perf_counter_ns() - start) / 1e9
+        if left:
+            raise RuntimeError(f"onnxpipe produced {left} more batches than plain ORT ran")
+
+
 def lockstep_row(
     case: str, unit: str, items: int, rounds: Sequence[LockstepRound], target: float | None, note: str = ""
 ) -> Row:
-    """A throughput row (``items`` per round) from lockstep rounds; figures are over all rounds."""
+    """A throughput row (``items`` per round) from lockstep rounds.
+
+    The throughputs are over all rounds (items / total time); the extra figures: the median
+    paired ratio (of balanced quads of units, or of rounds; see below), each side's time outside
+    ``session.run`` per round (median; onnxpipe's includes its setup) and onnxpipe's setup time
+    per round (median).
+    """
     plain_rate = [items / r.plain_total for r in rounds]
     piped_rate = [items / r.piped_total for r in rounds]
-    # Units run P Q | Q P | P Q ...: each side goes first in every other pair, and the one that goes
-    # second pays for switching sessions (caches, ORT's spinning worker threads). A "quad" of two
-    # consecutive pairs is balanced, so its time ratio is the fairest small-sample comparison.
-    quad_ratios = [sum(r.plain[i : i + 2]) / sum(r.piped[i : i + 2]) for r in rounds for i in range(0, len(r.plain), 2)]
+    if rounds[0].interleave == "unit":
+        # Units run P Q | Q P | P Q ...: each side goes first in every other pair, and the one that
+        # goes second pays for switching sessions (caches, ORT's spinning worker threads). A
+        # "quad" of two consecutive pairs is balanced, so its time ratio is the fairest small
+        # sample. Pairs are taken in run order across rounds (an even number of rounds keeps every
+        # quad balanced even with one unit per round).
+        plain_units = [t for r in rounds for t in r.plain]
+        piped_units = [t for r in rounds for t in r.piped]
+        paired = [
+            sum(plain_units[i : i + 2]) / sum(piped_units[i : i + 2]) for i in range(0, len(plain_units) - 1, 2)
+        ] or [plain_units[0] / piped_units[0]]
+    else:  # whole passes, P Q then Q P: each round's ratio
+        paired = [r.plain_total / r.piped_total for r in rounds]
     piped_total = sum(r.piped_total for r in rounds)
-    outside = piped_total - sum(r.piped_in_ort for r in rounds)
-    extra = {
-        "median_quad_ratio": median(quad_ratios),
-        "onnxpipe_outside_ort_pct": 100 * outside / piped_total,
-        "plain_outside_ort_pct": 100 * (1 - sum(r.plain_in_ort for r in rounds) / sum(r.plain_total for r in rounds)),
-        "onnxpipe_setup_ms": 1e3 * median([r.piped_setup for r in rounds]),
-    }
+    extra = {"median_paired_ratio": median(paired)}
+    if all(r.piped_in_ort and r.plain_in_ort for r in rounds):  # both sides' session.run were timed
+        extra["onnxpipe_non_ort_ms"] = 1e3 * median([r.piped_total - r.piped_in_ort for r in rounds])
+        extra["plain_non_ort_ms"] = 1e3 * median([r.plain_total - r.plain_in_ort for r in rounds])
+        extra["onnxpipe_non_ort_pct"] = 100 * (1 - sum(r.piped_in_ort for r in rounds) / piped_total)
+    extra["onnxpipe_setup_ms"] = 1e3 * median([r.piped_setup for r in rounds])
     return Row(
         case,
         unit,
@@ -260,10 +275,6 @@ def lockstep_row(
         note=note,
         extra=extra,
     )
-
-
-def paired_ratios(numerator: Sequence[float], denominator: Sequence[float]) -> list[float]:
-    return [a / b for a, b in zip(numerator, denominator, strict=True)]
 
 
 def per_call_blocks(
@@ -288,6 +299,37 @@ def per_call_blocks(
             elapsed = time.perf_counter_ns() - start
             out[name].append(elapsed / 1e9 / (per_block * calls_per_item))
     return out
+
+
+def attach_run_timer(transformer: object) -> RunTimer | None:
+    """A :class:`RunTimer` on an ``apply_onnx_model`` transformer's session, if it can be reached.
+
+    The session is private to onnxpipe (``_get_session``): this is a benchmark-only diagnostic,
+    skipped (None) when the internals change.
+    """
+    get_session = getattr(transformer, "_get_session", None)
+    if get_session is None:
+        return None
+    session = get_session()
+    return RunTimer(session) if isinstance(session, ort.InferenceSession) else None
+
+
+def profile(fn: Callable[[], object], iterations: int, top: int = 30) -> None:
+    """Run ``fn`` ``iterations`` times under cProfile and print the top functions (own time, then
+    cumulative), paths shortened to ``src/onnxpipe/...``. cProfile inflates small, frequent calls;
+    read the figures as a ranking, not as absolute costs."""
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(iterations):
+        fn()
+    prof.disable()
+    for key in ("tottime", "cumulative"):
+        stream = io.StringIO()
+        stats = pstats.Stats(prof, stream=stream)
+        stats.sort_stats(key).print_stats(top)
+        text = stream.getvalue().replace(str(BENCH_DIR.parent) + "/", "").replace(sys.prefix + "/", "")
+        console.rule(f"cProfile, {iterations} iterations, sorted by {key}")
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def environment() -> dict[str, Any]:

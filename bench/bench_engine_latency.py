@@ -25,7 +25,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 import onnxpipe as op
-from _common import Row, console, median, per_call_blocks, print_table, write_results
+from _common import Row, console, median, per_call_blocks, print_table, profile, write_results
 from tiny_model import FEATURES, INPUT_NAME, build_tiny_model
 
 TARGET = 1.5
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3000 calls instead of 20000")
     parser.add_argument("--calls", type=int, default=None, help="single-row calls per side (default 20000, quick 3000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="also cProfile 20000 engine.predict calls")
     args = parser.parse_args()
     calls: int = args.calls or (3000 if args.quick else 20_000)
     blocks = max(4, calls // BLOCK)
@@ -118,6 +119,8 @@ def main() -> None:
         ),
     ]
     print_table(f"Prediction engine latency, tiny model, {calls:,} calls in blocks of {calls // blocks}", rows_out)
+    if args.profile:
+        profile(lambda: engine.predict(row), 20_000)
     params = {
         "calls": calls,
         "blocks": blocks,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -86,7 +87,7 @@ class _Builder:
         self.nodes.append(helper.make_node("Relu", [x], [f"{name}_fwd"], name=name))
         return f"{name}_fwd"
 
-    def op(self, kind: str, op_type: str, inputs: list[str], **attrs: object) -> str:
+    def op(self, kind: str, op_type: str, inputs: list[str], **attrs: Any) -> str:
         name = self._name(kind)
         self.nodes.append(helper.make_node(op_type, inputs, [f"{name}_fwd"], name=name, **attrs))
         return f"{name}_fwd"

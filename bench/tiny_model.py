@@ -34,4 +34,5 @@ def build_tiny_model(seed: int = 0) -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="onnxpipe-bench")
     model.ir_version = 8
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    data: bytes = model.SerializeToString()
+    return data

@@ -46,7 +46,9 @@ class PredictionEngine(Generic[In, Out]):
 
     def _score(self, rows: Sequence[In]) -> list[Out]:
         n = len(rows)
-        cols = self._input.to_columns(rows)
+        cols = self._input.one_row_view(rows[0]) if n == 1 else None
+        if cols is None:
+            cols = self._input.to_columns(rows)
         for step, names, schema in self._plan:
             cols.update(step.map_columns({k: cols[k] for k in names}, schema, n))
         return self._output.from_columns(cols, n)

@@ -88,6 +88,13 @@ class RowConverter:
         self.cls = cls
         self.schema: Schema = self.binding.schema
         self._readers = [(f.attribute, f.column.name, self._reader(f)) for f in self.binding.fields]
+        # Single-row fast path: (attribute, column, dtype, batch shape) for fields of known shape.
+        self._direct = [
+            (f.attribute, f.column.name, f.column.type.dtype.numpy, (1, *f.column.type.fixed_shape))
+            for f in self.binding.fields
+            if isinstance(f.column.type, TensorType) and f.column.type.is_known_shape and not f.column.type.is_scalar
+        ]
+        self._writers: list[tuple[str, str, Callable[[ColumnValues], Any]]] | None = None
 
     @staticmethod
     def _reader(f: FieldBinding) -> Callable[[Sequence[Any], str], ColumnValues]:
@@ -106,6 +113,7 @@ class RowConverter:
         return read
 
     def to_columns(self, rows: Sequence[Any]) -> dict[str, ColumnValues]:
+        """Column values (new arrays: later changes to the rows do not show through)."""
         cols: dict[str, ColumnValues] = {}
         for attr, name, read in self._readers:
             where = f"column {name!r} (field {self.cls.__name__}.{attr})"
@@ -120,8 +128,26 @@ class RowConverter:
             cols[name] = read(values, where)
         return cols
 
+    def one_row_view(self, row: Any) -> dict[str, ColumnValues] | None:
+        """Columns of one row whose fields all hold arrays of the declared type and size, as
+        views of those arrays (for immediate use); None when the general path must convert."""
+        if len(self._direct) != len(self._readers):
+            return None
+        cols: dict[str, ColumnValues] = {}
+        for attr, name, dtype, shape in self._direct:
+            value = getattr(row, attr, None)
+            if type(value) is not np.ndarray or value.dtype != dtype:
+                return None
+            try:
+                cols[name] = value.reshape(shape)
+            except ValueError:
+                return None
+        return cols
+
     def check_source(self, source: Schema) -> None:
-        """Raise unless every field can be read from a column of ``source``."""
+        """Raise unless every field can be read from a column of ``source``; prepares
+        :meth:`from_columns` for columns of these types."""
+        writers = []
         for f in self.binding.fields:
             if f.column.name not in source:
                 raise ColumnNotFoundError(
@@ -129,12 +155,16 @@ class RowConverter:
                     f"does not have; available columns: {source.names}"
                 )
             check_readable(source[f.column.name].type, f, self.cls.__name__)
+            writers.append((f.attribute, f.column.name, _writer(f, source[f.column.name].type)))
+        self._writers = writers
 
     def from_columns(self, cols: Mapping[str, ColumnValues], n: int) -> list[Any]:
         """Build ``n`` instances from column values (checked beforehand by :meth:`check_source`)."""
-        per_field = [(f.attribute, _to_python(cols[f.column.name], f)) for f in self.binding.fields]
+        if self._writers is None:
+            raise SchemaError("RowConverter.check_source(schema) must be called before from_columns")
         if n == 1:
-            return [self.cls(**{a: vals[0] for a, vals in per_field})]
+            return [self.cls(**{attr: write(cols[name])[0] for attr, name, write in self._writers})]
+        per_field = [(attr, write(cols[name])) for attr, name, write in self._writers]
         return [self.cls(**{a: vals[i] for a, vals in per_field}) for i in range(n)]
 
 
@@ -152,6 +182,21 @@ def check_readable(given: Any, f: FieldBinding, cls_name: str) -> None:
         return
     if type(want) is not type(given):
         raise ColumnTypeError(f"{where}: the field is {want}, the column is {given}")
+
+
+def _writer(f: FieldBinding, given: Any) -> Callable[[ColumnValues], list[Any]]:
+    """How to turn column values of type ``given`` into field values for ``f``."""
+    want = f.column.type
+    if (
+        isinstance(want, TensorType)
+        and isinstance(given, TensorType)
+        and want == given
+        and want.is_known_shape
+        and not want.is_scalar
+        and not f.as_list
+    ):
+        return lambda values: values  # type: ignore[return-value]  # rows of the array are the values
+    return lambda values: _to_python(values, f)
 
 
 def _to_python(values: ColumnValues, f: FieldBinding) -> list[Any]:

@@ -68,9 +68,7 @@ class TensorInfo:
         return "[" + ",".join("?" if d is None else str(d) for d in self.dims) + "]"
 
 
-def _convert_type(
-    tp: onnx.TypeProto, nested: bool = False
-) -> tuple[str, tuple[RawDim, ...] | None, ColumnType | None]:
+def _convert_type(tp: onnx.TypeProto, nested: bool = False) -> tuple[str, tuple[RawDim, ...] | None, ColumnType | None]:
     kind = tp.WhichOneof("value")
     if kind == "tensor_type":
         tt = tp.tensor_type

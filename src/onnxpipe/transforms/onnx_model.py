@@ -74,6 +74,19 @@ class _Output:
     column: str
     tensor: str
     type: ColumnType  # the column type of one row
+    row_shape: Shape | None  # None for sequences and maps
+    known: bool  # a tensor whose dimensions are all known
+
+
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    """What scoring needs for one input schema, worked out once: per input its fixed feed shape
+    (None: resolved per row) and the dtype to cast to (None: none); rows per ONNX Runtime call."""
+
+    schema: Schema
+    feeds: tuple[tuple[_Input, tuple[int, ...] | None, np.dtype[Any] | None], ...]
+    uniform: bool  # batched, and every input's feed shape is fixed
+    rows_per_call: int
 
 
 def _resolve_row_shape(given: tuple[int, ...], want: Shape) -> tuple[int, ...] | None:
@@ -127,21 +140,26 @@ class OnnxTransformer(TrivialEstimator):
         self._dummy_feeds = self._mlnet_dummy_feeds()
         self._batched = self._inputs != () and all(i.batch_axis for i in self._inputs)
         outputs = self._select_outputs(output_column_names)
-        self._batched = self._batched and all(
-            isinstance(t.column_type, SequenceType)
-            or (
-                isinstance(t.column_type, TensorType)
-                and t.dims is not None  # an output of unknown rank may not keep the batch axis
-                and t.shape[:1] == (None,)
-                and t.name not in overrides
+        self._batched = (
+            self._batched
+            and all(
+                isinstance(t.column_type, SequenceType)
+                or (
+                    isinstance(t.column_type, TensorType)
+                    and t.dims is not None  # an output of unknown rank may not keep the batch axis
+                    and t.shape[:1] == (None,)
+                    and t.name not in overrides
+                )
+                for t in outputs
             )
-            for t in outputs
         )
         inferred = {} if self._batched else self._infer_output_shapes()
         self._outputs = tuple(self._plan_output(t, overrides, inferred) for t in outputs)
         self._lock = threading.Lock()
         self._session: ort.InferenceSession | None = None
         self._plans: dict[tuple[str, ColumnType], tuple[int, ...] | None] = {}
+        self._prepared: _Prepared | None = None
+        self._output_tensors = [o.tensor for o in self._outputs]
         self._get_session()  # fail now, not at the first batch
 
     # ---------------------------------------------------------------- construction helpers
@@ -290,7 +308,9 @@ class OnnxTransformer(TrivialEstimator):
             elif t.name in inferred and len(inferred[t.name]) == len(shape):
                 shape = tuple(s if s is not None else i for s, i in zip(shape, inferred[t.name], strict=True))
             ct = TensorType(ct.dtype, shape)
-        return _Output(self._column_name(t.name), t.name, ct)
+        if isinstance(ct, TensorType):
+            return _Output(self._column_name(t.name), t.name, ct, ct.shape, ct.is_known_shape)
+        return _Output(self._column_name(t.name), t.name, ct, None, False)
 
     # ---------------------------------------------------------------- session
 
@@ -334,6 +354,7 @@ class OnnxTransformer(TrivialEstimator):
         state["_session"] = None
         state["_lock"] = None
         state["_plans"] = {}
+        state["_prepared"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -403,31 +424,39 @@ class OnnxTransformer(TrivialEstimator):
         session = self._get_session()
         if n_rows == 0:
             return {o.column: _empty(o.type) for o in self._outputs}
-        plans = [(inp, self._feed_shape(inp, input_schema[inp.tensor]), columns[inp.tensor]) for inp in self._inputs]
-        if self._batched and all(p is not None for _, p, _ in plans):
-            return self._score_uniform(session, plans, n_rows)  # type: ignore[arg-type]
-        return self._score_grouped(session, plans, n_rows)
+        prepared = self._prepared
+        if prepared is None or prepared.schema is not input_schema:
+            prepared = self._prepared = self._prepare(input_schema)  # once per input schema
+        if prepared.uniform:
+            return self._score_uniform(session, prepared, columns, n_rows)
+        plans = [(inp, shape, columns[inp.tensor]) for inp, shape, _ in prepared.feeds]
+        return self._score_grouped(session, plans, n_rows, prepared.rows_per_call)
 
-    def _rows_per_call(self, plans: Sequence[tuple[_Input, tuple[int, ...] | None, ColumnValues]]) -> int:
-        if self.batch_size is not None:
-            return self.batch_size
+    def _prepare(self, input_schema: Schema) -> _Prepared:
+        feeds = []
         row_bytes = 0
-        for inp, shape, _ in plans:
-            assert isinstance(inp.info.column_type, TensorType)
-            dtype = inp.info.column_type.dtype
-            itemsize = 64 if dtype is DType.STRING else dtype.numpy.itemsize
+        for inp in self._inputs:
+            shape = self._feed_shape(inp, input_schema[inp.tensor])
+            want = inp.info.column_type
+            given = input_schema[inp.tensor].type
+            assert isinstance(want, TensorType) and isinstance(given, TensorType)
+            cast = None if given.dtype is want.dtype else want.dtype.numpy
+            feeds.append((inp, shape, cast))
+            itemsize = 64 if want.dtype is DType.STRING else want.dtype.numpy.itemsize
             row_bytes += itemsize * math.prod(shape or (256,))
-        return max(1, min(_MAX_BATCH, _BATCH_BYTES // max(row_bytes, 1)))
+        step = self.batch_size or max(1, min(_MAX_BATCH, _BATCH_BYTES // max(row_bytes, 1)))
+        uniform = self._batched and all(shape is not None for _, shape, _ in feeds)
+        return _Prepared(input_schema, tuple(feeds), uniform, step)
 
     def _score_uniform(
-        self, session: ort.InferenceSession, plans: Sequence[tuple[_Input, tuple[int, ...], np.ndarray]], n: int
+        self, session: ort.InferenceSession, prepared: _Prepared, columns: Mapping[str, ColumnValues], n: int
     ) -> dict[str, ColumnValues]:
         """Every row has the same feed shape: reshape whole columns, no per-row work."""
         feeds = {}
-        for inp, shape, values in plans:
-            arr = np.asarray(values).reshape((n, *shape[1:]))
-            feeds[inp.tensor] = _cast(arr, inp)
-        step = self._rows_per_call(plans)
+        for inp, shape, cast in prepared.feeds:
+            arr = np.asarray(columns[inp.tensor]).reshape((n, *shape[1:]))  # type: ignore[index]
+            feeds[inp.tensor] = arr if cast is None else arr.astype(cast)
+        step = prepared.rows_per_call
         if n <= step:
             return self._split_batch(self._run(session, feeds), n)
         parts = [
@@ -441,6 +470,7 @@ class OnnxTransformer(TrivialEstimator):
         session: ort.InferenceSession,
         plans: Sequence[tuple[_Input, tuple[int, ...] | None, ColumnValues]],
         n: int,
+        step: int,
     ) -> dict[str, ColumnValues]:
         """Resolve each row's shapes; score runs of equal shapes together (or one by one)."""
         rows: list[dict[str, np.ndarray]] = []
@@ -458,7 +488,6 @@ class OnnxTransformer(TrivialEstimator):
             rows.append(row)
         if not self._batched:
             return _concat_parts([self._collect_row(self._run(session, row)) for row in rows], self._outputs)
-        step = self._rows_per_call(plans)
         parts = []
         start = 0
         while start < n:
@@ -475,7 +504,7 @@ class OnnxTransformer(TrivialEstimator):
         if self._dummy_feeds:
             feeds = {**self._dummy_feeds, **feeds}
         try:
-            results: list[Any] = session.run([o.tensor for o in self._outputs], feeds)
+            results: list[Any] = session.run(self._output_tensors, feeds)
             return results
         except Exception as exc:
             shapes = {k: v.shape for k, v in feeds.items()}
@@ -486,19 +515,19 @@ class OnnxTransformer(TrivialEstimator):
     def _split_batch(self, results: list[Any], n: int) -> dict[str, ColumnValues]:
         """Per-row column values from the outputs of one call over ``n`` stacked rows."""
         out: dict[str, ColumnValues] = {}
-        for o, value in zip(self._outputs, results, strict=True):
-            if isinstance(o.type, SequenceType):
+        for o, value in zip(self._outputs, results):  # noqa: B905 - ORT returns one value per output
+            if o.row_shape is None:  # a sequence: one element per row
                 if len(value) != n:
                     raise self._lost_batch(o, len(value), n)
                 out[o.column] = [[v] for v in value]
                 continue
-            arr = np.asarray(value)
-            if arr.ndim == 0 or arr.shape[0] != n:
-                raise self._lost_batch(o, arr.shape[0] if arr.ndim else 0, n)
-            assert isinstance(o.type, TensorType)
-            rows = arr.reshape((n, 1, *arr.shape[1:]))
-            if o.type.is_known_shape:
-                self._check_output_shape(o, rows.shape[1:])
+            shape = value.shape
+            if not shape or shape[0] != n:
+                raise self._lost_batch(o, shape[0] if shape else 0, n)
+            rows = value.reshape((n, 1, *shape[1:]))
+            if o.known:
+                if rows.shape[1:] != o.row_shape:
+                    self._check_output_shape(o, rows.shape[1:])
                 out[o.column] = rows
             else:
                 out[o.column] = list(rows)
