@@ -151,3 +151,16 @@ def batch_reducing() -> bytes:
         [axes],
     )
     return _model(graph)
+
+
+def unknown_rank_output() -> bytes:
+    """``x float[N,3] -> y`` declared without a shape (unknown rank), ``y = x + x``."""
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "x"], ["y"])],
+        "unknown_rank",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=OPSET)  # onnx.checker insists on output shapes
+    model.ir_version = 8
+    return model.SerializeToString()

@@ -569,3 +569,28 @@ def test_gpu_request_fails_loudly_or_falls_back(resnet: bytes) -> None:
         warnings.simplefilter("always")
         gpu_ctx.transforms.apply_onnx_model(model_bytes=resnet)
     assert any(issubclass(w.category, op.OnnxPipeWarning) for w in caught)
+
+
+def test_output_of_unknown_rank_is_a_flat_vector() -> None:
+    @dataclass
+    class Row:
+        x: Annotated[npt.NDArray[np.float32], VectorType(3)]
+
+    t = ctx.transforms.apply_onnx_model(model_bytes=models.unknown_rank_output())
+    assert not t.batched
+    view = ctx.data.load_from_enumerable([Row(np.array([1, 2, 3], np.float32)), Row(np.ones(3, np.float32))], Row)
+    scored = check_component(t, view).transform(view)
+    assert str(scored.schema["y"].type) == "float32[?]"
+    np.testing.assert_array_equal(np.stack(scored.column("y")), [[2, 4, 6], [2, 2, 2]])
+
+
+def test_engine_rejects_bad_rows_with_the_field_named(resnet: bytes) -> None:
+    engine = ctx.model.create_prediction_engine(
+        ctx.transforms.apply_onnx_model(model_bytes=resnet), ResNetInput, ResNetOutput
+    )
+    with pytest.raises(
+        ColumnTypeError, match=r"column 'data' \(field ResNetInput.data\), row 0: expected float32 values, got strings"
+    ):
+        engine.predict(ResNetInput(data=np.array(["a"] * 150528)))  # type: ignore[arg-type]
+    with pytest.raises(ShapeError, match=r"expected shape \(1, 3, 224, 224\) \(150528 values\), got shape \(3, 224\)"):
+        engine.predict(ResNetInput(data=np.ones((3, 224), np.float32)))

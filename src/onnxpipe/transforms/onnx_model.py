@@ -454,7 +454,7 @@ class OnnxTransformer(TrivialEstimator):
         """Every row has the same feed shape: reshape whole columns, no per-row work."""
         feeds = {}
         for inp, shape, cast in prepared.feeds:
-            arr = np.asarray(columns[inp.tensor]).reshape((n, *shape[1:]))  # type: ignore[index]
+            arr = np.asarray(columns[inp.tensor]).reshape((n, *shape[1:]))  # type: ignore[index, arg-type]
             feeds[inp.tensor] = arr if cast is None else arr.astype(cast)
         step = prepared.rows_per_call
         if n <= step:
@@ -525,12 +525,9 @@ class OnnxTransformer(TrivialEstimator):
             if not shape or shape[0] != n:
                 raise self._lost_batch(o, shape[0] if shape else 0, n)
             rows = value.reshape((n, 1, *shape[1:]))
-            if o.known:
-                if rows.shape[1:] != o.row_shape:
-                    self._check_output_shape(o, rows.shape[1:])
-                out[o.column] = rows
-            else:
-                out[o.column] = list(rows)
+            if rows.shape[1:] != o.row_shape:
+                self._check_output_shape(o, rows.shape[1:])
+            out[o.column] = rows if o.known else list(rows)
         return out
 
     def _collect_row(self, results: list[Any]) -> dict[str, ColumnValues]:
@@ -541,15 +538,19 @@ class OnnxTransformer(TrivialEstimator):
                 if o.type.is_known_shape:
                     self._check_output_shape(o, arr.shape)
                     out[o.column] = arr[np.newaxis]
-                else:
+                elif arr.ndim == o.type.rank:
                     out[o.column] = [arr]
+                elif o.type.shape == (None,):  # declared with unknown rank: held flat
+                    out[o.column] = [arr.reshape(-1)]
+                else:
+                    self._check_output_shape(o, arr.shape)
             else:
                 out[o.column] = [value]
         return out
 
     def _check_output_shape(self, o: _Output, shape: tuple[int, ...]) -> None:
         assert isinstance(o.type, TensorType)
-        if shape != o.type.shape:
+        if not _matches(shape, o.type.shape):
             raise ExecutionError(
                 f"{self.step_name}: output {o.tensor!r} came back with shape {_fmt(shape)} per row, but the model "
                 f"declares {_fmt(o.type.shape)}; fix the model's output shape or use shape_dictionary"
