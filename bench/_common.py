@@ -101,6 +101,7 @@ class RunTimer:
     """
 
     def __init__(self, session: ort.InferenceSession) -> None:
+        self.session = session
         self.ns = 0
         self.calls = 0
         original = session.run

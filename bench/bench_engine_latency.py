@@ -58,8 +58,14 @@ def main() -> None:
     features = rng.standard_normal((BATCH, FEATURES), dtype=np.float32)
 
     ctx = op.MLContext()
-    session = ort.InferenceSession(model_bytes, ort.SessionOptions(), providers=["CPUExecutionProvider"])
-    model = ctx.transforms.apply_onnx_model(model_bytes=model_bytes).fit(ctx.data.load_from_enumerable([], InRow))
+    # One intra-op thread on both sides: with two sessions on two cores, each session's spinning
+    # thread pool would slow whichever runs next, which measures the alternation, not the code.
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    model = ctx.transforms.apply_onnx_model(model_bytes=model_bytes, intra_op_num_threads=1).fit(
+        ctx.data.load_from_enumerable([], InRow)
+    )
     engine = ctx.model.create_prediction_engine(model, InRow, OutRow)
 
     x1 = np.ascontiguousarray(features[:1])  # (1, 4)

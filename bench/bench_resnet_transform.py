@@ -76,6 +76,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="lockstep rounds over all images (default 6, quick 4)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--shared-session",
+        action="store_true",
+        help="plain ORT calls run on the session onnxpipe opened (removes session-to-session effects)",
+    )
     parser.add_argument("--profile", action="store_true", help="also cProfile onnxpipe's pass (largest batch size)")
     args = parser.parse_args()
     n_images: int = args.images or (16 if args.quick else 32)
@@ -107,9 +112,14 @@ def main() -> None:
     for b in batch_sizes:
         model = models[b]
         piped_timer = attach_run_timer(model)
+        plain_session = session
+        if args.shared_session:
+            if piped_timer is None:
+                parser.error("--shared-session: cannot reach onnxpipe's session")
+            plain_session = piped_timer.session
         table_b = chunked(table, b)
         stacked = [np.ascontiguousarray(images[s : s + b]) for s in range(0, n_images, b)]
-        units = [functools.partial(session.run, None, {INPUT_NAME: x}) for x in stacked]
+        units = [functools.partial(plain_session.run, None, {INPUT_NAME: x}) for x in stacked]
 
         def start_piped(model: op.Transformer = model, table_b: pa.Table = table_b) -> Iterator[pa.RecordBatch]:
             return model.transform(ctx.data.load_from_arrow(table_b)).batches()
@@ -117,8 +127,10 @@ def main() -> None:
         # Warm-up: one batch each way (allocations, ORT's per-shape caches, lazy imports).
         units[0]()
         next(start_piped(model, chunked(images_table(images[:b]), b)))
+        # One session serves both sides with --shared-session: its timer cannot tell them apart.
+        timers = (None, None) if args.shared_session else (plain_timer, piped_timer)
         with console.status(f"batch {b}: {rounds} rounds of {n_images} images"):
-            results[str(b)] = lockstep(units, start_piped, rounds, plain_timer, piped_timer)
+            results[str(b)] = lockstep(units, start_piped, rounds, *timers)
         rows.append(lockstep_row(f"batch {b}", "images/s", n_images, results[str(b)], TARGET))
     print_table(f"ResNet50-v2 (random weights) transform, {n_images} images, {rounds} lockstep rounds", rows)
     params = {
@@ -129,6 +141,7 @@ def main() -> None:
         "model": model_path.name,
         "model_version": MODEL_VERSION,
         "max_abs_diff_vs_plain": diff,
+        "shared_session": args.shared_session,
     }
     if args.profile:
         b = max(batch_sizes)

@@ -56,7 +56,10 @@ class Transformer(abc.ABC):
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
     ) -> dict[str, ColumnValues]:
-        """Compute the columns this step writes from the columns it reads, for one batch."""
+        """Compute the columns this step writes from the columns it reads, for one batch.
+
+        ``columns`` holds at least the columns named by :meth:`input_columns`.
+        """
 
     def transform(self, data: DataView) -> DataView:
         """Lazily apply this transformer; the schema is checked now, the data when read."""
@@ -167,7 +170,7 @@ class TransformerChain(Transformer):
         values = dict(columns)
         schema = input_schema
         for step in self._steps:
-            produced = step.map_columns({n: values[n] for n in step.input_columns(schema)}, schema, n_rows)
+            produced = step.map_columns(values, schema, n_rows)
             schema = step.output_schema(schema)
             values.update(produced)
         return {n: values[n] for n in schema.names if n in values}

@@ -29,28 +29,28 @@ class PredictionEngine(Generic[In, Out]):
         steps = model.steps
         schemas = TransformerChain(steps).schemas(self._input.schema)
         self._output.check_source(schemas[-1])
-        self._plan = tuple((step, tuple(step.input_columns(s)), s) for step, s in zip(steps, schemas, strict=False))
+        self._plan = tuple(zip(steps, schemas, strict=False))
         self.input_schema = self._input.schema
         self.output_schema = schemas[-1]
 
     def predict(self, row: In) -> Out:
         """Score one row."""
-        return self._score([row])[0]
+        cols = self._input.one_row_view(row)  # no copy when the fields already have the right type
+        if cols is None:
+            cols = self._input.to_columns([row])
+        for step, schema in self._plan:
+            cols.update(step.map_columns(cols, schema, 1))
+        return self._output.from_one(cols)  # type: ignore[no-any-return]
 
     def predict_batch(self, rows: Sequence[In]) -> list[Out]:
         """Score several rows in one go (one ONNX Runtime call per batch where the model allows)."""
         rows = list(rows)
         if not rows:
             return []
-        return self._score(rows)
-
-    def _score(self, rows: Sequence[In]) -> list[Out]:
         n = len(rows)
-        cols = self._input.one_row_view(rows[0]) if n == 1 else None
-        if cols is None:
-            cols = self._input.to_columns(rows)
-        for step, names, schema in self._plan:
-            cols.update(step.map_columns({k: cols[k] for k in names}, schema, n))
+        cols = self._input.to_columns(rows)
+        for step, schema in self._plan:
+            cols.update(step.map_columns(cols, schema, n))
         return self._output.from_columns(cols, n)
 
     def __repr__(self) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import math
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -163,7 +164,7 @@ class TensorType:
     def is_known_shape(self) -> bool:
         return None not in self.shape
 
-    @property
+    @functools.cached_property
     def fixed_shape(self) -> tuple[int, ...]:
         """The shape, for a type whose dimensions are all known (else SchemaError)."""
         dims = tuple(d for d in self.shape if d is not None)
@@ -171,7 +172,7 @@ class TensorType:
             raise SchemaError(f"{self} has unknown dimensions")
         return dims
 
-    @property
+    @functools.cached_property
     def size(self) -> int | None:
         """Number of values per row, or None when a dimension is unknown."""
         return math.prod(self.fixed_shape) if self.is_known_shape else None
@@ -249,9 +250,10 @@ class Column:
 class Schema(Mapping[str, Column]):
     """An ordered, immutable set of uniquely named columns."""
 
-    __slots__ = ("_columns",)
+    __slots__ = ("_columns", "_hash")
 
     def __init__(self, columns: Iterable[Column] = ()) -> None:
+        self._hash: int | None = None
         cols: dict[str, Column] = {}
         for c in columns:
             cols[c.name] = c  # a later column of the same name replaces the earlier one
@@ -279,7 +281,9 @@ class Schema(Mapping[str, Column]):
         return list(self._columns.values()) == list(other._columns.values())
 
     def __hash__(self) -> int:
-        return hash(tuple(self._columns.values()))
+        if self._hash is None:
+            self._hash = hash(tuple(self._columns.values()))
+        return self._hash
 
     @property
     def names(self) -> list[str]:

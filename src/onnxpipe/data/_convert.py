@@ -15,6 +15,7 @@ Python objects (``list``/``dict``) for sequences and maps.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any, TypeAlias
@@ -73,8 +74,22 @@ def arrow_field(column: Column) -> pa.Field:
     return pa.field(column.name, arrow_type(column.type), nullable=False, metadata=meta)
 
 
+@functools.lru_cache(maxsize=512)
 def arrow_schema(schema: Schema) -> pa.Schema:
+    """The Arrow schema storing ``schema`` (cached: schemas are immutable and hash once)."""
     return pa.schema([arrow_field(c) for c in schema.columns])
+
+
+def list_values(arr: pa.Array) -> pa.Array:
+    """The values of a (fixed-size) list array, for its rows only (``.flatten()`` without the
+    compute-kernel call)."""
+    values = arr.values
+    if pa.types.is_fixed_size_list(arr.type):
+        start, stop = arr.offset * arr.type.list_size, (arr.offset + len(arr)) * arr.type.list_size
+    else:
+        offsets = arr.offsets
+        start, stop = offsets[0].as_py(), offsets[len(arr)].as_py()
+    return values if (start, stop) == (0, len(values)) else values.slice(start, stop - start)
 
 
 def _infer_type(name: str, t: pa.DataType) -> ColumnType:
@@ -140,16 +155,16 @@ def from_arrow(arr: pa.Array | pa.ChunkedArray, ct: ColumnType) -> ColumnValues:
             return _flat_numpy(arr, ct.dtype)
         n = len(arr)
         if ct.is_known_shape:
-            flat = _flat_numpy(arr.flatten(), ct.dtype)
-            return flat.reshape((n, *ct.shape))  # type: ignore[arg-type]
+            flat = _flat_numpy(list_values(arr), ct.dtype)
+            return flat.reshape((n, *ct.fixed_shape))
         if pa.types.is_struct(arr.type):
-            shapes = arr.field("shape").flatten().to_numpy().reshape(n, ct.rank)
+            shapes = list_values(arr.field("shape")).to_numpy().reshape(n, ct.rank)
             values_arr = arr.field("values")
         else:
             shapes = None
             values_arr = arr
         offsets = values_arr.offsets.to_numpy()
-        flat = _flat_numpy(values_arr.flatten(), ct.dtype)
+        flat = _flat_numpy(list_values(values_arr), ct.dtype)
         rows: list[np.ndarray] = []
         for i in range(n):
             chunk = flat[offsets[i] - offsets[0] : offsets[i + 1] - offsets[0]]

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from onnxpipe.data._convert import arrow_schema, from_arrow, schema_from_arrow, to_arrow
+from onnxpipe.data._convert import list_values, arrow_schema, from_arrow, schema_from_arrow, to_arrow
 from onnxpipe.data._rows import RowConverter
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError, DataFileNotFoundError, InvalidArgumentError, ParseError, SchemaError, require
@@ -62,7 +62,7 @@ def _first_nested_null(arr: pa.Array) -> int | None:
     """The first row of a list-like array whose values contain a missing value, if any."""
     if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(arr.type)):
         return None
-    values = arr.flatten()
+    values = list_values(arr)
     if not values.null_count:
         return None
     first = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
@@ -75,6 +75,15 @@ def normalize_batch(batch: pa.RecordBatch, schema: Schema, where: str, row_offse
     ``row_offset`` is the batch's first row in the whole source, so that errors name the real row.
     """
     target = arrow_schema(schema)
+    if batch.schema.equals(target, check_metadata=False) and not any(
+        c.null_count or (pa.types.is_list(c.type) or pa.types.is_fixed_size_list(c.type)) and list_values(c).null_count
+        for c in batch.columns
+    ):
+        return (
+            batch
+            if batch.schema.equals(target, check_metadata=True)
+            else pa.RecordBatch.from_arrays(batch.columns, schema=target)
+        )
     arrays = []
     for field, col in zip(target, schema.columns, strict=True):
         arr = batch.column(col.name)

@@ -95,6 +95,7 @@ class RowConverter:
             if isinstance(f.column.type, TensorType) and f.column.type.is_known_shape and not f.column.type.is_scalar
         ]
         self._writers: list[tuple[str, str, Callable[[ColumnValues], Any]]] | None = None
+        self._direct_out = False
 
     @staticmethod
     def _reader(f: FieldBinding) -> Callable[[Sequence[Any], str], ColumnValues]:
@@ -102,7 +103,12 @@ class RowConverter:
         if not isinstance(ct, TensorType):
             return lambda values, where: list(values)
 
+        known = ct.is_known_shape and not ct.is_scalar
+        dtype, size = ct.dtype.numpy, ct.size
+
         def read(values: Sequence[Any], where: str) -> ColumnValues:
+            if known and values and all(type(v) is np.ndarray and v.dtype == dtype and v.size == size for v in values):
+                return np.stack([v.reshape(-1) for v in values]).reshape((len(values), *ct.fixed_shape))
             arrays = [coerce_array(v, ct, f"{where}, row {i}") for i, v in enumerate(values)]
             if not ct.is_known_shape:
                 return arrays
@@ -157,6 +163,15 @@ class RowConverter:
             check_readable(source[f.column.name].type, f, self.cls.__name__)
             writers.append((f.attribute, f.column.name, _writer(f, source[f.column.name].type)))
         self._writers = writers
+        self._direct_out = all(w is _identity for _, _, w in writers)
+
+    def from_one(self, cols: Mapping[str, ColumnValues]) -> Any:
+        """The instance for a single row (see :meth:`from_columns`)."""
+        if self._writers is None:
+            raise SchemaError("RowConverter.check_source(schema) must be called before from_one")
+        if self._direct_out:
+            return self.cls(**{attr: cols[name][0] for attr, name, _ in self._writers})
+        return self.cls(**{attr: write(cols[name])[0] for attr, name, write in self._writers})
 
     def from_columns(self, cols: Mapping[str, ColumnValues], n: int) -> list[Any]:
         """Build ``n`` instances from column values (checked beforehand by :meth:`check_source`)."""
@@ -195,8 +210,12 @@ def _writer(f: FieldBinding, given: Any) -> Callable[[ColumnValues], list[Any]]:
         and not want.is_scalar
         and not f.as_list
     ):
-        return lambda values: values  # type: ignore[return-value]  # rows of the array are the values
+        return _identity  # the rows of the array are the field values
     return lambda values: _to_python(values, f)
+
+
+def _identity(values: ColumnValues) -> Any:
+    return values
 
 
 def _to_python(values: ColumnValues, f: FieldBinding) -> list[Any]:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import onnxruntime as ort
 
 from onnxpipe.errors import DeviceError, InvalidArgumentError, ModelLoadError
 
-__all__ = ["OnnxPipeWarning", "SessionSettings", "create_session"]
+__all__ = ["OnnxPipeWarning", "RunFunction", "SessionSettings", "create_session", "run_function"]
+
+RunFunction = Callable[[list[str], dict[str, Any]], list[Any]]
 
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
@@ -94,3 +98,19 @@ def create_session(source: bytes | str, settings: SessionSettings, label: str) -
         stacklevel=3,
     )
     return session
+
+
+def run_function(session: ort.InferenceSession, settings: SessionSettings) -> RunFunction:
+    """``session.run`` for feeds that onnxpipe has already checked.
+
+    ``InferenceSession.run`` re-validates the feed names and OrtValue ownership on every call,
+    which costs about as much as running a tiny model. onnxpipe builds every feed itself from
+    the model's inputs (checked once, at construction), so it calls the session's binding
+    directly. It keeps the wrapper when ONNX Runtime's own provider fallback may be needed, or
+    when the binding is not where this ONNX Runtime version keeps it.
+    """
+    inner = getattr(session, "_sess", None)
+    run = getattr(inner, "run", None)
+    if run is None or settings.fallback_to_cpu:
+        return session.run  # type: ignore[no-any-return]
+    return lambda names, feeds: run(names, feeds, None)  # type: ignore[no-any-return]

@@ -38,7 +38,7 @@ from onnxpipe.errors import (
     TensorNotFoundError,
 )
 from onnxpipe.onnx._model import LoadedModel, ModelInfo, TensorInfo, describe_model, load_model, tensor_info
-from onnxpipe.onnx._session import SessionSettings, create_session
+from onnxpipe.onnx._session import RunFunction, SessionSettings, create_session, run_function
 from onnxpipe.schema import Column, ColumnType, DType, Schema, SequenceType, TensorType
 
 __all__ = ["OnnxTransformer"]
@@ -157,6 +157,7 @@ class OnnxTransformer(TrivialEstimator):
         self._outputs = tuple(self._plan_output(t, overrides, inferred) for t in outputs)
         self._lock = threading.Lock()
         self._session: ort.InferenceSession | None = None
+        self._run_fn: RunFunction | None = None
         self._plans: dict[tuple[str, ColumnType], tuple[int, ...] | None] = {}
         self._prepared: _Prepared | None = None
         self._output_tensors = [o.tensor for o in self._outputs]
@@ -319,7 +320,9 @@ class OnnxTransformer(TrivialEstimator):
         if session is None:
             with self._lock:
                 if self._session is None:
-                    self._session = create_session(self._model.source, self.settings, self._model.label)
+                    created = create_session(self._model.source, self.settings, self._model.label)
+                    self._run_fn = run_function(created, self.settings)
+                    self._session = created
                 session = self._session
         return session
 
@@ -352,6 +355,7 @@ class OnnxTransformer(TrivialEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_session"] = None
+        state["_run_fn"] = None
         state["_lock"] = None
         state["_plans"] = {}
         state["_prepared"] = None
@@ -421,13 +425,15 @@ class OnnxTransformer(TrivialEstimator):
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
     ) -> dict[str, ColumnValues]:
-        session = self._get_session()
+        session = self._session or self._get_session()
         if n_rows == 0:
             return {o.column: _empty(o.type) for o in self._outputs}
         prepared = self._prepared
         if prepared is None or prepared.schema is not input_schema:
             prepared = self._prepared = self._prepare(input_schema)  # once per input schema
         if prepared.uniform:
+            if n_rows == 1:
+                return self._score_one(session, prepared, columns)
             return self._score_uniform(session, prepared, columns, n_rows)
         plans = [(inp, shape, columns[inp.tensor]) for inp, shape, _ in prepared.feeds]
         return self._score_grouped(session, plans, n_rows, prepared.rows_per_call)
@@ -447,6 +453,22 @@ class OnnxTransformer(TrivialEstimator):
         step = self.batch_size or max(1, min(_MAX_BATCH, _BATCH_BYTES // max(row_bytes, 1)))
         uniform = self._batched and all(shape is not None for _, shape, _ in feeds)
         return _Prepared(input_schema, tuple(feeds), uniform, step)
+
+    def _score_one(
+        self, session: ort.InferenceSession, prepared: _Prepared, columns: Mapping[str, ColumnValues]
+    ) -> dict[str, ColumnValues]:
+        """The prediction engine's path: one row, fixed feed shapes."""
+        feeds = {}
+        for inp, shape, cast in prepared.feeds:
+            arr = columns[inp.tensor].reshape(shape)  # type: ignore[union-attr]  # known shapes are arrays
+            feeds[inp.tensor] = arr if cast is None else arr.astype(cast)
+        results = self._run(session, feeds)
+        out: dict[str, ColumnValues] = {}
+        for o, value in zip(self._outputs, results):  # noqa: B905 - ORT returns one value per output
+            if not o.known or value.shape != o.row_shape:
+                return self._split_batch(results, 1)  # the general path checks and reports
+            out[o.column] = value[np.newaxis]
+        return out
 
     def _score_uniform(
         self, session: ort.InferenceSession, prepared: _Prepared, columns: Mapping[str, ColumnValues], n: int
@@ -504,7 +526,8 @@ class OnnxTransformer(TrivialEstimator):
         if self._dummy_feeds:
             feeds = {**self._dummy_feeds, **feeds}
         try:
-            results: list[Any] = session.run(self._output_tensors, feeds)
+            run = self._run_fn or session.run
+            results: list[Any] = run(self._output_tensors, feeds)
             return results
         except Exception as exc:
             shapes = {k: v.shape for k, v in feeds.items()}
