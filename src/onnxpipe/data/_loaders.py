@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from onnxpipe.data._convert import list_values, arrow_schema, from_arrow, schema_from_arrow, to_arrow
+from onnxpipe.data._convert import arrow_schema, from_arrow, list_values, schema_from_arrow, to_arrow
 from onnxpipe.data._rows import RowConverter
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError, DataFileNotFoundError, InvalidArgumentError, ParseError, SchemaError, require
@@ -76,7 +76,7 @@ def normalize_batch(batch: pa.RecordBatch, schema: Schema, where: str, row_offse
     """
     target = arrow_schema(schema)
     if batch.schema.equals(target, check_metadata=False) and not any(
-        c.null_count or (pa.types.is_list(c.type) or pa.types.is_fixed_size_list(c.type)) and list_values(c).null_count
+        c.null_count or ((pa.types.is_list(c.type) or pa.types.is_fixed_size_list(c.type)) and list_values(c).null_count)
         for c in batch.columns
     ):
         return (
