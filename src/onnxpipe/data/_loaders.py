@@ -58,6 +58,10 @@ def load_from_enumerable(rows: Iterable[Any], row_class: type, *, batch_size: in
     return _table_view(table, conv.schema, batch_size)
 
 
+def _is_list(t: pa.DataType) -> bool:
+    return bool(pa.types.is_list(t) or pa.types.is_fixed_size_list(t))
+
+
 def _first_nested_null(arr: pa.Array) -> int | None:
     """The first row of a list-like array whose values contain a missing value, if any."""
     if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(arr.type)):
@@ -76,8 +80,7 @@ def normalize_batch(batch: pa.RecordBatch, schema: Schema, where: str, row_offse
     """
     target = arrow_schema(schema)
     if batch.schema.equals(target, check_metadata=False) and not any(
-        c.null_count or ((pa.types.is_list(c.type) or pa.types.is_fixed_size_list(c.type)) and list_values(c).null_count)
-        for c in batch.columns
+        c.null_count or (_is_list(c.type) and list_values(c).null_count) for c in batch.columns
     ):
         return (
             batch
