@@ -9,39 +9,18 @@ import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 import onnxpipe
 from onnxpipe.cli import main
 from onnxpipe.schema import Column, DType, TensorType, schema_of
 
+from .test_inspect import LONG_VALUE, resnet_like_model
+
 MLNET_ONNX = Path(__file__).resolve().parents[2] / "shared" / "data" / "mlnet" / "onnx"
-
-
-def resnet_like_model() -> onnx.ModelProto:
-    """ResNet50-v2's I/O: ``data float[N,3,224,224] -> resnetv24_dense0_fwd float[N,1000]``."""
-    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(3, 1000)).astype(np.float32), "W")
-    graph = helper.make_graph(
-        [
-            helper.make_node("GlobalAveragePool", ["data"], ["pooled"]),
-            helper.make_node("Flatten", ["pooled"], ["flat"]),
-            helper.make_node("MatMul", ["flat", "W"], ["resnetv24_dense0_fwd"]),
-        ],
-        "resnet_io",
-        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, 224, 224])],
-        [helper.make_tensor_value_info("resnetv24_dense0_fwd", TensorProto.FLOAT, ["N", 1000])],
-        [w],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
-    model.ir_version = 8
-    model.producer_version = "1.2"
-    helper.set_model_props(model, {"author": "onnxpipe", "long": "x" * 200})
-    onnx.checker.check_model(model, full_check=True)
-    return model
 
 
 def odd_names_model() -> onnx.ModelProto:
@@ -134,10 +113,13 @@ def test_inspect_prints_tables(runner: CliRunner, resnet: Path) -> None:
         ["Format", "ONNX v8"],
         ["Opsets", "ai.onnx: 17"],
         ["Producer", "tests 1.2"],
+        ["Domain", "org.example"],
+        ["Model version", "3"],
         ["Graph", "resnet_io"],
+        ["Description", "ResNet-like test model"],
         ["Metadata", "Value"],
         ["author", "onnxpipe"],
-        ["long", "x" * 79 + "…"],
+        ["long", LONG_VALUE[:79] + "…"],
     ]
 
 
