@@ -101,7 +101,7 @@ def test_batch_size_gives_row_by_row_results(resnet: bytes, images: np.ndarray, 
 
 def test_resnet_conformance(resnet: bytes, images: np.ndarray) -> None:
     view = ctx.data.load_from_enumerable([ResNetInput(data=im) for im in images[:3]], ResNetInput)
-    check_component(ctx.transforms.apply_onnx_model(model_bytes=resnet), view)
+    check_component(ctx.transforms.apply_onnx_model(model_bytes=resnet), view, exportable=True)
 
 
 # ----------------------------------------------------------------------------- unknown dimensions
@@ -126,7 +126,7 @@ def test_two_unknown_dimensions_resolved_per_row() -> None:
         exp_total, exp_doubled = plain_ort(model, {"x": a})
         np.testing.assert_allclose(d, exp_doubled, **TOLERANCES)
         np.testing.assert_allclose(tot, exp_total, **TOLERANCES)
-    check_component(t, ctx.data.load_from_enumerable([Sequence4(a) for a in arrays], Sequence4))
+    check_component(t, ctx.data.load_from_enumerable([Sequence4(a) for a in arrays], Sequence4), exportable=False)
 
 
 def test_rows_without_leading_batch_and_unknown_dims() -> None:
@@ -212,7 +212,7 @@ def test_two_inputs_two_outputs_any_order(mlnet_data: Path) -> None:
     rows = [Two(np.arange(5, dtype=np.float32), np.arange(5, dtype=np.float32)) for _ in range(3)]
     view = ctx.data.load_from_enumerable(rows, Two)
     t = ctx.transforms.apply_onnx_model(path, output_column_names=["outb", "outa"])
-    scored = check_component(t, view).transform(view)
+    scored = check_component(t, view, exportable=False).transform(view)
     assert scored.schema.names == ["ina", "inb", "outb", "outa"]
     # As ML.NET's OnnxModelMultiInput: outa = ina - inb, outb = ina + inb.
     assert scored.column("outa").sum() == 0 and scored.column("outb").sum() == 60
@@ -242,7 +242,7 @@ def test_zipmap_outputs(mlnet_data: Path, file: str, key_type: type, keys: list[
     path = mlnet_data / "onnx" / file
     rows = [In(np.array([1, 2, 3], np.float32)), In(np.array([[3, 2, 1]], np.float32))]
     view = ctx.data.load_from_enumerable(rows, In)
-    scored = check_component(ctx.transforms.apply_onnx_model(path), view).transform(view)
+    scored = check_component(ctx.transforms.apply_onnx_model(path), view, exportable=False).transform(view)
     got = [r.output for r in ctx.data.create_enumerable(scored, out_class)]
     assert got == [[dict(zip(keys, [1.0, 2.0, 3.0], strict=True))], [dict(zip(keys, [3.0, 2.0, 1.0], strict=True))]]
     engine = ctx.model.create_prediction_engine(ctx.transforms.apply_onnx_model(path), In, out_class)
@@ -281,7 +281,7 @@ def test_mlnet_style_names_slots_and_unused_tensors() -> None:
     assert t.input_column_names == ["Features"] and t.output_column_names == ["Features", "Score"]
     x = np.array([[1, 2, 3], [0, 0, 1], [2, 0, 0]], np.float32)
     view = ctx.data.load_from_enumerable([Row(r) for r in x], Row)
-    scored = check_component(t, view).transform(view)
+    scored = check_component(t, view, exportable=True).transform(view)
     assert scored.schema["Score"].slot_names == ("benign", "malignant")
     np.testing.assert_allclose(scored.column("Score")[:, 0], x @ np.array([[1, -1], [2, 0.5], [0, 1]], np.float32))
 
@@ -298,7 +298,7 @@ def test_float16_string_and_rank0() -> None:
     view = ctx.data.load_from_enumerable(
         [Half(np.array([1, 2, 3], np.float16)), Half(np.array([4, 5, 6], np.float16))], Half
     )
-    scored = check_component(half, view).transform(view)
+    scored = check_component(half, view, exportable=True).transform(view)
     assert scored.column("y").dtype == np.float16
     np.testing.assert_array_equal(scored.column("y")[:, 0], [[0.5, 1, 1.5], [2, 2.5, 3]])
 
@@ -308,7 +308,7 @@ def test_float16_string_and_rank0() -> None:
 
     words = ctx.transforms.apply_onnx_model(model_bytes=models.string_lookup())
     view = ctx.data.load_from_enumerable([Word("tomato"), Word("kiwi"), Word("banana")], Word)
-    scored = check_component(words, view).transform(view)
+    scored = check_component(words, view, exportable=True).transform(view)
     np.testing.assert_array_equal(scored.column("code"), [[2], [-1], [0]])
 
     @dataclass
@@ -322,7 +322,7 @@ def test_float16_string_and_rank0() -> None:
     inc = ctx.transforms.apply_onnx_model(model_bytes=models.rank0_increment())
     assert not inc.batched
     view = ctx.data.load_from_enumerable([Count(1), Count(41)], Count)
-    scored = check_component(inc, view).transform(view)
+    scored = check_component(inc, view, exportable=False).transform(view)
     assert str(scored.schema["m"].type) == "int64"
     assert scored.column("m").tolist() == [2, 42]
     assert ctx.model.create_prediction_engine(inc, Count, Next).predict(Count(9)) == Next(10)
@@ -384,7 +384,7 @@ def test_sklearn_mixed_inputs_with_zipmap() -> None:
     rows = [Row(np.array([a, b]), np.array([c])) for a, b, c in df.head(20).itertuples(index=False)]
     t = ctx.transforms.apply_onnx_model(model_bytes=model_bytes)
     view = ctx.data.load_from_enumerable(rows, Row)
-    check_component(t, view.take(4))
+    check_component(t, view.take(4), exportable=True)
     preds = list(ctx.data.create_enumerable(t.transform(view), Out))
     feeds = {"num": df[["a", "b"]].head(20).to_numpy(np.float32), "cat": df[["colour"]].head(20).to_numpy(object)}
     labels, probs = plain_ort(model_bytes, feeds)
@@ -579,7 +579,7 @@ def test_output_of_unknown_rank_is_a_flat_vector() -> None:
     t = ctx.transforms.apply_onnx_model(model_bytes=models.unknown_rank_output())
     assert not t.batched
     view = ctx.data.load_from_enumerable([Row(np.array([1, 2, 3], np.float32)), Row(np.ones(3, np.float32))], Row)
-    scored = check_component(t, view).transform(view)
+    scored = check_component(t, view, exportable=False).transform(view)
     assert str(scored.schema["y"].type) == "float32[?]"
     np.testing.assert_array_equal(np.stack(scored.column("y")), [[2, 4, 6], [2, 2, 2]])
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
+import onnx
 import pyarrow as pa
 
 from onnxpipe import data as _data
@@ -17,6 +18,8 @@ from onnxpipe.core import Transformer
 from onnxpipe.data import DataView
 from onnxpipe.engine import PredictionEngine
 from onnxpipe.errors import InvalidArgumentError
+from onnxpipe.onnx._export import convert_to_onnx
+from onnxpipe.schema import Schema
 from onnxpipe.transforms.columns import (
     ColumnConcatenatingTransformer,
     ColumnCopyingTransformer,
@@ -138,7 +141,7 @@ class TransformsCatalog:
 
 
 class ModelCatalog:
-    """``ctx.model``: prediction engines (and, later, saving, loading and ONNX export)."""
+    """``ctx.model``: prediction engines and ONNX export (saving and loading come later)."""
 
     def __init__(self, ctx: MLContext) -> None:
         self._ctx = ctx
@@ -153,6 +156,32 @@ class ModelCatalog:
                 "call .fit(data) on the pipeline first"
             )
         return PredictionEngine(model, input_class, output_class)
+
+    def convert_to_onnx(
+        self,
+        model: Transformer,
+        data: DataView | Schema,
+        path_or_stream: str | Path | BinaryIO | None = None,
+        *,
+        opset: int | None = None,
+        output_columns: Sequence[str] | None = None,
+    ) -> onnx.ModelProto:
+        """Convert a fitted pipeline to ONNX (only ``data``'s schema is used) and optionally
+        write it. Fails with an ExportError naming the first step that cannot be exported."""
+        if not isinstance(model, Transformer):
+            raise InvalidArgumentError(
+                f"convert_to_onnx needs a fitted model (a Transformer), got {type(model).__name__}; "
+                "call .fit(data) first"
+            )
+        schema = data.schema if isinstance(data, DataView) else data
+        proto = convert_to_onnx(model, schema, opset=opset, output_columns=output_columns)
+        if path_or_stream is not None:
+            payload = proto.SerializeToString()
+            if isinstance(path_or_stream, str | Path):
+                Path(path_or_stream).write_bytes(payload)
+            else:
+                path_or_stream.write(payload)
+        return proto
 
 
 class MLContext:

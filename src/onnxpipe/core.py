@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, to_arrow
 from onnxpipe.data._view import DataView
-from onnxpipe.errors import OnnxPipeError
+from onnxpipe.errors import ExportError, OnnxPipeError
 from onnxpipe.schema import Schema
+
+if TYPE_CHECKING:
+    from onnxpipe.onnx._export import ExportContext
 
 __all__ = ["Estimator", "EstimatorChain", "Transformer", "TransformerChain", "TrivialEstimator"]
 
@@ -60,6 +63,17 @@ class Transformer(abc.ABC):
 
         ``columns`` holds at least the columns named by :meth:`input_columns`.
         """
+
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        """Add this step's ONNX nodes to ``ctx`` (see :mod:`onnxpipe.onnx._export`).
+
+        Components that can be exported override this; the default names the step and says why
+        it cannot be.
+        """
+        raise ExportError(f"{self.step_name} cannot be exported to ONNX: {self.onnx_unexportable_reason}")
+
+    onnx_unexportable_reason = "it has no ONNX export"
+    onnx_min_opset = 13  # the lowest default-domain opset this step's export needs
 
     def transform(self, data: DataView) -> DataView:
         """Lazily apply this transformer; the schema is checked now, the data when read."""

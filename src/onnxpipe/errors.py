@@ -13,6 +13,7 @@ Each error subclasses the built-in exception a caller would catch for the same p
     ├── ModelError (ValueError)                  an ONNX model cannot be used as asked
     │   ├── ModelLoadError                       malformed / unsupported / unsafe ONNX file
     │   └── TensorNotFoundError (KeyError)       a tensor name the model does not have
+    ├── ExportError (ValueError)                 a pipeline step cannot be converted to ONNX
     ├── ExecutionError (RuntimeError)            ONNX Runtime failed while scoring
     ├── DeviceError (RuntimeError)               a requested GPU cannot be used
     ├── InvalidArgumentError (ValueError)        an option's value is out of range
@@ -31,6 +32,7 @@ __all__ = [
     "DataFileNotFoundError",
     "DeviceError",
     "ExecutionError",
+    "ExportError",
     "InvalidArgumentError",
     "MissingDependencyError",
     "ModelError",
@@ -85,6 +87,10 @@ class ModelLoadError(ModelError):
 
 class TensorNotFoundError(ModelError, KeyError):
     """A tensor name (input, output or shape-dictionary key) is not in the model."""
+
+
+class ExportError(OnnxPipeError, ValueError):
+    """A fitted pipeline cannot be converted to ONNX; the message names the step and why."""
 
 
 class ExecutionError(OnnxPipeError, RuntimeError):

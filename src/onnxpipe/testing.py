@@ -9,7 +9,9 @@
 * the result of scoring the whole data set equals scoring it one row at a time, and equals the
   prediction engine's path (``map_columns`` on numpy values);
 * the transformer pickles, and a copy restored from its state gives the same result;
-* input without the columns it reads is rejected with the library's ``SchemaError``.
+* input without the columns it reads is rejected with the library's ``SchemaError``;
+* the ONNX export, applied with ONNX Runtime, gives the same columns, types and values as
+  ``transform`` (or fails with an ``ExportError`` naming the step).
 
 Numerical comparisons use :data:`TOLERANCES`, the one place tolerances are stated.
 """
@@ -27,7 +29,7 @@ import pyarrow as pa
 from onnxpipe.core import Estimator, Transformer
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
 from onnxpipe.data._view import DataView
-from onnxpipe.errors import SchemaError
+from onnxpipe.errors import ExportError, SchemaError
 from onnxpipe.schema import Schema
 
 __all__ = ["TOLERANCES", "assert_views_equal", "check_component"]
@@ -96,10 +98,12 @@ def _rows(data: DataView) -> list[DataView]:
     ]
 
 
-def check_component(estimator: Estimator, data: DataView) -> Transformer:
+def check_component(estimator: Estimator, data: DataView, *, exportable: bool | None = None) -> Transformer:
     """Run every conformance check on ``estimator`` over ``data``; return the fitted transformer.
 
     ``data`` should have a few rows (the row-by-row check scores each one separately).
+    ``exportable``: True requires the ONNX export to work and to match ``transform`` through ONNX
+    Runtime; False requires it to fail with an ExportError naming the step; None accepts either.
     """
     before = copy.copy(estimator.__dict__) if hasattr(estimator, "__dict__") else None
     promised = estimator.output_schema(data.schema)
@@ -159,6 +163,8 @@ def check_component(estimator: Estimator, data: DataView) -> Transformer:
     clone = copy.deepcopy(model)
     assert_views_equal(clone.transform(data), scored, f"{estimator.step_name}: after a state round trip")
 
+    check_onnx_parity(model, data, scored, exportable)
+
     # Input without the columns the step reads is rejected with the library's error.
     needed = list(model.input_columns(data.schema))
     if needed:
@@ -173,3 +179,30 @@ def check_component(estimator: Estimator, data: DataView) -> Transformer:
         else:
             raise AssertionError(f"{estimator.step_name}: accepted data without its input column {needed[0]!r}")
     return model
+
+
+def check_onnx_parity(model: Transformer, data: DataView, scored: DataView, exportable: bool | None) -> None:
+    """Export ``model``, apply the export with ONNX Runtime, and compare with ``scored``."""
+    from onnxpipe.onnx._export import convert_to_onnx
+    from onnxpipe.transforms.onnx_model import OnnxTransformer
+
+    try:
+        proto = convert_to_onnx(model, data.schema)
+    except ExportError as exc:
+        if exportable:
+            raise AssertionError(f"{model.step_name}: export failed: {exc}") from None
+        if "step 0" not in str(exc) and model.step_name not in str(exc):
+            raise AssertionError(f"{model.step_name}: the export error does not name the step: {exc}") from None
+        return
+    if exportable is False:
+        raise AssertionError(f"{model.step_name}: exported although it is declared unexportable")
+    reapplied = OnnxTransformer(model_bytes=proto.SerializeToString()).transform(data)
+    for name in scored.schema.names:
+        if scored.schema[name] != reapplied.schema[name]:
+            raise AssertionError(
+                f"{model.step_name}: ONNX export gives column {reapplied.schema[name]}, transform gives "
+                f"{scored.schema[name]}"
+            )
+        _assert_column_equal(
+            name, list(reapplied.column(name)), list(scored.column(name)), f"{model.step_name}: ONNX parity"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,6 +11,9 @@ from onnxpipe.core import TrivialEstimator
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.errors import ColumnTypeError, InvalidArgumentError
 from onnxpipe.schema import Column, Schema, TensorType
+
+if TYPE_CHECKING:
+    from onnxpipe.onnx._export import ExportContext
 
 __all__ = ["ColumnConcatenatingTransformer", "ColumnCopyingTransformer", "ColumnSelectingTransformer"]
 
@@ -67,6 +71,11 @@ class ColumnCopyingTransformer(_Frozen, TrivialEstimator):
     ) -> dict[str, ColumnValues]:
         return {o: columns[i] for o, i in self.pairs}
 
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        values = [ctx.value(i) for _, i in self.pairs]  # read all before writing: swaps stay correct
+        for (o, _), value in zip(self.pairs, values, strict=True):
+            ctx.set_value(o, value)
+
 
 class ColumnSelectingTransformer(_Frozen, TrivialEstimator):
     """Keeps (``keep=True``) or drops the named columns."""
@@ -94,6 +103,9 @@ class ColumnSelectingTransformer(_Frozen, TrivialEstimator):
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
     ) -> dict[str, ColumnValues]:
         return {}
+
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        pass  # the converter drops the values of the columns this step removes
 
 
 class ColumnConcatenatingTransformer(_Frozen, TrivialEstimator):
@@ -154,3 +166,8 @@ class ColumnConcatenatingTransformer(_Frozen, TrivialEstimator):
             return {self.output_column_name: np.concatenate(flat, axis=1)}
         rows = [np.concatenate([np.asarray(p[r]).reshape(-1) for p in parts]) for r in range(n_rows)]
         return {self.output_column_name: rows}
+
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        flat = [ctx.add_node("Flatten", [ctx.value(n)], axis=1)[0] for n in self.input_column_names]  # [N, size]
+        (joined,) = ctx.add_node("Concat", flat, axis=1) if len(flat) > 1 else ctx.add_node("Identity", flat)
+        ctx.set_value(self.output_column_name, joined)

@@ -17,6 +17,7 @@ one at a time.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.version_converter
 import onnxruntime as ort
 
 from onnxpipe.core import TrivialEstimator
@@ -32,14 +34,25 @@ from onnxpipe.data._convert import ColumnValues
 from onnxpipe.errors import (
     ColumnTypeError,
     ExecutionError,
+    ExportError,
     InvalidArgumentError,
     ModelError,
+    SchemaError,
     ShapeError,
     TensorNotFoundError,
 )
-from onnxpipe.onnx._model import LoadedModel, ModelInfo, TensorInfo, describe_model, load_model, tensor_info
+from onnxpipe.onnx._export import COLUMNS_METADATA_KEY, ExportContext
+from onnxpipe.onnx._model import (
+    ONNX_ELEMENT,
+    LoadedModel,
+    ModelInfo,
+    TensorInfo,
+    describe_model,
+    load_model,
+    tensor_info,
+)
 from onnxpipe.onnx._session import RunFunction, SessionSettings, create_session, run_function
-from onnxpipe.schema import Column, ColumnType, DType, Schema, SequenceType, TensorType
+from onnxpipe.schema import Column, ColumnType, DType, Schema, SequenceType, TensorType, column_type_from_json
 
 __all__ = ["OnnxTransformer"]
 
@@ -76,6 +89,8 @@ class _Output:
     type: ColumnType  # the column type of one row
     row_shape: Shape | None  # None for sequences and maps
     known: bool  # a tensor whose dimensions are all known
+    restored: bool = False  # the column type comes from onnxpipe's export metadata
+    slot_names: tuple[str, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +147,7 @@ class OnnxTransformer(TrivialEstimator):
             raise InvalidArgumentError(f"batch_size must be a positive number of rows, got {batch_size!r}")
         self._model: LoadedModel = load_model(model_file, model_bytes)
         self.info: ModelInfo = describe_model(self._model.proto, str(model_file) if model_file else None)
+        self._exported = _export_metadata(self.info.metadata)
         self.settings = SessionSettings(gpu_device_id, fallback_to_cpu, inter_op_num_threads, intra_op_num_threads)
         self.batch_size = batch_size
         self.shape_dictionary = {k: _dims(k, v) for k, v in (shape_dictionary or {}).items()}
@@ -242,6 +258,8 @@ class OnnxTransformer(TrivialEstimator):
         return feeds
 
     def _column_name(self, tensor: str) -> str:
+        if tensor in self._exported:
+            return self._exported[tensor].name
         if tensor.endswith(".output"):
             return tensor[: -len(".output")]
         if self.info.producer_name == "ML.NET" and tensor.endswith(".onnx"):
@@ -309,6 +327,17 @@ class OnnxTransformer(TrivialEstimator):
             elif t.name in inferred and len(inferred[t.name]) == len(shape):
                 shape = tuple(s if s is not None else i for s, i in zip(shape, inferred[t.name], strict=True))
             ct = TensorType(ct.dtype, shape)
+        exported = self._exported.get(t.name)
+        et = exported.type if exported is not None else None
+        if (
+            exported is not None
+            and isinstance(et, TensorType)
+            and isinstance(ct, TensorType)
+            and self._batched
+            and et.dtype is ct.dtype
+            and et.is_known_shape
+        ):
+            return _Output(exported.name, t.name, et, et.shape, True, True, exported.slot_names)
         if isinstance(ct, TensorType):
             return _Output(self._column_name(t.name), t.name, ct, ct.shape, ct.is_known_shape)
         return _Output(self._column_name(t.name), t.name, ct, None, False)
@@ -408,7 +437,9 @@ class OnnxTransformer(TrivialEstimator):
     def output_schema(self, input_schema: Schema) -> Schema:
         for inp in self._inputs:
             self._feed_shape(inp, input_schema.require(inp.tensor, self.step_name))
-        return input_schema.with_columns(*(Column(o.column, o.type, self._slot_names(o.column)) for o in self._outputs))
+        return input_schema.with_columns(
+            *(Column(o.column, o.type, o.slot_names or self._slot_names(o.column)) for o in self._outputs)
+        )
 
     def _slot_names(self, column: str) -> tuple[str, ...] | None:
         node = next((n for n in self._model.proto.graph.node if n.name == f"mlnet.{column}.SlotNames"), None)
@@ -419,6 +450,54 @@ class OnnxTransformer(TrivialEstimator):
 
     def input_columns(self, input_schema: Schema) -> Sequence[str]:
         return [i.tensor for i in self._inputs]
+
+    # ---------------------------------------------------------------- ONNX export
+
+    @property
+    def onnx_min_opset(self) -> int:  # type: ignore[override]
+        return max(13, self.info.opsets.get("ai.onnx", 13))
+
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        """Inline the pretrained graph (names prefixed, opset converted up to the export's)."""
+        if not self._batched:
+            raise ExportError(
+                f"{self.step_name} cannot be exported to ONNX: the model scores one row at a time (its batch "
+                "dimension is fixed or absent), which a graph over N rows cannot express"
+            )
+        proto = onnx.load_model_from_string(self.model_bytes)
+        if self.info.opsets.get("ai.onnx", ctx.opset) < ctx.opset:
+            try:
+                proto = onnx.version_converter.convert_version(proto, ctx.opset)
+            except Exception as exc:
+                raise ExportError(
+                    f"{self.step_name}: cannot convert the model from opset {self.info.opsets['ai.onnx']} to "
+                    f"{ctx.opset}: {exc}"
+                ) from None
+        for domain, version in self.info.opsets.items():
+            if domain != "ai.onnx":
+                ctx.require_opset(domain, version)
+        feeds: dict[str, str] = {}
+        for inp, shape, cast in self._prepare(input_schema).feeds:
+            if shape is None:
+                raise ExportError(
+                    f"{self.step_name} cannot be exported to ONNX: column {inp.tensor!r} has rows of unknown shape"
+                )
+            target = ctx.add_initializer(np.array([-1, *shape[1:]], np.int64), "shape")
+            (value,) = ctx.add_node("Reshape", [ctx.value(inp.tensor), target])
+            if cast is not None:
+                (value,) = ctx.add_node("Cast", [value], to=ONNX_ELEMENT[DType.from_numpy(cast)])
+            feeds[inp.tensor] = value
+        for name, dummy in self._dummy_feeds.items():
+            feeds[name] = ctx.add_initializer(dummy, name)
+        produced = ctx.add_graph(proto.graph, ctx.unique("pretrained") + "/", feeds)
+        for o in self._outputs:
+            value = produced[o.tensor]
+            if o.row_shape is not None and not o.restored:
+                (value,) = ctx.add_node("Unsqueeze", [value, ctx.add_initializer(np.array([1], np.int64), "axes")])
+            elif o.row_shape is not None:
+                dims = np.array([-1, *(o.row_shape or (1,))], np.int64)
+                (value,) = ctx.add_node("Reshape", [value, ctx.add_initializer(dims, "shape")])
+            ctx.set_value(o.column, value)
 
     # ---------------------------------------------------------------- scoring
 
@@ -465,8 +544,8 @@ class OnnxTransformer(TrivialEstimator):
         results = self._run(session, feeds)
         out: dict[str, ColumnValues] = {}
         for o, value in zip(self._outputs, results):  # noqa: B905 - ORT returns one value per output
-            if not o.known or value.shape != o.row_shape:
-                return self._split_batch(results, 1)  # the general path checks and reports
+            if not o.known or o.restored or value.shape != o.row_shape:
+                return self._split_batch(results, 1)  # the general path checks, restores and reports
             out[o.column] = value[np.newaxis]
         return out
 
@@ -547,6 +626,11 @@ class OnnxTransformer(TrivialEstimator):
             shape = value.shape
             if not shape or shape[0] != n:
                 raise self._lost_batch(o, shape[0] if shape else 0, n)
+            if o.restored:  # an onnxpipe export: [N, *shape] (scalars [N, 1]) back to the column type
+                if value.size != n * math.prod(o.row_shape):  # type: ignore[arg-type]
+                    self._check_output_shape(o, shape[1:])
+                out[o.column] = value.reshape((n, *o.row_shape))
+                continue
             rows = value.reshape((n, 1, *shape[1:]))
             if rows.shape[1:] != o.row_shape:
                 self._check_output_shape(o, rows.shape[1:])
@@ -584,6 +668,30 @@ class OnnxTransformer(TrivialEstimator):
             f"{self.step_name}: output {o.tensor!r} has {got} rows for a batch of {n}: the model does not keep "
             "the batch axis, so its rows cannot be stacked; pass batch_size=1 to score row by row"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class _ExportedColumn:
+    name: str
+    type: ColumnType
+    slot_names: tuple[str, ...] | None
+
+
+def _export_metadata(metadata: Mapping[str, str]) -> dict[str, _ExportedColumn]:
+    """Output tensor -> column, from the metadata onnxpipe writes into its exports."""
+    raw = metadata.get(COLUMNS_METADATA_KEY)
+    if raw is None:
+        return {}
+    try:
+        entries = json.loads(raw)
+        return {
+            e["tensor"]: _ExportedColumn(
+                e["name"], column_type_from_json(e["type"]), tuple(e["slot_names"]) if "slot_names" in e else None
+            )
+            for e in entries
+        }
+    except (ValueError, KeyError, TypeError, SchemaError):
+        return {}  # metadata from elsewhere or damaged: fall back to the model's own types
 
 
 def _dims(name: str, dims: Sequence[int | None]) -> Shape:
