@@ -213,6 +213,21 @@ class ExportContext:
             self.nodes.append(copy)
         return {o.name: renamed(o.name) for o in graph.output}
 
+    def _pruned(
+        self, outputs: list[str]
+    ) -> tuple[list[onnx.NodeProto], list[onnx.ValueInfoProto], list[onnx.TensorProto]]:
+        """Only the nodes, inputs and initializers that the outputs depend on."""
+        needed = set(outputs)
+        kept: list[onnx.NodeProto] = []
+        for node in reversed(self.nodes):
+            if any(o in needed for o in node.output):
+                kept.append(node)
+                needed.update(i for i in node.input if i)
+        kept.reverse()
+        inputs = [i for i in self.inputs if i.name in needed]
+        initializers = [t for t in self.initializers if t.name in needed]
+        return kept, inputs, initializers
+
     def _rename(self, old: str, new: str) -> None:
         self.reserve(new)
         for node in self.nodes:
@@ -244,7 +259,8 @@ class ExportContext:
             if slots is not None:
                 entry["slot_names"] = list(slots)
             described.append(entry)
-        graph = helper.make_graph(self.nodes, "onnxpipe", self.inputs, graph_outputs, self.initializers)
+        nodes, inputs, initializers = self._pruned([o.name for o in graph_outputs])
+        graph = helper.make_graph(nodes, "onnxpipe", inputs, graph_outputs, initializers)
         opsets = [helper.make_opsetid(d, v) for d, v in sorted(self.domains.items())]
         model = helper.make_model(
             graph, opset_imports=opsets, producer_name="onnxpipe", producer_version=producer_version
@@ -284,6 +300,8 @@ def convert_to_onnx(
     steps = model.steps
     schemas = TransformerChain(steps).schemas(input_schema)
     needed = max([MIN_OPSET, *(getattr(s, "onnx_min_opset", MIN_OPSET) for s in steps)])
+    if opset is not None and not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"opset {opset} is not supported: choose one from {MIN_OPSET} to {MAX_OPSET}")
     if opset is not None and opset < needed:
         names = [s.step_name for s in steps if getattr(s, "onnx_min_opset", MIN_OPSET) > opset]
         raise ExportError(
@@ -299,7 +317,11 @@ def convert_to_onnx(
             export(ctx, schema)
         except ExportError as exc:
             message = str(exc)
-            raise ExportError(message if message.startswith(ctx.step) else f"{ctx.step}: {message}") from None
+            if message.startswith(step.step_name):  # "<step> cannot be exported..." -> "step i (<step>) cannot..."
+                message = ctx.step + message[len(step.step_name) :]
+            elif not message.startswith(ctx.step):
+                message = f"{ctx.step}: {message}"
+            raise ExportError(message) from None
         for name in schema.names:
             if name not in after:
                 ctx.drop_value(name)
