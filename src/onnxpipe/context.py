@@ -75,6 +75,23 @@ class DataCatalog:
     def load_from_pandas(self, df: Any, *, batch_size: int = 65536) -> DataView:
         return _data.load_from_pandas(df, batch_size=batch_size)
 
+    def train_test_split(
+        self,
+        data: DataView,
+        test_fraction: float = 0.1,
+        *,
+        seed: int | None = None,
+        stratification_column: str | None = None,
+    ) -> _data.TrainTestData:
+        """Split lazily into ``.train_set`` and ``.test_set`` (same split every time for a seed,
+        default: the context's). Rows sharing a ``stratification_column`` value stay together."""
+        return _data.train_test_split(
+            data,
+            test_fraction,
+            seed=self._ctx.seed if seed is None else seed,
+            stratification_column=stratification_column,
+        )
+
     def create_enumerable(self, data: DataView, row_class: type[Out]) -> Iterator[Out]:
         """Iterate ``data`` as ``row_class`` instances (fields matched by column name)."""
         return _data.create_enumerable(data, row_class)

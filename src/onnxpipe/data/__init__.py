@@ -9,16 +9,20 @@ from onnxpipe.data._loaders import (
     load_from_parquet,
     load_from_text_file,
 )
+from onnxpipe.data._split import TrainTestData, cross_validation_folds, train_test_split
 from onnxpipe.data._view import DataView, Preview
 
 __all__ = [
     "ColumnValues",
     "DataView",
     "Preview",
+    "TrainTestData",
+    "cross_validation_folds",
     "create_enumerable",
     "load_from_arrow",
     "load_from_enumerable",
     "load_from_pandas",
     "load_from_parquet",
     "load_from_text_file",
+    "train_test_split",
 ]
