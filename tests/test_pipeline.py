@@ -187,3 +187,35 @@ def test_real_image_model_on_real_photos(mlnet_data: Path) -> None:
     assert labels == ["0", "90", "180", "270"]
     engine = ctx.model.create_prediction_engine(t, Photo, Orientation)
     np.testing.assert_allclose(engine.predict(Photo(images[1])).scores, expected[1:2], rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- custom_mapping
+
+
+@dataclass
+class Temperature:
+    a: float
+
+
+@dataclass
+class Fahrenheit:
+    f: float
+    hot: bool
+
+
+def to_fahrenheit(row: Temperature) -> Fahrenheit:
+    f = row.a * 9 / 5 + 32
+    return Fahrenheit(f, f > 34)
+
+
+def test_custom_mapping_runs_python_and_refuses_export(parts: op.DataView) -> None:
+    step = ctx.transforms.custom_mapping(to_fahrenheit, Temperature, Fahrenheit)
+    model = check_component(step, parts, exportable=False)
+    out = model.transform(parts)
+    np.testing.assert_allclose(out.column("f"), [32, 33.8, 35.6, 37.4], rtol=1e-6)
+    assert out.column("hot").tolist() == [False, False, True, True]
+    with pytest.raises(
+        op.errors.ExportError,
+        match=r"step 0 \(custom_mapping\(to_fahrenheit\)\) cannot be exported to ONNX: it runs user Python",
+    ):
+        ctx.model.convert_to_onnx(model, parts)

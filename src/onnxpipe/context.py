@@ -6,7 +6,7 @@ carries the defaults every component shares (seed, GPU id, CPU fallback).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -25,6 +25,7 @@ from onnxpipe.transforms.columns import (
     ColumnCopyingTransformer,
     ColumnSelectingTransformer,
 )
+from onnxpipe.transforms.custom import CustomMappingTransformer
 from onnxpipe.transforms.onnx_model import OnnxTransformer
 
 __all__ = ["DataCatalog", "MLContext", "ModelCatalog", "TransformsCatalog"]
@@ -117,6 +118,16 @@ class TransformsCatalog:
     def concatenate(self, output_column_name: str, *input_column_names: str) -> ColumnConcatenatingTransformer:
         """Join scalar and vector columns of one element type into a vector column."""
         return ColumnConcatenatingTransformer(output_column_name, input_column_names)
+
+    def custom_mapping(
+        self,
+        fn: Callable[[In], Out],
+        input_class: type[In],
+        output_class: type[Out],
+        contract_name: str | None = None,
+    ) -> CustomMappingTransformer[In, Out]:
+        """Run ``fn(row: input_class) -> output_class`` on every row (Python only: not exportable)."""
+        return CustomMappingTransformer(fn, input_class, output_class, contract_name)
 
     def apply_onnx_model(
         self,
