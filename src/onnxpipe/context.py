@@ -20,6 +20,7 @@ from onnxpipe.engine import PredictionEngine
 from onnxpipe.errors import InvalidArgumentError
 from onnxpipe.onnx._export import convert_to_onnx
 from onnxpipe.schema import Schema
+from onnxpipe.transforms import normalization as _norm
 from onnxpipe.transforms.columns import (
     ColumnConcatenatingTransformer,
     ColumnCopyingTransformer,
@@ -118,6 +119,128 @@ class TransformsCatalog:
     def concatenate(self, output_column_name: str, *input_column_names: str) -> ColumnConcatenatingTransformer:
         """Join scalar and vector columns of one element type into a vector column."""
         return ColumnConcatenatingTransformer(output_column_name, input_column_names)
+
+    # ---------------------------------------------------------------- normalization
+
+    def normalize_min_max(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        maximum_example_count: int = _norm.DEFAULT_MAXIMUM_EXAMPLE_COUNT,
+        fix_zero: bool = True,
+    ) -> _norm.MinMaxNormalizingEstimator:
+        """Scale each slot by its training min and max (to [0, 1], or [-1, 1] keeping 0 with fix_zero)."""
+        return _norm.MinMaxNormalizingEstimator(
+            output_column_name, input_column_name, maximum_example_count=maximum_example_count, fix_zero=fix_zero
+        )
+
+    def normalize_mean_variance(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        maximum_example_count: int = _norm.DEFAULT_MAXIMUM_EXAMPLE_COUNT,
+        fix_zero: bool = True,
+        use_cdf: bool = False,
+    ) -> _norm.MeanVarianceNormalizingEstimator:
+        """Subtract each slot's training mean and divide by its standard deviation (or apply the normal CDF)."""
+        return _norm.MeanVarianceNormalizingEstimator(
+            output_column_name,
+            input_column_name,
+            maximum_example_count=maximum_example_count,
+            fix_zero=fix_zero,
+            use_cdf=use_cdf,
+        )
+
+    def normalize_log_mean_variance(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        maximum_example_count: int = _norm.DEFAULT_MAXIMUM_EXAMPLE_COUNT,
+        use_cdf: bool = False,
+        fix_zero: bool = False,
+    ) -> _norm.LogMeanVarianceNormalizingEstimator:
+        """Mean-variance normalization of ``ln x`` (or its normal CDF)."""
+        return _norm.LogMeanVarianceNormalizingEstimator(
+            output_column_name,
+            input_column_name,
+            maximum_example_count=maximum_example_count,
+            use_cdf=use_cdf,
+            fix_zero=fix_zero,
+        )
+
+    def normalize_lp_norm(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        norm: _norm.NormFunction | str = _norm.NormFunction.L2,
+        ensure_zero_mean: bool = False,
+    ) -> _norm.LpNormalizingTransformer:
+        """Divide each row by its L2 / L1 / infinity norm or standard deviation."""
+        return _norm.LpNormalizingTransformer(
+            output_column_name, input_column_name, norm=norm, ensure_zero_mean=ensure_zero_mean
+        )
+
+    def normalize_global_contrast(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        ensure_zero_mean: bool = True,
+        ensure_unit_standard_deviation: bool = False,
+        scale: float = 1.0,
+    ) -> _norm.GlobalContrastNormalizingTransformer:
+        """Per row: subtract the mean, divide by the standard deviation or L2 norm, times ``scale``."""
+        return _norm.GlobalContrastNormalizingTransformer(
+            output_column_name,
+            input_column_name,
+            ensure_zero_mean=ensure_zero_mean,
+            ensure_unit_standard_deviation=ensure_unit_standard_deviation,
+            scale=scale,
+        )
+
+    def normalize_robust_scaling(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        maximum_example_count: int = _norm.DEFAULT_MAXIMUM_EXAMPLE_COUNT,
+        center_data: bool = True,
+        quantile_min: float = 25,
+        quantile_max: float = 75,
+    ) -> _norm.RobustScalingNormalizingEstimator:
+        """Center on the median and scale by the inter-quantile range."""
+        return _norm.RobustScalingNormalizingEstimator(
+            output_column_name,
+            input_column_name,
+            maximum_example_count=maximum_example_count,
+            center_data=center_data,
+            quantile_min=quantile_min,
+            quantile_max=quantile_max,
+        )
+
+    def normalize_binning(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        maximum_example_count: int = _norm.DEFAULT_MAXIMUM_EXAMPLE_COUNT,
+        fix_zero: bool = True,
+        maximum_bin_count: int = 1024,
+    ) -> _norm.BinningNormalizingEstimator:
+        """Equal-population bins per slot: ``bin index / (bins - 1)`` (exportable, unlike ML.NET's)."""
+        return _norm.BinningNormalizingEstimator(
+            output_column_name,
+            input_column_name,
+            maximum_example_count=maximum_example_count,
+            fix_zero=fix_zero,
+            maximum_bin_count=maximum_bin_count,
+        )
+
+    # ---------------------------------------------------------------- other
 
     def custom_mapping(
         self,

@@ -39,6 +39,8 @@ TOLERANCES: dict[str, float] = {"rtol": 1e-5, "atol": 1e-6}
 
 
 def _values_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, np.generic) or isinstance(b, np.generic):  # numpy scalars compare as arrays (NaN, tolerances)
+        a, b = np.asarray(a), np.asarray(b)
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         a, b = np.asarray(a), np.asarray(b)
         if a.shape != b.shape:
