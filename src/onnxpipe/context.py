@@ -14,6 +14,7 @@ import onnx
 import pyarrow as pa
 
 from onnxpipe import data as _data
+from onnxpipe._task_catalogs import BinaryClassificationCatalog, RegressionCatalog
 from onnxpipe.core import Transformer
 from onnxpipe.data import DataView
 from onnxpipe.engine import PredictionEngine
@@ -337,7 +338,7 @@ class ModelCatalog:
 
 class MLContext:
     """The entry point: ``ctx = MLContext(seed=0)``, then ``ctx.data``, ``ctx.transforms``,
-    ``ctx.model``.
+    ``ctx.model``, ``ctx.binary_classification``, ``ctx.regression``.
 
     ``gpu_device_id`` and ``fallback_to_cpu`` are the defaults for every ONNX model the
     context opens (as ML.NET's ``MLContext.GpuDeviceId`` / ``FallbackToCpu``).
@@ -354,6 +355,8 @@ class MLContext:
         self.data = DataCatalog(self)
         self.transforms = TransformsCatalog(self)
         self.model = ModelCatalog(self)
+        self.binary_classification = BinaryClassificationCatalog(self)
+        self.regression = RegressionCatalog(self)
 
     def __repr__(self) -> str:
         return (

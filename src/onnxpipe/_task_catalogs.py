@@ -1,0 +1,291 @@
+"""The task catalogs of ``MLContext``: ``binary_classification``, ``regression`` (and their
+``trainers``), each with ``evaluate`` and ``cross_validate``. Thin one-liners over the trainer
+and evaluation modules; the context's seed is the default seed."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from onnxpipe.core import Estimator, Transformer
+from onnxpipe.data import DataView, cross_validation_folds
+from onnxpipe.evaluation import (
+    BinaryClassificationMetrics,
+    RegressionMetrics,
+    evaluate_binary,
+    evaluate_regression,
+)
+from onnxpipe.trainers import linear
+
+if TYPE_CHECKING:
+    from onnxpipe.context import MLContext
+
+__all__ = ["BinaryClassificationCatalog", "CrossValidationResult", "RegressionCatalog"]
+
+M = TypeVar("M")
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossValidationResult(Generic[M]):
+    """One fold: the model trained on the other folds, its metrics and scores on this fold."""
+
+    fold: int
+    model: Transformer
+    metrics: M
+    scored_test_data: DataView
+
+
+def _cross_validate(
+    ctx: MLContext,
+    data: DataView,
+    estimator: Estimator,
+    evaluate: Callable[[DataView], M],
+    number_of_folds: int,
+    stratification_column: str | None,
+    seed: int | None,
+) -> list[CrossValidationResult[M]]:
+    folds = cross_validation_folds(
+        data, number_of_folds, seed=ctx.seed if seed is None else seed, stratification_column=stratification_column
+    )
+    results = []
+    for i, fold in enumerate(folds):
+        model = estimator.fit(fold.train_set)
+        scored = model.transform(fold.test_set)
+        results.append(CrossValidationResult(i, model, evaluate(scored), scored))
+    return results
+
+
+class BinaryClassificationTrainers:
+    """``ctx.binary_classification.trainers``."""
+
+    def __init__(self, ctx: MLContext) -> None:
+        self._ctx = ctx
+
+    def lbfgs_logistic_regression(
+        self,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        example_weight_column_name: str | None = None,
+        *,
+        l1_regularization: float = 1.0,
+        l2_regularization: float = 1.0,
+        optimization_tolerance: float = 1e-7,
+        history_size: int = 20,
+        maximum_number_of_iterations: int = 2**31 - 1,
+        enforce_non_negativity: bool = False,
+    ) -> linear.LbfgsLogisticRegressionBinaryTrainer:
+        """Logistic regression by L-BFGS (outputs Score, Probability, PredictedLabel)."""
+        return linear.LbfgsLogisticRegressionBinaryTrainer(
+            label_column_name,
+            feature_column_name,
+            example_weight_column_name,
+            l1_regularization,
+            l2_regularization,
+            optimization_tolerance,
+            history_size,
+            maximum_number_of_iterations,
+            enforce_non_negativity,
+        )
+
+    def averaged_perceptron(
+        self,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        *,
+        loss: str = "hinge",
+        learning_rate: float = 1.0,
+        decrease_learning_rate: bool = False,
+        l2_regularization: float = 0.0,
+        number_of_iterations: int = 10,
+        shuffle: bool = True,
+        seed: int | None = None,
+    ) -> linear.AveragedPerceptronTrainer:
+        """Averaged perceptron (outputs Score and PredictedLabel; not calibrated)."""
+        return linear.AveragedPerceptronTrainer(
+            label_column_name,
+            feature_column_name,
+            loss,
+            learning_rate,
+            decrease_learning_rate,
+            l2_regularization,
+            number_of_iterations,
+            shuffle=shuffle,
+            seed=self._ctx.seed if seed is None else seed,
+        )
+
+    def linear_svm(
+        self,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        example_weight_column_name: str | None = None,
+        *,
+        number_of_iterations: int = 1,
+        lambda_: float = 0.001,
+        batch_size: int = 1,
+        perform_projection: bool = False,
+        no_bias: bool = False,
+        shuffle: bool = True,
+        seed: int | None = None,
+    ) -> linear.LinearSvmTrainer:
+        """Linear SVM by Pegasos (outputs Score and PredictedLabel; not calibrated)."""
+        return linear.LinearSvmTrainer(
+            label_column_name,
+            feature_column_name,
+            example_weight_column_name,
+            number_of_iterations,
+            lambda_,
+            batch_size,
+            perform_projection,
+            no_bias,
+            shuffle=shuffle,
+            seed=self._ctx.seed if seed is None else seed,
+        )
+
+
+class BinaryClassificationCatalog:
+    """``ctx.binary_classification``: trainers, ``evaluate``, ``cross_validate``."""
+
+    def __init__(self, ctx: MLContext) -> None:
+        self._ctx = ctx
+        self.trainers = BinaryClassificationTrainers(ctx)
+
+    def evaluate(
+        self,
+        data: DataView,
+        label_column_name: str = "Label",
+        score_column_name: str = "Score",
+        probability_column_name: str | None = "Probability",
+        predicted_label_column_name: str | None = "PredictedLabel",
+    ) -> BinaryClassificationMetrics:
+        """Accuracy, AUC, AUPRC, F1, precision, recall, log loss and the confusion matrix."""
+        if probability_column_name is not None and probability_column_name not in data.schema:
+            probability_column_name = None  # non-calibrated trainers have no Probability column
+        return evaluate_binary(
+            data, label_column_name, score_column_name, probability_column_name, predicted_label_column_name
+        )
+
+    def cross_validate(
+        self,
+        data: DataView,
+        estimator: Estimator,
+        number_of_folds: int = 5,
+        label_column_name: str = "Label",
+        *,
+        stratification_column: str | None = None,
+        seed: int | None = None,
+    ) -> list[CrossValidationResult[BinaryClassificationMetrics]]:
+        """Train on k-1 folds and evaluate on the remaining one, for each of the k folds."""
+        return _cross_validate(
+            self._ctx,
+            data,
+            estimator,
+            lambda scored: self.evaluate(scored, label_column_name),
+            number_of_folds,
+            stratification_column,
+            seed,
+        )
+
+
+class RegressionTrainers:
+    """``ctx.regression.trainers``."""
+
+    def __init__(self, ctx: MLContext) -> None:
+        self._ctx = ctx
+
+    def ols(
+        self,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        example_weight_column_name: str | None = None,
+        *,
+        l2_regularization: float = 1e-6,
+    ) -> linear.OlsTrainer:
+        """Ordinary least squares (outputs Score)."""
+        return linear.OlsTrainer(label_column_name, feature_column_name, example_weight_column_name, l2_regularization)
+
+    def lbfgs_poisson_regression(
+        self,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        example_weight_column_name: str | None = None,
+        *,
+        l1_regularization: float = 1.0,
+        l2_regularization: float = 1.0,
+        optimization_tolerance: float = 1e-7,
+        history_size: int = 20,
+        maximum_number_of_iterations: int = 2**31 - 1,
+        enforce_non_negativity: bool = False,
+    ) -> linear.LbfgsPoissonRegressionTrainer:
+        """Poisson regression by L-BFGS (Score = exp(w·x + b))."""
+        return linear.LbfgsPoissonRegressionTrainer(
+            label_column_name,
+            feature_column_name,
+            example_weight_column_name,
+            l1_regularization,
+            l2_regularization,
+            optimization_tolerance,
+            history_size,
+            maximum_number_of_iterations,
+            enforce_non_negativity,
+        )
+
+    def online_gradient_descent(
+        self,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        *,
+        loss: str = "squared",
+        learning_rate: float = 0.1,
+        decrease_learning_rate: bool = True,
+        l2_regularization: float = 0.0,
+        number_of_iterations: int = 1,
+        shuffle: bool = True,
+        seed: int | None = None,
+    ) -> linear.OnlineGradientDescentTrainer:
+        """Online (stochastic) gradient descent on the squared loss."""
+        return linear.OnlineGradientDescentTrainer(
+            label_column_name,
+            feature_column_name,
+            loss,
+            learning_rate,
+            decrease_learning_rate,
+            l2_regularization,
+            number_of_iterations,
+            shuffle=shuffle,
+            seed=self._ctx.seed if seed is None else seed,
+        )
+
+
+class RegressionCatalog:
+    """``ctx.regression``: trainers, ``evaluate``, ``cross_validate``."""
+
+    def __init__(self, ctx: MLContext) -> None:
+        self._ctx = ctx
+        self.trainers = RegressionTrainers(ctx)
+
+    def evaluate(
+        self, data: DataView, label_column_name: str = "Label", score_column_name: str = "Score"
+    ) -> RegressionMetrics:
+        """Mean absolute / squared error, RMSE and R²."""
+        return evaluate_regression(data, label_column_name, score_column_name)
+
+    def cross_validate(
+        self,
+        data: DataView,
+        estimator: Estimator,
+        number_of_folds: int = 5,
+        label_column_name: str = "Label",
+        *,
+        stratification_column: str | None = None,
+        seed: int | None = None,
+    ) -> list[CrossValidationResult[RegressionMetrics]]:
+        return _cross_validate(
+            self._ctx,
+            data,
+            estimator,
+            lambda scored: self.evaluate(scored, label_column_name),
+            number_of_folds,
+            stratification_column,
+            seed,
+        )
