@@ -20,7 +20,11 @@ from onnxpipe.data import DataView
 from onnxpipe.engine import PredictionEngine
 from onnxpipe.errors import InvalidArgumentError
 from onnxpipe.onnx._export import convert_to_onnx
-from onnxpipe.schema import Schema
+from onnxpipe.schema import DType, Schema
+from onnxpipe.transforms import categorical as _cat
+from onnxpipe.transforms import conversion as _conv
+from onnxpipe.transforms import feature_selection as _fs
+from onnxpipe.transforms import missing_values as _mv
 from onnxpipe.transforms import normalization as _norm
 from onnxpipe.transforms.columns import (
     ColumnConcatenatingTransformer,
@@ -100,11 +104,139 @@ class DataCatalog:
         return _data.create_enumerable(data, row_class)
 
 
+class ConversionCatalog:
+    """``ctx.transforms.conversion``: keys, value maps, type conversion and hashing."""
+
+    def map_value_to_key(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        maximum_number_of_keys: int = 1_000_000,
+        key_ordinality: _conv.KeyOrdinality = "by_occurrence",
+        add_key_value_annotations_as_text: bool = False,
+        keys: Sequence[Any] | None = None,
+    ) -> _conv.ValueToKeyMappingEstimator:
+        """Learn a value -> key (1..n) dictionary; unseen and missing values map to key 0."""
+        return _conv.ValueToKeyMappingEstimator(
+            output_column_name,
+            input_column_name,
+            maximum_number_of_keys=maximum_number_of_keys,
+            key_ordinality=key_ordinality,
+            add_key_value_annotations_as_text=add_key_value_annotations_as_text,
+            keys=keys,
+        )
+
+    def map_key_to_value(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        key_values: Sequence[Any] | _conv.ValueToKeyMappingTransformer | None = None,
+    ) -> _conv.KeyToValueMappingTransformer:
+        """Keys back to their values (from a fitted ``map_value_to_key`` or a list of values)."""
+        return _conv.KeyToValueMappingTransformer(output_column_name, input_column_name, key_values=key_values)
+
+    def map_value(
+        self,
+        output_column_name: str,
+        key_value_pairs: Mapping[Any, Any],
+        input_column_name: str | None = None,
+        *,
+        treat_values_as_key_type: bool = False,
+    ) -> _conv.ValueMappingTransformer:
+        """Map values through a given dictionary."""
+        return _conv.ValueMappingTransformer(
+            output_column_name, key_value_pairs, input_column_name, treat_values_as_key_type=treat_values_as_key_type
+        )
+
+    def convert_type(
+        self, output_column_name: str, input_column_name: str | None = None, *, output_kind: DType | str = DType.FLOAT32
+    ) -> _conv.TypeConvertingTransformer:
+        """Convert a column to another element type (numbers, bool, text)."""
+        return _conv.TypeConvertingTransformer(output_column_name, input_column_name, output_kind=output_kind)
+
+    def hash(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        number_of_bits: int = 31,
+        seed: int = 314489979,
+        use_ordered_hashing: bool = False,
+    ) -> _conv.HashingTransformer:
+        """MurmurHash3 of each value into a key of ``2**number_of_bits`` values."""
+        return _conv.HashingTransformer(
+            output_column_name,
+            input_column_name,
+            number_of_bits=number_of_bits,
+            seed=seed,
+            use_ordered_hashing=use_ordered_hashing,
+        )
+
+
+class CategoricalCatalog:
+    """``ctx.transforms.categorical``: one-hot encodings."""
+
+    def one_hot_encoding(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        output_kind: _cat.OneHotOutputKind = "indicator",
+        maximum_number_of_keys: int = 1_000_000,
+        key_ordinality: _conv.KeyOrdinality = "by_occurrence",
+        keys: Sequence[Any] | None = None,
+    ) -> _cat.OneHotEncodingEstimator:
+        """Categories as indicator vectors (or bag counts, keys, binary codes)."""
+        return _cat.OneHotEncodingEstimator(
+            output_column_name,
+            input_column_name,
+            output_kind=output_kind,
+            maximum_number_of_keys=maximum_number_of_keys,
+            key_ordinality=key_ordinality,
+            keys=keys,
+        )
+
+    def one_hot_hash_encoding(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        output_kind: _cat.OneHotOutputKind = "indicator",
+        number_of_bits: int = 16,
+        seed: int = 314489979,
+        use_ordered_hashing: bool = False,
+    ) -> _cat.OneHotHashEncodingTransformer:
+        """One-hot encoding of hashed values (no dictionary to learn)."""
+        return _cat.OneHotHashEncodingTransformer(
+            output_column_name,
+            input_column_name,
+            output_kind=output_kind,
+            number_of_bits=number_of_bits,
+            seed=seed,
+            use_ordered_hashing=use_ordered_hashing,
+        )
+
+
+class FeatureSelectionCatalog:
+    """``ctx.transforms.feature_selection``."""
+
+    def select_features_based_on_count(
+        self, output_column_name: str, input_column_name: str | None = None, *, count: int = 1
+    ) -> _fs.CountFeatureSelectingEstimator:
+        """Keep the slots with at least ``count`` non-default values."""
+        return _fs.CountFeatureSelectingEstimator(output_column_name, input_column_name, count=count)
+
+
 class TransformsCatalog:
     """``ctx.transforms``: data transforms, including ``apply_onnx_model``."""
 
     def __init__(self, ctx: MLContext) -> None:
         self._ctx = ctx
+        self.conversion = ConversionCatalog()
+        self.categorical = CategoricalCatalog()
+        self.feature_selection = FeatureSelectionCatalog()
 
     def copy_columns(self, output_column_name: str, input_column_name: str) -> ColumnCopyingTransformer:
         """Copy ``input_column_name`` to a new column ``output_column_name``."""
@@ -240,6 +372,27 @@ class TransformsCatalog:
             fix_zero=fix_zero,
             maximum_bin_count=maximum_bin_count,
         )
+
+    # ---------------------------------------------------------------- missing values
+
+    def replace_missing_values(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        replacement_mode: _mv.ReplacementMode = "default",
+        impute_by_slot: bool = True,
+    ) -> _mv.MissingValueReplacingEstimator:
+        """Replace NaN by 0 (default) or by each slot's training mean, minimum, maximum or most frequent value."""
+        return _mv.MissingValueReplacingEstimator(
+            output_column_name, input_column_name, replacement_mode=replacement_mode, impute_by_slot=impute_by_slot
+        )
+
+    def indicate_missing_values(
+        self, output_column_name: str, input_column_name: str | None = None
+    ) -> _mv.MissingValueIndicatorTransformer:
+        """A bool column of the same shape: True where the value is missing."""
+        return _mv.MissingValueIndicatorTransformer(output_column_name, input_column_name)
 
     # ---------------------------------------------------------------- other
 

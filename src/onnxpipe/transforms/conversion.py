@@ -1,0 +1,1242 @@
+"""Type conversion and key mapping: ``map_value_to_key``, ``map_key_to_value``, ``map_value``,
+``convert_type`` and ``hash`` (ML.NET's Conversions catalog).
+
+Missing values (ML.NET's rules): NaN for floats, the empty string for strings, key 0 for key
+columns. A missing value never becomes a key; it maps to key 0, and key 0 maps back to the
+missing value of the value type.
+
+Key columns are ``uint32`` tensors with ``key_count = n`` and values ``1..n`` (0 = missing). The
+values behind the keys are held by the transformer that made them (``.keys`` / ``.key_values``):
+the schema has no place for them yet, see :class:`KeyToValueMappingTransformer`.
+
+What an estimator cannot know before ``fit`` (the number of keys learned from data) it promises
+as :data:`UNKNOWN_KEY_COUNT` (a key column whose count is decided by fit).
+
+MurmurHash3 (x86, 32-bit) is written here in numpy, vectorised over values; it agrees bit for bit
+with ONNX Runtime's ``com.microsoft.MurmurHash3`` kernel, which the exported graphs use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
+
+import numpy as np
+from onnx import TensorProto, numpy_helper
+
+from onnxpipe.core import Estimator, Transformer, TrivialEstimator
+from onnxpipe.data._convert import ColumnValues, from_arrow
+from onnxpipe.data._view import DataView
+from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError
+from onnxpipe.onnx._model import ONNX_ELEMENT
+from onnxpipe.schema import Column, DType, Schema, TensorType
+
+if TYPE_CHECKING:
+    from onnxpipe.onnx._export import ExportContext
+
+__all__ = [
+    "KEY_ORDINALITIES",
+    "UNKNOWN_KEY_COUNT",
+    "HashingTransformer",
+    "KeyToValueMappingTransformer",
+    "TypeConvertingTransformer",
+    "ValueMappingTransformer",
+    "ValueToKeyMappingEstimator",
+    "ValueToKeyMappingTransformer",
+    "murmur3_32",
+]
+
+KeyOrdinality = Literal["by_occurrence", "by_value"]
+KEY_ORDINALITIES: tuple[str, ...] = ("by_occurrence", "by_value")
+
+# The key count an estimator promises when only fit can tell it (ML.NET's SchemaShape says
+# "key" without a count). A fitted transformer always states the real count.
+UNKNOWN_KEY_COUNT = 0
+
+_ML = "ai.onnx.ml"
+
+
+# --------------------------------------------------------------------------------------------
+# Shared plumbing (also used by the categorical, missing-value and feature-selection modules)
+
+
+def _same(a: object, b: object) -> bool:
+    """Equality that understands numpy arrays inside tuples."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+        )
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _hashable(value: object) -> object:
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape)
+    if isinstance(value, tuple):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, Mapping):
+        return len(value)
+    return value
+
+
+class OneToOneStep:
+    """One output column computed from one input column: names, ``step_name``, equality, repr.
+
+    Subclasses set ``catalog_name`` and return their constructor arguments from ``_params``.
+    """
+
+    catalog_name: ClassVar[str] = "?"
+    output_column_name: str
+    input_column_name: str
+
+    def _set_columns(self, output_column_name: str, input_column_name: str | None) -> None:
+        for what, name in (("output_column_name", output_column_name), ("input_column_name", input_column_name)):
+            if name is not None and (not isinstance(name, str) or not name):
+                raise InvalidArgumentError(f"{self.catalog_name}: {what} must be a non-empty string, got {name!r}")
+        self.output_column_name = output_column_name
+        self.input_column_name = input_column_name if input_column_name is not None else output_column_name
+
+    def _params(self) -> tuple[object, ...]:
+        return (self.output_column_name, self.input_column_name)
+
+    @property
+    def step_name(self) -> str:
+        if self.input_column_name == self.output_column_name:
+            return f"{self.catalog_name}({self.output_column_name})"
+        return f"{self.catalog_name}({self.output_column_name} <- {self.input_column_name})"
+
+    def input_columns(self, input_schema: Schema) -> Sequence[str]:
+        return [self.input_column_name]
+
+    def _input_tensor(self, schema: Schema, accepts: Callable[[TensorType], bool], expected: str) -> TensorType:
+        """The input column's type, or a ColumnTypeError saying what this step accepts."""
+        col = schema.require(self.input_column_name, self.step_name)
+        ct = col.type
+        if not isinstance(ct, TensorType) or not accepts(ct):
+            raise ColumnTypeError(
+                f"{self.step_name}: input column {self.input_column_name!r} is {ct}; expected {expected}"
+            )
+        return ct
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and _same(self._params(), other._params())  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, _hashable(self._params())))
+
+    def __repr__(self) -> str:
+        args = ", ".join(_short_repr(p) for p in self._params())
+        return f"{type(self).__name__}({args})"
+
+
+def _short_repr(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        head = ", ".join(repr(v) for v in value[:5].tolist())
+        return f"[{head}{', ...' if len(value) > 5 else ''}] ({len(value)} {value.dtype})"
+    return repr(value)
+
+
+def flat_values(values: ColumnValues) -> np.ndarray:
+    """All elements of one batch of a tensor column as a flat array (row-major)."""
+    if isinstance(values, np.ndarray):
+        return values.reshape(-1)
+    parts = [np.asarray(r).reshape(-1) for r in values]
+    if not parts:
+        return np.zeros(0)
+    return np.concatenate(parts)
+
+
+def elementwise(values: ColumnValues, fn: Callable[[np.ndarray], np.ndarray]) -> ColumnValues:
+    """Apply ``fn`` (flat array -> flat array of the same length) keeping each row's shape."""
+    if isinstance(values, np.ndarray):
+        out = fn(values.reshape(-1))
+        return out.reshape(values.shape)
+    rows = [np.asarray(r) for r in values]
+    if not rows:
+        return []
+    out = fn(np.concatenate([r.reshape(-1) for r in rows]))
+    bounds = np.cumsum([r.size for r in rows])[:-1]
+    return [p.reshape(r.shape) for p, r in zip(np.split(out, bounds), rows, strict=True)]
+
+
+def column_batches(data: DataView, name: str) -> Iterator[ColumnValues]:
+    """The values of one column, batch by batch (fit streams; it never loads the whole column)."""
+    ct = data.schema[name].type
+    for batch in data.batches():
+        yield from_arrow(batch.column(name), ct)
+
+
+def missing_mask(flat: np.ndarray, dtype: DType, is_key: bool = False) -> np.ndarray:
+    """Where values are missing: NaN for floats, '' for strings, 0 for keys."""
+    if dtype.is_float:
+        return np.asarray(np.isnan(flat), dtype=bool)
+    if dtype is DType.STRING:
+        return np.fromiter((v == "" for v in flat), dtype=bool, count=len(flat))
+    if is_key:
+        return np.asarray(flat == 0)
+    return np.zeros(len(flat), dtype=bool)
+
+
+def missing_value(dtype: DType) -> object:
+    """The value that stands for 'missing' (or the default) in a column of ``dtype``."""
+    if dtype.is_float:
+        return float("nan")
+    if dtype is DType.STRING:
+        return ""
+    if dtype is DType.BOOL:
+        return False
+    return 0
+
+
+def is_key(ct: TensorType) -> bool:
+    return ct.key_count is not None and ct.dtype.is_integer and ct.dtype.value.startswith("uint")
+
+
+def _value_text(value: Any, dtype: DType) -> str:
+    """How a key value is written as text (slot names, ``add_key_value_annotations_as_text``)."""
+    if dtype is DType.STRING:
+        return str(value)
+    if dtype is DType.BOOL:
+        return "True" if value else "False"
+    if dtype.is_float:
+        return str(dtype.numpy.type(value))  # shortest round-trip text of the value at its precision
+    return str(int(value))
+
+
+# --------------------------------------------------------------------------------------------
+# Keys: learning (streamed, bounded) and mapping values to keys (vectorised)
+
+
+class _KeyCollector:
+    """Collects distinct non-missing values in order of first occurrence, at most ``limit``."""
+
+    def __init__(self, dtype: DType, limit: int, keys_input: bool = False) -> None:
+        self.dtype = dtype
+        self.limit = limit
+        self.keys_input = keys_input  # the input is a key column: key 0 is missing
+        self.seen: dict[Any, None] = {}
+
+    @property
+    def full(self) -> bool:
+        return len(self.seen) >= self.limit
+
+    def add(self, flat: np.ndarray) -> None:
+        if self.full or not len(flat):
+            return
+        flat = flat[~missing_mask(flat, self.dtype, self.keys_input)]
+        if not len(flat):
+            return
+        uniq, first = np.unique(flat, return_index=True)
+        for v in uniq[np.argsort(first, kind="stable")].tolist():
+            if v not in self.seen:
+                self.seen[v] = None
+                if self.full:
+                    return
+
+    def keys(self, ordinality: str) -> np.ndarray:
+        return _key_array(list(self.seen), self.dtype, ordinality)
+
+
+def _key_array(values: Sequence[Any], dtype: DType, ordinality: str) -> np.ndarray:
+    arr = np.array(list(values), dtype=dtype.numpy) if len(values) else np.zeros(0, dtype=dtype.numpy)
+    if ordinality == "by_value" and len(arr) > 1:
+        arr = arr[np.argsort(arr, kind="stable")]
+    arr.flags.writeable = False
+    return arr
+
+
+def _coerce_values(values: Iterable[Any], dtype: DType, what: str) -> np.ndarray:
+    """Given values (keys of a mapping, explicit keys) as an array of ``dtype``, exactly."""
+    items = list(values)
+    if dtype is DType.STRING:
+        bad = [v for v in items if not isinstance(v, str)]
+        if bad:
+            raise ColumnTypeError(f"{what}: the column holds strings, but {bad[0]!r} is a {type(bad[0]).__name__}")
+        return np.array(items, dtype=object).reshape(-1)
+    if dtype is DType.BOOL:
+        bad = [v for v in items if not isinstance(v, bool | np.bool_)]
+        if bad:
+            raise ColumnTypeError(f"{what}: the column holds bools, but {bad[0]!r} is a {type(bad[0]).__name__}")
+        return np.array(items, dtype=bool).reshape(-1)
+    bad = [v for v in items if isinstance(v, bool | np.bool_ | str) or not isinstance(v, int | float | np.number)]
+    if bad:
+        raise ColumnTypeError(
+            f"{what}: the column holds {dtype.value} numbers, but {bad[0]!r} is a {type(bad[0]).__name__}"
+        )
+    out = np.zeros(len(items), dtype=dtype.numpy)
+    for i, v in enumerate(items):
+        with np.errstate(all="ignore"):
+            try:
+                converted = dtype.numpy.type(v)
+            except (OverflowError, ValueError):
+                converted = None
+        if dtype.is_float:
+            # A float key means the nearest value of the column's precision (0.1 -> float32 0.1).
+            fits = converted is not None and (bool(np.isfinite(converted)) or not np.isfinite(float(v)))
+        else:
+            fits = converted is not None and converted == v
+        if not fits:
+            what_fails = "is out of range for" if dtype.is_float else "cannot be represented exactly as"
+            raise InvalidArgumentError(f"{what}: {v!r} {what_fails} {dtype.value}")
+        out[i] = converted
+    return out
+
+
+class _KeyMapper:
+    """Maps values to keys ``1..n`` (0 when the value is missing or not a key)."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+        if keys.dtype == object:
+            self.lookup: dict[Any, int] = {v: i + 1 for i, v in enumerate(keys.tolist())}
+        else:
+            self.order = np.argsort(keys, kind="stable")
+            self.sorted = keys[self.order]
+
+    def __call__(self, flat: np.ndarray) -> np.ndarray:
+        if self.keys.dtype == object:
+            get = self.lookup.get
+            return np.fromiter((get(v, 0) for v in flat), dtype=np.uint32, count=len(flat))
+        n = len(self.sorted)
+        flat = np.asarray(flat, dtype=self.keys.dtype)
+        idx = np.minimum(np.searchsorted(self.sorted, flat), n - 1)
+        hit = self.sorted[idx] == flat
+        return np.where(hit, self.order[idx] + 1, 0).astype(np.uint32)
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX helpers
+
+
+def export_key_lookup(ctx: ExportContext, value: str, dtype: DType, keys: np.ndarray) -> str:
+    """An int64 tensor of the same shape as ``value``: the 1-based index of each element in
+    ``keys``, 0 when absent (missing values are never keys). Uses ai.onnx.ml LabelEncoder."""
+    n = len(keys)
+    positions = list(range(1, n + 1))
+    if dtype is DType.STRING:
+        return ctx.add_node(
+            "LabelEncoder",
+            [value],
+            domain=_ML,
+            keys_strings=[str(k) for k in keys.tolist()],
+            values_int64s=positions,
+            default_int64=0,
+        )[0]
+    if dtype in (DType.FLOAT32, DType.FLOAT16):
+        if dtype is DType.FLOAT16:
+            value = ctx.add_node("Cast", [value], to=TensorProto.FLOAT)[0]
+        return ctx.add_node(
+            "LabelEncoder",
+            [value],
+            domain=_ML,
+            keys_floats=[float(k) for k in keys.astype(np.float32).tolist()],
+            values_int64s=positions,
+            default_int64=0,
+        )[0]
+    if dtype is DType.FLOAT64:
+        # keys_floats would round doubles to float; opset 4's tensor attributes keep them exact.
+        ctx.require_opset(_ML, 4)
+        return ctx.add_node(
+            "LabelEncoder",
+            [value],
+            domain=_ML,
+            keys_tensor=numpy_helper.from_array(keys.astype(np.float64), "keys_tensor"),
+            values_tensor=numpy_helper.from_array(np.arange(1, n + 1, dtype=np.int64), "values_tensor"),
+            default_tensor=numpy_helper.from_array(np.zeros(1, dtype=np.int64), "default_tensor"),
+        )[0]
+    # bool and integers: int64 keys (uint64 beyond int64's range wraps identically on both sides)
+    if dtype is not DType.INT64:
+        value = ctx.add_node("Cast", [value], to=TensorProto.INT64)[0]
+    with np.errstate(all="ignore"):
+        int_keys = keys.astype(np.int64).tolist()
+    return ctx.add_node(
+        "LabelEncoder", [value], domain=_ML, keys_int64s=int_keys, values_int64s=positions, default_int64=0
+    )[0]
+
+
+def export_gather_table(ctx: ExportContext, index: str, table: np.ndarray, hint: str) -> str:
+    """``table[index]`` elementwise (``index`` int64, any shape)."""
+    t = ctx.add_initializer(table, hint)
+    return ctx.add_node("Gather", [t, index], axis=0)[0]
+
+
+def export_cast(ctx: ExportContext, value: str, dtype: DType) -> str:
+    return ctx.add_node("Cast", [value], to=ONNX_ELEMENT[dtype])[0]
+
+
+# --------------------------------------------------------------------------------------------
+# map_value_to_key
+
+
+def _check_ordinality(step: str, key_ordinality: str) -> None:
+    if key_ordinality not in KEY_ORDINALITIES:
+        raise InvalidArgumentError(
+            f"{step}: key_ordinality={key_ordinality!r} is not valid; choose one of {', '.join(KEY_ORDINALITIES)}"
+        )
+
+
+def _check_positive(step: str, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise InvalidArgumentError(f"{step}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _keyable(ct: TensorType) -> bool:
+    return True
+
+
+_KEYABLE = "a tensor column of strings, numbers, bools or keys"
+
+
+class ValueToKeyMappingEstimator(OneToOneStep, Estimator):
+    """Learns the distinct values of a column and maps each to a key ``1..n`` (0 = missing/unseen).
+
+    ``key_ordinality``: ``"by_occurrence"`` numbers keys in order of first appearance,
+    ``"by_value"`` in sorted order. At most ``maximum_number_of_keys`` values become keys (the
+    first ones seen). ``keys`` gives the values up front instead of learning them from data.
+    Strings' empty value and floats' NaN are missing: they never become keys.
+    """
+
+    catalog_name = "map_value_to_key"
+
+    def __init__(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        maximum_number_of_keys: int = 1_000_000,
+        key_ordinality: KeyOrdinality = "by_occurrence",
+        add_key_value_annotations_as_text: bool = False,
+        keys: Sequence[Any] | np.ndarray | None = None,
+    ) -> None:
+        self._set_columns(output_column_name, input_column_name)
+        self.maximum_number_of_keys = _check_positive(self.step_name, "maximum_number_of_keys", maximum_number_of_keys)
+        _check_ordinality(self.step_name, key_ordinality)
+        self.key_ordinality: KeyOrdinality = key_ordinality
+        self.add_key_value_annotations_as_text = bool(add_key_value_annotations_as_text)
+        if keys is not None:
+            if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
+                raise InvalidArgumentError(f"{self.step_name}: keys must be a sequence of values, got {keys!r}")
+            keys = (
+                tuple(np.asarray(keys, dtype=object).reshape(-1).tolist())
+                if isinstance(keys, np.ndarray)
+                else tuple(keys)
+            )
+            if not keys:
+                raise InvalidArgumentError(
+                    f"{self.step_name}: keys is empty; give at least one value, or None to learn them"
+                )
+        self.keys: tuple[Any, ...] | None = keys
+
+    def _params(self) -> tuple[object, ...]:
+        return (
+            *super()._params(),
+            self.maximum_number_of_keys,
+            self.key_ordinality,
+            self.add_key_value_annotations_as_text,
+            self.keys,
+        )
+
+    def _given_keys(self, ct: TensorType) -> np.ndarray:
+        assert self.keys is not None
+        values = _coerce_values(self.keys, ct.dtype, f"{self.step_name} keys")
+        collector = _KeyCollector(ct.dtype, len(values) + 1, is_key(ct))
+        collector.add(values)
+        if not collector.seen:
+            raise InvalidArgumentError(f"{self.step_name}: keys holds only missing values ({list(self.keys)!r})")
+        if len(collector.seen) > self.maximum_number_of_keys:
+            raise InvalidArgumentError(
+                f"{self.step_name}: keys has {len(collector.seen)} distinct values, more than "
+                f"maximum_number_of_keys={self.maximum_number_of_keys}; raise the maximum or pass fewer keys"
+            )
+        return collector.keys(self.key_ordinality)
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        ct = self._input_tensor(input_schema, _keyable, _KEYABLE)
+        count = len(self._given_keys(ct)) if self.keys is not None else UNKNOWN_KEY_COUNT
+        slots = input_schema[self.input_column_name].slot_names
+        return input_schema.with_columns(
+            Column(self.output_column_name, TensorType(DType.UINT32, ct.shape, count), slots)
+        )
+
+    def fit_given_keys(self, input_type: TensorType) -> ValueToKeyMappingTransformer:
+        """The transformer for the ``keys`` given up front, for input of ``input_type`` (no data needed)."""
+        if self.keys is None:
+            raise InvalidArgumentError(f"{self.step_name}: no keys were given; fit on data to learn them")
+        return self._transformer(self._given_keys(input_type))
+
+    def _transformer(self, keys: np.ndarray) -> ValueToKeyMappingTransformer:
+        return ValueToKeyMappingTransformer(
+            self.output_column_name,
+            self.input_column_name,
+            keys,
+            add_key_value_annotations_as_text=self.add_key_value_annotations_as_text,
+        )
+
+    def fit(self, data: DataView) -> ValueToKeyMappingTransformer:
+        ct = self._input_tensor(data.schema, _keyable, _KEYABLE)
+        if self.keys is not None:
+            keys = self._given_keys(ct)
+        else:
+            collector = _KeyCollector(ct.dtype, self.maximum_number_of_keys, is_key(ct))
+            for values in column_batches(data, self.input_column_name):
+                collector.add(flat_values(values))
+                if collector.full:
+                    break
+            if not collector.seen:
+                raise DataError(
+                    f"{self.step_name}: column {self.input_column_name!r} has no non-missing values to learn keys "
+                    "from; fit on data with values, or pass keys=[...]"
+                )
+            keys = collector.keys(self.key_ordinality)
+        return self._transformer(keys)
+
+
+class ValueToKeyMappingTransformer(OneToOneStep, Transformer):
+    """Maps values to keys ``1..n`` by position in ``keys`` (0 for missing or unseen values)."""
+
+    catalog_name = "map_value_to_key"
+
+    def __init__(
+        self,
+        output_column_name: str,
+        input_column_name: str | None,
+        keys: np.ndarray,
+        *,
+        add_key_value_annotations_as_text: bool = False,
+    ) -> None:
+        self._set_columns(output_column_name, input_column_name)
+        keys = np.array(keys, dtype=keys.dtype, copy=True).reshape(-1)
+        if not len(keys):
+            raise InvalidArgumentError(f"{self.step_name}: keys is empty")
+        keys.flags.writeable = False
+        self._keys = keys
+        self._dtype = DType.from_numpy(keys.dtype)
+        self.add_key_value_annotations_as_text = bool(add_key_value_annotations_as_text)
+        self._mapper = _KeyMapper(keys)
+
+    def _params(self) -> tuple[object, ...]:
+        return (*super()._params(), self._keys, self.add_key_value_annotations_as_text)
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The values behind keys ``1..n`` (read-only), in the input column's element type."""
+        return self._keys
+
+    @property
+    def key_count(self) -> int:
+        return len(self._keys)
+
+    @property
+    def value_type(self) -> DType:
+        """The element type of the values behind the keys (STRING with ``add_key_value_annotations_as_text``)."""
+        return DType.STRING if self.add_key_value_annotations_as_text else self._dtype
+
+    @property
+    def key_values(self) -> np.ndarray:
+        """What ``map_key_to_value`` gives back for keys ``1..n``: the keys, or their text with
+        ``add_key_value_annotations_as_text`` (ML.NET's KeyValues annotation)."""
+        if not self.add_key_value_annotations_as_text:
+            return self._keys
+        return np.array([_value_text(v, self._dtype) for v in self._keys.tolist()], dtype=object)
+
+    def key_value_texts(self) -> list[str]:
+        """The key values as text (slot names of one-hot vectors)."""
+        return [_value_text(v, self._dtype) for v in self._keys.tolist()]
+
+    def _check(self, schema: Schema) -> TensorType:
+        ct = self._input_tensor(schema, _keyable, _KEYABLE)
+        if ct.dtype is not self._dtype:
+            raise ColumnTypeError(
+                f"{self.step_name}: input column {self.input_column_name!r} is {ct}, but the keys were learned "
+                f"from {self._dtype.value} values; refit on data of this type"
+            )
+        return ct
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        ct = self._check(input_schema)
+        slots = input_schema[self.input_column_name].slot_names
+        return input_schema.with_columns(
+            Column(self.output_column_name, TensorType(DType.UINT32, ct.shape, self.key_count), slots)
+        )
+
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
+        return {self.output_column_name: elementwise(columns[self.input_column_name], self._mapper)}
+
+    def export_index(self, ctx: ExportContext, input_schema: Schema) -> str:
+        """The keys as an int64 ONNX value (``[N, *shape]``)."""
+        return export_key_lookup(ctx, ctx.value(self.input_column_name), self._dtype, self._keys)
+
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        index = self.export_index(ctx, input_schema)
+        ctx.set_value(self.output_column_name, export_cast(ctx, index, DType.UINT32))
+
+
+# --------------------------------------------------------------------------------------------
+# map_key_to_value
+
+
+class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator):
+    """Maps keys ``1..n`` back to their values; key 0 (and keys beyond ``n``) give the missing
+    value of the value type (NaN, '', 0 or False).
+
+    ``key_values`` holds the values behind the keys: an array or sequence, or the fitted
+    :class:`ValueToKeyMappingTransformer` (or any object with a ``key_values`` array) that made
+    the keys. ML.NET reads them from the key column's KeyValues annotation; onnxpipe's schema does
+    not carry them yet, so they are given here.
+    """
+
+    catalog_name = "map_key_to_value"
+
+    def __init__(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        key_values: Sequence[Any] | np.ndarray | ValueToKeyMappingTransformer | None = None,
+    ) -> None:
+        self._set_columns(output_column_name, input_column_name)
+        if key_values is None:
+            raise InvalidArgumentError(
+                f"{self.step_name}: key_values is required: pass the fitted map_value_to_key transformer "
+                "(or the values behind keys 1..n) as key_values=..."
+            )
+        source = getattr(key_values, "key_values", key_values)
+        if isinstance(source, str | bytes) or not isinstance(source, Iterable):
+            raise InvalidArgumentError(f"{self.step_name}: key_values must be a sequence of values, got {source!r}")
+        arr = source if isinstance(source, np.ndarray) else _infer_array(list(source), f"{self.step_name} key_values")
+        arr = np.array(arr, dtype=arr.dtype, copy=True).reshape(-1)
+        if not len(arr):
+            raise InvalidArgumentError(f"{self.step_name}: key_values is empty")
+        arr.flags.writeable = False
+        self._values = arr
+        self._dtype = DType.from_numpy(arr.dtype)
+        missing = missing_value(self._dtype)
+        table = np.concatenate([np.array([missing], dtype=arr.dtype), arr, np.array([missing], dtype=arr.dtype)])
+        table.flags.writeable = False
+        self._table = table  # [missing, v1..vn, missing]: keys beyond n are clamped to the last
+
+    def _params(self) -> tuple[object, ...]:
+        return (*super()._params(), self._values)
+
+    @property
+    def key_values(self) -> np.ndarray:
+        return self._values
+
+    @property
+    def value_type(self) -> DType:
+        return self._dtype
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        ct = self._input_tensor(
+            input_schema, is_key, "a key column (uint32 with a key count), e.g. from map_value_to_key"
+        )
+        if ct.key_count not in (len(self._values), UNKNOWN_KEY_COUNT):
+            raise ColumnTypeError(
+                f"{self.step_name}: input column {self.input_column_name!r} is {ct} with {ct.key_count} keys, "
+                f"but {len(self._values)} key values were given; pass the key values of the step that made this column"
+            )
+        slots = input_schema[self.input_column_name].slot_names
+        return input_schema.with_columns(Column(self.output_column_name, TensorType(self._dtype, ct.shape), slots))
+
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
+        last = len(self._table) - 1
+
+        def lookup(flat: np.ndarray) -> np.ndarray:
+            return self._table[np.minimum(flat.astype(np.int64), last)]
+
+        return {self.output_column_name: elementwise(columns[self.input_column_name], lookup)}
+
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        index = export_cast(ctx, ctx.value(self.input_column_name), DType.INT64)
+        index = ctx.add_node("Min", [index, ctx.add_initializer(np.array(len(self._table) - 1, np.int64), "last")])[0]
+        ctx.set_value(self.output_column_name, export_gather_table(ctx, index, self._table, "key_values"))
+
+
+def _infer_array(values: list[Any], what: str) -> np.ndarray:
+    """An array of Python values with ML.NET's type rules: str, bool, int (int64), float (float32);
+    numpy scalars keep their type."""
+    if not values:
+        return np.zeros(0, dtype=np.float32)
+    if all(isinstance(v, str) for v in values):
+        return np.array(values, dtype=object)
+    if all(isinstance(v, bool | np.bool_) for v in values):
+        return np.array(values, dtype=bool)
+    if any(isinstance(v, bool | np.bool_ | str) for v in values):
+        kinds = sorted({type(v).__name__ for v in values})
+        raise InvalidArgumentError(f"{what}: values of mixed types {kinds} cannot share one column type")
+    np_types = {np.asarray(v).dtype for v in values if isinstance(v, np.generic)}
+    if np_types and len(np_types) == 1 and all(isinstance(v, np.generic) for v in values):
+        return np.array(values, dtype=np_types.pop())
+    if all(isinstance(v, int | np.integer) for v in values):
+        return np.array(values, dtype=np.int64)
+    if all(isinstance(v, int | float | np.number) for v in values):
+        return np.array(values, dtype=np.float32)
+    kinds = sorted({type(v).__name__ for v in values})
+    raise InvalidArgumentError(f"{what}: values of type {kinds} are not supported; use str, bool, int or float")
+
+
+# --------------------------------------------------------------------------------------------
+# map_value
+
+
+class ValueMappingTransformer(OneToOneStep, TrivialEstimator):
+    """Maps values through ``key_value_pairs``; values not in the mapping (and NaN) give the
+    missing value of the value type (NaN, '', 0, False).
+
+    The value type follows the mapping's values: ``str``, ``bool``, ``int`` (int64), ``float``
+    (float32), or a numpy scalar type. ``treat_values_as_key_type=True`` outputs keys instead:
+    the distinct values, in order of first appearance in the mapping, numbered ``1..n``.
+    """
+
+    catalog_name = "map_value"
+
+    def __init__(
+        self,
+        output_column_name: str,
+        key_value_pairs: Mapping[Any, Any],
+        input_column_name: str | None = None,
+        *,
+        treat_values_as_key_type: bool = False,
+    ) -> None:
+        self._set_columns(output_column_name, input_column_name)
+        if not isinstance(key_value_pairs, Mapping) or not key_value_pairs:
+            raise InvalidArgumentError(
+                f"{self.step_name}: key_value_pairs must be a non-empty mapping of input value -> output value, "
+                f"got {key_value_pairs!r}"
+            )
+        self.key_value_pairs: dict[Any, Any] = dict(key_value_pairs)
+        self.treat_values_as_key_type = bool(treat_values_as_key_type)
+        values = _infer_array(list(self.key_value_pairs.values()), f"{self.step_name} values")
+        self._value_dtype = DType.from_numpy(values.dtype)
+        if self.treat_values_as_key_type:
+            collector = _KeyCollector(self._value_dtype, len(values) + 1)
+            collector.add(values)
+            if not collector.seen:
+                raise InvalidArgumentError(f"{self.step_name}: every value is missing; keys need values")
+            self._key_values = collector.keys("by_occurrence")
+            codes = _KeyMapper(self._key_values)(values)
+            self._table = np.concatenate([[0], codes]).astype(np.uint32)
+        else:
+            self._key_values = np.zeros(0, dtype=values.dtype)
+            self._table = np.concatenate([np.array([missing_value(self._value_dtype)], dtype=values.dtype), values])
+        self._table.flags.writeable = False
+
+    def _params(self) -> tuple[object, ...]:
+        return (*super()._params(), tuple(self.key_value_pairs.items()), self.treat_values_as_key_type)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.output_column_name, self.input_column_name, len(self.key_value_pairs)))
+
+    @property
+    def value_type(self) -> DType:
+        """The element type of the mapped values."""
+        return self._value_dtype
+
+    @property
+    def key_values(self) -> np.ndarray:
+        """With ``treat_values_as_key_type``: the values behind keys ``1..n``."""
+        return self._key_values
+
+    def _keys(self, schema: Schema) -> tuple[TensorType, np.ndarray]:
+        ct = self._input_tensor(schema, lambda t: not is_key(t), "a tensor column of strings, numbers or bools")
+        keys = _coerce_values(self.key_value_pairs, ct.dtype, f"{self.step_name} keys")
+        if ct.dtype.is_float and np.isnan(keys).any():
+            raise InvalidArgumentError(
+                f"{self.step_name}: NaN is a key of key_value_pairs, but NaN never equals a value; "
+                "use replace_missing_values first to give missing values a value to map"
+            )
+        return ct, keys
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        ct, _ = self._keys(input_schema)
+        slots = input_schema[self.input_column_name].slot_names
+        if self.treat_values_as_key_type:
+            out = TensorType(DType.UINT32, ct.shape, len(self._key_values))
+        else:
+            out = TensorType(self._value_dtype, ct.shape)
+        return input_schema.with_columns(Column(self.output_column_name, out, slots))
+
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
+        _, keys = self._keys(input_schema)
+        mapper = _KeyMapper(keys)
+
+        def lookup(flat: np.ndarray) -> np.ndarray:
+            return self._table[mapper(flat).astype(np.int64)]
+
+        return {self.output_column_name: elementwise(columns[self.input_column_name], lookup)}
+
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        ct, keys = self._keys(input_schema)
+        index = export_key_lookup(ctx, ctx.value(self.input_column_name), ct.dtype, keys)
+        ctx.set_value(self.output_column_name, export_gather_table(ctx, index, self._table, "mapped_values"))
+
+
+# --------------------------------------------------------------------------------------------
+# convert_type
+
+_WS = "[ \\t\\n\\r\\f]*"
+# One grammar for Python (re) and ONNX (RE2 RegexFullMatch): decimal numbers, inf/infinity, nan.
+FLOAT_PATTERN = (
+    _WS + "[+-]?(?:(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?"
+    "|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN])" + _WS
+)
+_FLOAT_RE = re.compile(FLOAT_PATTERN)
+_INT_RE = re.compile(_WS + "[+-]?[0-9]+" + _WS)
+_TRUE = ("true", "True", "TRUE", "1")
+_FALSE = ("false", "False", "FALSE", "0")
+
+
+def _parse_strings(flat: np.ndarray, dtype: DType, fail: Callable[[str, str], DataError]) -> np.ndarray:
+    """Parse strings as ``dtype``: floats (unparsable -> NaN), integers and bools (unparsable -> error)."""
+    if not len(flat):
+        return np.zeros(0, dtype=dtype.numpy)
+    uniq, inverse = np.unique(flat, return_inverse=True)
+    parsed = np.zeros(len(uniq), dtype=dtype.numpy)
+    for i, s in enumerate(uniq.tolist()):
+        if dtype.is_float:
+            with np.errstate(over="ignore"):
+                parsed[i] = float(s) if _FLOAT_RE.fullmatch(s) else np.nan
+        elif dtype is DType.BOOL:
+            if s in _TRUE:
+                parsed[i] = True
+            elif s in _FALSE:
+                parsed[i] = False
+            else:
+                raise fail(s, f"a bool is written as one of {', '.join(_TRUE + _FALSE)}")
+        else:
+            if not _INT_RE.fullmatch(s):
+                raise fail(s, "it is not an integer")
+            v = int(s)
+            info = np.iinfo(dtype.numpy)
+            if not info.min <= v <= info.max:
+                raise fail(s, f"it is outside {dtype.value}'s range {info.min}..{info.max}")
+            parsed[i] = v
+    return parsed[inverse.reshape(-1)]
+
+
+def _format_numbers(flat: np.ndarray, src: DType) -> np.ndarray:
+    """Numbers as text, as ONNX Runtime's Cast writes them (floats with 8 significant digits)."""
+    out = np.empty(len(flat), dtype=object)
+    if src is DType.BOOL:
+        out[:] = np.where(flat, "True", "False")
+        return out
+    if src.is_float:
+        for i, v in enumerate(flat.tolist()):
+            if v != v:
+                out[i] = "NaN"
+            elif v in (float("inf"), float("-inf")):
+                out[i] = "INF" if v > 0 else "-INF"
+            else:
+                out[i] = f"{v:.8g}"  # C's "%.8g", as ONNX Runtime formats
+        return out
+    out[:] = [str(v) for v in flat.tolist()]
+    return out
+
+
+def _convert_numbers(flat: np.ndarray, src: DType, dst: DType, fail: Callable[[Any, str], DataError]) -> np.ndarray:
+    if dst.is_float:
+        with np.errstate(over="ignore"):
+            return flat.astype(dst.numpy)
+    if src.is_float:
+        bad = np.isnan(flat)
+        if bad.any():
+            raise fail(
+                flat[bad][0], "a missing value (NaN) has no " + ("bool" if dst is DType.BOOL else "integer") + " value"
+            )
+        if dst is DType.BOOL:
+            return np.asarray(flat != 0, dtype=bool)
+        truncated = np.trunc(flat.astype(np.float64))
+        info = np.iinfo(dst.numpy)
+        # float64 cannot hold 2**63-1 / 2**64-1: compare against the first value out of range.
+        out_of_range = (truncated < float(info.min)) | (truncated >= float(info.max) + 1.0) | np.isinf(truncated)
+        if out_of_range.any():
+            raise fail(flat[out_of_range][0], f"it is outside {dst.value}'s range {info.min}..{info.max}")
+        return truncated.astype(dst.numpy)
+    if dst is DType.BOOL:
+        return np.asarray(flat != 0, dtype=bool)
+    if src is DType.BOOL:
+        return flat.astype(dst.numpy)
+    info = np.iinfo(dst.numpy)
+    as_int = flat.astype(object) if src is DType.UINT64 or dst is DType.UINT64 else flat.astype(np.int64)
+    out_of_range = (as_int < info.min) | (as_int > info.max)
+    if np.any(out_of_range):
+        raise fail(
+            flat[np.asarray(out_of_range, dtype=bool)][0], f"it is outside {dst.value}'s range {info.min}..{info.max}"
+        )
+    return flat.astype(dst.numpy)
+
+
+def _to_dtype(kind: DType | str, step: str) -> DType:
+    if isinstance(kind, DType):
+        return kind
+    try:
+        return DType(kind)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{step}: output_kind={kind!r} is not an element type; choose one of {', '.join(t.value for t in DType)}"
+        ) from None
+
+
+class TypeConvertingTransformer(OneToOneStep, TrivialEstimator):
+    """Converts a column's elements to ``output_kind`` (ML.NET's ConvertType).
+
+    Rules: numbers and bools convert to any number type (a float to an integer truncates toward
+    zero; NaN or a value out of the target's range is a DataError); numbers to bool are
+    ``!= 0``; strings parse as numbers (floats: decimal, ``inf``/``infinity``/``nan`` in any case,
+    surrounding whitespace allowed, anything else -> NaN; integers: an optional sign and digits,
+    else DataError) or bools (``true``/``True``/``TRUE``/``1`` and the ``false`` forms, else
+    DataError); numbers format as text the way ONNX Runtime's Cast does (integers in full, floats
+    with 8 significant digits, ``NaN``, ``INF``, ``-INF``) and bools as ``True``/``False``.
+    Key columns convert as their uint32 values.
+    """
+
+    catalog_name = "convert_type"
+
+    def __init__(
+        self, output_column_name: str, input_column_name: str | None = None, *, output_kind: DType | str = DType.FLOAT32
+    ) -> None:
+        self._set_columns(output_column_name, input_column_name)
+        self.output_kind = _to_dtype(output_kind, self.step_name)
+
+    def _params(self) -> tuple[object, ...]:
+        return (*super()._params(), self.output_kind)
+
+    def fit(self, data: DataView) -> Transformer:
+        self.output_schema(data.schema)
+        ct = cast(TensorType, data.schema[self.input_column_name].type)
+        if ct.dtype is DType.STRING and self.output_kind.is_float:
+            return _BoundTypeConverter(self.output_column_name, self.input_column_name, output_kind=self.output_kind)
+        return self
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        ct = self._input_tensor(input_schema, lambda t: True, "a tensor column")
+        slots = input_schema[self.input_column_name].slot_names
+        return input_schema.with_columns(Column(self.output_column_name, TensorType(self.output_kind, ct.shape), slots))
+
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
+        src = cast(TensorType, input_schema[self.input_column_name].type).dtype
+        dst = self.output_kind
+
+        def fail(value: Any, reason: str) -> DataError:
+            return DataError(
+                f"{self.step_name}: cannot convert {value!r} in column {self.input_column_name!r} from {src.value} "
+                f"to {dst.value}: {reason}; clean the data first (e.g. replace_missing_values), or convert to a "
+                "float type, where unparsable text becomes NaN"
+            )
+
+        def convert(flat: np.ndarray) -> np.ndarray:
+            if src is dst:
+                return flat.copy()
+            if dst is DType.STRING:
+                return _format_numbers(flat, src)
+            if src is DType.STRING:
+                return _parse_strings(flat, dst, fail)
+            return _convert_numbers(flat, src, dst, fail)
+
+        return {self.output_column_name: elementwise(columns[self.input_column_name], convert)}
+
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        src = cast(TensorType, input_schema[self.input_column_name].type).dtype
+        dst = self.output_kind
+        x = ctx.value(self.input_column_name)
+        if src is dst:
+            out = ctx.add_node("Identity", [x])[0]
+        elif src is DType.BOOL and dst is DType.STRING:
+            words = [ctx.add_initializer(np.array([w], dtype=object), w) for w in ("True", "False")]
+            out = ctx.add_node("Where", [x, *words])[0]
+        elif src is DType.STRING and dst is DType.BOOL:
+            flags = ctx.add_node(
+                "LabelEncoder",
+                [x],
+                domain=_ML,
+                keys_strings=[*_TRUE, *_FALSE],
+                values_int64s=[1] * len(_TRUE) + [0] * len(_FALSE),
+                default_int64=0,
+            )[0]
+            out = export_cast(ctx, flags, DType.BOOL)
+        elif src is DType.STRING and dst.is_float:
+            # Cast alone parses prefixes ("1.5x" -> 1.5) and fails on "" or "abc": validate first
+            # with the same grammar as Python, and parse what fails as NaN.
+            ctx.require_opset("", 20)
+            valid = ctx.add_node("RegexFullMatch", [x], pattern=FLOAT_PATTERN)[0]
+            nan = ctx.add_initializer(np.array(["NaN"], dtype=object), "nan_text")
+            cleaned = ctx.add_node("Where", [valid, x, nan])[0]
+            out = export_cast(ctx, cleaned, dst)
+        else:
+            out = export_cast(ctx, x, dst)
+        ctx.set_value(self.output_column_name, out)
+
+
+class _BoundTypeConverter(TypeConvertingTransformer):
+    """A fitted text -> float conversion: its export validates text with RegexFullMatch (opset 20)."""
+
+    onnx_min_opset = 20
+
+    def fit(self, data: DataView) -> Transformer:
+        self.output_schema(data.schema)
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# MurmurHash3 x86 32 and hash
+
+_C1 = np.uint32(0xCC9E2D51)
+_C2 = np.uint32(0x1B873593)
+_M5 = np.uint32(5)
+_N1 = np.uint32(0xE6546B64)
+_F1 = np.uint32(0x85EBCA6B)
+_F2 = np.uint32(0xC2B2AE35)
+_MAX_CHUNK_BYTES = 1 << 22  # bytes of padded strings hashed at once
+
+
+def _rotl(x: np.ndarray, r: int) -> np.ndarray:
+    return np.asarray((x << np.uint32(r)) | (x >> np.uint32(32 - r)), dtype=np.uint32)
+
+
+def _mix_k(k: np.ndarray) -> np.ndarray:
+    return np.asarray(_rotl(np.asarray(k * _C1, dtype=np.uint32), 15) * _C2, dtype=np.uint32)
+
+
+def _fmix(h: np.ndarray) -> np.ndarray:
+    h = h ^ (h >> np.uint32(16))
+    h = np.asarray(h * _F1, dtype=np.uint32)
+    h = h ^ (h >> np.uint32(13))
+    h = np.asarray(h * _F2, dtype=np.uint32)
+    return np.asarray(h ^ (h >> np.uint32(16)), dtype=np.uint32)
+
+
+def _murmur_words(words: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """MurmurHash3 x86 32 of fixed-size keys given as little-endian uint32 words ``[n, w]``."""
+    h = np.array(np.broadcast_to(seeds, (words.shape[0],)), dtype=np.uint32)
+    for j in range(words.shape[1]):
+        h = h ^ _mix_k(words[:, j])
+        h = np.asarray(_rotl(h, 13) * _M5 + _N1, dtype=np.uint32)
+    return _fmix(h ^ np.uint32(4 * words.shape[1]))
+
+
+def _murmur_bytes(encoded: Sequence[bytes], seeds: np.ndarray) -> np.ndarray:
+    """MurmurHash3 x86 32 of byte strings, vectorised over strings of similar length."""
+    n = len(encoded)
+    out = np.zeros(n, dtype=np.uint32)
+    seeds = np.array(np.broadcast_to(seeds, (n,)), dtype=np.uint32)
+    lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=n)
+    order = np.argsort(lengths, kind="stable")
+    start = 0
+    while start < n:
+        # Rows sorted by length; one chunk pads to its longest string (plus a zero word for the tail).
+        stop = start + 1
+        while stop < n and (stop - start + 1) * (lengths[order[stop]] + 4) <= _MAX_CHUNK_BYTES:
+            stop += 1
+        rows = order[start:stop]
+        lens = lengths[rows]
+        width = (int(lens.max()) // 4 + 1) * 4
+        buf = np.zeros((len(rows), width), dtype=np.uint8)
+        buf[np.arange(width) < lens[:, None]] = np.frombuffer(b"".join(encoded[i] for i in rows), dtype=np.uint8)
+        words = buf.view("<u4")
+        nblocks = lens // 4
+        h = seeds[rows].copy()
+        for j in range(width // 4 - 1):
+            mixed = np.asarray(_rotl(h ^ _mix_k(words[:, j]), 13) * _M5 + _N1, dtype=np.uint32)
+            h = np.where(nblocks > j, mixed, h)
+        tail = words[np.arange(len(rows)), nblocks]  # the zero padding clears bytes beyond the end
+        h = np.where((lens & 3) > 0, h ^ _mix_k(tail), h)
+        out[rows] = _fmix(h ^ lens.astype(np.uint32))
+        start = stop
+    return out
+
+
+def murmur3_32(values: np.ndarray | Sequence[Any], seed: int | np.ndarray = 0) -> np.ndarray:
+    """MurmurHash3 x86 32-bit of each element, as ONNX Runtime's ``com.microsoft.MurmurHash3``
+    computes it: strings hash their UTF-8 bytes, numbers their little-endian bytes (4 or 8).
+    ``seed`` is one seed or one per element."""
+    arr = np.asarray(values)
+    flat = arr.reshape(-1)
+    seeds = np.asarray(seed, dtype=np.uint64).astype(np.uint32).reshape(-1)
+    if seeds.size not in (1, flat.size):
+        raise InvalidArgumentError(f"murmur3_32: {seeds.size} seeds for {flat.size} values")
+    if flat.dtype.kind in "OUS":
+        encoded = [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in flat.tolist()]
+        return _murmur_bytes(encoded, seeds).reshape(arr.shape)
+    if flat.dtype.itemsize not in (4, 8):
+        raise InvalidArgumentError(f"murmur3_32 hashes 4- and 8-byte numbers, got {flat.dtype}")
+    little = flat.astype(flat.dtype.newbyteorder("<"), copy=False)
+    words = np.ascontiguousarray(little).view("<u4").reshape(len(flat), -1)
+    return _murmur_words(words, seeds).reshape(arr.shape)
+
+
+def murmur_round(h: int, k: int) -> int:
+    """One MurmurHash3 body round on 32-bit values (ML.NET's ``Hashing.MurmurRound``)."""
+    k = (k * 0xCC9E2D51) & 0xFFFFFFFF
+    k = ((k << 15) | (k >> 17)) & 0xFFFFFFFF
+    k = (k * 0x1B873593) & 0xFFFFFFFF
+    h ^= k
+    h = ((h << 13) | (h >> 19)) & 0xFFFFFFFF
+    return (h * 5 + 0xE6546B64) & 0xFFFFFFFF
+
+
+_HASH_SEED = 314489979
+_SIGNED_32 = {DType.INT8: DType.INT32, DType.INT16: DType.INT32}
+_UNSIGNED_32 = {DType.BOOL: DType.UINT32, DType.UINT8: DType.UINT32, DType.UINT16: DType.UINT32}
+
+
+def _hash_prepare(flat: np.ndarray, ct: TensorType) -> tuple[np.ndarray, np.ndarray]:
+    """The array to hash (widened, -0.0 -> 0.0) and where values are missing."""
+    dtype = ct.dtype
+    missing = missing_mask(flat, dtype, is_key(ct))
+    if dtype in _SIGNED_32 or dtype in _UNSIGNED_32:
+        return flat.astype((_SIGNED_32 | _UNSIGNED_32)[dtype].numpy), missing
+    if dtype is DType.FLOAT16:
+        flat = flat.astype(np.float32)
+    if dtype.is_float:
+        flat = np.where(flat == 0, np.zeros((), flat.dtype), flat)  # -0.0 and 0.0 hash alike
+    return flat, missing
+
+
+class HashingTransformer(OneToOneStep, TrivialEstimator):
+    """Hashes each element to a key ``1..2**number_of_bits`` (ML.NET's Hash); missing values (NaN,
+    '', key 0) give key 0.
+
+    The hash is MurmurHash3 x86 32 with ``seed`` of the element's bytes: UTF-8 for strings, the
+    little-endian value for numbers (bools and 8/16-bit integers widened to 32 bits, float16 to
+    float32, -0.0 as 0.0), masked to ``number_of_bits`` bits, plus one. ``use_ordered_hashing`` hashes
+    each slot with its own seed (``MurmurRound(seed, slot index)``), so equal values in different
+    slots get different keys.
+    """
+
+    catalog_name = "hash"
+
+    def __init__(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        number_of_bits: int = 31,
+        seed: int = _HASH_SEED,
+        use_ordered_hashing: bool = False,
+    ) -> None:
+        self._set_columns(output_column_name, input_column_name)
+        if isinstance(number_of_bits, bool) or not isinstance(number_of_bits, int) or not 1 <= number_of_bits <= 31:
+            raise InvalidArgumentError(
+                f"{self.step_name}: number_of_bits must be an integer from 1 to 31, got {number_of_bits!r}"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+            raise InvalidArgumentError(f"{self.step_name}: seed must be an integer from 0 to 2**32-1, got {seed!r}")
+        self.number_of_bits = number_of_bits
+        self.seed = int(seed)
+        self.use_ordered_hashing = bool(use_ordered_hashing)
+
+    def _params(self) -> tuple[object, ...]:
+        return (*super()._params(), self.number_of_bits, self.seed, self.use_ordered_hashing)
+
+    @property
+    def key_count(self) -> int:
+        return int(2**self.number_of_bits)
+
+    def _check(self, schema: Schema) -> TensorType:
+        ct = self._input_tensor(
+            schema,
+            lambda t: not (self.use_ordered_hashing and not t.is_known_shape),
+            "a tensor column of strings, numbers, bools or keys"
+            + (" with a known shape (ordered hashing numbers the slots)" if self.use_ordered_hashing else ""),
+        )
+        return ct
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        ct = self._check(input_schema)
+        slots = input_schema[self.input_column_name].slot_names
+        return input_schema.with_columns(
+            Column(self.output_column_name, TensorType(DType.UINT32, ct.shape, self.key_count), slots)
+        )
+
+    def _slot_seeds(self, ct: TensorType) -> np.ndarray:
+        size = ct.size or 1
+        return np.array([murmur_round(self.seed, i) for i in range(size)], dtype=np.uint32)
+
+    def hash_flat(self, flat: np.ndarray, ct: TensorType, seeds: np.ndarray | None = None) -> np.ndarray:
+        """Keys (uint32) of a flat array of one column's elements."""
+        values, missing = _hash_prepare(flat, ct)
+        if seeds is None:
+            seeds = np.array([self.seed], dtype=np.uint32)
+        mask = np.uint32(2**self.number_of_bits - 1)
+        keys = np.asarray((murmur3_32(values, seeds) & mask) + np.uint32(1), dtype=np.uint32)
+        keys[missing] = 0
+        return keys
+
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
+        ct = self._check(input_schema)
+        values = columns[self.input_column_name]
+        if self.use_ordered_hashing:
+            seeds = np.tile(self._slot_seeds(ct), n_rows)
+            return {self.output_column_name: elementwise(values, lambda f: self.hash_flat(f, ct, seeds))}
+        return {self.output_column_name: elementwise(values, lambda f: self.hash_flat(f, ct))}
+
+    def export_keys(self, ctx: ExportContext, input_schema: Schema) -> str:
+        """The keys as a uint32 ONNX value ``[N, *shape]``."""
+        ct = self._check(input_schema)
+        x = ctx.value(self.input_column_name)
+        dtype = ct.dtype
+        missing: str | None = None
+        if dtype is DType.STRING:
+            flags = ctx.add_node(
+                "LabelEncoder", [x], domain=_ML, keys_strings=[""], values_int64s=[1], default_int64=0
+            )[0]
+            missing = export_cast(ctx, flags, DType.BOOL)
+        elif dtype.is_float:
+            if dtype is DType.FLOAT16:
+                x = export_cast(ctx, x, DType.FLOAT32)
+            missing = ctx.add_node("IsNaN", [x])[0]
+            zero = ctx.add_initializer(np.zeros((), dtype=np.float64 if dtype is DType.FLOAT64 else np.float32), "zero")
+            x = ctx.add_node("Add", [x, zero])[0]  # -0.0 + 0.0 = 0.0
+        elif is_key(ct):
+            missing = ctx.add_node("Equal", [x, ctx.add_initializer(np.zeros((), dtype=ct.dtype.numpy), "zero")])[0]
+        if dtype in _SIGNED_32 or dtype in _UNSIGNED_32:
+            x = export_cast(ctx, x, (_SIGNED_32 | _UNSIGNED_32)[dtype])
+        if self.use_ordered_hashing:
+            if ct.is_scalar:
+                hashed = self._murmur(ctx, x, int(self._slot_seeds(ct)[0]))
+            else:
+                flat = ctx.add_node("Flatten", [x], axis=1)[0]
+                parts = []
+                for i, s in enumerate(self._slot_seeds(ct).tolist()):
+                    index = ctx.add_initializer(np.array([i], dtype=np.int64), "slot")
+                    part = ctx.add_node("Gather", [flat, index], axis=1)[0]
+                    parts.append(self._murmur(ctx, part, int(s)))
+                joined = ctx.add_node("Concat", parts, axis=1)[0] if len(parts) > 1 else parts[0]
+                shape = ctx.add_initializer(np.array([-1, *ct.fixed_shape], dtype=np.int64), "shape")
+                hashed = ctx.add_node("Reshape", [joined, shape])[0]
+        else:
+            hashed = self._murmur(ctx, x, self.seed)
+        shift = ctx.add_initializer(np.array(32 - self.number_of_bits, dtype=np.uint32), "shift")
+        if self.number_of_bits < 32:  # keep the low bits: BitwiseAnd needs opset 18, shifts work from 11
+            hashed = ctx.add_node("BitShift", [hashed, shift], direction="LEFT")[0]
+            hashed = ctx.add_node("BitShift", [hashed, shift], direction="RIGHT")[0]
+        keys = ctx.add_node("Add", [hashed, ctx.add_initializer(np.array(1, dtype=np.uint32), "one")])[0]
+        if missing is not None:
+            zero_key = ctx.add_initializer(np.array(0, dtype=np.uint32), "missing_key")
+            keys = ctx.add_node("Where", [missing, zero_key, keys])[0]
+        return keys
+
+    @staticmethod
+    def _murmur(ctx: ExportContext, x: str, seed: int) -> str:
+        return ctx.add_node("MurmurHash3", [x], domain="com.microsoft", seed=seed, positive=1)[0]
+
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        ctx.set_value(self.output_column_name, self.export_keys(ctx, input_schema))
