@@ -79,3 +79,30 @@ def test_regression_journey(mlnet_data: Path) -> None:
     proto = ctx.model.convert_to_onnx(model, data)
     reapplied = ctx.transforms.apply_onnx_model(model_bytes=proto.SerializeToString()).transform(split.test_set)
     np.testing.assert_allclose(reapplied.column("Score"), model.transform(split.test_set).column("Score"), rtol=1e-5)
+
+
+@dataclass
+class IrisRow:
+    Label: Annotated[int, LoadColumn(0)]
+    Features: Annotated[npt.NDArray[np.float32], LoadColumn(1, 4)]
+
+
+def test_multiclass_and_clustering_journey(mlnet_data: Path) -> None:
+    ctx = op.MLContext(seed=2)
+    data = ctx.data.load_from_text_file(mlnet_data / "iris.txt", IrisRow, has_header=True)
+    est = ctx.transforms.normalize_mean_variance("Features").append(
+        ctx.multiclass_classification.trainers.lbfgs_maximum_entropy()
+    )
+    results = ctx.multiclass_classification.cross_validate(data, est, number_of_folds=3)
+    assert all(r.metrics.micro_accuracy > 0.85 for r in results)
+    model = est.fit(data)
+    scored = model.transform(data)
+    assert scored.schema["PredictedLabel"].type == data.schema["Label"].type  # original label type and values
+    assert set(scored.column("PredictedLabel").tolist()) == {0, 1, 2}
+    proto = ctx.model.convert_to_onnx(model, data)
+    reapplied = ctx.transforms.apply_onnx_model(model_bytes=proto.SerializeToString()).transform(data)
+    assert reapplied.column("PredictedLabel").tolist() == scored.column("PredictedLabel").tolist()
+
+    clusters = ctx.clustering.trainers.kmeans(number_of_clusters=3).fit(data).transform(data)
+    metrics = ctx.clustering.evaluate(clusters, label_column_name="Label")
+    assert metrics.normalized_mutual_information > 0.6

@@ -16,12 +16,24 @@ from onnxpipe.evaluation import (
     evaluate_binary,
     evaluate_regression,
 )
-from onnxpipe.trainers import linear
+from onnxpipe.evaluation_multiclass import (
+    ClusteringMetrics,
+    MulticlassClassificationMetrics,
+    evaluate_clustering,
+    evaluate_multiclass,
+)
+from onnxpipe.trainers import clustering, linear, multiclass
 
 if TYPE_CHECKING:
     from onnxpipe.context import MLContext
 
-__all__ = ["BinaryClassificationCatalog", "CrossValidationResult", "RegressionCatalog"]
+__all__ = [
+    "BinaryClassificationCatalog",
+    "ClusteringCatalog",
+    "CrossValidationResult",
+    "MulticlassClassificationCatalog",
+    "RegressionCatalog",
+]
 
 M = TypeVar("M")
 
@@ -289,3 +301,148 @@ class RegressionCatalog:
             stratification_column,
             seed,
         )
+
+
+class MulticlassClassificationTrainers:
+    """``ctx.multiclass_classification.trainers``."""
+
+    def __init__(self, ctx: MLContext) -> None:
+        self._ctx = ctx
+
+    def lbfgs_maximum_entropy(
+        self,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        example_weight_column_name: str | None = None,
+        *,
+        l1_regularization: float = 1.0,
+        l2_regularization: float = 1.0,
+        optimization_tolerance: float = 1e-7,
+        history_size: int = 20,
+        maximum_number_of_iterations: int = 2**31 - 1,
+        enforce_non_negativity: bool = False,
+    ) -> multiclass.LbfgsMaximumEntropyTrainer:
+        """Multinomial logistic regression by L-BFGS (Score: class probabilities)."""
+        return multiclass.LbfgsMaximumEntropyTrainer(
+            label_column_name,
+            feature_column_name,
+            example_weight_column_name,
+            l1_regularization,
+            l2_regularization,
+            optimization_tolerance,
+            history_size,
+            maximum_number_of_iterations,
+            enforce_non_negativity,
+        )
+
+    def naive_bayes(
+        self, label_column_name: str = "Label", feature_column_name: str = "Features"
+    ) -> multiclass.NaiveBayesTrainer:
+        """ML.NET's naive Bayes over binary (> 0) features."""
+        return multiclass.NaiveBayesTrainer(label_column_name, feature_column_name)
+
+    def one_versus_all(
+        self,
+        binary_estimator: Estimator,
+        label_column_name: str = "Label",
+        *,
+        impute_missing_labels_as_negative: bool = False,
+        maximum_calibration_example_count: int = 1_000_000_000,
+        use_probabilities: bool = True,
+    ) -> multiclass.OneVersusAllTrainer:
+        """One binary model per class; the best score wins."""
+        return multiclass.OneVersusAllTrainer(
+            binary_estimator,
+            label_column_name,
+            impute_missing_labels_as_negative,
+            maximum_calibration_example_count,
+            use_probabilities,
+        )
+
+
+class MulticlassClassificationCatalog:
+    """``ctx.multiclass_classification``: trainers, ``evaluate``, ``cross_validate``."""
+
+    def __init__(self, ctx: MLContext) -> None:
+        self._ctx = ctx
+        self.trainers = MulticlassClassificationTrainers(ctx)
+
+    def evaluate(
+        self,
+        data: DataView,
+        label_column_name: str = "Label",
+        score_column_name: str = "Score",
+        predicted_label_column_name: str = "PredictedLabel",
+        top_k_prediction_count: int = 0,
+    ) -> MulticlassClassificationMetrics:
+        """Micro / macro accuracy, log loss (and its reduction), top-k accuracy, confusion matrix."""
+        return evaluate_multiclass(
+            data, label_column_name, score_column_name, predicted_label_column_name, top_k_prediction_count
+        )
+
+    def cross_validate(
+        self,
+        data: DataView,
+        estimator: Estimator,
+        number_of_folds: int = 5,
+        label_column_name: str = "Label",
+        *,
+        stratification_column: str | None = None,
+        seed: int | None = None,
+    ) -> list[CrossValidationResult[MulticlassClassificationMetrics]]:
+        return _cross_validate(
+            self._ctx,
+            data,
+            estimator,
+            lambda scored: self.evaluate(scored, label_column_name),
+            number_of_folds,
+            stratification_column,
+            seed,
+        )
+
+
+class ClusteringTrainers:
+    """``ctx.clustering.trainers``."""
+
+    def __init__(self, ctx: MLContext) -> None:
+        self._ctx = ctx
+
+    def kmeans(
+        self,
+        feature_column_name: str = "Features",
+        example_weight_column_name: str | None = None,
+        number_of_clusters: int = 5,
+        *,
+        initialization_algorithm: str = "kmeans_plus_plus",
+        optimization_tolerance: float = 1e-7,
+        maximum_number_of_iterations: int = 1000,
+        seed: int | None = None,
+    ) -> clustering.KMeansTrainer:
+        """k-means (k-means++ initialisation, seeded): Score = squared distances, PredictedLabel = cluster key."""
+        return clustering.KMeansTrainer(
+            feature_column_name,
+            example_weight_column_name,
+            number_of_clusters,
+            initialization_algorithm,
+            optimization_tolerance,
+            maximum_number_of_iterations,
+            self._ctx.seed if seed is None else seed,
+        )
+
+
+class ClusteringCatalog:
+    """``ctx.clustering``: trainers and ``evaluate``."""
+
+    def __init__(self, ctx: MLContext) -> None:
+        self._ctx = ctx
+        self.trainers = ClusteringTrainers(ctx)
+
+    def evaluate(
+        self,
+        data: DataView,
+        label_column_name: str | None = None,
+        score_column_name: str = "Score",
+        feature_column_name: str | None = "Features",
+    ) -> ClusteringMetrics:
+        """Average distance, Davies-Bouldin index, and NMI when labels exist."""
+        return evaluate_clustering(data, label_column_name, score_column_name, feature_column_name)

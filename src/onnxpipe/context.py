@@ -14,7 +14,12 @@ import onnx
 import pyarrow as pa
 
 from onnxpipe import data as _data
-from onnxpipe._task_catalogs import BinaryClassificationCatalog, RegressionCatalog
+from onnxpipe._task_catalogs import (
+    BinaryClassificationCatalog,
+    ClusteringCatalog,
+    MulticlassClassificationCatalog,
+    RegressionCatalog,
+)
 from onnxpipe.core import Transformer
 from onnxpipe.data import DataView
 from onnxpipe.engine import PredictionEngine
@@ -491,7 +496,8 @@ class ModelCatalog:
 
 class MLContext:
     """The entry point: ``ctx = MLContext(seed=0)``, then ``ctx.data``, ``ctx.transforms``,
-    ``ctx.model``, ``ctx.binary_classification``, ``ctx.regression``.
+    ``ctx.model``, ``ctx.binary_classification``, ``ctx.multiclass_classification``,
+    ``ctx.regression``, ``ctx.clustering``.
 
     ``gpu_device_id`` and ``fallback_to_cpu`` are the defaults for every ONNX model the
     context opens (as ML.NET's ``MLContext.GpuDeviceId`` / ``FallbackToCpu``).
@@ -509,7 +515,9 @@ class MLContext:
         self.transforms = TransformsCatalog(self)
         self.model = ModelCatalog(self)
         self.binary_classification = BinaryClassificationCatalog(self)
+        self.multiclass_classification = MulticlassClassificationCatalog(self)
         self.regression = RegressionCatalog(self)
+        self.clustering = ClusteringCatalog(self)
 
     def __repr__(self) -> str:
         return (

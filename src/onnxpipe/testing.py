@@ -4,8 +4,9 @@
 
 * the estimator is unchanged by ``fit`` (immutability);
 * ``transform`` is lazy (reads nothing until a sink asks);
-* the schema promised by ``output_schema`` (estimator and transformer) is the schema delivered,
-  down to the Arrow storage of every batch;
+* the schema promised by the estimator's ``output_schema`` is kept by the fitted transformer
+  (which may fill in what only fitting can know: sizes, key counts, slot names), and the
+  transformer's promise is exactly the schema delivered, down to the Arrow storage of every batch;
 * the result of scoring the whole data set equals scoring it one row at a time, and equals the
   prediction engine's path (``map_columns`` on numpy values);
 * the transformer pickles, and a copy restored from its state gives the same result;
@@ -30,12 +31,37 @@ from onnxpipe.core import Estimator, Transformer
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ExportError, SchemaError
-from onnxpipe.schema import Schema
+from onnxpipe.schema import Schema, TensorType
 
-__all__ = ["TOLERANCES", "assert_views_equal", "check_component"]
+__all__ = ["TOLERANCES", "assert_views_equal", "check_component", "schema_refines"]
 
 # Batched vs row-by-row ONNX Runtime calls may pick different kernels; both stay within these.
 TOLERANCES: dict[str, float] = {"rtol": 1e-5, "atol": 1e-6}
+
+
+def _type_refines(before: Any, after: Any) -> bool:
+    if isinstance(before, TensorType) and isinstance(after, TensorType):
+        return (
+            before.dtype is after.dtype
+            and len(before.shape) == len(after.shape)
+            and all(b is None or b == a for b, a in zip(before.shape, after.shape, strict=True))
+            and (not before.key_count or before.key_count == after.key_count)
+        )
+    return bool(before == after)
+
+
+def schema_refines(before: Schema, after: Schema) -> bool:
+    """Whether ``after`` (a fitted transformer's schema) keeps the promise ``before`` (the
+    estimator's): same columns in the same order with the same element types, where what only
+    fitting can know (unknown sizes, key counts, slot names) may be filled in."""
+    if before.names != after.names:
+        return False
+    for b, a in zip(before.columns, after.columns, strict=True):
+        if not _type_refines(b.type, a.type):
+            return False
+        if b.slot_names is not None and b.slot_names != a.slot_names:
+            return False
+    return True
 
 
 def _values_equal(a: Any, b: Any) -> bool:
@@ -115,11 +141,12 @@ def check_component(estimator: Estimator, data: DataView, *, exportable: bool | 
         changed = [k for k in before if before[k] is not after.get(k)]
         if changed:
             raise AssertionError(f"{estimator.step_name}: fit changed the estimator's attributes {changed}")
-    if model.output_schema(data.schema) != promised:
+    fitted_promise = model.output_schema(data.schema)
+    if not schema_refines(promised, fitted_promise):
         raise AssertionError(
-            f"{estimator.step_name}: estimator promised {promised}, "
-            f"transformer promises {model.output_schema(data.schema)}"
+            f"{estimator.step_name}: estimator promised {promised}, transformer promises {fitted_promise}"
         )
+    promised = fitted_promise  # from here on the fitted transformer's promise must hold exactly
 
     counting = _CountingView(data)
     scored = model.transform(counting)

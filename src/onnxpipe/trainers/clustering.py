@@ -1,0 +1,327 @@
+"""K-means clustering (ML.NET's ``KMeansTrainer``): estimator, fitted model and ONNX export.
+
+Outputs, as ML.NET names them: ``Score`` is a float32 vector of the *squared* Euclidean distances
+to the ``k`` centroids, and ``PredictedLabel`` the key (uint32, ``1..k``) of the nearest centroid
+(the first on ties; the missing key 0 for a row whose distances are NaN, i.e. NaN features).
+
+Training: the initial centroids come from greedy k-means++ (see :func:`kmeans_plus_plus`) or
+from ``k`` distinct rows drawn uniformly ("random"); then Lloyd iterations assign
+every row to its nearest centroid and move each centroid to the (weighted) mean of its rows,
+until the mean squared distance to the nearest centroid changes by less than
+``optimization_tolerance`` (ML.NET's criterion), the assignment stops changing, or
+``maximum_number_of_iterations`` passes. A centroid that loses all its rows stays where it was.
+The same ``seed`` gives the same model. Rows with non-finite features or weights are skipped.
+
+Differences from ML.NET: ML.NET's default initialisation is k-means|| ("kmeans_yinyang"), not
+implemented here (k-means++ is the sequential algorithm it approximates); ML.NET's k-means++
+draws one row per centroid, where the greedy variant here (scikit-learn's too) keeps the best of
+``2 + log(k)`` draws, which lands in a poor local optimum far less often; ML.NET uses example
+weights only to draw the k-means++ centroids and averages rows unweighted in its Lloyd steps,
+where this trainer uses the weighted mean (the minimiser of the weighted objective, as
+scikit-learn's ``sample_weight``); ML.NET moves an emptied centroid to the origin.
+
+Export: ``Score = max(0, ||x||^2 - 2 x.c + ||c||^2)`` with ML.NET's ops (ReduceSumSquare, Gemm,
+Add) computed in float64 so the cancellation in that sum stays far below float32 rounding, then
+ArgMin + 1 cast to uint32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from onnx import TensorProto
+
+from onnxpipe.core import Estimator, Transformer
+from onnxpipe.data._convert import ColumnValues
+from onnxpipe.data._view import DataView
+from onnxpipe.errors import DataError, InvalidArgumentError
+from onnxpipe.schema import Column, DType, Schema, TensorType
+from onnxpipe.trainers.multiclass import (
+    PREDICTED_LABEL,
+    SCORE,
+    _check_name,
+    _check_number,
+    _Immutable,
+    _readonly,
+    as_matrix,
+    check_feature_column,
+    check_scoring_features,
+    check_weight_column,
+    onnx_features,
+    read_columns,
+    training_weights,
+    warn_skipped,
+)
+
+if TYPE_CHECKING:
+    from onnxpipe.onnx._export import ExportContext
+
+__all__ = ["INITIALIZATION_ALGORITHMS", "KMeansModel", "KMeansTrainer"]
+
+INITIALIZATION_ALGORITHMS = ("kmeans_plus_plus", "random")
+_EPSILON = 1e-15  # ML.NET's k-means++: a row this close to a chosen centroid is never drawn again
+
+
+def _output_columns(k: int) -> tuple[Column, Column]:
+    return (
+        Column(SCORE, TensorType(DType.FLOAT32, (k,))),
+        Column(PREDICTED_LABEL, TensorType(DType.UINT32, (), key_count=k)),
+    )
+
+
+def squared_distances(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """``max(0, ||x||^2 - 2 x.c + ||c||^2)`` for every row and centroid, in float64."""
+    xx = np.einsum("ij,ij->i", x, x)[:, None]
+    cc = np.einsum("ij,ij->i", centroids, centroids)[None, :]
+    return np.asarray(np.maximum(xx - 2.0 * (x @ centroids.T) + cc, 0.0))
+
+
+class KMeansModel(_Immutable, Transformer):
+    """Fitted k-means: ``Score`` (squared distances to the centroids) and ``PredictedLabel``."""
+
+    def __init__(self, *, feature_column_name: str, feature_type: TensorType, centroids: np.ndarray) -> None:
+        self.feature_column_name = feature_column_name
+        self.feature_type = feature_type
+        self.centroids = _readonly(np.asarray(centroids, dtype=np.float64))  # (k, features)
+        self._freeze()
+
+    @property
+    def number_of_clusters(self) -> int:
+        return int(self.centroids.shape[0])
+
+    @property
+    def step_name(self) -> str:
+        return f"kmeans({self.feature_column_name}, k={self.number_of_clusters})"
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        check_scoring_features(input_schema, self.feature_column_name, self.feature_type, self.step_name)
+        return input_schema.with_columns(*_output_columns(self.number_of_clusters))
+
+    def input_columns(self, input_schema: Schema) -> Sequence[str]:
+        return [self.feature_column_name]
+
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
+        x = as_matrix(columns[self.feature_column_name], n_rows)
+        score = squared_distances(x, self.centroids).astype(np.float32)
+        label = np.zeros(n_rows, dtype=np.uint32)
+        if n_rows:
+            label = (np.argmin(score, axis=1) + 1).astype(np.uint32)
+            label[np.isnan(score).any(axis=1)] = 0
+        return {SCORE: score, PREDICTED_LABEL: label}
+
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        x = onnx_features(ctx, self.feature_column_name)  # float64 [N, d]
+        if ctx.opset >= 18:
+            axes = ctx.add_initializer(np.array([1], np.int64), "axes")
+            (xx,) = ctx.add_node("ReduceSumSquare", [x, axes], keepdims=1)  # [N, 1]
+        else:
+            (xx,) = ctx.add_node("ReduceSumSquare", [x], axes=[1], keepdims=1)
+        centroids_t = ctx.add_initializer(np.ascontiguousarray(self.centroids.T), "centroids_t")  # [d, k]
+        norms = ctx.add_initializer(np.einsum("ij,ij->i", self.centroids, self.centroids), "centroid_norms")  # [k]
+        (cross,) = ctx.add_node("Gemm", [x, centroids_t, norms], alpha=-2.0, beta=1.0)  # -2 x.c + ||c||^2
+        (dist,) = ctx.add_node("Add", [cross, xx])
+        (dist,) = ctx.add_node("Max", [dist, ctx.add_initializer(np.array(0.0), "zero")])
+        (score,) = ctx.add_node("Cast", [dist], to=TensorProto.FLOAT)
+        (nearest,) = ctx.add_node("ArgMin", [score], axis=1, keepdims=1)  # int64 [N, 1], the first minimum
+        (key,) = ctx.add_node("Add", [nearest, ctx.add_initializer(np.array(1, np.int64), "one")])
+        # A NaN distance (NaN features) gives the missing key 0, as map_columns does.
+        axes1 = ctx.add_initializer(np.array([1], np.int64), "axes")
+        (total,) = ctx.add_node("ReduceSum", [score, axes1], keepdims=1)
+        (missing,) = ctx.add_node("IsNaN", [total])
+        (key,) = ctx.add_node("Where", [missing, ctx.add_initializer(np.array(0, np.int64), "missing_key"), key])
+        (label,) = ctx.add_node("Cast", [key], to=TensorProto.UINT32)
+        ctx.set_value(SCORE, score)
+        ctx.set_value(PREDICTED_LABEL, label)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KMeansModel):
+            return NotImplemented
+        return (
+            self.feature_column_name == other.feature_column_name
+            and self.feature_type == other.feature_type
+            and self.centroids.shape == other.centroids.shape
+            and bool(np.array_equal(self.centroids, other.centroids))
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.feature_column_name, self.centroids.shape))
+
+    def __repr__(self) -> str:
+        return (
+            f"KMeansModel(features={self.feature_column_name!r}, number_of_clusters={self.number_of_clusters}, "
+            f"dimension={self.centroids.shape[1]})"
+        )
+
+
+class KMeansTrainer(_Immutable, Estimator):
+    """ML.NET's ``KMeans`` clustering trainer (see the module docstring)."""
+
+    def __init__(
+        self,
+        feature_column_name: str = "Features",
+        example_weight_column_name: str | None = None,
+        number_of_clusters: int = 5,
+        initialization_algorithm: str = "kmeans_plus_plus",
+        optimization_tolerance: float = 1e-7,
+        maximum_number_of_iterations: int = 1000,
+        seed: int | None = None,
+    ) -> None:
+        step = "kmeans"
+        _check_name(feature_column_name, "feature_column_name", step)
+        _check_name(example_weight_column_name, "example_weight_column_name", step, optional=True)
+        _check_number(number_of_clusters, "number_of_clusters", step, integer=True, positive=True)
+        if initialization_algorithm not in INITIALIZATION_ALGORITHMS:
+            hint = (
+                " (ML.NET's k-means|| initialisation is not implemented; kmeans_plus_plus is its sequential form)"
+                if initialization_algorithm == "kmeans_yinyang"
+                else ""
+            )
+            raise InvalidArgumentError(
+                f"{step}: initialization_algorithm must be one of {', '.join(INITIALIZATION_ALGORITHMS)}, "
+                f"got {initialization_algorithm!r}{hint}"
+            )
+        _check_number(optimization_tolerance, "optimization_tolerance", step, positive=True)
+        _check_number(maximum_number_of_iterations, "maximum_number_of_iterations", step, integer=True, positive=True)
+        if seed is not None:
+            _check_number(seed, "seed", step, integer=True)
+        self.feature_column_name = feature_column_name
+        self.example_weight_column_name = example_weight_column_name
+        self.number_of_clusters = int(number_of_clusters)
+        self.initialization_algorithm = initialization_algorithm
+        self.optimization_tolerance = float(optimization_tolerance)
+        self.maximum_number_of_iterations = int(maximum_number_of_iterations)
+        self.seed = seed
+        self._freeze()
+
+    @property
+    def step_name(self) -> str:
+        return f"kmeans({self.feature_column_name}, k={self.number_of_clusters})"
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        check_feature_column(input_schema, self.feature_column_name, self.step_name)
+        check_weight_column(input_schema, self.example_weight_column_name, self.step_name)
+        return input_schema.with_columns(*_output_columns(self.number_of_clusters))
+
+    def fit(self, data: DataView) -> KMeansModel:
+        self.output_schema(data.schema)
+        step = self.step_name
+        feature_type = check_feature_column(data.schema, self.feature_column_name, step)
+        weight = self.example_weight_column_name
+        cols = read_columns(data, [self.feature_column_name, *([weight] if weight else [])], step)
+        n = len(cols[self.feature_column_name])
+        x = as_matrix(cols[self.feature_column_name], n)
+        w = training_weights(cols[weight] if weight else None, n, step, weight)
+        keep = np.all(np.isfinite(x), axis=1) & np.isfinite(w)
+        warn_skipped(step, int(n - keep.sum()), n, "non-finite features or weight")
+        x, w = x[keep], w[keep]
+        k = self.number_of_clusters
+        if len(x) < k:
+            raise DataError(
+                f"{step}: number_of_clusters={k} is more than the {len(x)} usable training rows; "
+                "lower number_of_clusters or train on more data"
+            )
+        if not np.any(w > 0):
+            raise DataError(f"{step}: every training row has example weight 0")
+        rng = np.random.default_rng(self.seed)
+        if self.initialization_algorithm == "kmeans_plus_plus":
+            initial = kmeans_plus_plus(x, w, k, rng, step)
+        else:
+            initial = _random_rows(x, w, k, rng, step)
+        centroids = lloyd(x, w, initial, self.optimization_tolerance, self.maximum_number_of_iterations)
+        return KMeansModel(feature_column_name=self.feature_column_name, feature_type=feature_type, centroids=centroids)
+
+    def _args(self) -> dict[str, Any]:
+        return {
+            "feature_column_name": self.feature_column_name,
+            "example_weight_column_name": self.example_weight_column_name,
+            "number_of_clusters": self.number_of_clusters,
+            "initialization_algorithm": self.initialization_algorithm,
+            "optimization_tolerance": self.optimization_tolerance,
+            "maximum_number_of_iterations": self.maximum_number_of_iterations,
+            "seed": self.seed,
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KMeansTrainer):
+            return NotImplemented
+        return self._args() == other._args()
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(self._args().items())))
+
+    def __repr__(self) -> str:
+        return "KMeansTrainer(" + ", ".join(f"{k}={v!r}" for k, v in self._args().items()) + ")"
+
+
+def _too_few_distinct(step: str, k: int, found: int) -> DataError:
+    return DataError(
+        f"{step}: not enough distinct training rows to place {k} clusters (only found {found}); "
+        "lower number_of_clusters or remove duplicate rows"
+    )
+
+
+def _squared_distances_to(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Squared distances of every row to one point, exactly 0 for a copy of it (no cancellation)."""
+    diff = x - centre
+    return np.asarray(np.einsum("ij,ij->i", diff, diff))
+
+
+def kmeans_plus_plus(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, step: str) -> np.ndarray:
+    """Greedy k-means++: the first centroid is a row drawn with probability proportional to its
+    weight; each next one is the best (lowest weighted sum of squared distances to the nearest
+    centroid) of ``2 + log(k)`` rows drawn with probability proportional to weight * squared
+    distance to the nearest centroid so far."""
+    trials = 2 + int(np.log(k))
+    chosen = [int(rng.choice(len(x), p=w / w.sum()))]
+    nearest = _squared_distances_to(x, x[chosen[0]])
+    for i in range(1, k):
+        p = np.where(nearest > _EPSILON, nearest * w, 0.0)
+        total = float(p.sum())
+        if not total > 0:
+            raise _too_few_distinct(step, k, i)
+        candidates = rng.choice(len(x), size=trials, p=p / total)
+        # Each candidate's distances, as a new nearest-so-far; keep the one with the lowest cost.
+        options = np.stack([np.minimum(nearest, _squared_distances_to(x, x[c])) for c in candidates], axis=1)
+        best = int(np.argmin(w @ options))
+        chosen.append(int(candidates[best]))
+        nearest = options[:, best]
+    return np.array(x[chosen])
+
+
+def _random_rows(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, step: str) -> np.ndarray:
+    """``k`` distinct rows drawn uniformly (among rows of positive weight)."""
+    distinct = np.unique(x[w > 0], axis=0)
+    if len(distinct) < k:
+        raise _too_few_distinct(step, k, len(distinct))
+    return np.array(distinct[rng.choice(len(distinct), size=k, replace=False)])
+
+
+def lloyd(x: np.ndarray, w: np.ndarray, centroids: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
+    """Lloyd iterations from ``centroids`` (see the module docstring for the stopping rules)."""
+    centroids = np.array(centroids, dtype=np.float64)
+    k = len(centroids)
+    total = float(w.sum())
+    previous_score = np.inf
+    previous: np.ndarray | None = None
+    rows = np.arange(len(x))
+    xt = np.ascontiguousarray(x.T)  # (d, n): xt @ onehot is far faster than onehot.T @ x for tall x
+    for _ in range(max_iter):
+        dist = squared_distances(x, centroids)
+        assigned = np.argmin(dist, axis=1)
+        score = float(w @ dist[rows, assigned]) / total
+        if previous is not None and np.array_equal(assigned, previous):
+            break  # a fixed point: the update below would not move any centroid
+        onehot = np.zeros((len(x), k))
+        onehot[rows, assigned] = w
+        mass = onehot.sum(axis=0)
+        sums = (xt @ onehot).T
+        filled = mass > 0
+        centroids[filled] = sums[filled] / mass[filled, None]
+        if abs(previous_score - score) < tol:
+            break
+        previous_score, previous = score, assigned
+    return centroids
