@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypedDict, TypeVar, Unpack
 
 from onnxpipe.core import Estimator, Transformer
 from onnxpipe.data import DataView, cross_validation_folds
@@ -22,7 +22,7 @@ from onnxpipe.evaluation_multiclass import (
     evaluate_clustering,
     evaluate_multiclass,
 )
-from onnxpipe.trainers import clustering, linear, multiclass
+from onnxpipe.trainers import clustering, linear, multiclass, trees
 
 if TYPE_CHECKING:
     from onnxpipe.context import MLContext
@@ -36,6 +36,48 @@ __all__ = [
 ]
 
 M = TypeVar("M")
+
+
+class LightGbmOptions(TypedDict, total=False):
+    """Options of the ``light_gbm`` trainers (ML.NET's names; see ``onnxpipe.trainers.trees``)."""
+
+    label_column_name: str
+    feature_column_name: str
+    example_weight_column_name: str | None
+    number_of_leaves: int | None
+    minimum_example_count_per_leaf: int | None
+    learning_rate: float | None
+    number_of_iterations: int
+    l1_regularization: float
+    l2_regularization: float
+    feature_fraction: float
+    subsample_fraction: float
+    subsample_frequency: int
+    maximum_bin_count_per_feature: int
+    seed: int | None
+    number_of_threads: int | None
+
+
+class LightGbmBinaryOptions(LightGbmOptions, total=False):
+    sigmoid: float
+
+
+class FastForestOptions(TypedDict, total=False):
+    """Options of the ``fast_forest`` trainers (a random forest on LightGBM)."""
+
+    label_column_name: str
+    feature_column_name: str
+    example_weight_column_name: str | None
+    number_of_trees: int
+    number_of_leaves: int
+    minimum_example_count_per_leaf: int
+    feature_fraction: float
+    feature_fraction_per_split: float
+    bagging_example_fraction: float
+    bagging_size: int
+    maximum_bin_count_per_feature: int
+    seed: int | None
+    number_of_threads: int | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +196,16 @@ class BinaryClassificationTrainers:
             seed=self._ctx.seed if seed is None else seed,
         )
 
+    def light_gbm(self, **options: Unpack[LightGbmBinaryOptions]) -> trees.LightGbmBinaryTrainer:
+        """Gradient-boosted trees on LightGBM (Score, Probability, PredictedLabel); needs ``onnxpipe[lightgbm]``."""
+        options.setdefault("seed", self._ctx.seed)
+        return trees.LightGbmBinaryTrainer(**options)
+
+    def fast_forest(self, **options: Unpack[FastForestOptions]) -> trees.FastForestBinaryTrainer:
+        """A random forest on LightGBM (Score, Probability, PredictedLabel); needs ``onnxpipe[lightgbm]``."""
+        options.setdefault("seed", self._ctx.seed)
+        return trees.FastForestBinaryTrainer(**options)
+
 
 class BinaryClassificationCatalog:
     """``ctx.binary_classification``: trainers, ``evaluate``, ``cross_validate``."""
@@ -268,6 +320,16 @@ class RegressionTrainers:
             seed=self._ctx.seed if seed is None else seed,
         )
 
+    def light_gbm(self, **options: Unpack[LightGbmOptions]) -> trees.LightGbmRegressionTrainer:
+        """Gradient-boosted regression trees on LightGBM; needs ``onnxpipe[lightgbm]``."""
+        options.setdefault("seed", self._ctx.seed)
+        return trees.LightGbmRegressionTrainer(**options)
+
+    def fast_forest(self, **options: Unpack[FastForestOptions]) -> trees.FastForestRegressionTrainer:
+        """A random regression forest on LightGBM; needs ``onnxpipe[lightgbm]``."""
+        options.setdefault("seed", self._ctx.seed)
+        return trees.FastForestRegressionTrainer(**options)
+
 
 class RegressionCatalog:
     """``ctx.regression``: trainers, ``evaluate``, ``cross_validate``."""
@@ -358,6 +420,11 @@ class MulticlassClassificationTrainers:
             maximum_calibration_example_count,
             use_probabilities,
         )
+
+    def light_gbm(self, **options: Unpack[LightGbmOptions]) -> trees.LightGbmMulticlassTrainer:
+        """Gradient-boosted trees on LightGBM (Score: class probabilities); needs ``onnxpipe[lightgbm]``."""
+        options.setdefault("seed", self._ctx.seed)
+        return trees.LightGbmMulticlassTrainer(**options)
 
 
 class MulticlassClassificationCatalog:

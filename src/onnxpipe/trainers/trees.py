@@ -1,0 +1,1086 @@
+"""Tree trainers on LightGBM: ``light_gbm`` (binary, multiclass, regression) and ``fast_forest``
+(binary, regression; LightGBM's random-forest mode).
+
+Needs the optional extra ``onnxpipe[lightgbm]``; LightGBM is imported only when a trainer fits or a
+fitted model scores or exports.
+
+Outputs, as ML.NET names them:
+
+* binary: ``Score`` (float32, the raw margin; for ``fast_forest`` the trees' average margin),
+  ``Probability`` (float32, LightGBM's sigmoid ``1 / (1 + exp(-sigmoid * Score))``) and
+  ``PredictedLabel`` (bool, ``Score > 0``). ``fast_forest`` does not fit a separate Platt
+  calibrator as ML.NET does: its Probability is the sigmoid (``sigmoid=1``) of the averaged
+  margin, which is what LightGBM's own ``predict`` returns for a random forest.
+* multiclass: ``Score`` (float32 vector, the softmax class probabilities in the order of
+  ``model.classes``) and ``PredictedLabel`` with the label column's own type and values. Labels
+  may be strings, numbers, bools or a key column; they are mapped to ``0..k-1`` in sorted order at
+  fit time and back when scoring (a key label has the classes ``1..key_count``). An estimator
+  promises exactly the schema its model delivers, and the classes are known only after ``fit``,
+  so ``Score`` is ``float32[?]`` unless the label is a key column (``float32[key_count]``).
+* regression: ``Score`` (float32).
+
+Options (ML.NET's names in snake_case; ``None`` keeps LightGBM's default):
+
+* ``light_gbm``: ``number_of_leaves`` (None: 31), ``minimum_example_count_per_leaf`` (None: 20),
+  ``learning_rate`` (None: 0.1), ``number_of_iterations`` (100), ``l1_regularization`` (0),
+  ``l2_regularization`` (0.01, ML.NET's default), ``feature_fraction`` (1: the fraction of
+  features each tree sees), ``subsample_fraction`` and ``subsample_frequency`` (bagging: the
+  fraction of rows, redrawn every ``subsample_frequency`` iterations; 0 turns it off),
+  ``maximum_bin_count_per_feature`` (255); binary also ``sigmoid`` (0.5, ML.NET's default).
+* ``fast_forest``: ``number_of_trees`` (100), ``number_of_leaves`` (20),
+  ``minimum_example_count_per_leaf`` (10), ``feature_fraction`` (0.7, per tree),
+  ``feature_fraction_per_split`` (0.7), ``bagging_example_fraction`` (0.7) and ``bagging_size``
+  (1: a new sample for every tree), ``maximum_bin_count_per_feature`` (255).
+* Both: ``label_column_name="Label"``, ``feature_column_name="Features"`` (a float32 or float64
+  vector of known size; NaN is a missing value), ``example_weight_column_name=None``, ``seed``
+  (None: 0; the catalogs pass the context's seed) and ``number_of_threads`` (None: every core).
+  Fits are deterministic for a seed and thread count (LightGBM's ``deterministic=True``).
+
+A fitted :class:`LightGbmModel` holds LightGBM's own text model (``model_text``; never a pickle)
+and scores with ``lightgbm.Booster.predict``, so its predictions are LightGBM's own.
+
+ONNX export walks ``Booster.dump_model()`` into one ``ai.onnx.ml`` ``TreeEnsembleRegressor``
+(opset 3) with one target per class (tree ``i`` adds to class ``i % k``; a forest averages its
+trees), followed by ``Sigmoid`` (binary), ``Softmax`` + ``ArgMax`` (multiclass) and a label lookup
+(``LabelEncoder`` for strings, ``Gather`` for numbers and keys, ``Greater`` for bools). It
+reproduces LightGBM's decisions exactly:
+
+* Thresholds. LightGBM sends a row left when ``x <= threshold`` (``BRANCH_LEQ``), comparing in
+  float64. The ensemble is exported in float64 (``nodes_values_as_tensor``,
+  ``target_weights_as_tensor``) and a float32 feature column is cast to float64 first, which is
+  exact; so every comparison is LightGBM's and the leaves are summed in float64 as LightGBM sums
+  them. ONNX Runtime's float32 ``Score`` then equals ours bit for bit. (A float32 ensemble would
+  need each threshold rounded *down* to the largest float32 ``t <= threshold`` -- no float32 lies
+  strictly between the two, so ``x <= threshold`` iff ``x <= t`` for every float32 ``x``, whereas
+  rounding to nearest sends an ``x`` equal to a rounded-up threshold the wrong way -- but ONNX
+  Runtime also sums float32 ensembles in float32, which moved margins by up to 2e-6 and differently
+  for different batch sizes.)
+* Tiny values: LightGBM reads a dense row as sparse, so it scores every ``|x| <= 1e-35`` (its
+  ``kZeroThreshold``) as 0.0; the export does the same (``Abs``, ``LessOrEqual``, ``Where``), which
+  matters for the ``+-1e-35`` thresholds LightGBM puts around zero.
+* Missing values: for a split whose ``missing_type`` is ``NaN``, NaN follows ``default_left``; for
+  ``None`` LightGBM scores NaN as 0.0, so NaN follows the branch 0.0 takes. Both map to
+  ``nodes_missing_value_tracks_true``. Splits that treat zero as missing (``missing_type`` Zero)
+  and categorical splits are refused with an ExportError; these trainers never make them.
+* ``Probability`` is computed from the float32 ``Score`` in float64 on both sides, so it matches
+  too; the multiclass softmax runs in float32 in ONNX (within float32 rounding of ours).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from onnxpipe.core import Estimator, Transformer
+from onnxpipe.data._convert import ColumnValues, from_arrow
+from onnxpipe.data._view import DataView
+from onnxpipe.errors import (
+    ColumnTypeError,
+    DataError,
+    ExportError,
+    InvalidArgumentError,
+    ShapeError,
+    require,
+)
+from onnxpipe.schema import Column, DType, Schema, TensorType
+
+if TYPE_CHECKING:
+    from onnxpipe.onnx._export import ExportContext
+
+__all__ = [
+    "FastForestBinaryTrainer",
+    "FastForestRegressionTrainer",
+    "LightGbmBinaryTrainer",
+    "LightGbmModel",
+    "LightGbmMulticlassTrainer",
+    "LightGbmRegressionTrainer",
+]
+
+BINARY = "binary"
+MULTICLASS = "multiclass"
+REGRESSION = "regression"
+_TASKS = (BINARY, MULTICLASS, REGRESSION)
+
+_F32 = TensorType(DType.FLOAT32)
+_BOOL = TensorType(DType.BOOL)
+_FEATURE_DTYPES = (DType.FLOAT32, DType.FLOAT64)
+_PARALLEL_ROWS = 1024  # batches smaller than this are scored on one thread
+_ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (1e-35f as a double)
+
+
+def _lightgbm() -> Any:
+    return require("lightgbm", "lightgbm")
+
+
+# ------------------------------------------------------------------------------------------------
+# Argument checks
+
+
+def _check_name(value: object, what: str, step: str, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        kind = "a non-empty column name or None" if optional else "a non-empty column name"
+        raise InvalidArgumentError(f"{step}: {what} must be {kind}, got {value!r}")
+    return value
+
+
+def _check_int(value: object, what: str, step: str, low: int, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
+        none = " or None (LightGBM's default)" if optional else ""
+        raise InvalidArgumentError(f"{step}: {what} must be an integer >= {low}{none}, got {value!r}")
+    return int(value)
+
+
+def _check_float(
+    value: object,
+    what: str,
+    step: str,
+    *,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+    optional: bool = False,
+) -> float | None:
+    if value is None and optional:
+        return None
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if ok:
+        v = float(value)  # type: ignore[arg-type]
+        ok = math.isfinite(v) and (v > low if low_open else v >= low) and v <= high
+    if not ok:
+        bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
+        none = " or None (LightGBM's default)" if optional else ""
+        raise InvalidArgumentError(f"{step}: {what} must be a number in {bounds}{none}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------------
+# Schema checks shared by the trainers and the fitted model
+
+
+def _feature_type(schema: Schema, name: str, step: str, n_features: int | None = None) -> TensorType:
+    ct = schema.require(name, step).type
+    if not isinstance(ct, TensorType) or ct.dtype not in _FEATURE_DTYPES or ct.key_count is not None:
+        raise ColumnTypeError(
+            f"{step}: feature column {name!r} must be a float32 or float64 vector, got {ct}; "
+            "convert other numbers with convert_type and join columns into one vector with concatenate"
+        )
+    if ct.rank != 1 or not ct.is_known_shape:
+        raise ShapeError(
+            f"{step}: feature column {name!r} must be a vector of known size, got {ct}; "
+            "join scalar columns into one vector with concatenate"
+        )
+    if n_features is not None and ct.size != n_features:
+        raise ShapeError(
+            f"{step}: feature column {name!r} has {ct.size} values per row, but the model was trained on "
+            f"{n_features}; score data with the same features as the training data"
+        )
+    return ct
+
+
+def _label_type(schema: Schema, name: str, step: str, task: str) -> TensorType:
+    ct = schema.require(name, step).type
+    if not isinstance(ct, TensorType) or not ct.is_scalar:
+        raise ColumnTypeError(f"{step}: label column {name!r} must be a scalar, got {ct}")
+    if task == BINARY and not (ct.key_count is None and (ct.dtype is DType.BOOL or ct.dtype.is_numeric)):
+        raise ColumnTypeError(
+            f"{step}: label column {name!r} must be bool or numbers 0/1 for binary classification, got {ct}; "
+            "for more than two classes use the multiclass trainer"
+        )
+    if task == REGRESSION and not (ct.key_count is None and ct.dtype.is_numeric):
+        raise ColumnTypeError(f"{step}: label column {name!r} must be numeric for regression, got {ct}")
+    return ct
+
+
+def _weight_type(schema: Schema, name: str, step: str) -> TensorType:
+    ct = schema.require(name, step).type
+    if not isinstance(ct, TensorType) or not ct.is_scalar or ct.key_count is not None or not ct.dtype.is_numeric:
+        raise ColumnTypeError(f"{step}: example weight column {name!r} must be a numeric scalar, got {ct}")
+    return ct
+
+
+def _score_slot_names(schema: Schema, label_column: str) -> tuple[str, ...] | None:
+    """A key label's class names for the multiclass ``Score`` slots: the label's slot names, else ``"1".."k"``."""
+    col = schema[label_column]
+    ct = col.type
+    if not isinstance(ct, TensorType) or ct.key_count is None:
+        return None
+    if col.slot_names is not None and len(col.slot_names) == ct.key_count:
+        return col.slot_names
+    return tuple(str(k) for k in range(1, ct.key_count + 1))
+
+
+def _output_columns(task: str, label: TensorType, score_slots: tuple[str, ...] | None) -> list[Column]:
+    if task == BINARY:
+        return [Column("Score", _F32), Column("Probability", _F32), Column("PredictedLabel", _BOOL)]
+    if task == MULTICLASS:
+        # One score per class: known before training only for a key label (its key count).
+        score = TensorType(DType.FLOAT32, (label.key_count,))
+        return [
+            Column("Score", score, score_slots),
+            Column("PredictedLabel", TensorType(label.dtype, (), label.key_count)),
+        ]
+    return [Column("Score", _F32)]
+
+
+def _read_columns(data: DataView, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named columns of every batch, concatenated (one pass over the data)."""
+    schema = data.schema
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for batch in data.batches():
+        for n in names:
+            parts[n].append(np.asarray(from_arrow(batch.column(n), schema[n].type)))
+    out: dict[str, np.ndarray] = {}
+    for n in names:
+        ct = schema[n].type
+        assert isinstance(ct, TensorType)
+        if not parts[n]:
+            out[n] = np.zeros((0, *ct.fixed_shape), dtype=ct.dtype.numpy)
+        else:
+            out[n] = parts[n][0] if len(parts[n]) == 1 else np.concatenate(parts[n])
+    return out
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _show(value: object) -> str:
+    """A value for a message: numpy scalars as plain Python values."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+# ------------------------------------------------------------------------------------------------
+# Trainers
+
+
+class _LightGbmTrainer(Estimator):
+    """What every tree trainer shares: columns, validation, the LightGBM call."""
+
+    _task: ClassVar[str]
+    _catalog: ClassVar[str]  # the step name's prefix
+    _arg_names: ClassVar[tuple[str, ...]]
+
+    label_column_name: str
+    feature_column_name: str
+    example_weight_column_name: str | None
+    seed: int | None
+    number_of_threads: int | None
+
+    def _freeze(self, **values: Any) -> None:
+        for k, v in values.items():
+            object.__setattr__(self, k, v)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; create a new trainer to change {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _args(self) -> tuple[tuple[str, object], ...]:
+        return tuple((n, getattr(self, n)) for n in self._arg_names)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._args() == self._args()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._args()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in self._args()) + ")"
+
+    @property
+    def step_name(self) -> str:
+        return f"{self._catalog}({self.label_column_name}, {self.feature_column_name})"
+
+    # -------------------------------------------------------------- schema
+
+    def _check_schema(self, schema: Schema) -> tuple[TensorType, TensorType]:
+        step = self.step_name
+        features = _feature_type(schema, self.feature_column_name, step)
+        label = _label_type(schema, self.label_column_name, step, self._task)
+        if self.example_weight_column_name is not None:
+            _weight_type(schema, self.example_weight_column_name, step)
+        return features, label
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        _, label = self._check_schema(input_schema)
+        slots = _score_slot_names(input_schema, self.label_column_name) if self._task == MULTICLASS else None
+        return input_schema.with_columns(*_output_columns(self._task, label, slots))
+
+    # -------------------------------------------------------------- training
+
+    def _objective_params(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _threads(self) -> int:
+        return self.number_of_threads if self.number_of_threads is not None else (os.cpu_count() or 1)
+
+    def lightgbm_params(self, num_class: int | None = None) -> dict[str, Any]:
+        """The parameters given to ``lightgbm.train`` (``num_class`` for multiclass)."""
+        params: dict[str, Any] = {"objective": self._task if self._task != MULTICLASS else "multiclass"}
+        if self._task == MULTICLASS:
+            params["num_class"] = num_class
+        params.update(self._objective_params())
+        params.update(
+            # Reproducible fits: a fixed seed and thread count, and no timing-based choice between
+            # LightGBM's row-wise and column-wise histogram layouts.
+            seed=self.seed if self.seed is not None else 0,
+            deterministic=True,
+            force_row_wise=True,
+            num_threads=self._threads(),
+            verbosity=-1,
+        )
+        return params
+
+    def _num_boost_round(self) -> int:
+        raise NotImplementedError
+
+    def _labels(self, values: np.ndarray, label: TensorType) -> tuple[np.ndarray, np.ndarray | None]:
+        """LightGBM's float64 labels and, for multiclass, the sorted class values."""
+        step, name = self.step_name, self.label_column_name
+        if values.dtype.kind == "f" and np.isnan(values).any():
+            i = _first_bad(np.isnan(values))
+            raise DataError(f"{step}: label column {name!r} is missing (NaN) at row {i}; remove rows without a label")
+        if self._task == REGRESSION:
+            y = values.astype(np.float64)
+            if not np.isfinite(y).all():
+                i = _first_bad(~np.isfinite(y))
+                raise DataError(f"{step}: label column {name!r} is infinite at row {i}; regression needs finite labels")
+            return y, None
+        if self._task == BINARY:
+            y = values.astype(np.float64)
+            bad = (y != 0) & (y != 1)
+            if bad.any():
+                i = _first_bad(bad)
+                raise DataError(
+                    f"{step}: label column {name!r} must hold only 0/1 or false/true for binary classification, "
+                    f"got {_show(values[i])} at row {i}; use the multiclass trainer for more classes"
+                )
+            if len(np.unique(y)) < 2:
+                raise DataError(
+                    f"{step}: label column {name!r} has a single class ({_show(values[0])}) in the training data; "
+                    "binary classification needs examples of both classes"
+                )
+            return y, None
+        # multiclass
+        if label.dtype is DType.STRING:
+            not_str = np.array([not isinstance(v, str) for v in values], dtype=bool)
+            if not_str.any():
+                i = _first_bad(not_str)
+                raise DataError(f"{step}: label column {name!r} is missing at row {i} ({_show(values[i])})")
+        if label.key_count is not None:
+            if (values == 0).any():
+                i = _first_bad(values == 0)
+                raise DataError(f"{step}: key label column {name!r} is missing (key 0) at row {i}")
+            classes = np.arange(1, label.key_count + 1, dtype=label.dtype.numpy)
+            y = values.astype(np.float64) - 1
+        else:
+            classes, index = np.unique(values, return_inverse=True)
+            classes = classes.astype(label.dtype.numpy)
+            y = index.astype(np.float64).reshape(-1)
+        if len(np.unique(y)) < 2:
+            raise DataError(
+                f"{step}: label column {name!r} has a single class ({_show(values[0])}) in the training data; "
+                "classification needs examples of at least two classes"
+            )
+        return y, classes
+
+    def _weights(self, values: np.ndarray) -> np.ndarray:
+        step, name = self.step_name, self.example_weight_column_name
+        w = values.astype(np.float64)
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            i = _first_bad(bad)
+            raise DataError(
+                f"{step}: example weight column {name!r} must hold finite weights >= 0, "
+                f"got {_show(values[i])} at row {i}"
+            )
+        if not (w > 0).any():
+            raise DataError(f"{step}: example weight column {name!r} is zero for every row; nothing to learn from")
+        return w
+
+    def fit(self, data: DataView) -> LightGbmModel:
+        features, label = self._check_schema(data.schema)
+        names = [self.feature_column_name, self.label_column_name]
+        if self.example_weight_column_name is not None:
+            names.append(self.example_weight_column_name)
+        cols = _read_columns(data, list(dict.fromkeys(names)))
+        x = cols[self.feature_column_name]
+        if len(x) == 0:
+            raise DataError(f"{self.step_name}: the training data has no rows")
+        y, classes = self._labels(cols[self.label_column_name], label)
+        w = self._weights(cols[self.example_weight_column_name]) if self.example_weight_column_name else None
+        params = self.lightgbm_params(len(classes) if classes is not None else None)
+        lgb = _lightgbm()
+        try:
+            booster = lgb.train(params, lgb.Dataset(x, label=y, weight=w), num_boost_round=self._num_boost_round())
+        except lgb.basic.LightGBMError as exc:
+            raise DataError(f"{self.step_name}: LightGBM could not train on this data: {exc}") from None
+        return LightGbmModel(
+            task=self._task,
+            model_text=booster.model_to_string(num_iteration=-1),
+            label_column_name=self.label_column_name,
+            feature_column_name=self.feature_column_name,
+            label_type=label,
+            score_slot_names=_score_slot_names(data.schema, self.label_column_name) if classes is not None else None,
+            num_features=features.size or 0,
+            classes=classes,
+            number_of_threads=self.number_of_threads,
+            catalog_name=self._catalog,
+        )
+
+
+class _GbdtTrainer(_LightGbmTrainer):
+    """Gradient boosting (``light_gbm``): options as ML.NET's LightGbm trainers."""
+
+    _arg_names: ClassVar[tuple[str, ...]] = (
+        "label_column_name",
+        "feature_column_name",
+        "example_weight_column_name",
+        "number_of_leaves",
+        "minimum_example_count_per_leaf",
+        "learning_rate",
+        "number_of_iterations",
+        "l1_regularization",
+        "l2_regularization",
+        "feature_fraction",
+        "subsample_fraction",
+        "subsample_frequency",
+        "maximum_bin_count_per_feature",
+        "seed",
+        "number_of_threads",
+    )
+
+    number_of_leaves: int | None
+    minimum_example_count_per_leaf: int | None
+    learning_rate: float | None
+    number_of_iterations: int
+    l1_regularization: float
+    l2_regularization: float
+    feature_fraction: float
+    subsample_fraction: float
+    subsample_frequency: int
+    maximum_bin_count_per_feature: int
+
+    def __init__(
+        self,
+        *,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        example_weight_column_name: str | None = None,
+        number_of_leaves: int | None = None,
+        minimum_example_count_per_leaf: int | None = None,
+        learning_rate: float | None = None,
+        number_of_iterations: int = 100,
+        l1_regularization: float = 0.0,
+        l2_regularization: float = 0.01,
+        feature_fraction: float = 1.0,
+        subsample_fraction: float = 1.0,
+        subsample_frequency: int = 0,
+        maximum_bin_count_per_feature: int = 255,
+        seed: int | None = None,
+        number_of_threads: int | None = None,
+    ) -> None:
+        step = self._catalog
+        self._freeze(
+            label_column_name=_check_name(label_column_name, "label_column_name", step),
+            feature_column_name=_check_name(feature_column_name, "feature_column_name", step),
+            example_weight_column_name=_check_name(
+                example_weight_column_name, "example_weight_column_name", step, optional=True
+            ),
+            number_of_leaves=_check_int(number_of_leaves, "number_of_leaves", step, 2, optional=True),
+            minimum_example_count_per_leaf=_check_int(
+                minimum_example_count_per_leaf, "minimum_example_count_per_leaf", step, 1, optional=True
+            ),
+            learning_rate=_check_float(learning_rate, "learning_rate", step, low=0, low_open=True, optional=True),
+            number_of_iterations=_check_int(number_of_iterations, "number_of_iterations", step, 1),
+            l1_regularization=_check_float(l1_regularization, "l1_regularization", step, low=0),
+            l2_regularization=_check_float(l2_regularization, "l2_regularization", step, low=0),
+            feature_fraction=_check_float(feature_fraction, "feature_fraction", step, low=0, high=1, low_open=True),
+            subsample_fraction=_check_float(
+                subsample_fraction, "subsample_fraction", step, low=0, high=1, low_open=True
+            ),
+            subsample_frequency=_check_int(subsample_frequency, "subsample_frequency", step, 0),
+            maximum_bin_count_per_feature=_check_int(
+                maximum_bin_count_per_feature, "maximum_bin_count_per_feature", step, 2
+            ),
+            seed=_check_int(seed, "seed", step, 0, optional=True),
+            number_of_threads=_check_int(number_of_threads, "number_of_threads", step, 1, optional=True),
+        )
+
+    def _objective_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "boosting": "gbdt",
+            "lambda_l1": self.l1_regularization,
+            "lambda_l2": self.l2_regularization,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.subsample_fraction,
+            "bagging_freq": self.subsample_frequency,
+            "max_bin": self.maximum_bin_count_per_feature,
+        }
+        # None keeps LightGBM's defaults (31 leaves, 20 examples per leaf, learning rate 0.1).
+        for key, value in (
+            ("num_leaves", self.number_of_leaves),
+            ("min_data_in_leaf", self.minimum_example_count_per_leaf),
+            ("learning_rate", self.learning_rate),
+        ):
+            if value is not None:
+                params[key] = value
+        return params
+
+    def _num_boost_round(self) -> int:
+        return self.number_of_iterations
+
+
+class LightGbmBinaryTrainer(_GbdtTrainer):
+    """``binary_classification.trainers.light_gbm``: gradient-boosted trees for bool (or 0/1) labels.
+
+    Outputs ``Score`` (raw margin), ``Probability`` (``1 / (1 + exp(-sigmoid * Score))``) and
+    ``PredictedLabel`` (``Score > 0``). ``sigmoid`` is LightGBM's sigmoid parameter; the default
+    0.5 is ML.NET's (LightGBM's own default is 1). Other options: see the module docstring.
+    """
+
+    _task = BINARY
+    _catalog = "light_gbm_binary"
+    _arg_names: ClassVar[tuple[str, ...]] = (*_GbdtTrainer._arg_names, "sigmoid")
+
+    sigmoid: float
+
+    def __init__(
+        self,
+        *,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        example_weight_column_name: str | None = None,
+        number_of_leaves: int | None = None,
+        minimum_example_count_per_leaf: int | None = None,
+        learning_rate: float | None = None,
+        number_of_iterations: int = 100,
+        l1_regularization: float = 0.0,
+        l2_regularization: float = 0.01,
+        feature_fraction: float = 1.0,
+        subsample_fraction: float = 1.0,
+        subsample_frequency: int = 0,
+        maximum_bin_count_per_feature: int = 255,
+        seed: int | None = None,
+        number_of_threads: int | None = None,
+        sigmoid: float = 0.5,
+    ) -> None:
+        super().__init__(
+            label_column_name=label_column_name,
+            feature_column_name=feature_column_name,
+            example_weight_column_name=example_weight_column_name,
+            number_of_leaves=number_of_leaves,
+            minimum_example_count_per_leaf=minimum_example_count_per_leaf,
+            learning_rate=learning_rate,
+            number_of_iterations=number_of_iterations,
+            l1_regularization=l1_regularization,
+            l2_regularization=l2_regularization,
+            feature_fraction=feature_fraction,
+            subsample_fraction=subsample_fraction,
+            subsample_frequency=subsample_frequency,
+            maximum_bin_count_per_feature=maximum_bin_count_per_feature,
+            seed=seed,
+            number_of_threads=number_of_threads,
+        )
+        self._freeze(sigmoid=_check_float(sigmoid, "sigmoid", self._catalog, low=0, low_open=True))
+
+    def _objective_params(self) -> dict[str, Any]:
+        return {**super()._objective_params(), "sigmoid": self.sigmoid}
+
+
+class LightGbmMulticlassTrainer(_GbdtTrainer):
+    """``multiclass_classification.trainers.light_gbm``: gradient-boosted trees, softmax objective.
+
+    Outputs ``Score`` (class probabilities, in the order of the fitted model's ``classes``) and
+    ``PredictedLabel`` (the most probable class, with the label column's type).
+    """
+
+    _task = MULTICLASS
+    _catalog = "light_gbm_multiclass"
+
+
+class LightGbmRegressionTrainer(_GbdtTrainer):
+    """``regression.trainers.light_gbm``: gradient-boosted trees, squared-error objective."""
+
+    _task = REGRESSION
+    _catalog = "light_gbm_regression"
+
+
+class _ForestTrainer(_LightGbmTrainer):
+    """A random forest (``fast_forest``) through LightGBM's ``boosting="rf"``: each tree is grown
+    on a bagged sample with a subset of the features, and the model averages the trees.
+
+    ML.NET's option names and defaults: ``number_of_trees=100``, ``number_of_leaves=20``,
+    ``minimum_example_count_per_leaf=10``, ``feature_fraction=0.7`` (per tree),
+    ``feature_fraction_per_split=0.7``, ``bagging_example_fraction=0.7`` and ``bagging_size=1``
+    (a new sample every tree; 0 turns bagging off).
+    """
+
+    _arg_names: ClassVar[tuple[str, ...]] = (
+        "label_column_name",
+        "feature_column_name",
+        "example_weight_column_name",
+        "number_of_trees",
+        "number_of_leaves",
+        "minimum_example_count_per_leaf",
+        "feature_fraction",
+        "feature_fraction_per_split",
+        "bagging_example_fraction",
+        "bagging_size",
+        "maximum_bin_count_per_feature",
+        "seed",
+        "number_of_threads",
+    )
+
+    number_of_trees: int
+    number_of_leaves: int
+    minimum_example_count_per_leaf: int
+    feature_fraction: float
+    feature_fraction_per_split: float
+    bagging_example_fraction: float
+    bagging_size: int
+    maximum_bin_count_per_feature: int
+
+    def __init__(
+        self,
+        *,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        example_weight_column_name: str | None = None,
+        number_of_trees: int = 100,
+        number_of_leaves: int = 20,
+        minimum_example_count_per_leaf: int = 10,
+        feature_fraction: float = 0.7,
+        feature_fraction_per_split: float = 0.7,
+        bagging_example_fraction: float = 0.7,
+        bagging_size: int = 1,
+        maximum_bin_count_per_feature: int = 255,
+        seed: int | None = None,
+        number_of_threads: int | None = None,
+    ) -> None:
+        step = self._catalog
+        self._freeze(
+            label_column_name=_check_name(label_column_name, "label_column_name", step),
+            feature_column_name=_check_name(feature_column_name, "feature_column_name", step),
+            example_weight_column_name=_check_name(
+                example_weight_column_name, "example_weight_column_name", step, optional=True
+            ),
+            number_of_trees=_check_int(number_of_trees, "number_of_trees", step, 1),
+            number_of_leaves=_check_int(number_of_leaves, "number_of_leaves", step, 2),
+            minimum_example_count_per_leaf=_check_int(
+                minimum_example_count_per_leaf, "minimum_example_count_per_leaf", step, 1
+            ),
+            feature_fraction=_check_float(feature_fraction, "feature_fraction", step, low=0, high=1, low_open=True),
+            feature_fraction_per_split=_check_float(
+                feature_fraction_per_split, "feature_fraction_per_split", step, low=0, high=1, low_open=True
+            ),
+            bagging_example_fraction=_check_float(
+                bagging_example_fraction, "bagging_example_fraction", step, low=0, high=1, low_open=True
+            ),
+            bagging_size=_check_int(bagging_size, "bagging_size", step, 0),
+            maximum_bin_count_per_feature=_check_int(
+                maximum_bin_count_per_feature, "maximum_bin_count_per_feature", step, 2
+            ),
+            seed=_check_int(seed, "seed", step, 0, optional=True),
+            number_of_threads=_check_int(number_of_threads, "number_of_threads", step, 1, optional=True),
+        )
+        # LightGBM's random forest needs some randomness, or every tree would be the same.
+        if not ((self.bagging_size > 0 and self.bagging_example_fraction < 1) or self.feature_fraction < 1):
+            raise InvalidArgumentError(
+                f"{step}: a random forest needs bagging (bagging_size > 0 and bagging_example_fraction < 1) "
+                f"or feature_fraction < 1, got bagging_size={self.bagging_size}, "
+                f"bagging_example_fraction={self.bagging_example_fraction}, feature_fraction={self.feature_fraction}"
+            )
+
+    def _objective_params(self) -> dict[str, Any]:
+        return {
+            "boosting": "rf",
+            "num_leaves": self.number_of_leaves,
+            "min_data_in_leaf": self.minimum_example_count_per_leaf,
+            "feature_fraction": self.feature_fraction,
+            "feature_fraction_bynode": self.feature_fraction_per_split,
+            "bagging_fraction": self.bagging_example_fraction,
+            "bagging_freq": self.bagging_size,
+            "max_bin": self.maximum_bin_count_per_feature,
+        }
+
+    def _num_boost_round(self) -> int:
+        return self.number_of_trees
+
+
+class FastForestBinaryTrainer(_ForestTrainer):
+    """``binary_classification.trainers.fast_forest``: a random forest for bool (or 0/1) labels.
+
+    ``Score`` is the trees' average margin, ``Probability`` its sigmoid (LightGBM's own transform;
+    no separately fitted calibrator), ``PredictedLabel`` is ``Score > 0``.
+    """
+
+    _task = BINARY
+    _catalog = "fast_forest_binary"
+
+
+class FastForestRegressionTrainer(_ForestTrainer):
+    """``regression.trainers.fast_forest``: a random forest; ``Score`` is the trees' average."""
+
+    _task = REGRESSION
+    _catalog = "fast_forest_regression"
+
+
+# ------------------------------------------------------------------------------------------------
+# The fitted model
+
+
+class LightGbmModel(Transformer):
+    """A fitted LightGBM model: scores with LightGBM, exports to ``ai.onnx.ml`` TreeEnsembleRegressor.
+
+    Holds only plain values: LightGBM's text model (``model_text``), the class values
+    (``classes``, multiclass only), and the columns and types it was trained with. The LightGBM
+    booster is rebuilt from the text on first use in each process.
+    """
+
+    def __init__(
+        self,
+        *,
+        task: str,
+        model_text: str,
+        label_column_name: str,
+        feature_column_name: str,
+        label_type: TensorType,
+        num_features: int,
+        classes: np.ndarray | None = None,
+        score_slot_names: Sequence[str] | None = None,
+        number_of_threads: int | None = None,
+        catalog_name: str | None = None,
+    ) -> None:
+        if task not in _TASKS:
+            raise InvalidArgumentError(f"task must be one of {list(_TASKS)}, got {task!r}")
+        if (classes is not None) != (task == MULTICLASS):
+            raise InvalidArgumentError("classes are given for a multiclass model, and only for one")
+        values: dict[str, Any] = {
+            "task": task,
+            "model_text": model_text,
+            "label_column_name": label_column_name,
+            "feature_column_name": feature_column_name,
+            "label_type": label_type,
+            "num_features": int(num_features),
+            "classes": None if classes is None else np.array(classes, copy=True),
+            "score_slot_names": None if score_slot_names is None else tuple(score_slot_names),
+            "number_of_threads": number_of_threads,
+            "catalog_name": catalog_name or f"light_gbm_{task}",
+        }
+        if values["classes"] is not None:
+            values["classes"].flags.writeable = False
+        for k, v in values.items():
+            object.__setattr__(self, k, v)
+        self.__setstate__(self.__getstate__())  # the per-process cache
+
+    task: str
+    model_text: str
+    label_column_name: str
+    feature_column_name: str
+    label_type: TensorType
+    num_features: int
+    classes: np.ndarray | None
+    score_slot_names: tuple[str, ...] | None
+    number_of_threads: int | None
+    catalog_name: str
+
+    # -------------------------------------------------------------- plumbing
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    _DERIVED = ("_lock", "_booster_cache", "_sigmoid_value", "_average_value")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.__dict__.get("classes") is not None:
+            self.__dict__["classes"].flags.writeable = False
+        self.__dict__["_lock"] = threading.Lock()
+        self.__dict__["_booster_cache"] = None
+        self.__dict__["_sigmoid_value"], self.__dict__["_average_value"] = _header(self.model_text)
+
+    def _key(self) -> tuple[Any, ...]:
+        classes = None if self.classes is None else tuple(self.classes.tolist())
+        return (
+            self.task,
+            self.model_text,
+            self.label_column_name,
+            self.feature_column_name,
+            self.label_type,
+            self.num_features,
+            classes,
+            self.score_slot_names,
+            self.catalog_name,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LightGbmModel) and other._key() == self._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        classes = "" if self.classes is None else f", classes={self.classes.tolist()!r}"
+        return (
+            f"LightGbmModel({self.step_name}, task={self.task!r}, trees={self.number_of_trees}, "
+            f"features={self.num_features}{classes})"
+        )
+
+    @property
+    def step_name(self) -> str:
+        return f"{self.catalog_name}({self.label_column_name}, {self.feature_column_name})"
+
+    def _booster(self) -> Any:
+        booster = self.__dict__["_booster_cache"]
+        if booster is None:
+            with self.__dict__["_lock"]:
+                booster = self.__dict__["_booster_cache"]
+                if booster is None:
+                    booster = _lightgbm().Booster(model_str=self.model_text)
+                    self.__dict__["_booster_cache"] = booster
+        return booster
+
+    def to_lightgbm(self) -> Any:
+        """A new ``lightgbm.Booster`` loaded from this model's text."""
+        return _lightgbm().Booster(model_str=self.model_text)
+
+    @property
+    def number_of_trees(self) -> int:
+        return int(self._booster().num_trees())
+
+    @property
+    def _sigmoid(self) -> float:
+        value: float = self.__dict__["_sigmoid_value"]
+        return value
+
+    # -------------------------------------------------------------- schema and scoring
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        _feature_type(input_schema, self.feature_column_name, self.step_name, self.num_features)
+        columns = _output_columns(self.task, self.label_type, self.score_slot_names)
+        if self.task == MULTICLASS and self.classes is not None and self.label_type.key_count is None:
+            # Fitting has found the classes: one score per class, named by its label value.
+            names = tuple(str(c) for c in self.classes.tolist())
+            columns[0] = Column("Score", TensorType(DType.FLOAT32, (len(names),)), names)
+        return input_schema.with_columns(*columns)
+
+    def input_columns(self, input_schema: Schema) -> Sequence[str]:
+        return [self.feature_column_name]
+
+    def map_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
+        x = np.asarray(columns[self.feature_column_name]).reshape(n_rows, self.num_features)
+        if self.task == BINARY:
+            margin = self._predict(x, raw_score=True)
+            if self.__dict__["_average_value"]:
+                # A forest's margin is the trees' average; LightGBM's raw_score=True gives their sum
+                # (and averages only in its transformed output, sigmoid(sum / iterations)).
+                margin = margin / self._booster().current_iteration()
+            score = margin.astype(np.float32)
+            # From the float32 Score (not LightGBM's float64 margin) so that the ONNX export, which
+            # only sees the float32 Score, gives the same float32 Probability.
+            with np.errstate(over="ignore"):  # exp overflows to inf for very negative margins: probability 0
+                probability = (1.0 / (1.0 + np.exp(-self._sigmoid * score.astype(np.float64)))).astype(np.float32)
+            return {"Score": score, "Probability": probability, "PredictedLabel": score > 0}
+        if self.task == REGRESSION:
+            return {"Score": self._predict(x, raw_score=False).astype(np.float32)}
+        assert self.classes is not None
+        raw = self._predict(x, raw_score=True).reshape(n_rows, len(self.classes))
+        # LightGBM's softmax, in float64 from its float64 margins.
+        exp = np.exp(raw - raw.max(axis=1, keepdims=True, initial=-np.inf))
+        scores = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+        # The first largest float32 margin: the export's ArgMax sees the same float32 margins.
+        labels = self.classes[np.argmax(raw.astype(np.float32), axis=1)] if n_rows else self.classes[:0]
+        out_scores: ColumnValues = scores if self.label_type.key_count is not None else list(scores)
+        return {"Score": out_scores, "PredictedLabel": np.asarray(labels)}
+
+    def _predict(self, x: np.ndarray, *, raw_score: bool) -> np.ndarray:
+        if len(x) == 0:
+            width = len(self.classes) if self.task == MULTICLASS and self.classes is not None else None
+            return np.zeros((0, width) if width else (0,), dtype=np.float64)
+        # A few rows (the prediction engine's case) cost less on one thread than waking OpenMP's team.
+        threads = 1 if len(x) < _PARALLEL_ROWS else (self.number_of_threads or 0)  # 0: LightGBM's default
+        out: np.ndarray = self._booster().predict(x, raw_score=raw_score, num_threads=threads)
+        return out
+
+    # -------------------------------------------------------------- ONNX export
+
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        from onnx import TensorProto
+
+        features = _feature_type(input_schema, self.feature_column_name, self.step_name, self.num_features)
+        dump = self._booster().dump_model()
+        n_targets = int(dump["num_tree_per_iteration"])
+        attrs = _ensemble_attributes(dump["tree_info"], n_targets, ctx.step)
+        ctx.require_opset("ai.onnx.ml", 3)
+        x = ctx.value(self.feature_column_name)
+        if features.dtype is not DType.FLOAT64:  # exact: every float32 is a float64
+            (x,) = ctx.add_node("Cast", [x], to=TensorProto.DOUBLE)
+        # LightGBM scores every |x| <= kZeroThreshold as 0.0 (its dense rows are read as sparse).
+        (small,) = ctx.add_node(
+            "LessOrEqual", [ctx.add_node("Abs", [x])[0], ctx.add_initializer(np.array(_ZERO_THRESHOLD), "tiny")]
+        )
+        (x,) = ctx.add_node("Where", [small, ctx.add_initializer(np.zeros((), np.float64), "zero"), x])
+        (raw,) = ctx.add_node(
+            "TreeEnsembleRegressor",
+            [x],
+            domain="ai.onnx.ml",
+            name="lightgbm_trees",
+            n_targets=n_targets,
+            aggregate_function="AVERAGE" if dump["average_output"] else "SUM",
+            post_transform="NONE",
+            **attrs,
+        )  # [N, n_targets] float32, summed in float64
+        if self.task == REGRESSION:
+            ctx.set_value("Score", raw)
+            return
+        if self.task == BINARY:
+            # As map_columns: the sigmoid of the float32 Score, computed in float64.
+            (margin,) = ctx.add_node("Cast", [raw], to=TensorProto.DOUBLE)
+            if self._sigmoid != 1.0:
+                (margin,) = ctx.add_node(
+                    "Mul", [margin, ctx.add_initializer(np.array(self._sigmoid, np.float64), "sigmoid")]
+                )
+            (probability,) = ctx.add_node("Sigmoid", [margin])
+            (probability,) = ctx.add_node("Cast", [probability], to=TensorProto.FLOAT)
+            (predicted,) = ctx.add_node("Greater", [raw, ctx.add_initializer(np.zeros((), np.float32), "zero")])
+            ctx.set_value("Score", raw)
+            ctx.set_value("Probability", probability)
+            ctx.set_value("PredictedLabel", predicted)
+            return
+        assert self.classes is not None
+        (score,) = ctx.add_node("Softmax", [raw], axis=1)
+        (index,) = ctx.add_node("ArgMax", [raw], axis=1, keepdims=1)  # [N, 1] int64, as map_columns
+        dtype = self.label_type.dtype
+        if dtype is DType.STRING:
+            (predicted,) = ctx.add_node(
+                "LabelEncoder",
+                [index],
+                domain="ai.onnx.ml",
+                keys_int64s=list(range(len(self.classes))),
+                values_strings=[str(c) for c in self.classes],
+                default_string="",
+            )
+        elif dtype is DType.BOOL:  # the classes are [False, True]
+            (predicted,) = ctx.add_node("Greater", [index, ctx.add_initializer(np.zeros((), np.int64), "zero")])
+        else:
+            table = ctx.add_initializer(np.asarray(self.classes, dtype=dtype.numpy), "classes")
+            (predicted,) = ctx.add_node("Gather", [table, index], axis=0)
+        ctx.set_value("Score", score)
+        ctx.set_value("PredictedLabel", predicted)
+
+
+def _header(model_text: str) -> tuple[float, bool]:
+    """LightGBM's ``sigmoid`` parameter (``objective=binary sigmoid:<v>``; 1 when absent) and whether
+    the model averages its trees (an ``average_output`` line: random forests), from the model text."""
+    end = model_text.find("\nTree=")
+    sigmoid, average = 1.0, False
+    for line in model_text[: end if end >= 0 else len(model_text)].splitlines():
+        if line.startswith("objective="):
+            for part in line.split()[1:]:
+                if part.startswith("sigmoid:"):
+                    sigmoid = float(part.split(":", 1)[1])
+        average = average or line.strip() == "average_output"
+    return sigmoid, average
+
+
+def _ensemble_attributes(trees: Sequence[Mapping[str, Any]], n_targets: int, step: str) -> dict[str, Any]:
+    """float64 ``TreeEnsembleRegressor`` attributes for LightGBM's dumped trees (tree ``i`` adds to
+    target ``i % n_targets``)."""
+    from onnx import TensorProto, helper
+
+    tree_ids: list[int] = []
+    node_ids: list[int] = []
+    feature_ids: list[int] = []
+    modes: list[str] = []
+    thresholds: list[float] = []
+    true_ids: list[int] = []
+    false_ids: list[int] = []
+    nan_left: list[int] = []
+    leaf_tree: list[int] = []
+    leaf_node: list[int] = []
+    leaf_target: list[int] = []
+    leaf_values: list[float] = []
+    for t, tree in enumerate(trees):
+        # Breadth-first with explicit indexes: a node's id is its position (no recursion limit).
+        order: list[Mapping[str, Any]] = [tree["tree_structure"]]
+        i = 0
+        while i < len(order):
+            node = order[i]
+            tree_ids.append(t)
+            node_ids.append(i)
+            if "split_index" not in node:
+                modes.append("LEAF")
+                feature_ids.append(0)
+                thresholds.append(0.0)
+                true_ids.append(0)
+                false_ids.append(0)
+                nan_left.append(0)
+                leaf_tree.append(t)
+                leaf_node.append(i)
+                leaf_target.append(t % n_targets)
+                leaf_values.append(float(node["leaf_value"]))
+            else:
+                if node["decision_type"] != "<=":
+                    raise ExportError(
+                        f"{step}: tree {t} has a categorical split (decision {node['decision_type']!r}) on feature "
+                        f"{node['split_feature']}, which TreeEnsembleRegressor cannot express; train without "
+                        "categorical features to export"
+                    )
+                threshold = float(node["threshold"])
+                missing = node["missing_type"]
+                if missing == "NaN":
+                    goes_left = bool(node["default_left"])
+                elif missing == "None":
+                    goes_left = threshold >= 0.0  # LightGBM scores NaN as 0.0 here
+                else:
+                    raise ExportError(
+                        f"{step}: tree {t} treats zero as a missing value (missing_type {missing!r}) on feature "
+                        f"{node['split_feature']}, which TreeEnsembleRegressor cannot express"
+                    )
+                modes.append("BRANCH_LEQ")
+                feature_ids.append(int(node["split_feature"]))
+                thresholds.append(threshold)
+                true_ids.append(len(order))
+                order.append(node["left_child"])
+                false_ids.append(len(order))
+                order.append(node["right_child"])
+                nan_left.append(int(goes_left))
+            i += 1
+    attrs: dict[str, Any] = {
+        "nodes_treeids": tree_ids,
+        "nodes_nodeids": node_ids,
+        "nodes_featureids": feature_ids,
+        "nodes_modes": modes,
+        "nodes_truenodeids": true_ids,
+        "nodes_falsenodeids": false_ids,
+        "nodes_missing_value_tracks_true": nan_left,
+        "target_treeids": leaf_tree,
+        "target_nodeids": leaf_node,
+        "target_ids": leaf_target,
+    }
+    attrs["nodes_values_as_tensor"] = helper.make_tensor(
+        "nodes_values", TensorProto.DOUBLE, [len(thresholds)], thresholds
+    )
+    attrs["target_weights_as_tensor"] = helper.make_tensor(
+        "target_weights", TensorProto.DOUBLE, [len(leaf_values)], leaf_values
+    )
+    return attrs
