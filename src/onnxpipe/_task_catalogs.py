@@ -38,6 +38,20 @@ __all__ = [
 M = TypeVar("M")
 
 
+class LbfgsOptions(TypedDict, total=False):
+    """Options of the L-BFGS trainers (ML.NET's names; see ``onnxpipe.trainers.linear``)."""
+
+    label_column_name: str
+    feature_column_name: str
+    example_weight_column_name: str | None
+    l1_regularization: float
+    l2_regularization: float
+    optimization_tolerance: float
+    history_size: int
+    maximum_number_of_iterations: int
+    enforce_non_negativity: bool
+
+
 class LightGbmOptions(TypedDict, total=False):
     """Options of the ``light_gbm`` trainers (ML.NET's names; see ``onnxpipe.trainers.trees``)."""
 
@@ -116,31 +130,9 @@ class BinaryClassificationTrainers:
     def __init__(self, ctx: MLContext) -> None:
         self._ctx = ctx
 
-    def lbfgs_logistic_regression(
-        self,
-        label_column_name: str = "Label",
-        feature_column_name: str = "Features",
-        example_weight_column_name: str | None = None,
-        *,
-        l1_regularization: float = 1.0,
-        l2_regularization: float = 1.0,
-        optimization_tolerance: float = 1e-7,
-        history_size: int = 20,
-        maximum_number_of_iterations: int = 2**31 - 1,
-        enforce_non_negativity: bool = False,
-    ) -> linear.LbfgsLogisticRegressionBinaryTrainer:
+    def lbfgs_logistic_regression(self, **options: Unpack[LbfgsOptions]) -> linear.LbfgsLogisticRegressionBinaryTrainer:
         """Logistic regression by L-BFGS (outputs Score, Probability, PredictedLabel)."""
-        return linear.LbfgsLogisticRegressionBinaryTrainer(
-            label_column_name,
-            feature_column_name,
-            example_weight_column_name,
-            l1_regularization,
-            l2_regularization,
-            optimization_tolerance,
-            history_size,
-            maximum_number_of_iterations,
-            enforce_non_negativity,
-        )
+        return linear.LbfgsLogisticRegressionBinaryTrainer(**options)
 
     def averaged_perceptron(
         self,
@@ -268,31 +260,9 @@ class RegressionTrainers:
         """Ordinary least squares (outputs Score)."""
         return linear.OlsTrainer(label_column_name, feature_column_name, example_weight_column_name, l2_regularization)
 
-    def lbfgs_poisson_regression(
-        self,
-        label_column_name: str = "Label",
-        feature_column_name: str = "Features",
-        example_weight_column_name: str | None = None,
-        *,
-        l1_regularization: float = 1.0,
-        l2_regularization: float = 1.0,
-        optimization_tolerance: float = 1e-7,
-        history_size: int = 20,
-        maximum_number_of_iterations: int = 2**31 - 1,
-        enforce_non_negativity: bool = False,
-    ) -> linear.LbfgsPoissonRegressionTrainer:
+    def lbfgs_poisson_regression(self, **options: Unpack[LbfgsOptions]) -> linear.LbfgsPoissonRegressionTrainer:
         """Poisson regression by L-BFGS (Score = exp(w·x + b))."""
-        return linear.LbfgsPoissonRegressionTrainer(
-            label_column_name,
-            feature_column_name,
-            example_weight_column_name,
-            l1_regularization,
-            l2_regularization,
-            optimization_tolerance,
-            history_size,
-            maximum_number_of_iterations,
-            enforce_non_negativity,
-        )
+        return linear.LbfgsPoissonRegressionTrainer(**options)
 
     def online_gradient_descent(
         self,
@@ -371,31 +341,9 @@ class MulticlassClassificationTrainers:
     def __init__(self, ctx: MLContext) -> None:
         self._ctx = ctx
 
-    def lbfgs_maximum_entropy(
-        self,
-        label_column_name: str = "Label",
-        feature_column_name: str = "Features",
-        example_weight_column_name: str | None = None,
-        *,
-        l1_regularization: float = 1.0,
-        l2_regularization: float = 1.0,
-        optimization_tolerance: float = 1e-7,
-        history_size: int = 20,
-        maximum_number_of_iterations: int = 2**31 - 1,
-        enforce_non_negativity: bool = False,
-    ) -> multiclass.LbfgsMaximumEntropyTrainer:
+    def lbfgs_maximum_entropy(self, **options: Unpack[LbfgsOptions]) -> multiclass.LbfgsMaximumEntropyTrainer:
         """Multinomial logistic regression by L-BFGS (Score: class probabilities)."""
-        return multiclass.LbfgsMaximumEntropyTrainer(
-            label_column_name,
-            feature_column_name,
-            example_weight_column_name,
-            l1_regularization,
-            l2_regularization,
-            optimization_tolerance,
-            history_size,
-            maximum_number_of_iterations,
-            enforce_non_negativity,
-        )
+        return multiclass.LbfgsMaximumEntropyTrainer(**options)
 
     def naive_bayes(
         self, label_column_name: str = "Label", feature_column_name: str = "Features"
