@@ -56,6 +56,7 @@ from onnxpipe.trainers.multiclass import (
     NaiveBayesTrainer,
     OneVersusAllModel,
     OneVersusAllTrainer,
+    check_feature_column,
 )
 
 ctx = op.MLContext(seed=0)
@@ -495,8 +496,10 @@ def test_errors_name_the_step_the_column_and_the_fix() -> None:
     with pytest.raises(ShapeError, match=r"label column 'Label' must hold one value per row .* got float32\[2\]"):
         NaiveBayesTrainer().output_schema(vector_label)
     unknown = Schema([Column("Label", TensorType(F32)), Column("Features", TensorType(F32, (None,)))])
+    # Before fit, a width that an upstream estimator decides (e.g. one-hot) is accepted; fit needs it known.
+    assert LbfgsMaximumEntropyTrainer().output_schema(unknown)["Score"].type == TensorType(F32, (None,))
     with pytest.raises(ShapeError, match=r"feature column 'Features' must have a known size"):
-        LbfgsMaximumEntropyTrainer().output_schema(unknown)
+        check_feature_column(unknown, "Features", "lbfgs_maximum_entropy(Label, Features)")
     model = LbfgsMaximumEntropyTrainer().fit(data)
     wider = view(np.hstack([x, x]), y, TensorType(DType.INT64))
     with pytest.raises(ShapeError, match=r"has 8 values per row .* trained on 4"):

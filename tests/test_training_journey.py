@@ -106,3 +106,38 @@ def test_multiclass_and_clustering_journey(mlnet_data: Path) -> None:
     clusters = ctx.clustering.trainers.kmeans(number_of_clusters=3).fit(data).transform(data)
     metrics = ctx.clustering.evaluate(clusters, label_column_name="Label")
     assert metrics.normalized_mutual_information > 0.6
+
+
+@dataclass
+class Adultish:
+    Label: bool
+    age: float
+    hours: float
+    work: str
+
+
+def test_one_hot_concatenate_and_trainer_fit_as_one_chain() -> None:
+    """Sizes decided at fit (one-hot width) flow into later estimators in the same chain."""
+    ctx = op.MLContext(seed=0)
+    rng = np.random.default_rng(5)
+    kinds = ["private", "state", "self", "federal"]
+    rows = []
+    for _ in range(300):
+        work = kinds[int(rng.integers(4))]
+        age, hours = float(rng.normal(40, 10)), float(rng.normal(40, 8))
+        rows.append(Adultish(bool(age + 15 * (work == "self") + rng.normal(0, 5) > 45), age, hours, work))
+    data = ctx.data.load_from_enumerable(rows, Adultish)
+    est = (
+        ctx.transforms.categorical.one_hot_encoding("work")
+        .append(ctx.transforms.concatenate("Features", "age", "hours", "work"))
+        .append(ctx.transforms.normalize_min_max("Features"))
+        .append(ctx.binary_classification.trainers.lbfgs_logistic_regression())
+    )
+    assert str(est.output_schema(data.schema)["Features"].type) == "float32[?]"  # decided by fit
+    model = est.fit(data)
+    scored = model.transform(data)
+    assert str(scored.schema["Features"].type) == "float32[6]"
+    assert ctx.binary_classification.evaluate(scored).area_under_roc_curve > 0.85
+    proto = ctx.model.convert_to_onnx(model, data)
+    reapplied = ctx.transforms.apply_onnx_model(model_bytes=proto.SerializeToString()).transform(data)
+    np.testing.assert_allclose(reapplied.column("Probability"), scored.column("Probability"), rtol=1e-5, atol=1e-6)

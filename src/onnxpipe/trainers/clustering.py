@@ -202,7 +202,7 @@ class KMeansTrainer(_Immutable, Estimator):
         return f"kmeans({self.feature_column_name}, k={self.number_of_clusters})"
 
     def output_schema(self, input_schema: Schema) -> Schema:
-        check_feature_column(input_schema, self.feature_column_name, self.step_name)
+        check_feature_column(input_schema, self.feature_column_name, self.step_name, promise=True)
         check_weight_column(input_schema, self.example_weight_column_name, self.step_name)
         return input_schema.with_columns(*_output_columns(self.number_of_clusters))
 

@@ -69,8 +69,13 @@ _INT_MAX = 2**31 - 1  # ML.NET's int.MaxValue default for maximum_number_of_iter
 # Schema checks shared by trainers and models
 
 
-def _feature_size(schema: Schema, name: str, step: str) -> int:
-    """The number of features in column ``name`` (a float vector of known size, or a float scalar)."""
+def _feature_size(schema: Schema, name: str, step: str, promise: bool = False) -> int:
+    """The number of features in column ``name`` (a float vector of known size, or a float scalar).
+
+    With ``promise`` (an estimator stating its output schema before data flows), a vector whose
+    size an upstream estimator decides at fit time (e.g. one-hot encoding) is accepted (size 0);
+    ``fit`` then requires the size to be known.
+    """
     col = schema.require(name, step)
     ct = col.type
     if not isinstance(ct, TensorType) or ct.dtype not in (DType.FLOAT32, DType.FLOAT64) or ct.key_count:
@@ -83,6 +88,8 @@ def _feature_size(schema: Schema, name: str, step: str) -> int:
             f"{step}: feature column {name!r} has shape ({','.join(str(d) for d in ct.shape)}); a vector "
             f"(one dimension) is expected. Flatten it first, e.g. concatenate({name!r}, {name!r})"
         )
+    if not ct.is_known_shape and promise:
+        return 0
     if not ct.is_known_shape:
         raise ShapeError(
             f"{step}: feature column {name!r} is a vector of unknown size ({ct}); trainers need a vector of "
@@ -538,7 +545,7 @@ class _Trainer(Estimator):
 
     def output_schema(self, input_schema: Schema) -> Schema:
         step = self.step_name
-        _feature_size(input_schema, self._features, step)
+        _feature_size(input_schema, self._features, step, promise=True)
         _check_scalar(input_schema, self._label, step, "label", "binary" if self.binary else "numeric")
         if self._weight is not None:
             _check_scalar(input_schema, self._weight, step, "example weight", "numeric")
@@ -546,6 +553,7 @@ class _Trainer(Estimator):
 
     def fit(self, data: DataView) -> Transformer:
         self.output_schema(data.schema)
+        _feature_size(data.schema, self._features, self.step_name)  # the size must be known by now
         train = _training_set(data, self.step_name, self._label, self._features, self._weight, binary=self.binary)
         self._check_labels(train)
         weights, bias = self._train(train)

@@ -102,8 +102,9 @@ def _check_number(
         raise InvalidArgumentError(f"{step}: {what} must be {bound}, got {value!r}")
 
 
-def check_feature_column(schema: Schema, name: str, step: str) -> TensorType:
-    """The type of a trainer's feature column: numbers (or bools) of a known shape."""
+def check_feature_column(schema: Schema, name: str, step: str, promise: bool = False) -> TensorType:
+    """The type of a trainer's feature column: numbers (or bools) of a known shape (with ``promise``,
+    before fit, a size that an upstream estimator decides at fit time is accepted)."""
     col = schema.require(name, step)
     ct = col.type
     if (
@@ -115,7 +116,7 @@ def check_feature_column(schema: Schema, name: str, step: str) -> TensorType:
             f"{step}: feature column {name!r} must hold numbers (e.g. float32[4]), got {ct}; "
             "build it with concatenate(...) from numeric columns (convert_type or one-hot encode others)"
         )
-    if not ct.is_known_shape:
+    if not ct.is_known_shape and not promise:
         raise ShapeError(
             f"{step}: feature column {name!r} must have a known size, got {ct}; "
             "declare it with VectorType(size) or build it with concatenate(...)"
@@ -384,13 +385,13 @@ class _MulticlassTrainer(_Immutable, Estimator):
     def step_name(self) -> str:
         return f"{self._catalog_name}({self.label_column_name}, {self.feature_column_name})"
 
-    def _check(self, input_schema: Schema) -> tuple[Column, TensorType]:
-        feature_type = check_feature_column(input_schema, self.feature_column_name, self.step_name)
+    def _check(self, input_schema: Schema, promise: bool = False) -> tuple[Column, TensorType]:
+        feature_type = check_feature_column(input_schema, self.feature_column_name, self.step_name, promise)
         label = check_label_column(input_schema, self.label_column_name, self.step_name)
         return label, feature_type
 
     def output_schema(self, input_schema: Schema) -> Schema:
-        label, _ = self._check(input_schema)
+        label, _ = self._check(input_schema, promise=True)
         return input_schema.with_columns(score_column(label), Column(PREDICTED_LABEL, label.type))
 
     def _args(self) -> dict[str, Any]:

@@ -166,14 +166,17 @@ def _check_float(
 # Schema checks shared by the trainers and the fitted model
 
 
-def _feature_type(schema: Schema, name: str, step: str, n_features: int | None = None) -> TensorType:
+def _feature_type(
+    schema: Schema, name: str, step: str, n_features: int | None = None, promise: bool = False
+) -> TensorType:
+    """The feature column's type; with ``promise`` (before fit) its size may still be unknown."""
     ct = schema.require(name, step).type
     if not isinstance(ct, TensorType) or ct.dtype not in _FEATURE_DTYPES or ct.key_count is not None:
         raise ColumnTypeError(
             f"{step}: feature column {name!r} must be a float32 or float64 vector, got {ct}; "
             "convert other numbers with convert_type and join columns into one vector with concatenate"
         )
-    if ct.rank != 1 or not ct.is_known_shape:
+    if ct.rank != 1 or not (ct.is_known_shape or promise):
         raise ShapeError(
             f"{step}: feature column {name!r} must be a vector of known size, got {ct}; "
             "join scalar columns into one vector with concatenate"
@@ -303,16 +306,16 @@ class _LightGbmTrainer(Estimator):
 
     # -------------------------------------------------------------- schema
 
-    def _check_schema(self, schema: Schema) -> tuple[TensorType, TensorType]:
+    def _check_schema(self, schema: Schema, promise: bool = False) -> tuple[TensorType, TensorType]:
         step = self.step_name
-        features = _feature_type(schema, self.feature_column_name, step)
+        features = _feature_type(schema, self.feature_column_name, step, promise=promise)
         label = _label_type(schema, self.label_column_name, step, self._task)
         if self.example_weight_column_name is not None:
             _weight_type(schema, self.example_weight_column_name, step)
         return features, label
 
     def output_schema(self, input_schema: Schema) -> Schema:
-        _, label = self._check_schema(input_schema)
+        _, label = self._check_schema(input_schema, promise=True)
         slots = _score_slot_names(input_schema, self.label_column_name) if self._task == MULTICLASS else None
         return input_schema.with_columns(*_output_columns(self._task, label, slots))
 

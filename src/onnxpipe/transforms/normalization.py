@@ -140,8 +140,9 @@ def _check_int(step: str, name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-def _float_column(schema: Schema, name: str, step: str) -> tuple[Column, TensorType]:
-    """The input column, checked to be float32/float64 with a known shape."""
+def _float_column(schema: Schema, name: str, step: str, promise: bool = False) -> tuple[Column, TensorType]:
+    """The input column, checked to be float32/float64 with a known shape (with ``promise``, before
+    fit, a size that an upstream estimator decides at fit time is accepted)."""
     col = schema.require(name, step)
     ct = col.type
     if not isinstance(ct, TensorType) or ct.dtype not in _FLOAT_TYPES or ct.key_count is not None:
@@ -149,7 +150,7 @@ def _float_column(schema: Schema, name: str, step: str) -> tuple[Column, TensorT
             f"{step}: input column {name!r} is {ct}; expected float32 or float64 values (a scalar or a "
             "tensor of known shape); convert the column to float32 first"
         )
-    if not ct.is_known_shape:
+    if not ct.is_known_shape and not promise:
         raise ShapeError(
             f"{step}: input column {name!r} is {ct}, a vector of unknown size; normalizers need a known size "
             "(the statistics are per slot): declare it with VectorType(size)"
@@ -296,7 +297,7 @@ class _NormalizingEstimator(_Frozen, Estimator):
         return (("maximum_example_count", self.maximum_example_count),)
 
     def output_schema(self, input_schema: Schema) -> Schema:
-        col, ct = _float_column(input_schema, self.input_column_name, self.step_name)
+        col, ct = _float_column(input_schema, self.input_column_name, self.step_name, promise=True)
         return input_schema.with_columns(Column(self.output_column_name, ct, col.slot_names))
 
     def fit(self, data: DataView) -> Transformer:
