@@ -128,15 +128,12 @@ def _export_encode(ctx: ExportContext, keys: str, n: int, kind: str) -> str:
         two = ctx.add_initializer(np.array(2, dtype=np.int64), "two")
         bits = ctx.add_node("Mod", [ctx.add_node("Div", [k, powers])[0], two])[0]
         return ctx.add_node("Reshape", [export_cast(ctx, bits, DType.FLOAT32), flatten_to])[0]
-    # OneHot over depth n+1 and drop column 0: key 0 (missing) becomes all zeros. (OneHot's
-    # negative indices wrap around, so "key - 1" with depth n would light the last slot.)
-    depth = ctx.add_initializer(np.array(n + 1, dtype=np.int64), "depth")
-    on_off = ctx.add_initializer(np.array([0.0, 1.0], dtype=np.float32), "off_on")
-    hot = ctx.add_node("OneHot", [k, depth, on_off], axis=-1)[0]
-    starts, ends, axes = (
-        ctx.add_initializer(np.array([v], dtype=np.int64), h) for v, h in ((1, "start"), (n + 1, "end"), (-1, "axis"))
-    )
-    hot = ctx.add_node("Slice", [hot, starts, ends, axes])[0]  # [N, *shape, n]
+    # Compare each key with 1..n: key 0 (missing or unseen) becomes all zeros. Equal + Cast is
+    # cheaper in ONNX Runtime than OneHot over depth n+1 followed by a Slice dropping slot 0.
+    last = ctx.add_initializer(np.array([-1], dtype=np.int64), "last_axis")
+    k = ctx.add_node("Unsqueeze", [k, last])[0]  # [N, *shape, 1]
+    slots = ctx.add_initializer(np.arange(1, n + 1, dtype=np.int64), "key_slots")
+    hot = export_cast(ctx, ctx.add_node("Equal", [k, slots])[0], DType.FLOAT32)  # [N, *shape, n]
     if kind == "indicator":
         return ctx.add_node("Reshape", [hot, flatten_to])[0]
     to_3d = ctx.add_initializer(np.array([0, -1, n], dtype=np.int64), "bag_shape")

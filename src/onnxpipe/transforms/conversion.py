@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from onnx import TensorProto, numpy_helper
 
 from onnxpipe.core import Estimator, Transformer, TrivialEstimator
@@ -295,15 +297,15 @@ class _KeyMapper:
     def __init__(self, keys: np.ndarray) -> None:
         self.keys = keys
         if keys.dtype == object:
-            self.lookup: dict[Any, int] = {v: i + 1 for i, v in enumerate(keys.tolist())}
+            self.value_set = pa.array(keys.tolist(), type=pa.string())
         else:
             self.order = np.argsort(keys, kind="stable")
             self.sorted = keys[self.order]
 
     def __call__(self, flat: np.ndarray) -> np.ndarray:
-        if self.keys.dtype == object:
-            get = self.lookup.get
-            return np.fromiter((get(v, 0) for v in flat), dtype=np.uint32, count=len(flat))
+        if self.keys.dtype == object:  # strings: Arrow's hash lookup, not a Python loop
+            found = pc.index_in(pa.array(flat, type=pa.string()), value_set=self.value_set)
+            return np.asarray(pc.fill_null(pc.add(found, 1), 0).to_numpy(zero_copy_only=False), dtype=np.uint32)
         n = len(self.sorted)
         flat = np.asarray(flat, dtype=self.keys.dtype)
         idx = np.minimum(np.searchsorted(self.sorted, flat), n - 1)
