@@ -20,8 +20,8 @@ Numerical comparisons use :data:`TOLERANCES`, the one place tolerances are state
 from __future__ import annotations
 
 import copy
-import pickle
 from collections.abc import Iterator
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import numpy as np
@@ -186,9 +186,9 @@ def check_component(estimator: Estimator, data: DataView, *, exportable: bool | 
                 name, list(values), list(scored.column(name)), f"{estimator.step_name}: map_columns vs transform"
             )
 
-    # Picklable for processes and distributed engines; deepcopy restores through the same
+    # Picklable as multiprocessing sends it to workers; deepcopy restores through the same
     # __getstate__/__setstate__ path (the library itself never unpickles).
-    pickle.dumps(model)
+    ForkingPickler.dumps(model)
     clone = copy.deepcopy(model)
     assert_views_equal(clone.transform(data), scored, f"{estimator.step_name}: after a state round trip")
 
