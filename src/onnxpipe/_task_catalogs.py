@@ -5,7 +5,6 @@ and evaluation modules; the context's seed is the default seed."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypedDict, TypeVar, Unpack
 
 from onnxpipe.core import Estimator, Transformer
@@ -104,24 +103,39 @@ class CrossValidationResult(Generic[M]):
     scored_test_data: DataView
 
 
-def _cross_validate(
-    ctx: MLContext,
-    data: DataView,
-    estimator: Estimator,
-    evaluate: Callable[[DataView], M],
-    number_of_folds: int,
-    stratification_column: str | None,
-    seed: int | None,
-) -> list[CrossValidationResult[M]]:
-    folds = cross_validation_folds(
-        data, number_of_folds, seed=ctx.seed if seed is None else seed, stratification_column=stratification_column
-    )
-    results = []
-    for i, fold in enumerate(folds):
-        model = estimator.fit(fold.train_set)
-        scored = model.transform(fold.test_set)
-        results.append(CrossValidationResult(i, model, evaluate(scored), scored))
-    return results
+class _SupervisedCatalog(Generic[M]):
+    """What the supervised task catalogs share: ``cross_validate`` over their own ``evaluate``."""
+
+    def __init__(self, ctx: MLContext) -> None:
+        self._ctx = ctx
+
+    def evaluate(self, data: DataView, label_column_name: str = "Label") -> M:
+        raise NotImplementedError
+
+    def cross_validate(
+        self,
+        data: DataView,
+        estimator: Estimator,
+        number_of_folds: int = 5,
+        label_column_name: str = "Label",
+        *,
+        stratification_column: str | None = None,
+        seed: int | None = None,
+    ) -> list[CrossValidationResult[M]]:
+        """Train on k-1 folds and evaluate on the remaining one, for each of the k folds (rows
+        sharing a ``stratification_column`` value stay in one fold)."""
+        folds = cross_validation_folds(
+            data,
+            number_of_folds,
+            seed=self._ctx.seed if seed is None else seed,
+            stratification_column=stratification_column,
+        )
+        results = []
+        for i, fold in enumerate(folds):
+            model = estimator.fit(fold.train_set)
+            scored = model.transform(fold.test_set)
+            results.append(CrossValidationResult(i, model, self.evaluate(scored, label_column_name), scored))
+        return results
 
 
 class BinaryClassificationTrainers:
@@ -199,11 +213,11 @@ class BinaryClassificationTrainers:
         return trees.FastForestBinaryTrainer(**options)
 
 
-class BinaryClassificationCatalog:
+class BinaryClassificationCatalog(_SupervisedCatalog[BinaryClassificationMetrics]):
     """``ctx.binary_classification``: trainers, ``evaluate``, ``cross_validate``."""
 
     def __init__(self, ctx: MLContext) -> None:
-        self._ctx = ctx
+        super().__init__(ctx)
         self.trainers = BinaryClassificationTrainers(ctx)
 
     def evaluate(
@@ -219,27 +233,6 @@ class BinaryClassificationCatalog:
             probability_column_name = None  # non-calibrated trainers have no Probability column
         return evaluate_binary(
             data, label_column_name, score_column_name, probability_column_name, predicted_label_column_name
-        )
-
-    def cross_validate(
-        self,
-        data: DataView,
-        estimator: Estimator,
-        number_of_folds: int = 5,
-        label_column_name: str = "Label",
-        *,
-        stratification_column: str | None = None,
-        seed: int | None = None,
-    ) -> list[CrossValidationResult[BinaryClassificationMetrics]]:
-        """Train on k-1 folds and evaluate on the remaining one, for each of the k folds."""
-        return _cross_validate(
-            self._ctx,
-            data,
-            estimator,
-            lambda scored: self.evaluate(scored, label_column_name),
-            number_of_folds,
-            stratification_column,
-            seed,
         )
 
 
@@ -301,11 +294,11 @@ class RegressionTrainers:
         return trees.FastForestRegressionTrainer(**options)
 
 
-class RegressionCatalog:
+class RegressionCatalog(_SupervisedCatalog[RegressionMetrics]):
     """``ctx.regression``: trainers, ``evaluate``, ``cross_validate``."""
 
     def __init__(self, ctx: MLContext) -> None:
-        self._ctx = ctx
+        super().__init__(ctx)
         self.trainers = RegressionTrainers(ctx)
 
     def evaluate(
@@ -313,26 +306,6 @@ class RegressionCatalog:
     ) -> RegressionMetrics:
         """Mean absolute / squared error, RMSE and R²."""
         return evaluate_regression(data, label_column_name, score_column_name)
-
-    def cross_validate(
-        self,
-        data: DataView,
-        estimator: Estimator,
-        number_of_folds: int = 5,
-        label_column_name: str = "Label",
-        *,
-        stratification_column: str | None = None,
-        seed: int | None = None,
-    ) -> list[CrossValidationResult[RegressionMetrics]]:
-        return _cross_validate(
-            self._ctx,
-            data,
-            estimator,
-            lambda scored: self.evaluate(scored, label_column_name),
-            number_of_folds,
-            stratification_column,
-            seed,
-        )
 
 
 class MulticlassClassificationTrainers:
@@ -375,11 +348,11 @@ class MulticlassClassificationTrainers:
         return trees.LightGbmMulticlassTrainer(**options)
 
 
-class MulticlassClassificationCatalog:
+class MulticlassClassificationCatalog(_SupervisedCatalog[MulticlassClassificationMetrics]):
     """``ctx.multiclass_classification``: trainers, ``evaluate``, ``cross_validate``."""
 
     def __init__(self, ctx: MLContext) -> None:
-        self._ctx = ctx
+        super().__init__(ctx)
         self.trainers = MulticlassClassificationTrainers(ctx)
 
     def evaluate(
@@ -393,26 +366,6 @@ class MulticlassClassificationCatalog:
         """Micro / macro accuracy, log loss (and its reduction), top-k accuracy, confusion matrix."""
         return evaluate_multiclass(
             data, label_column_name, score_column_name, predicted_label_column_name, top_k_prediction_count
-        )
-
-    def cross_validate(
-        self,
-        data: DataView,
-        estimator: Estimator,
-        number_of_folds: int = 5,
-        label_column_name: str = "Label",
-        *,
-        stratification_column: str | None = None,
-        seed: int | None = None,
-    ) -> list[CrossValidationResult[MulticlassClassificationMetrics]]:
-        return _cross_validate(
-            self._ctx,
-            data,
-            estimator,
-            lambda scored: self.evaluate(scored, label_column_name),
-            number_of_folds,
-            stratification_column,
-            seed,
         )
 
 

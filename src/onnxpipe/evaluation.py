@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 
-from onnxpipe.data._convert import from_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError
 from onnxpipe.schema import DType, Schema, TensorType
@@ -233,14 +232,10 @@ def _optional(schema: Schema, name: str | None, default: str, step: str) -> str 
 
 
 def _read(data: DataView, names: Sequence[str], step: str) -> dict[str, np.ndarray]:
-    schema = data.schema
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for batch in data.batches():
-        for n in names:
-            parts[n].append(np.asarray(from_arrow(batch.column(n), schema[n].type)))
-    if not parts[names[0]] or sum(len(p) for p in parts[names[0]]) == 0:
+    cols = data.arrays(names)
+    if not len(cols[names[0]]):
         raise DataError(f"{step}: the data has no rows; metrics need at least one scored row")
-    return {n: np.concatenate(parts[n]) for n in names}
+    return cols
 
 
 def _binary_labels(values: np.ndarray, name: str, step: str) -> tuple[np.ndarray, np.ndarray]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
-from onnxpipe.errors import InvalidArgumentError, require
+from onnxpipe.errors import ColumnTypeError, InvalidArgumentError, require
 from onnxpipe.schema import Schema, TensorType
 
 if TYPE_CHECKING:
@@ -64,13 +64,34 @@ class DataView:
         """All values of one column: a numpy array of shape ``(rows, *shape)`` for tensors of
         known shape, a list of per-row arrays when a dimension is unknown, a list of Python
         objects for sequences and maps."""
-        ct = self._schema[name].type
-        parts = [from_arrow(b.column(name), ct) for b in self.batches()]
-        if isinstance(ct, TensorType) and ct.is_known_shape:
-            if not parts:
-                return np.zeros((0, *ct.shape), dtype=ct.dtype.numpy)  # type: ignore[misc, arg-type]
-            return parts[0] if len(parts) == 1 else np.concatenate(parts)  # type: ignore[arg-type]
-        return [v for p in parts for v in p]
+        return self.columns([name])[name]
+
+    def columns(self, names: Sequence[str]) -> dict[str, ColumnValues]:
+        """All values of several columns (as :meth:`column`), read in one pass over the data,
+        which matters when the view is the lazy output of a pipeline."""
+        types = {n: self._schema[n].type for n in dict.fromkeys(names)}
+        parts: dict[str, list[ColumnValues]] = {n: [] for n in types}
+        for batch in self.batches():
+            for n, ct in types.items():
+                parts[n].append(from_arrow(batch.column(n), ct))
+        out: dict[str, ColumnValues] = {}
+        for n, ct in types.items():
+            if isinstance(ct, TensorType) and ct.is_known_shape:
+                if not parts[n]:
+                    out[n] = np.zeros((0, *ct.fixed_shape), dtype=ct.dtype.numpy)
+                else:
+                    out[n] = parts[n][0] if len(parts[n]) == 1 else np.concatenate(parts[n])  # type: ignore[arg-type]
+            else:
+                out[n] = [v for p in parts[n] for v in p]
+        return out
+
+    def arrays(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """As :meth:`columns`, for tensor columns of known shape: one numpy array each."""
+        for n in names:
+            ct = self._schema[n].type
+            if not (isinstance(ct, TensorType) and ct.is_known_shape):
+                raise ColumnTypeError(f"column {n!r} is {ct}; a tensor column of known shape is expected here")
+        return self.columns(names)  # type: ignore[return-value]  # known shapes give arrays
 
     def to_arrow(self) -> pa.Table:
         """Materialise as an Arrow table (column types are recorded in the field metadata)."""

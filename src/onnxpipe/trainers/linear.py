@@ -37,7 +37,7 @@ from scipy.optimize import minimize  # type: ignore[import-untyped]
 from scipy.special import expit  # type: ignore[import-untyped]
 
 from onnxpipe.core import Estimator, Transformer
-from onnxpipe.data._convert import ColumnValues, from_arrow
+from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, ShapeError
 from onnxpipe.schema import Column, DType, Schema, TensorType
@@ -113,21 +113,6 @@ def _check_scalar(schema: Schema, name: str, step: str, role: str, allowed: str)
     return ct
 
 
-def _read_columns(data: DataView, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """All values of ``names`` in one pass over the data (each read would recompute upstream steps)."""
-    schema = data.schema
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for batch in data.batches():
-        for n in names:
-            parts[n].append(np.asarray(from_arrow(batch.column(n), schema[n].type)))
-    out: dict[str, np.ndarray] = {}
-    for n in names:
-        ct = schema[n].type
-        assert isinstance(ct, TensorType)
-        out[n] = np.concatenate(parts[n]) if parts[n] else np.zeros((0, *ct.fixed_shape), ct.dtype.numpy)
-    return out
-
-
 class _TrainingSet:
     """The usable rows of the training data: ``features`` in their own float type (float32 or
     float64), ``x`` the same in float64 (made on first use), labels and weights in float64."""
@@ -167,7 +152,7 @@ def _training_set(
     data: DataView, step: str, label: str, features: str, weight: str | None, *, binary: bool
 ) -> _TrainingSet:
     names = list(dict.fromkeys([label, features] + ([weight] if weight else [])))
-    cols = _read_columns(data, names)
+    cols = data.arrays(names)
     n_rows = len(cols[label])
     if n_rows == 0:
         raise DataError(f"{step}: the training data has no rows; a trainer needs at least one example")

@@ -144,19 +144,8 @@ def check_weight_column(schema: Schema, name: str | None, step: str) -> None:
 
 
 def read_columns(data: DataView, names: Sequence[str], step: str) -> dict[str, np.ndarray]:
-    """All values of the named tensor columns of known shape, read in one pass."""
-    names = list(dict.fromkeys(names))
-    types = {n: data.schema[n].type for n in names}
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for batch in data.batches():
-        for n in names:
-            parts[n].append(np.asarray(from_arrow(batch.column(n), types[n])))
-    out: dict[str, np.ndarray] = {}
-    for n in names:
-        ct = types[n]
-        assert isinstance(ct, TensorType)
-        empty = np.zeros((0, *ct.fixed_shape), dtype=ct.dtype.numpy)
-        out[n] = np.concatenate(parts[n]) if parts[n] else empty
+    """All values of the named tensor columns of known shape, read in one pass; no rows is an error."""
+    out = data.arrays(names)
     if not len(out[names[0]]):
         raise DataError(f"{step}: the training data has no rows")
     return out

@@ -77,7 +77,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from onnxpipe.core import Estimator, Transformer
-from onnxpipe.data._convert import ColumnValues, from_arrow
+from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import (
     ColumnTypeError,
@@ -232,24 +232,6 @@ def _output_columns(task: str, label: TensorType, score_slots: tuple[str, ...] |
             Column("PredictedLabel", TensorType(label.dtype, (), label.key_count)),
         ]
     return [Column("Score", _F32)]
-
-
-def _read_columns(data: DataView, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The named columns of every batch, concatenated (one pass over the data)."""
-    schema = data.schema
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for batch in data.batches():
-        for n in names:
-            parts[n].append(np.asarray(from_arrow(batch.column(n), schema[n].type)))
-    out: dict[str, np.ndarray] = {}
-    for n in names:
-        ct = schema[n].type
-        assert isinstance(ct, TensorType)
-        if not parts[n]:
-            out[n] = np.zeros((0, *ct.fixed_shape), dtype=ct.dtype.numpy)
-        else:
-            out[n] = parts[n][0] if len(parts[n]) == 1 else np.concatenate(parts[n])
-    return out
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -416,7 +398,7 @@ class _LightGbmTrainer(Estimator):
         names = [self.feature_column_name, self.label_column_name]
         if self.example_weight_column_name is not None:
             names.append(self.example_weight_column_name)
-        cols = _read_columns(data, list(dict.fromkeys(names)))
+        cols = data.arrays(names)
         x = cols[self.feature_column_name]
         if len(x) == 0:
             raise DataError(f"{self.step_name}: the training data has no rows")
