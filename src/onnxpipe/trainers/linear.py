@@ -1008,32 +1008,25 @@ def _averaged_sgd(
     return total_w / seen, total_b / seen
 
 
-class AveragedPerceptronTrainer(_Trainer):
-    """Averaged perceptron (``averaged_perceptron``), not calibrated: ``Score`` and ``PredictedLabel``.
-
-    ML.NET's algorithm (see :func:`_averaged_sgd`) with ``loss`` one of ``"hinge"`` (default,
-    margin 1), ``"log"``, ``"smoothed_hinge"``, ``"exp"``. Deterministic given ``seed`` (the
-    catalog passes ``MLContext(seed=...)``); ``seed=None`` shuffles differently on each fit.
-    """
-
-    name = "averaged_perceptron"
-    has_weights = False
+class _OnlineTrainer(_Trainer):
+    """The options the averaged online trainers share (perceptron, online gradient descent)."""
 
     def __init__(
         self,
-        label_column_name: str = "Label",
-        feature_column_name: str = "Features",
-        loss: str = "hinge",
-        learning_rate: float = 1.0,
-        decrease_learning_rate: bool = False,
-        l2_regularization: float = 0.0,
-        number_of_iterations: int = 10,
+        label_column_name: str,
+        feature_column_name: str,
+        losses: Sequence[str],
+        loss: str,
+        learning_rate: float,
+        decrease_learning_rate: bool,
+        l2_regularization: float,
+        number_of_iterations: int,
         *,
-        shuffle: bool = True,
-        seed: int | None = None,
+        shuffle: bool,
+        seed: int | None,
     ) -> None:
         super().__init__(label_column_name, feature_column_name, None)
-        self._loss = _check_choice(loss, "loss", _CLASSIFICATION_LOSSES)
+        self._loss = _check_choice(loss, "loss", losses)
         self._rate = _check_number(learning_rate, "learning_rate", low=0, low_open=True)
         self._decrease = _check_bool(decrease_learning_rate, "decrease_learning_rate")
         # ML.NET: weights shrink by (1 - 2 * l2) per update, so 0.5 and above make no sense.
@@ -1082,6 +1075,44 @@ class AveragedPerceptronTrainer(_Trainer):
             "seed": self._seed,
         }
 
+
+class AveragedPerceptronTrainer(_OnlineTrainer):
+    """Averaged perceptron (``averaged_perceptron``), not calibrated: ``Score`` and ``PredictedLabel``.
+
+    ML.NET's algorithm (see :func:`_averaged_sgd`) with ``loss`` one of ``"hinge"`` (default,
+    margin 1), ``"log"``, ``"smoothed_hinge"``, ``"exp"``. Deterministic given ``seed`` (the
+    catalog passes ``MLContext(seed=...)``); ``seed=None`` shuffles differently on each fit.
+    """
+
+    name = "averaged_perceptron"
+    has_weights = False
+
+    def __init__(
+        self,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        loss: str = "hinge",
+        learning_rate: float = 1.0,
+        decrease_learning_rate: bool = False,
+        l2_regularization: float = 0.0,
+        number_of_iterations: int = 10,
+        *,
+        shuffle: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(
+            label_column_name,
+            feature_column_name,
+            _CLASSIFICATION_LOSSES,
+            loss,
+            learning_rate,
+            decrease_learning_rate,
+            l2_regularization,
+            number_of_iterations,
+            shuffle=shuffle,
+            seed=seed,
+        )
+
     def _output_columns(self) -> list[Column]:
         return _binary_columns(False)
 
@@ -1108,7 +1139,7 @@ class AveragedPerceptronTrainer(_Trainer):
         )
 
 
-class OnlineGradientDescentTrainer(_Trainer):
+class OnlineGradientDescentTrainer(_OnlineTrainer):
     """Online gradient descent regression (``online_gradient_descent``): averaged SGD on the squared loss.
 
     ML.NET's ``OnlineGradientDescentTrainer`` is the averaged linear trainer of
@@ -1134,54 +1165,18 @@ class OnlineGradientDescentTrainer(_Trainer):
         shuffle: bool = True,
         seed: int | None = None,
     ) -> None:
-        super().__init__(label_column_name, feature_column_name, None)
-        self._loss = _check_choice(loss, "loss", _REGRESSION_LOSSES)
-        self._rate = _check_number(learning_rate, "learning_rate", low=0, low_open=True)
-        self._decrease = _check_bool(decrease_learning_rate, "decrease_learning_rate")
-        self._l2 = _check_number(l2_regularization, "l2_regularization", low=0, high=0.5)
-        self._iterations = _check_int(number_of_iterations, "number_of_iterations")
-        self._shuffle = _check_bool(shuffle, "shuffle")
-        self._seed = _check_seed(seed)
-
-    @property
-    def loss(self) -> str:
-        return self._loss
-
-    @property
-    def learning_rate(self) -> float:
-        return self._rate
-
-    @property
-    def decrease_learning_rate(self) -> bool:
-        return self._decrease
-
-    @property
-    def l2_regularization(self) -> float:
-        return self._l2
-
-    @property
-    def number_of_iterations(self) -> int:
-        return self._iterations
-
-    @property
-    def shuffle(self) -> bool:
-        return self._shuffle
-
-    @property
-    def seed(self) -> int | None:
-        return self._seed
-
-    def _arguments(self) -> dict[str, object]:
-        return {
-            **super()._arguments(),
-            "loss": self._loss,
-            "learning_rate": self._rate,
-            "decrease_learning_rate": self._decrease,
-            "l2_regularization": self._l2,
-            "number_of_iterations": self._iterations,
-            "shuffle": self._shuffle,
-            "seed": self._seed,
-        }
+        super().__init__(
+            label_column_name,
+            feature_column_name,
+            _REGRESSION_LOSSES,
+            loss,
+            learning_rate,
+            decrease_learning_rate,
+            l2_regularization,
+            number_of_iterations,
+            shuffle=shuffle,
+            seed=seed,
+        )
 
     def _train(self, train: _TrainingSet) -> tuple[np.ndarray, float]:
         with np.errstate(all="ignore"):  # divergence is reported after training, not as a warning
