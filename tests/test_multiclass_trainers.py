@@ -46,6 +46,7 @@ from onnxpipe.errors import (
 from onnxpipe.evaluation_multiclass import MulticlassClassificationMetrics, evaluate_multiclass
 from onnxpipe.onnx._export import ExportContext, convert_to_onnx
 from onnxpipe.onnx._session import OnnxPipeWarning
+from onnxpipe.persistence import register_component
 from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
 from onnxpipe.testing import assert_views_equal, check_component, check_onnx_parity
 from onnxpipe.trainers.linear import AveragedPerceptronTrainer, LbfgsLogisticRegressionBinaryTrainer
@@ -115,6 +116,7 @@ def labelled(kind: str, n: int = 30) -> op.DataView:
 # A tiny binary estimator against the generic contract (OVA must not depend on linear.py)
 
 
+@register_component  # a user's own component must be registered to be saved
 class CentroidBinaryModel(Transformer):
     """``Score = w.x + b`` with no ``Probability`` (so one-versus-all calibrates it)."""
 

@@ -210,7 +210,7 @@ def to_fahrenheit(row: Temperature) -> Fahrenheit:
 
 def test_custom_mapping_runs_python_and_refuses_export(parts: op.DataView) -> None:
     step = ctx.transforms.custom_mapping(to_fahrenheit, Temperature, Fahrenheit)
-    model = check_component(step, parts, exportable=False)
+    model = check_component(step, parts, exportable=False, savable=False)
     out = model.transform(parts)
     np.testing.assert_allclose(out.column("f"), [32, 33.8, 35.6, 37.4], rtol=1e-6)
     assert out.column("hot").tolist() == [False, False, True, True]

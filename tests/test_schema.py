@@ -511,7 +511,7 @@ def test_schema_json_round_trip() -> None:
         ({"kind": "tensor", "dtype": "float128", "shape": []}, r"invalid column type description .*float128"),
         ({"kind": "tensor", "shape": []}, r"invalid column type description .*'dtype'"),
         ({"kind": "tensor", "dtype": "float32", "shape": [0]}, r"dimension 0 in shape"),
-        ({"kind": "table"}, r"invalid column type kind 'table': expected tensor, sequence or map"),
+        ({"kind": "table"}, r"invalid column type kind 'table': expected tensor, image, sequence or map"),
     ],
 )
 def test_schema_from_bad_json(obj: dict[str, Any], message: str) -> None:

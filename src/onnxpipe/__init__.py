@@ -1,7 +1,7 @@
 """onnxpipe: typed ML pipelines that speak ONNX both ways.
 
 Start with :class:`MLContext`; declare schemas with annotated classes (:class:`ColumnName`,
-:class:`VectorType`, :class:`LoadColumn`, :class:`KeyType`); inspect models with
+:class:`VectorType`, :class:`LoadColumn`, :class:`KeyType`, :class:`ImageType`); inspect models with
 :func:`inspect_model`.
 """
 
@@ -15,6 +15,7 @@ from onnxpipe.schema import (
     Column,
     ColumnName,
     DType,
+    ImageType,
     KeyType,
     LoadColumn,
     MapType,
@@ -24,6 +25,7 @@ from onnxpipe.schema import (
     VectorType,
     schema_of,
 )
+from onnxpipe.transforms.images import SkippedRowWarning
 
 __version__ = "0.1.0"
 
@@ -34,6 +36,7 @@ __all__ = [
     "DataView",
     "Estimator",
     "EstimatorChain",
+    "ImageType",
     "KeyType",
     "LoadColumn",
     "MLContext",
@@ -43,6 +46,7 @@ __all__ = [
     "PredictionEngine",
     "Schema",
     "SequenceType",
+    "SkippedRowWarning",
     "TensorInfo",
     "TensorType",
     "Transformer",

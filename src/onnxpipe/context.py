@@ -22,13 +22,16 @@ from onnxpipe._task_catalogs import (
 )
 from onnxpipe.core import Transformer
 from onnxpipe.data import DataView
+from onnxpipe.data._images import IMAGE_EXTENSIONS, load_from_image_folder
 from onnxpipe.engine import PredictionEngine
 from onnxpipe.errors import InvalidArgumentError
 from onnxpipe.onnx._export import convert_to_onnx
+from onnxpipe.persistence import DEFAULT_MAX_BYTES, load_model, save_model
 from onnxpipe.schema import DType, Schema
 from onnxpipe.transforms import categorical as _cat
 from onnxpipe.transforms import conversion as _conv
 from onnxpipe.transforms import feature_selection as _fs
+from onnxpipe.transforms import images as _img
 from onnxpipe.transforms import missing_values as _mv
 from onnxpipe.transforms import normalization as _norm
 from onnxpipe.transforms.columns import (
@@ -37,6 +40,7 @@ from onnxpipe.transforms.columns import (
     ColumnSelectingTransformer,
 )
 from onnxpipe.transforms.custom import CustomMappingTransformer
+from onnxpipe.transforms.labels import TopKLabelsTransformer
 from onnxpipe.transforms.onnx_model import OnnxTransformer
 
 __all__ = ["DataCatalog", "MLContext", "ModelCatalog", "TransformsCatalog"]
@@ -61,6 +65,7 @@ class DataCatalog:
         path: str | Path,
         row_class: type | None = None,
         *,
+        schema: Schema | None = None,
         separator: str = "\t",
         has_header: bool = False,
         allow_quoting: bool = True,
@@ -68,10 +73,13 @@ class DataCatalog:
     ) -> DataView:
         """A delimited text file (CSV with ``separator=","``), streamed lazily. Fields of
         ``row_class`` read the file column of their ``LoadColumn`` index (a range makes a
-        vector) or, with a header, of their name. Missing values become NaN in float columns."""
+        vector) or, with a header, of their name; a ``schema`` (e.g. a loaded model's input
+        schema) reads columns by name, vectors from ``name.0``, ``name.1``... Missing values
+        become NaN in float columns."""
         return _data.load_from_text_file(
             path,
             row_class,
+            schema=schema,
             separator=separator,
             has_header=has_header,
             allow_quoting=allow_quoting,
@@ -86,6 +94,20 @@ class DataCatalog:
 
     def load_from_pandas(self, df: Any, *, batch_size: int = 65536) -> DataView:
         return _data.load_from_pandas(df, batch_size=batch_size)
+
+    def load_from_image_folder(
+        self,
+        folder: str | Path,
+        *,
+        use_folder_name_as_label: bool = True,
+        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        recursive: bool = True,
+    ) -> DataView:
+        """The image files under ``folder``: ``ImagePath`` (absolute, sorted) and ``Label`` (the
+        name of the folder holding each file). Follow with ``transforms.load_images``."""
+        return load_from_image_folder(
+            folder, use_folder_name_as_label=use_folder_name_as_label, extensions=extensions, recursive=recursive
+        )
 
     def train_test_split(
         self,
@@ -399,6 +421,113 @@ class TransformsCatalog:
         """A bool column of the same shape: True where the value is missing."""
         return _mv.MissingValueIndicatorTransformer(output_column_name, input_column_name)
 
+    # ---------------------------------------------------------------- images
+
+    def load_images(
+        self,
+        output_column_name: str,
+        image_folder: str | Path | None = None,
+        input_column_name: str | None = None,
+        *,
+        on_error: _img.OnError = "raise",
+    ) -> _img.ImageLoadingTransformer:
+        """Decode the image file whose path (joined to ``image_folder``) is in each row into an image
+        column (EXIF orientation applied; gray, RGB or RGBA). ``on_error="skip"`` drops the rows whose
+        file is missing or cannot be decoded, with a SkippedRowWarning, instead of raising."""
+        return _img.ImageLoadingTransformer(output_column_name, image_folder, input_column_name, on_error=on_error)
+
+    def load_raw_image_bytes(
+        self,
+        output_column_name: str,
+        image_folder: str | Path | None = None,
+        input_column_name: str | None = None,
+        *,
+        on_error: _img.OnError = "raise",
+    ) -> _img.RawImageBytesLoadingTransformer:
+        """The undecoded bytes of each row's file as a uint8 vector, for models that decode images."""
+        return _img.RawImageBytesLoadingTransformer(
+            output_column_name, image_folder, input_column_name, on_error=on_error
+        )
+
+    def resize_images(
+        self,
+        output_column_name: str,
+        image_width: int,
+        image_height: int,
+        input_column_name: str | None = None,
+        *,
+        resizing: _img.ResizingKind = "iso_crop",
+        crop_anchor: _img.CropAnchor = "center",
+    ) -> _img.ImageResizingTransformer:
+        """Resize images to ``image_width`` x ``image_height``: ``iso_crop`` (scale to cover, crop at
+        ``crop_anchor``), ``iso_pad`` (scale to fit, pad with black) or ``fill`` (stretch)."""
+        return _img.ImageResizingTransformer(
+            output_column_name,
+            image_width,
+            image_height,
+            input_column_name,
+            resizing=resizing,
+            crop_anchor=crop_anchor,
+        )
+
+    def extract_pixels(
+        self,
+        output_column_name: str,
+        input_column_name: str | None = None,
+        *,
+        colors: str = "rgb",
+        order: str = "argb",
+        interleave: bool = False,
+        offset: float | Sequence[float] = 0.0,
+        scale: float | Sequence[float] = 1.0,
+        output_as_float: bool = True,
+    ) -> _img.ImagePixelExtractingTransformer:
+        """Images of known size to a pixel vector ``(planes, height, width)`` (``interleave``:
+        ``(height, width, planes)``) of ``(pixel - offset) * scale``; ``colors`` picks the planes
+        (e.g. ``"rgb"``, ``"argb"``), ``order`` their order (e.g. ``"argb"``, ``"bgr"``).
+        ``offset`` and ``scale`` are one number or one per plane: ImageNet's normalisation is
+        ``offset=[123.675, 116.28, 103.53], scale=[1 / 58.395, 1 / 57.12, 1 / 57.375]``."""
+        return _img.ImagePixelExtractingTransformer(
+            output_column_name,
+            input_column_name,
+            colors=colors,
+            order=order,
+            interleave=interleave,
+            offset=offset,
+            scale=scale,
+            output_as_float=output_as_float,
+        )
+
+    def convert_to_grayscale(
+        self, output_column_name: str, input_column_name: str | None = None
+    ) -> _img.ImageGrayscalingTransformer:
+        """RGB / RGBA images to 1-channel gray images (Pillow's ``convert("L")``)."""
+        return _img.ImageGrayscalingTransformer(output_column_name, input_column_name)
+
+    # ---------------------------------------------------------------- labels
+
+    def top_k_labels(
+        self,
+        output_column_name: str = "TopLabels",
+        score_column_name: str = "Score",
+        *,
+        labels: Sequence[str] | None = None,
+        labels_file: str | Path | None = None,
+        k: int = 5,
+        score_output_column_name: str = "TopScores",
+    ) -> TopKLabelsTransformer:
+        """The ``k`` best classes of a score vector: their labels (from ``labels`` or ``labels_file``,
+        one per line) in ``output_column_name`` and their scores in ``score_output_column_name``,
+        by descending score."""
+        return TopKLabelsTransformer(
+            output_column_name,
+            score_column_name,
+            labels=labels,
+            labels_file=labels_file,
+            k=k,
+            score_output_column_name=score_output_column_name,
+        )
+
     # ---------------------------------------------------------------- other
 
     def custom_mapping(
@@ -451,7 +580,7 @@ class TransformsCatalog:
 
 
 class ModelCatalog:
-    """``ctx.model``: prediction engines and ONNX export (saving and loading come later)."""
+    """``ctx.model``: prediction engines, saving and loading, and ONNX export."""
 
     def __init__(self, ctx: MLContext) -> None:
         self._ctx = ctx
@@ -466,6 +595,24 @@ class ModelCatalog:
                 "call .fit(data) on the pipeline first"
             )
         return PredictionEngine(model, input_class, output_class)
+
+    def save(self, model: Transformer, input_schema: Schema | DataView | type, file: str | Path | BinaryIO) -> None:
+        """Save a fitted model and its input schema to one zip (a path or a binary stream).
+
+        The file holds a versioned JSON manifest, arrays as ``.npy`` (no pickle), the ONNX bytes of
+        ``apply_onnx_model`` steps and LightGBM's own model text. ``custom_mapping`` steps cannot
+        be saved (ModelSaveError names the step). See :mod:`onnxpipe.persistence`.
+        """
+        save_model(model, input_schema, file)
+
+    def load(self, file: str | Path | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[Transformer, Schema]:
+        """Load a model saved by :meth:`save`: returns ``(model, input_schema)``.
+
+        Safe on files from untrusted sources: nothing in the file is executed, unpickled or
+        imported, sizes are bounded by ``max_bytes``, and a corrupted or tampered file raises
+        ModelLoadError. ``apply_onnx_model`` steps open on the CPU unless created again.
+        """
+        return load_model(file, max_bytes=max_bytes)
 
     def convert_to_onnx(
         self,

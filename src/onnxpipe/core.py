@@ -106,6 +106,13 @@ class Transformer(abc.ABC):
     def steps(self) -> tuple[Transformer, ...]:
         return (self,)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickling (multiprocessing, deepcopy) goes through the safe saved-model format, so no
+        # internals or ONNX Runtime sessions are pickled, and unpickling rebuilds like a load.
+        from onnxpipe.persistence import reduce_transformer
+
+        return reduce_transformer(self)
+
 
 class Estimator(abc.ABC):
     """An immutable specification that learns a Transformer from data."""
@@ -161,6 +168,11 @@ class TransformerChain(Transformer):
 
     def append(self, other: Transformer) -> TransformerChain:
         return TransformerChain([*self._steps, other])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Step by step, so that a custom_mapping step (a user function, pickled by reference)
+        # can travel to worker processes next to steps that go through the saved-model format.
+        return (TransformerChain, (list(self._steps),))
 
     def schemas(self, input_schema: Schema) -> list[Schema]:
         """The schema before each step and after the last (``len(steps) + 1`` schemas)."""

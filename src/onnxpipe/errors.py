@@ -9,9 +9,11 @@ Each error subclasses the built-in exception a caller would catch for the same p
     │   ├── ColumnTypeError (TypeError)          wrong element type / column kind
     │   └── ShapeError                           wrong rank, size or dimension
     ├── DataError (ValueError)                   the values themselves are bad
-    │   └── ParseError                           a text file cell cannot be read as its type
+    │   ├── ParseError                           a text file cell cannot be read as its type
+    │   └── ImageDecodeError                     an image file is corrupt, truncated or of an unsupported mode
     ├── ModelError (ValueError)                  an ONNX model cannot be used as asked
-    │   ├── ModelLoadError                       malformed / unsupported / unsafe ONNX file
+    │   ├── ModelLoadError                       malformed / unsupported / unsafe ONNX or saved-model file
+    │   ├── ModelSaveError                       a fitted model holds what a saved model cannot (a function)
     │   └── TensorNotFoundError (KeyError)       a tensor name the model does not have
     ├── ExportError (ValueError)                 a pipeline step cannot be converted to ONNX
     ├── ExecutionError (RuntimeError)            ONNX Runtime failed while scoring
@@ -33,10 +35,12 @@ __all__ = [
     "DeviceError",
     "ExecutionError",
     "ExportError",
+    "ImageDecodeError",
     "InvalidArgumentError",
     "MissingDependencyError",
     "ModelError",
     "ModelLoadError",
+    "ModelSaveError",
     "OnnxPipeError",
     "ParseError",
     "SchemaError",
@@ -77,12 +81,20 @@ class ParseError(DataError):
     """A cell of a text file cannot be read as its column's type."""
 
 
+class ImageDecodeError(DataError):
+    """An image file (or in-memory image) cannot be decoded; the message names the file, the row and why."""
+
+
 class ModelError(OnnxPipeError, ValueError):
     """An ONNX model cannot be used as requested."""
 
 
 class ModelLoadError(ModelError):
-    """The ONNX model is malformed, unsupported by ONNX Runtime, or unsafe to load."""
+    """An ONNX model or a saved model is malformed, unsupported, tampered with, or unsafe to load."""
+
+
+class ModelSaveError(ModelError, TypeError):
+    """A fitted model holds something a saved model cannot contain (e.g. a Python function)."""
 
 
 class TensorNotFoundError(ModelError, KeyError):

@@ -6,10 +6,12 @@ This module is the data contract: it knows nothing of ONNX or of learning.
 * A column's type is a :class:`TensorType` (a scalar is a tensor of shape ``()``; unknown
   dimensions are ``None``; a key column has a ``key_count``), a :class:`SequenceType` or a
   :class:`MapType` (for ONNX sequence / map outputs such as scikit-learn's ZipMap).
+* An :class:`ImageType` is the tensor type of an image column: uint8 pixels of shape
+  ``(height, width, channels)`` with 1 (gray), 3 (RGB) or 4 (RGBA) channels.
 * A :class:`Schema` is an ordered, immutable list of :class:`Column`.
 * :func:`schema_of` reads a schema from a dataclass, a pydantic model or a plain annotated class
-  whose fields carry :class:`ColumnName`, :class:`VectorType`, :class:`LoadColumn` and
-  :class:`KeyType` markers.
+  whose fields carry :class:`ColumnName`, :class:`VectorType`, :class:`LoadColumn`,
+  :class:`KeyType` and :class:`ImageType` markers (a ``PIL.Image.Image`` field is an image column).
 
 Type equality is strict; :meth:`DType.converts_safely_to` names the only automatic conversions.
 """
@@ -20,6 +22,7 @@ import dataclasses
 import enum
 import functools
 import math
+import sys
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
@@ -35,6 +38,7 @@ __all__ = [
     "ColumnType",
     "DType",
     "FieldBinding",
+    "ImageType",
     "KeyType",
     "LoadColumn",
     "MapType",
@@ -186,6 +190,50 @@ class TensorType:
         return base if self.is_scalar else f"{base}[{_format_dims(self.shape)}]"
 
 
+@dataclasses.dataclass(frozen=True, init=False, repr=False)
+class ImageType(TensorType):
+    """An image per row: uint8 pixels of shape ``(height, width, channels)``, row-major, channels
+    last, with 1 (gray, Pillow's "L"), 3 (RGB) or 4 (RGBA) channels.
+
+    ``ImageType(224, 224)`` declares the size (as ML.NET's ``[ImageType(height, width)]``);
+    ``ImageType()`` leaves it unknown (images of any size, e.g. from ``load_images``). The number of
+    channels is never part of the type. An ImageType is a :class:`TensorType` (so it is stored and
+    exported as the uint8 tensor ``[N, height, width, channels]``) but not equal to one: steps that
+    need an image (``resize_images``, ``extract_pixels``) accept only image columns.
+    """
+
+    def __init__(self, height: int | None = None, width: int | None = None) -> None:
+        for what, size in (("height", height), ("width", width)):
+            if size is not None and (isinstance(size, bool) or not isinstance(size, int | np.integer) or size <= 0):
+                raise SchemaError(
+                    f"ImageType(height={height!r}, width={width!r}): the {what} must be a positive number of "
+                    "pixels, or None when unknown"
+                )
+        dims = (None if height is None else int(height), None if width is None else int(width), None)
+        object.__setattr__(self, "dtype", DType.UINT8)
+        object.__setattr__(self, "shape", dims)
+        object.__setattr__(self, "key_count", None)
+
+    @property
+    def height(self) -> int | None:
+        return self.shape[0]
+
+    @property
+    def width(self) -> int | None:
+        return self.shape[1]
+
+    @property
+    def has_known_size(self) -> bool:
+        """Whether height and width are both declared."""
+        return self.height is not None and self.width is not None
+
+    def __str__(self) -> str:
+        return f"image<{_format_dims(self.shape[:2]).replace(',', 'x')}>"
+
+    def __repr__(self) -> str:
+        return f"ImageType(height={self.height!r}, width={self.width!r})"
+
+
 @dataclasses.dataclass(frozen=True)
 class MapType:
     """A map per row (ONNX ``map(K, V)``)."""
@@ -211,6 +259,8 @@ ColumnType: TypeAlias = TensorType | SequenceType | MapType
 
 
 def column_type_to_json(ct: ColumnType) -> dict[str, Any]:
+    if isinstance(ct, ImageType):
+        return {"kind": "image", "height": ct.height, "width": ct.width}
     if isinstance(ct, TensorType):
         out: dict[str, Any] = {"kind": "tensor", "dtype": ct.dtype.value, "shape": list(ct.shape)}
         if ct.key_count is not None:
@@ -226,13 +276,15 @@ def column_type_from_json(obj: Mapping[str, Any]) -> ColumnType:
         kind = obj["kind"]
         if kind == "tensor":
             return TensorType(DType(obj["dtype"]), tuple(obj["shape"]), obj.get("key_count"))
+        if kind == "image":
+            return ImageType(obj.get("height"), obj.get("width"))
         if kind == "sequence":
             return SequenceType(column_type_from_json(obj["element"]))
         if kind == "map":
             return MapType(DType(obj["key"]), column_type_from_json(obj["value"]))
     except (KeyError, ValueError, TypeError) as exc:
         raise SchemaError(f"invalid column type description {dict(obj)!r}: {exc}") from None
-    raise SchemaError(f"invalid column type kind {kind!r}: expected tensor, sequence or map")
+    raise SchemaError(f"invalid column type kind {kind!r}: expected tensor, image, sequence or map")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -416,6 +468,7 @@ class FieldBinding:
     column: Column
     load_column: LoadColumn | None
     as_list: bool  # the attribute is a list (not a numpy array) for vector columns
+    as_pil_image: bool = False  # the attribute is a PIL.Image.Image (an image column read back as Pillow images)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -451,8 +504,24 @@ def _scalar_dtype(tp: Any, where: str) -> DType:
     )
 
 
+def is_pil_image_class(tp: Any) -> bool:
+    """Whether ``tp`` is ``PIL.Image.Image`` (or a subclass); Pillow is not imported for this."""
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(tp, type) and issubclass(tp, pil.Image)
+
+
 def _column_type(tp: Any, markers: list[Any], where: str) -> tuple[ColumnType, bool]:
     """The column type of an annotation and whether the attribute holds a Python list."""
+    image = next((m for m in markers if isinstance(m, ImageType)), None)
+    if image is not None or is_pil_image_class(tp):
+        if image is None:
+            image = ImageType()
+        if not (is_pil_image_class(tp) or typing.get_origin(tp) is np.ndarray or tp is np.ndarray):
+            raise ColumnTypeError(
+                f"{where}: an ImageType field holds a numpy array (uint8, height x width x channels) or a "
+                f"PIL.Image.Image, not {tp!r}"
+            )
+        return image, False
     vector = next((m for m in markers if isinstance(m, VectorType)), None)
     key = next((m for m in markers if isinstance(m, KeyType)), None)
     origin = typing.get_origin(tp)
@@ -512,7 +581,7 @@ def row_binding(cls: type) -> RowBinding:
                 )
             if not ctype.is_known_shape:
                 ctype = TensorType(ctype.dtype, (load.count,), ctype.key_count)
-        fields.append(FieldBinding(attr, Column(name, ctype), load, as_list))
+        fields.append(FieldBinding(attr, Column(name, ctype), load, as_list, is_pil_image_class(hint)))
     return RowBinding(cls, tuple(fields))
 
 

@@ -14,7 +14,10 @@
 * the ONNX export, applied with ONNX Runtime, gives the same columns, types and values as
   ``transform`` (or fails with an ``ExportError`` naming the step).
 
-Numerical comparisons use :data:`TOLERANCES`, the one place tolerances are stated.
+Numerical comparisons use :data:`TOLERANCES`, the one place tolerances are stated. A step whose
+ONNX export is close to but not exactly its Python computation states the largest absolute
+difference it allows in a class attribute ``onnx_parity_tolerance`` (``resize_images``: 2 levels
+of 255); the ONNX parity check of a chain allows the largest of its steps'.
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ import pyarrow as pa
 from onnxpipe.core import Estimator, Transformer
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
 from onnxpipe.data._view import DataView
-from onnxpipe.errors import ExportError, SchemaError
+from onnxpipe.errors import ExportError, ModelSaveError, SchemaError
 from onnxpipe.schema import Schema, TensorType
 
-__all__ = ["TOLERANCES", "assert_views_equal", "check_component", "schema_refines"]
+__all__ = ["TOLERANCES", "assert_views_equal", "check_component", "check_save_load", "schema_refines"]
 
 # Batched vs row-by-row ONNX Runtime calls may pick different kernels; both stay within these.
 TOLERANCES: dict[str, float] = {"rtol": 1e-5, "atol": 1e-6}
@@ -64,7 +67,9 @@ def schema_refines(before: Schema, after: Schema) -> bool:
     return True
 
 
-def _values_equal(a: Any, b: Any) -> bool:
+def _values_equal(a: Any, b: Any, atol: float = 0.0) -> bool:
+    """Equality within TOLERANCES; ``atol`` (a step's ``onnx_parity_tolerance``) widens it, for
+    integers too."""
     if isinstance(a, np.generic) or isinstance(b, np.generic):  # numpy scalars compare as arrays (NaN, tolerances)
         a, b = np.asarray(a), np.asarray(b)
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
@@ -72,26 +77,28 @@ def _values_equal(a: Any, b: Any) -> bool:
         if a.shape != b.shape:
             return False
         if a.dtype.kind in "fc":
-            return bool(np.allclose(a, b, equal_nan=True, **TOLERANCES))
+            return bool(np.allclose(a, b, equal_nan=True, rtol=TOLERANCES["rtol"], atol=max(TOLERANCES["atol"], atol)))
+        if atol and a.dtype.kind in "iu" and b.dtype.kind in "iu":
+            return bool(np.all(np.abs(a.astype(np.int64) - b.astype(np.int64)) <= atol))
         return bool(np.array_equal(a, b))
     if isinstance(a, list | tuple):
         return (
             isinstance(b, list | tuple)
             and len(a) == len(b)
-            and all(_values_equal(x, y) for x, y in zip(a, b, strict=True))
+            and all(_values_equal(x, y, atol) for x, y in zip(a, b, strict=True))
         )
     if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_values_equal(a[k], b[k]) for k in a)
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_values_equal(a[k], b[k], atol) for k in a)
     if isinstance(a, float) and isinstance(b, float):
         return bool(np.isclose(a, b, equal_nan=True, **TOLERANCES))
     return bool(a == b)
 
 
-def _assert_column_equal(name: str, a: ColumnValues, b: ColumnValues, what: str) -> None:
+def _assert_column_equal(name: str, a: ColumnValues, b: ColumnValues, what: str, atol: float = 0.0) -> None:
     if len(a) != len(b):
         raise AssertionError(f"{what}: column {name!r} has {len(a)} rows vs {len(b)}")
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
-        if not _values_equal(x, y):
+        if not _values_equal(x, y, atol):
             raise AssertionError(f"{what}: column {name!r} differs at row {i}: {x!r} vs {y!r}")
 
 
@@ -126,12 +133,16 @@ def _rows(data: DataView) -> list[DataView]:
     ]
 
 
-def check_component(estimator: Estimator, data: DataView, *, exportable: bool | None = None) -> Transformer:
+def check_component(
+    estimator: Estimator, data: DataView, *, exportable: bool | None = None, savable: bool = True
+) -> Transformer:
     """Run every conformance check on ``estimator`` over ``data``; return the fitted transformer.
 
     ``data`` should have a few rows (the row-by-row check scores each one separately).
     ``exportable``: True requires the ONNX export to work and to match ``transform`` through ONNX
     Runtime; False requires it to fail with an ExportError naming the step; None accepts either.
+    ``savable``: True requires an exact save/load round trip; False requires saving to fail with a
+    ModelSaveError naming the step (a component holding a Python function).
     """
     before = copy.copy(estimator.__dict__) if hasattr(estimator, "__dict__") else None
     promised = estimator.output_schema(data.schema)
@@ -186,8 +197,10 @@ def check_component(estimator: Estimator, data: DataView, *, exportable: bool | 
                 name, list(values), list(scored.column(name)), f"{estimator.step_name}: map_columns vs transform"
             )
 
+    check_save_load(model, data, scored, savable)
+
     # Picklable as multiprocessing sends it to workers; deepcopy restores through the same
-    # __getstate__/__setstate__ path (the library itself never unpickles).
+    # __reduce__ path (the saved-model format; the library itself never unpickles).
     ForkingPickler.dumps(model)
     clone = copy.deepcopy(model)
     assert_views_equal(clone.transform(data), scored, f"{estimator.step_name}: after a state round trip")
@@ -210,6 +223,28 @@ def check_component(estimator: Estimator, data: DataView, *, exportable: bool | 
     return model
 
 
+def check_save_load(model: Transformer, data: DataView, scored: DataView, savable: bool = True) -> None:
+    """Save ``model``, load it back, and require the same output and the same saved bytes."""
+    from onnxpipe.persistence import model_from_bytes, model_to_bytes
+
+    try:
+        saved = model_to_bytes(model, data.schema)
+    except ModelSaveError as exc:
+        if savable:
+            raise AssertionError(f"{model.step_name}: cannot be saved: {exc}") from None
+        if model.step_name not in str(exc):
+            raise AssertionError(f"{model.step_name}: the save error does not name the step: {exc}") from None
+        return
+    if not savable:
+        raise AssertionError(f"{model.step_name}: saved although it is declared unsavable")
+    loaded, schema = model_from_bytes(saved)
+    if schema != data.schema:
+        raise AssertionError(f"{model.step_name}: saved input schema {data.schema}, loaded {schema}")
+    assert_views_equal(loaded.transform(data), scored, f"{model.step_name}: after save and load")
+    if model_to_bytes(loaded, schema) != saved:
+        raise AssertionError(f"{model.step_name}: saving the loaded model gives different bytes")
+
+
 def check_onnx_parity(model: Transformer, data: DataView, scored: DataView, exportable: bool | None) -> None:
     """Export ``model``, apply the export with ONNX Runtime, and compare with ``scored``."""
     from onnxpipe.onnx._export import convert_to_onnx
@@ -226,6 +261,7 @@ def check_onnx_parity(model: Transformer, data: DataView, scored: DataView, expo
     if exportable is False:
         raise AssertionError(f"{model.step_name}: exported although it is declared unexportable")
     reapplied = OnnxTransformer(model_bytes=proto.SerializeToString()).transform(data)
+    atol = max((float(getattr(step, "onnx_parity_tolerance", 0.0)) for step in model.steps), default=0.0)
     for name in scored.schema.names:
         if scored.schema[name] != reapplied.schema[name]:
             raise AssertionError(
@@ -233,5 +269,5 @@ def check_onnx_parity(model: Transformer, data: DataView, scored: DataView, expo
                 f"{scored.schema[name]}"
             )
         _assert_column_equal(
-            name, list(reapplied.column(name)), list(scored.column(name)), f"{model.step_name}: ONNX parity"
+            name, list(reapplied.column(name)), list(scored.column(name)), f"{model.step_name}: ONNX parity", atol
         )

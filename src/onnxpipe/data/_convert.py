@@ -210,14 +210,22 @@ def to_arrow(values: ColumnValues, ct: ColumnType, column: str = "?") -> pa.Arra
             if arr.size != n * (ct.size or 0):
                 raise ShapeError(f"column {column!r}: values of shape {arr.shape} do not fit the column type {ct}")
             return pa.FixedSizeListArray.from_arrays(_flat_arrow(arr.reshape(-1), ct.dtype), ct.size)
-        rows = list(values)
-        flat = np.concatenate([np.asarray(r).reshape(-1) for r in rows]) if rows else np.zeros(0, ct.dtype.numpy)
-        offsets = np.zeros(len(rows) + 1, dtype=np.int32)
-        np.cumsum([np.asarray(r).size for r in rows], out=offsets[1:])
-        lists = pa.ListArray.from_arrays(pa.array(offsets), _flat_arrow(flat, ct.dtype))
+        rows = [np.asarray(r) for r in values]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([r.size for r in rows], out=offsets[1:])
+        if offsets[-1] > np.iinfo(np.int32).max:
+            raise ShapeError(
+                f"column {column!r}: a batch holds {offsets[-1]:,} values, more than an Arrow list can; "
+                "use smaller batches (batch_size)"
+            )
+        # One copy per row straight into its place (also for non-contiguous rows such as crops).
+        flat = np.empty(int(offsets[-1]), dtype=ct.dtype.numpy)
+        for r, start, stop in zip(rows, offsets[:-1], offsets[1:], strict=True):
+            flat[start:stop].reshape(r.shape)[...] = r
+        lists = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), _flat_arrow(flat, ct.dtype))
         if ct.shape.count(None) == 1:
             return lists
-        shapes = np.array([np.shape(r) for r in rows], dtype=np.int64).reshape(-1, ct.rank)
+        shapes = np.array([r.shape for r in rows], dtype=np.int64).reshape(-1, ct.rank)
         shape_arr = pa.FixedSizeListArray.from_arrays(pa.array(shapes.reshape(-1)), ct.rank)
         return pa.StructArray.from_arrays([shape_arr, lists], names=["shape", "values"])
     typ = arrow_type(ct)

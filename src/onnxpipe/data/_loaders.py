@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,16 @@ import pyarrow.parquet as pq
 from onnxpipe.data._convert import arrow_schema, from_arrow, list_values, schema_from_arrow, to_arrow
 from onnxpipe.data._rows import RowConverter
 from onnxpipe.data._view import DataView
-from onnxpipe.errors import DataError, DataFileNotFoundError, InvalidArgumentError, ParseError, SchemaError, require
+from onnxpipe.errors import (
+    ColumnNotFoundError,
+    ColumnTypeError,
+    DataError,
+    DataFileNotFoundError,
+    InvalidArgumentError,
+    ParseError,
+    SchemaError,
+    require,
+)
 from onnxpipe.schema import Column, DType, Schema, TensorType, row_binding
 
 __all__ = [
@@ -52,10 +62,45 @@ def load_from_enumerable(rows: Iterable[Any], row_class: type, *, batch_size: in
     for start in range(0, max(len(items), 1), batch_size):
         chunk = items[start : start + batch_size]
         cols = conv.to_columns(chunk)
-        arrays = [to_arrow(cols[c.name], c.type, c.name) for c in conv.schema.columns]
+        arrays = [_rows_to_arrow(cols[c.name], c, start) for c in conv.schema.columns]
         batches.append(pa.RecordBatch.from_arrays(arrays, schema=target))
     table = pa.Table.from_batches(batches, schema=target)
     return _table_view(table, conv.schema, batch_size)
+
+
+def _rows_to_arrow(values: Any, column: Column, first_row: int) -> pa.Array:
+    try:
+        return to_arrow(values, column.type, column.name)
+    except UnicodeEncodeError:
+        # A str holding a lone surrogate (bytes decoded with errors="surrogateescape") is not text
+        # that UTF-8, and so Arrow, can store.
+        row = first_row + _first_unencodable(values)
+        raise DataError(
+            f"load_from_enumerable: column {column.name!r} has a string at row {row} that is not valid Unicode "
+            "(it holds a lone surrogate, e.g. from bytes decoded with errors='surrogateescape'); decode the bytes "
+            "with their real encoding, or with errors='replace'"
+        ) from None
+
+
+def _first_unencodable(values: Any) -> int:
+    for i, value in enumerate(values):
+        for s in np.asarray(value, dtype=object).reshape(-1):
+            try:
+                str(s).encode("utf-8")
+            except UnicodeEncodeError:
+                return i
+    return 0
+
+
+def _check_unique_names(names: Sequence[str], where: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise SchemaError(
+                f"{where}: column {name!r} appears more than once; column names must be unique, so rename or drop "
+                "the duplicates"
+            )
+        seen.add(name)
 
 
 def _is_list(t: pa.DataType) -> bool:
@@ -127,6 +172,7 @@ def load_from_arrow(data: pa.Table | pa.RecordBatch, *, batch_size: int = 65536)
     if not isinstance(data, pa.Table):
         raise SchemaError(f"load_from_arrow expects a pyarrow Table or RecordBatch, got {type(data).__name__}")
     _check_batch_size(batch_size, "load_from_arrow")
+    _check_unique_names(data.schema.names, "load_from_arrow")
     schema = schema_from_arrow(data.schema)
     batches = []
     row0 = 0
@@ -139,12 +185,35 @@ def load_from_arrow(data: pa.Table | pa.RecordBatch, *, batch_size: int = 65536)
 
 def load_from_pandas(df: Any, *, batch_size: int = 65536) -> DataView:
     """A DataView over a pandas DataFrame (cells holding arrays become vector columns)."""
-    require("pandas", "pandas")
+    pd: Any = require("pandas", "pandas")
+    if not isinstance(df, pd.DataFrame):
+        raise InvalidArgumentError(
+            f"load_from_pandas expects a pandas DataFrame, got {type(df).__name__}; "
+            "build one with pandas.DataFrame(...)"
+        )
     _check_batch_size(batch_size, "load_from_pandas")
+    _check_unique_names([str(c) for c in df.columns], "load_from_pandas")
     # Copy first: Arrow may share the DataFrame's numpy buffers, and a DataView must not change
     # when the caller later edits the DataFrame in place.
-    table = pa.Table.from_pandas(df.copy(deep=True), preserve_index=False)
+    try:
+        table = pa.Table.from_pandas(df.copy(deep=True), preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise _pandas_column_error(df, exc) from None
     return load_from_arrow(table, batch_size=batch_size)
+
+
+def _pandas_column_error(df: Any, exc: Exception) -> ColumnTypeError:
+    """The error for a DataFrame Arrow cannot convert, naming the first column at fault."""
+    for name in df.columns:
+        try:
+            pa.Table.from_pandas(df[[name]], preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as column_exc:
+            return ColumnTypeError(
+                f"load_from_pandas: column {str(name)!r} (dtype {df[name].dtype}) cannot be stored: {column_exc}. "
+                "Give every cell of a column one type: numbers, bool, str, or 1-D numpy arrays of one element type "
+                "(convert with df[column].astype(...), flatten n-dimensional arrays)"
+            )
+    return ColumnTypeError(f"load_from_pandas: the DataFrame cannot be stored: {exc}")
 
 
 def _check_file(path: str | Path, what: str) -> Path:
@@ -162,6 +231,7 @@ def load_from_parquet(path: str | Path, *, batch_size: int = 65536) -> DataView:
         meta = pq.ParquetFile(p)
     except pa.ArrowException as exc:
         raise DataError(f"cannot read Parquet file {str(p)!r}: {exc}") from None
+    _check_unique_names(meta.schema_arrow.names, f"Parquet file {p.name!r}")
     schema = schema_from_arrow(meta.schema_arrow)
     rows = meta.metadata.num_rows
 
@@ -186,23 +256,106 @@ def _leading_lines(path: Path, has_header: bool, separator: str) -> tuple[int, l
     A header line may start with ``#`` (ML.NET writes ``#Label ...``), which is dropped.
     """
     skip = 0
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as f:
-        for line in f:
-            stripped = line.strip()
+    with path.open("rb") as f:
+        for raw in f:
+            stripped = raw.decode("utf-8", errors="replace").strip()
             comment = stripped.startswith(("//", "#@")) or (not has_header and stripped.startswith("#"))
             if stripped and not comment:
                 if not has_header:
                     return skip, None
-                header = next(csv.reader(io.StringIO(stripped.lstrip("#")), delimiter=separator))
+                try:  # column names are matched to fields: a replacement character would hide the problem
+                    stripped = raw.decode("utf-8").strip()
+                except UnicodeDecodeError as exc:
+                    raise ParseError(
+                        f"text file {str(path)!r}: the header line (line {skip + 1}) is not valid UTF-8 ({exc.reason} "
+                        f"at byte {exc.start}); re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                    ) from None
+                header = _split_line(stripped.lstrip("#"), separator)
                 return skip, [h.strip() for h in header]
             skip += 1
     return skip, None
+
+
+def _split_line(line: str, separator: str) -> list[str]:
+    """The fields of one line (csv quoting rules); fields of any length."""
+    try:
+        return next(csv.reader(io.StringIO(line), delimiter=separator))
+    except csv.Error:  # a field over the csv module's (process-wide) size limit: let Arrow split it
+        data = line.encode()
+        read = pacsv.ReadOptions(autogenerate_column_names=True, block_size=len(data) + 1024)
+        parse = pacsv.ParseOptions(delimiter=separator)
+        names = pacsv.open_csv(io.BytesIO(data), read_options=read, parse_options=parse).schema.names
+        convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False)
+        table = pacsv.read_csv(io.BytesIO(data), read_options=read, parse_options=parse, convert_options=convert)
+        return [str(table.column(k)[0]) for k in range(table.num_columns)]
+
+
+_BLOCK_LIMIT = (1 << 31) - 1  # pyarrow's largest block size
+
+
+def _open_csv(
+    path: Path, read: pacsv.ReadOptions, parse: pacsv.ParseOptions, convert: pacsv.ConvertOptions
+) -> pacsv.CSVStreamingReader:
+    return pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+
+
+def _is_row_too_long(exc: pa.ArrowInvalid) -> bool:
+    """pyarrow's error for a row longer than the read block (then a bigger block is tried)."""
+    return "straddl" in str(exc)
+
+
+def _bigger_block(read: pacsv.ReadOptions, path: Path) -> pacsv.ReadOptions | None:
+    """The same read options with a 4x block (up to the file's size), or None when already there."""
+    if read.block_size > path.stat().st_size or read.block_size >= _BLOCK_LIMIT:
+        return None
+    return pacsv.ReadOptions(
+        use_threads=read.use_threads,
+        block_size=min(read.block_size * 4, _BLOCK_LIMIT),
+        skip_rows=read.skip_rows,
+        skip_rows_after_names=read.skip_rows_after_names,
+        column_names=read.column_names,
+        autogenerate_column_names=read.autogenerate_column_names,
+        encoding=read.encoding,
+    )
+
+
+_CSV_COLUMN = re.compile(r"In CSV column #(\d+): ")
+
+
+def _parse_error(
+    exc: pa.ArrowInvalid, path: Path, names: Sequence[str], separator: str, plan: _Plan | None
+) -> ParseError:
+    """pyarrow's parse error, with the column named and what to do about it."""
+    text = str(exc)
+    found = _CSV_COLUMN.search(text)
+    if found is not None and int(found[1]) < len(names):
+        k = int(found[1])
+        what = f"file column {k} ({names[k]!r})"
+        readers = [c for c, idx in plan.sources.items() if k in idx] if plan is not None else []
+        if readers and readers != [names[k]]:
+            what += f", read into column {readers[0]!r}"
+        if "UTF8" in text:
+            hint = "the file must be UTF-8 text: re-encode it (e.g. iconv -f latin1 -t utf-8)"
+        else:
+            hint = (
+                "fix or remove the value, add it to missing_values if it marks a missing value, or read the column "
+                "as another type (e.g. str)"
+            )
+        return ParseError(f"text file {str(path)!r}: {what}: {text}; {hint}")
+    if "columns, got" in text:
+        hint = (
+            f"every row must have the same number of fields ({len(names)}); check the separator ({separator!r}) "
+            "and the quoting of fields that contain it"
+        )
+        return ParseError(f"text file {str(path)!r}: {text}; {hint}")
+    return ParseError(f"text file {str(path)!r}: {text}")
 
 
 def load_from_text_file(
     path: str | Path,
     row_class: type | None = None,
     *,
+    schema: Schema | None = None,
     separator: str = "\t",
     has_header: bool = False,
     allow_quoting: bool = True,
@@ -213,9 +366,13 @@ def load_from_text_file(
 
     With ``row_class``, each field reads the file column given by its ``LoadColumn`` marker
     (an inclusive range makes a vector), or, with a header, the column of the same name.
-    Without it, every file column is loaded with inferred types (reals as float32, as in
-    ML.NET). Missing values (``missing_values``) become NaN in float columns and are an error
-    elsewhere. Leading ``//`` comment lines are skipped.
+    With ``schema`` instead, each column reads the file column of its name and a vector of
+    known shape (k values) reads the columns ``name.0`` ... ``name.{k-1}`` (row-major), the
+    layout the ``onnxpipe predict`` command writes; without a header, the schema's columns read
+    the file's columns in order (a vector takes k of them). Without either, every file column
+    is loaded with inferred types (reals as float32, as in ML.NET). Missing values
+    (``missing_values``) become NaN in float columns and are an error elsewhere. Leading ``//``
+    comment lines are skipped.
     """
     p = _check_file(path, "text file")
     if len(separator) != 1:
@@ -227,17 +384,22 @@ def load_from_text_file(
     if header is None:
         with p.open("r", encoding="utf-8", errors="replace") as f:
             first = next((ln for i, ln in enumerate(f) if i >= data_start and ln.strip()), "")
-        width = len(next(csv.reader(io.StringIO(first), delimiter=separator))) if first else 0
+        width = len(_split_line(first, separator)) if first else 0
         names = [f"column{i}" for i in range(width)]
     else:
         names = header
     if not names:
         raise DataError(f"text file {str(p)!r} has no data rows to read a column layout from")
 
+    if row_class is not None and schema is not None:
+        raise InvalidArgumentError("load_from_text_file: give row_class or schema, not both")
+    read_schema: Schema
     if row_class is not None:
-        schema, plan = _plan_from_class(row_class, names, has_header, p)
+        read_schema, plan = _plan_from_class(row_class, names, has_header, p)
+    elif schema is not None:
+        read_schema, plan = schema, _plan_from_schema(schema, names, has_header, p)
     else:
-        schema, plan = _plan_inferred(p, names, data_start, parse, missing_values)
+        read_schema, plan = _plan_inferred(p, names, data_start, parse, missing_values)
 
     source_types = {names[i]: t for i, t in plan.source_types.items()}
     convert = pacsv.ConvertOptions(
@@ -250,16 +412,28 @@ def load_from_text_file(
     read = pacsv.ReadOptions(skip_rows=data_start, column_names=names, block_size=block_size)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        try:
-            reader = pacsv.open_csv(p, read_options=read, parse_options=parse, convert_options=convert)
-            row0 = 0
-            for b in reader:
-                yield plan.assemble(b, schema, f"text file {p.name!r}", row0)
-                row0 += b.num_rows
-        except pa.ArrowInvalid as exc:
-            raise ParseError(f"text file {str(p)!r}: {exc}") from None
+        options: pacsv.ReadOptions | None = read
+        row0 = 0  # rows yielded so far: a retry with a bigger block skips them
+        while options is not None:
+            try:
+                seen = 0
+                for b in _open_csv(p, options, parse, convert):
+                    seen += b.num_rows
+                    fresh = seen - row0  # rows of this batch not yielded before a retry
+                    if fresh <= 0:
+                        continue
+                    part = b if fresh == b.num_rows else b.slice(b.num_rows - fresh)
+                    yield plan.assemble(part, read_schema, f"text file {p.name!r}", row0)
+                    row0 += part.num_rows
+                return
+            except pa.ArrowInvalid as exc:
+                # A row longer than the block (e.g. a 10 MB text field): read again with bigger blocks.
+                bigger = _bigger_block(options, p) if _is_row_too_long(exc) else None
+                if bigger is None:
+                    raise _parse_error(exc, p, names, separator, plan) from None
+                options = bigger
 
-    return DataView(schema, batches)
+    return DataView(read_schema, batches)
 
 
 class _Plan:
@@ -333,19 +507,66 @@ def _plan_from_class(cls: type, names: list[str], has_header: bool, path: Path) 
     return binding.schema, _Plan(source_types, sources, names)
 
 
+def _plan_from_schema(schema: Schema, names: list[str], has_header: bool, path: Path) -> _Plan:
+    source_types: dict[int, pa.DataType] = {}
+    sources: dict[str, list[int]] = {}
+    position = 0  # without a header: the next file column to read
+    needed = sum(c.type.size or 1 for c in schema.columns if isinstance(c.type, TensorType) and c.type.is_known_shape)
+    for col in schema.columns:
+        ct = col.type
+        if not (isinstance(ct, TensorType) and ct.is_known_shape):
+            raise SchemaError(
+                f"column {col.name!r} is {ct}: only scalars and tensors of known shape can be read from a text file"
+            )
+        width = ct.size or 1
+        if has_header:
+            wanted = [col.name] if ct.is_scalar else [f"{col.name}.{k}" for k in range(width)]
+            absent = [w for w in wanted if w not in names]
+            if absent:
+                layout = "" if ct.is_scalar else f" (a {ct} column is read from {wanted[0]!r} ... {wanted[-1]!r})"
+                raise ColumnNotFoundError(
+                    f"text file {path.name!r} has no column {absent[0]!r} for column {col.name!r}{layout}; "
+                    f"the file's columns: {names}"
+                )
+            idx = [names.index(w) for w in wanted]
+        else:
+            idx = list(range(position, position + width))
+            position += width
+            if idx[-1] >= len(names):
+                raise SchemaError(
+                    f"column {col.name!r} ({ct}) would read file column {idx[-1]} of {path.name!r}, which has "
+                    f"{len(names)} columns; without a header the schema's columns read the first {needed} in order"
+                )
+        for i in idx:
+            t = DType.FLOAT64.arrow if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
+            if source_types.setdefault(i, t) != t:
+                raise SchemaError(
+                    f"file column {names[i]!r} of {path.name!r} is read by column {col.name!r} and by another "
+                    "column of a different element type"
+                )
+        sources[col.name] = idx
+    return _Plan(source_types, sources, names)
+
+
 def _plan_inferred(
     path: Path, names: list[str], data_start: int, parse: pacsv.ParseOptions, missing: Sequence[str]
 ) -> tuple[Schema, _Plan]:
-    read = pacsv.ReadOptions(skip_rows=data_start, column_names=names, block_size=1 << 20)
+    read: pacsv.ReadOptions | None = pacsv.ReadOptions(skip_rows=data_start, column_names=names, block_size=1 << 20)
     convert = pacsv.ConvertOptions(null_values=list(missing), strings_can_be_null=False)
-    try:
-        reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
-        inferred = reader.schema
-        first = reader.read_next_batch() if inferred else None
-    except StopIteration:
-        first = None
-    except pa.ArrowInvalid as exc:
-        raise ParseError(f"text file {str(path)!r}: {exc}") from None
+    while read is not None:
+        try:
+            reader = _open_csv(path, read, parse, convert)
+            inferred = reader.schema
+            first = reader.read_next_batch() if inferred else None
+            break
+        except StopIteration:
+            first = None
+            break
+        except pa.ArrowInvalid as exc:
+            bigger = _bigger_block(read, path) if _is_row_too_long(exc) else None
+            if bigger is None:
+                raise _parse_error(exc, path, names, parse.delimiter, None) from None
+            read = bigger
     cols: list[Column] = []
     source_types: dict[int, pa.DataType] = {}
     for i, field in enumerate(inferred):

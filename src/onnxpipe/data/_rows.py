@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from onnxpipe.data._convert import ColumnValues
+from onnxpipe.data._images import as_image_array, pillow
 from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, SchemaError, ShapeError
-from onnxpipe.schema import DType, FieldBinding, RowBinding, Schema, TensorType, row_binding
+from onnxpipe.schema import DType, FieldBinding, ImageType, RowBinding, Schema, TensorType, row_binding
 
 __all__ = ["RowConverter", "coerce_array"]
 
@@ -102,6 +103,8 @@ class RowConverter:
         ct = f.column.type
         if not isinstance(ct, TensorType):
             return lambda values, where: list(values)
+        if isinstance(ct, ImageType):
+            return lambda values, where: [_image_row(v, ct, f"{where}, row {i}") for i, v in enumerate(values)]
 
         known = ct.is_known_shape and not ct.is_scalar
         dtype, size = ct.dtype.numpy, ct.size
@@ -187,6 +190,10 @@ def check_readable(given: Any, f: FieldBinding, cls_name: str) -> None:
     """Raise unless a column of type ``given`` can be read into field ``f``."""
     want = f.column.type
     where = f"{cls_name}.{f.attribute} (column {f.column.name!r})"
+    if isinstance(want, ImageType) and not isinstance(given, ImageType):
+        raise ColumnTypeError(
+            f"{where}: the field is an image, the column is {given}; read it into an npt.NDArray field instead"
+        )
     if isinstance(want, TensorType) and isinstance(given, TensorType):
         if not given.dtype.converts_safely_to(want.dtype):
             raise ColumnTypeError(f"{where}: the field holds {want.dtype.value}, the column is {given}")
@@ -199,9 +206,21 @@ def check_readable(given: Any, f: FieldBinding, cls_name: str) -> None:
         raise ColumnTypeError(f"{where}: the field is {want}, the column is {given}")
 
 
+def _image_row(value: Any, ct: ImageType, where: str) -> np.ndarray:
+    arr = as_image_array(value, where)
+    if (ct.height is not None and arr.shape[0] != ct.height) or (ct.width is not None and arr.shape[1] != ct.width):
+        raise ShapeError(
+            f"{where}: the image is {arr.shape[0]}x{arr.shape[1]} (height x width), the field declares {ct}; "
+            "resize it, or declare ImageType() for images of any size"
+        )
+    return arr
+
+
 def _writer(f: FieldBinding, given: Any) -> Callable[[ColumnValues], list[Any]]:
     """How to turn column values of type ``given`` into field values for ``f``."""
     want = f.column.type
+    if f.as_pil_image:
+        return _to_pil_images
     if (
         isinstance(want, TensorType)
         and isinstance(given, TensorType)
@@ -212,6 +231,15 @@ def _writer(f: FieldBinding, given: Any) -> Callable[[ColumnValues], list[Any]]:
     ):
         return _identity  # the rows of the array are the field values
     return lambda values: _to_python(values, f)
+
+
+def _to_pil_images(values: ColumnValues) -> list[Any]:
+    image_module = pillow()
+    out = []
+    for v in values:
+        arr = np.asarray(v)
+        out.append(image_module.fromarray(np.ascontiguousarray(arr[..., 0] if arr.shape[-1] == 1 else arr)))
+    return out
 
 
 def _identity(values: ColumnValues) -> Any:

@@ -96,9 +96,10 @@ def train_test_split(
     (ML.NET's sampling key), rows with equal values in that column always land on the same side,
     so related rows (e.g. one user's) never straddle the split.
     """
-    if not 0.0 < test_fraction < 1.0:
+    number = isinstance(test_fraction, int | float | np.integer | np.floating) and not isinstance(test_fraction, bool)
+    if not number or not 0.0 < test_fraction < 1.0:
         raise InvalidArgumentError(
-            f"train_test_split: test_fraction must be between 0 and 1 (exclusive), got {test_fraction}"
+            f"train_test_split: test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}"
         )
     if stratification_column is not None:
         data.schema.require(stratification_column, "train_test_split")
@@ -113,8 +114,8 @@ def cross_validation_folds(
     data: DataView, number_of_folds: int = 5, *, seed: int | None = None, stratification_column: str | None = None
 ) -> list[TrainTestData]:
     """``number_of_folds`` (train, test) pairs whose test sets partition ``data``."""
-    if number_of_folds < 2:
-        raise InvalidArgumentError(f"cross-validation needs at least 2 folds, got {number_of_folds}")
+    if isinstance(number_of_folds, bool) or not isinstance(number_of_folds, int) or number_of_folds < 2:
+        raise InvalidArgumentError(f"cross-validation needs at least 2 folds (an integer), got {number_of_folds!r}")
     if stratification_column is not None:
         data.schema.require(stratification_column, "cross_validate")
         _check_key_column(data, stratification_column)

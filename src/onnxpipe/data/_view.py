@@ -15,6 +15,7 @@ from onnxpipe.schema import Schema, TensorType
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.console import Console
 
 __all__ = ["DataView", "Preview"]
 
@@ -130,6 +131,55 @@ class DataView:
 
         count = None if self._row_count is None else min(n, self._row_count)
         return DataView(self._schema, batches, count)
+
+    def with_progress(
+        self, description: str = "scoring", *, enabled: bool | None = None, console: Console | None = None
+    ) -> DataView:
+        """The same lazy view, showing a progress bar (rows done, of ``row_count`` when known)
+        while its batches are read.
+
+        ``enabled=None`` shows the bar only when the console is a terminal, so logs and pipes stay
+        clean; ``console`` (default: a rich Console on stderr) is where the bar is drawn. The bar
+        advances as each batch is handed on, so it measures the work of everything upstream
+        (loading, transforms, scoring) done while the consumer reads.
+        """
+        if not isinstance(description, str):
+            raise InvalidArgumentError(f"with_progress: description must be a string, got {description!r}")
+        if enabled is not None and not isinstance(enabled, bool):
+            raise InvalidArgumentError(f"with_progress: enabled must be True, False or None, got {enabled!r}")
+        source = self._source
+        total = self._row_count
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            out = console if console is not None else Console(stderr=True)
+            if not (enabled if enabled is not None else out.is_terminal):
+                yield from source()
+                return
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("rows"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            with Progress(*columns, console=out) as progress:  # closing the stream early stops the bar too
+                task = progress.add_task(description, total=total)
+                for batch in source():
+                    progress.advance(task, batch.num_rows)
+                    yield batch
+
+        return DataView(self._schema, batches, self._row_count)
 
     def preview(self, n: int = 5) -> Preview:
         """The first ``n`` rows as a printable table."""

@@ -71,6 +71,11 @@ class CustomMappingTransformer(TrivialEstimator, Generic[In, Out]):
         names = f"{self.input_class.__name__} -> {self.output_class.__name__}"
         return f"CustomMappingTransformer({self.contract_name}: {names})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A saved model cannot hold a Python function, but multiprocessing may send one by
+        # reference (its module and name), as plain pickle does.
+        return (_rebuild, (self.__getstate__(),))
+
     def __getstate__(self) -> dict[str, Any]:
         return {
             "fn": self.fn,
@@ -81,3 +86,7 @@ class CustomMappingTransformer(TrivialEstimator, Generic[In, Out]):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
+
+
+def _rebuild(state: dict[str, Any]) -> CustomMappingTransformer[Any, Any]:
+    return CustomMappingTransformer(**state)

@@ -37,6 +37,7 @@ from onnxpipe.errors import (
     ExportError,
     InvalidArgumentError,
     ModelError,
+    ModelLoadError,
     SchemaError,
     ShapeError,
     TensorNotFoundError,
@@ -143,8 +144,18 @@ class OnnxTransformer(TrivialEstimator):
         intra_op_num_threads: int | None = None,
         batch_size: int | None = None,
     ) -> None:
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
+        ):
             raise InvalidArgumentError(f"batch_size must be a positive number of rows, got {batch_size!r}")
+        self._arguments = {
+            "output_column_names": None if output_column_names is None else list(output_column_names),
+            "input_column_names": None if input_column_names is None else list(input_column_names),
+            "shape_dictionary": None if shape_dictionary is None else {k: list(v) for k, v in shape_dictionary.items()},
+            "inter_op_num_threads": inter_op_num_threads,
+            "intra_op_num_threads": intra_op_num_threads,
+            "batch_size": batch_size,
+        }
         self._model: LoadedModel = load_model(model_file, model_bytes)
         self.info: ModelInfo = describe_model(self._model.proto, str(model_file) if model_file else None)
         self._exported = _export_metadata(self.info.metadata)
@@ -335,9 +346,9 @@ class OnnxTransformer(TrivialEstimator):
             and isinstance(ct, TensorType)
             and self._batched
             and et.dtype is ct.dtype
-            and et.is_known_shape
+            and (et.is_known_shape or len(ct.shape) == et.rank + 1)  # [N, *shape], unknown dims included
         ):
-            return _Output(exported.name, t.name, et, et.shape, True, True, exported.slot_names)
+            return _Output(exported.name, t.name, et, et.shape, et.is_known_shape, True, exported.slot_names)
         if isinstance(ct, TensorType):
             return _Output(self._column_name(t.name), t.name, ct, ct.shape, ct.is_known_shape)
         return _Output(self._column_name(t.name), t.name, ct, None, False)
@@ -382,17 +393,18 @@ class OnnxTransformer(TrivialEstimator):
         return data
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_session"] = None
-        state["_run_fn"] = None
-        state["_lock"] = None
-        state["_plans"] = {}
-        state["_prepared"] = None
-        return state
+        # The model bytes and the arguments, not the parsed model or the session: restoring runs
+        # __init__ again, so a saved or pickled transformer is validated like a new one. The
+        # device settings stay with the process that loads it.
+        return {"model_bytes": self.model_bytes, "label": self._model.label, **self._arguments}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+        state = dict(state)
+        label = state.pop("label", "<bytes>")
+        if not isinstance(label, str):
+            raise ModelLoadError(f"apply_onnx_model: invalid model label {label!r}")
+        self.__init__(**state)  # type: ignore[misc]
+        self._model = dataclasses.replace(self._model, label=label)
 
     def __repr__(self) -> str:
         return (
@@ -540,7 +552,7 @@ class OnnxTransformer(TrivialEstimator):
         feeds = {}
         for inp, shape, cast in prepared.feeds:
             arr = columns[inp.tensor].reshape(shape)  # type: ignore[union-attr]  # known shapes are arrays
-            feeds[inp.tensor] = arr if cast is None else arr.astype(cast)
+            feeds[inp.tensor] = arr if cast is None else _astype(arr, cast)
         results = self._run(session, feeds)
         out: dict[str, ColumnValues] = {}
         for o, value in zip(self._outputs, results):  # noqa: B905 - ORT returns one value per output
@@ -556,7 +568,7 @@ class OnnxTransformer(TrivialEstimator):
         feeds = {}
         for inp, shape, cast in prepared.feeds:
             arr = np.asarray(columns[inp.tensor]).reshape((n, *shape[1:]))  # type: ignore[index, arg-type]
-            feeds[inp.tensor] = arr if cast is None else arr.astype(cast)
+            feeds[inp.tensor] = arr if cast is None else _astype(arr, cast)
         step = prepared.rows_per_call
         if n <= step:
             return self._split_batch(self._run(session, feeds), n)
@@ -626,6 +638,10 @@ class OnnxTransformer(TrivialEstimator):
             shape = value.shape
             if not shape or shape[0] != n:
                 raise self._lost_batch(o, shape[0] if shape else 0, n)
+            if o.restored and not o.known:  # e.g. an image column: per-row arrays of the batch's shape
+                self._check_output_shape(o, shape[1:])
+                out[o.column] = list(value)
+                continue
             if o.restored:  # an onnxpipe export: [N, *shape] (scalars [N, 1]) back to the column type
                 if value.size != n * math.prod(o.row_shape):  # type: ignore[arg-type]
                     self._check_output_shape(o, shape[1:])
@@ -715,7 +731,14 @@ def _cast(arr: np.ndarray, inp: _Input) -> np.ndarray:
     want = inp.info.column_type
     assert isinstance(want, TensorType)
     dtype = want.dtype.numpy
-    return arr if arr.dtype == dtype else arr.astype(dtype)
+    return arr if arr.dtype == dtype else _astype(arr, dtype)
+
+
+def _astype(arr: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    # The automatic float64 -> float32 (or int -> float16) conversion rounds as ONNX's Cast and a C
+    # cast do: values beyond the target's range become +-inf, without numpy's overflow warning.
+    with np.errstate(over="ignore"):
+        return arr.astype(dtype)
 
 
 def _concat_parts(parts: list[dict[str, ColumnValues]], outputs: Sequence[_Output]) -> dict[str, ColumnValues]:

@@ -1,0 +1,592 @@
+"""Table files for ``onnxpipe predict``: CSV/TSV, Parquet and JSON lines in, batch by batch, and out.
+
+Layout of a column in a file (the same for reading and writing, so an output can be read back):
+
+* scalar: one file column of the column's name;
+* tensor of known shape (k values): in CSV/TSV, k file columns ``name.0`` ... ``name.{k-1}``
+  (row-major); in Parquet and JSON lines, one list column (flat, row-major), or the k columns;
+* anything else (tensors of unknown shape, sequences, maps): a list column in Parquet, a JSON
+  value in JSON lines, a JSON text cell in CSV/TSV (written only: CSV cannot be read back).
+
+Memory stays bounded: files are read in blocks (text, JSON) or row groups (Parquet) and written
+batch by batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from onnxpipe.data._convert import arrow_schema, from_arrow, schema_from_arrow, to_arrow
+from onnxpipe.data._loaders import load_from_text_file, normalize_batch
+from onnxpipe.data._view import DataView
+from onnxpipe.errors import (
+    ColumnTypeError,
+    DataError,
+    DataFileNotFoundError,
+    InvalidArgumentError,
+    ParseError,
+    ShapeError,
+)
+from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
+
+__all__ = [
+    "INPUT_FORMATS",
+    "OUTPUT_FORMATS",
+    "TableSource",
+    "TableWriter",
+    "default_batch_rows",
+    "format_of",
+    "open_writer",
+    "rebatch",
+]
+
+INPUT_FORMATS = ("csv", "tsv", "parquet", "jsonl")
+OUTPUT_FORMATS = ("csv", "tsv", "parquet", "jsonl")
+_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+_SEPARATORS = {"csv": ",", "tsv": "\t"}
+_BATCH_BYTES = 32 << 20  # default rows per batch: about this many bytes of model input
+_MAX_BATCH_ROWS = 8192
+
+
+def format_of(path: Path, given: str, option: str) -> str:
+    """The file format: ``given`` unless it is ``auto``, else the one the file name ends with."""
+    if given != "auto":
+        return given
+    fmt = _SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        choices = "|".join(INPUT_FORMATS if option == "--format-in" else OUTPUT_FORMATS)
+        known = ", ".join(sorted(_SUFFIXES))
+        raise InvalidArgumentError(
+            f"cannot tell the format of {str(path)!r} from its name (known endings: {known}); pass {option} {choices}"
+        )
+    return fmt
+
+
+def _values_per_row(ct: ColumnType) -> int:
+    if isinstance(ct, TensorType):
+        return ct.size if ct.size is not None else 1024  # a guess for unknown shapes
+    return 64
+
+
+def default_batch_rows(schema: Schema) -> int:
+    """Rows per batch so that one batch of ``schema``'s columns is about 32 MiB."""
+    row_bytes = sum(
+        _values_per_row(c.type) * (64 if c.type.dtype is DType.STRING else c.type.dtype.numpy.itemsize)
+        if isinstance(c.type, TensorType)
+        else 1024
+        for c in schema.columns
+    )
+    return max(1, min(_MAX_BATCH_ROWS, _BATCH_BYTES // max(row_bytes, 1)))
+
+
+def rebatch(view: DataView, rows: int) -> DataView:
+    """The same view in batches of at most ``rows`` rows (sources read in blocks of bytes)."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in view.batches():
+            if batch.num_rows <= rows:
+                yield batch
+                continue
+            for start in range(0, batch.num_rows, rows):
+                yield batch.slice(start, rows)
+
+    return DataView(view.schema, batches, view.row_count)
+
+
+def _split_names(column: Column) -> list[str] | None:
+    """``name.0`` ... for a tensor of known shape with more than zero values; None otherwise."""
+    ct = column.type
+    if isinstance(ct, TensorType) and not ct.is_scalar and ct.is_known_shape:
+        return [f"{column.name}.{k}" for k in range(ct.size or 0)]
+    return None
+
+
+def describe_layout(column: Column, fmt: str) -> str:
+    """Where a vector ``column`` is read from in a file of format ``fmt`` (empty for scalars), for errors."""
+    split = _split_names(column)
+    if split is None:
+        return ""
+    cols = f"the columns {split[0]!r} ... {split[-1]!r}"
+    return f" (read from {cols})" if fmt in _SEPARATORS else f" (read from a list column {column.name!r} or {cols})"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    column: Column
+    file_columns: tuple[str, ...]
+    split: bool  # a vector assembled from scalar file columns
+
+
+class TableSource:
+    """A table file to predict over; what it holds is read lazily, in batches."""
+
+    def __init__(self, path: Path, fmt: str, *, separator: str | None = None, has_header: bool = True) -> None:
+        if not path.is_file():
+            raise DataFileNotFoundError(f"input file {str(path)!r} does not exist (or is not a file)")
+        self.path = path
+        self.format = fmt
+        self.separator = separator if separator is not None else _SEPARATORS.get(fmt, ",")
+        self.has_header = has_header
+        if fmt not in _SEPARATORS and not has_header:
+            raise InvalidArgumentError(f"--no-header is for CSV/TSV input only; {path.name!r} is read as {fmt}")
+        self._names: list[str] | None = None
+        # An empty JSON lines file declares no column: it is zero rows of any columns.
+        self._no_rows = fmt == "jsonl" and not self._first_line()
+
+    @property
+    def where(self) -> str:
+        return f"input file {self.path.name!r}"
+
+    def column_names(self) -> list[str]:
+        """The file's column names (``column0``, ... for a text file without a header)."""
+        if self._names is None:
+            self._names = self._read_names()
+        return self._names
+
+    def _read_names(self) -> list[str]:
+        if self.format in _SEPARATORS:
+            return load_from_text_file(self.path, separator=self.separator, has_header=self.has_header).schema.names
+        if self.format == "parquet":
+            try:
+                return list(pq.ParquetFile(self.path).schema_arrow.names)
+            except (pa.ArrowException, OSError) as exc:
+                raise DataError(f"cannot read {self.where} as Parquet: {exc}") from None
+        try:
+            return list(pajson.open_json(self.path, read_options=pajson.ReadOptions(block_size=1 << 20)).schema.names)
+        except pa.ArrowException:
+            return self._first_json_keys()  # the first block's values may not infer; the keys are enough
+
+    def _first_line(self) -> str:
+        with self.path.open("r", encoding="utf-8", errors="replace") as f:
+            return next((line for line in f if line.strip()), "")
+
+    def _first_json_keys(self) -> list[str]:
+        first = self._first_line()
+        try:
+            row = json.loads(first) if first else {}
+        except json.JSONDecodeError as exc:
+            raise ParseError(f"{self.where} is not JSON lines (one JSON object per line): line 1: {exc}") from None
+        if not isinstance(row, dict):
+            raise ParseError(f"{self.where} is not JSON lines: its first line is not a JSON object")
+        return list(row)
+
+    def layout(self, column: Column) -> _Source | None:
+        """Which file columns hold ``column`` (None: the file does not have it)."""
+        if self._no_rows:
+            return _Source(column, (column.name,), False)
+        names = self.column_names()
+        split = _split_names(column)
+        if self.format in _SEPARATORS:
+            if not self.has_header:
+                return _Source(column, (), split is not None)  # positional: the loader checks the width
+            if split is None:
+                return _Source(column, (column.name,), False) if column.name in names else None
+            return _Source(column, tuple(split), True) if all(s in names for s in split) else None
+        if column.name in names:
+            return _Source(column, (column.name,), False)
+        if split is not None and all(s in names for s in split):
+            return _Source(column, tuple(split), True)
+        return None
+
+    def consumed(self, columns: Sequence[Column]) -> set[str]:
+        """The file columns that ``columns`` read."""
+        out: set[str] = set()
+        for c in columns:
+            src = self.layout(c)
+            if src is not None:
+                out.update(src.file_columns)
+        return out
+
+    def extra_columns(self, columns: Sequence[Column]) -> list[str]:
+        """File columns the model's columns do not read (kept as they are, if asked for)."""
+        if self.format in _SEPARATORS and not self.has_header:
+            width = sum((c.type.size or 1) if isinstance(c.type, TensorType) else 1 for c in columns)
+            return self.column_names()[width:]
+        used = self.consumed(columns) | {c.name for c in columns}
+        return [n for n in self.column_names() if n not in used]
+
+    def view(self, columns: Sequence[Column], extras: Sequence[str], batch_rows: int) -> DataView:
+        """A lazy view of ``columns`` (typed as given) and the file columns ``extras`` (typed as
+        the file holds them; strings for CSV/TSV)."""
+        for c in columns:
+            if self.format in _SEPARATORS and not (isinstance(c.type, TensorType) and c.type.is_known_shape):
+                raise ColumnTypeError(
+                    f"column {c.name!r} is {c.type}, which a CSV/TSV file cannot hold; give the input as "
+                    "Parquet or JSON lines (list columns)"
+                )
+            if self.format == "jsonl" and not isinstance(c.type, TensorType):
+                raise ColumnTypeError(
+                    f"column {c.name!r} is {c.type}, which onnxpipe does not read from JSON lines; give the input "
+                    "as Parquet"
+                )
+        if self._no_rows:
+            return DataView(Schema([*columns]), lambda: iter(()), 0)
+        if self.format in _SEPARATORS:
+            return self._text_view(columns, extras, batch_rows)
+        if self.format == "parquet":
+            return self._parquet_view(columns, extras, batch_rows)
+        return self._json_view(columns, extras, batch_rows)
+
+    def _block_size(self, columns: Sequence[Column]) -> int:
+        # A read block must hold whole rows: room for 16 rows of about 16 bytes of text per value.
+        values = sum(_values_per_row(c.type) for c in columns) + len(self.column_names())
+        return max(1 << 20, min(256 << 20, 16 * 16 * values))
+
+    def _text_view(self, columns: Sequence[Column], extras: Sequence[str], batch_rows: int) -> DataView:
+        schema = Schema([*columns, *(Column(n, TensorType(DType.STRING)) for n in extras)])
+        view = load_from_text_file(
+            self.path,
+            schema=schema,
+            separator=self.separator,
+            has_header=self.has_header,
+            block_size=self._block_size(columns),
+        )
+        return rebatch(view, batch_rows)
+
+    def _sources(self, columns: Sequence[Column]) -> list[_Source]:
+        sources = []
+        for c in columns:
+            src = self.layout(c)
+            if src is None:
+                raise AssertionError(f"column {c.name!r} was checked to be in the file")
+            sources.append(src)
+        return sources
+
+    def _parquet_view(self, columns: Sequence[Column], extras: Sequence[str], batch_rows: int) -> DataView:
+        try:
+            meta = pq.ParquetFile(self.path)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"cannot read {self.where} as Parquet: {exc}") from None
+        sources = self._sources(columns)
+        extra_columns = [_extra_column(meta.schema_arrow.field(n)) for n in extras]
+        schema = Schema([*columns, *extra_columns])
+        read = list(dict.fromkeys([n for s in sources for n in s.file_columns] + list(extras)))
+        path, where = self.path, self.where
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            row0 = 0
+            try:
+                with pq.ParquetFile(path) as f:
+                    for raw in f.iter_batches(batch_size=batch_rows, columns=read):
+                        yield _conform(raw, sources, extra_columns, schema, where, row0)
+                        row0 += raw.num_rows
+            except (pa.ArrowException, OSError) as exc:
+                raise DataError(f"cannot read {where} as Parquet: {exc}") from None
+
+        return DataView(schema, batches, meta.metadata.num_rows)
+
+    def _json_view(self, columns: Sequence[Column], extras: Sequence[str], batch_rows: int) -> DataView:
+        sources = self._sources(columns)
+        explicit: dict[str, pa.DataType] = {}
+        for s in sources:
+            ct = s.column.type
+            assert isinstance(ct, TensorType)
+            for name in s.file_columns:
+                explicit[name] = _json_type(ct, scalar=s.split)
+        extra_types = self._json_extra_types(extras)
+        extra_columns = [_extra_column(pa.field(n, extra_types[n])) for n in extras]
+        schema = Schema([*columns, *extra_columns])
+        parse = pajson.ParseOptions(
+            explicit_schema=pa.schema(list(explicit.items())),
+            unexpected_field_behavior="infer" if extras else "ignore",
+        )
+        read = pajson.ReadOptions(block_size=self._block_size(columns))
+        path, where = self.path, self.where
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            row0 = 0
+            try:
+                for raw in pajson.open_json(path, read_options=read, parse_options=parse):
+                    for start in range(0, raw.num_rows, batch_rows):
+                        part = raw.slice(start, batch_rows)
+                        yield _conform(part, sources, extra_columns, schema, where, row0)
+                        row0 += part.num_rows
+            except pa.ArrowException as exc:
+                hint = " (vectors are read from flat JSON arrays, row-major)" if "array" in str(exc) else ""
+                raise ParseError(f"cannot read {where} as JSON lines near row {row0}: {exc}{hint}") from None
+
+        return DataView(schema, batches)
+
+    def _json_extra_types(self, extras: Sequence[str]) -> dict[str, pa.DataType]:
+        if not extras:
+            return {}
+        try:
+            inferred = pajson.open_json(self.path, read_options=pajson.ReadOptions(block_size=1 << 20)).schema
+        except pa.ArrowException as exc:
+            raise ParseError(f"cannot read {self.where} as JSON lines: {exc}") from None
+        return {n: inferred.field(n).type if n in inferred.names else pa.string() for n in extras}
+
+
+def _json_type(ct: TensorType, *, scalar: bool) -> pa.DataType:
+    # JSON numbers parse as float64: float16 is cast afterwards.
+    elem = pa.float64() if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
+    return elem if scalar or ct.is_scalar else pa.list_(elem)
+
+
+def _extra_column(field: pa.Field) -> Column:
+    """A file column the model does not read, typed as stored (text when onnxpipe cannot hold its type)."""
+    try:
+        return schema_from_arrow(pa.schema([field.remove_metadata()])).columns[0]
+    except ColumnTypeError:
+        return Column(field.name, TensorType(DType.STRING))
+
+
+def _conform(
+    raw: pa.RecordBatch,
+    sources: Sequence[_Source],
+    extras: Sequence[Column],
+    schema: Schema,
+    where: str,
+    row0: int,
+) -> pa.RecordBatch:
+    """A raw batch of a Parquet or JSON file as ``schema``'s storage."""
+    arrays: list[pa.Array] = []
+    for src in sources:
+        ct = src.column.type
+        if not isinstance(ct, TensorType):  # a sequence or a map, from Parquet: the cast below checks it
+            arrays.append(raw.column(src.file_columns[0]))
+        elif src.split:
+            arrays.append(_stack_scalars(raw, src, ct, where, row0))
+        else:
+            arrays.append(_tensor_storage(raw.column(src.file_columns[0]), src.column.name, ct, where, row0))
+    for c in extras:
+        arr = raw.column(c.name)
+        if isinstance(c.type, TensorType) and c.type.dtype is DType.STRING and not pa.types.is_string(arr.type):
+            arr = arr.cast(pa.string())
+        arrays.append(arr)
+    return normalize_batch(pa.RecordBatch.from_arrays(arrays, names=schema.names), schema, where, row0)
+
+
+def _stack_scalars(raw: pa.RecordBatch, src: _Source, ct: TensorType, where: str, row0: int) -> pa.Array:
+    parts = Schema(Column(n, TensorType(ct.dtype)) for n in src.file_columns)
+    checked = normalize_batch(raw.select(list(src.file_columns)), parts, where, row0)
+    values = np.column_stack([from_arrow(checked.column(k), TensorType(ct.dtype)) for k in range(len(parts))])
+    return to_arrow(values.reshape((raw.num_rows, *ct.fixed_shape)), ct, src.column.name)
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+
+
+def _tensor_storage(arr: pa.Array, name: str, ct: TensorType, where: str, row0: int) -> pa.Array:
+    """A file's list column (flat or nested) as the storage of ``ct``; scalars as they are."""
+    if isinstance(arr.type, pa.ExtensionType):  # e.g. Arrow's fixed-shape tensor
+        arr = arr.storage
+    if ct.is_scalar:
+        return arr
+    if not _is_list(arr.type):
+        raise ColumnTypeError(
+            f"{where}: column {name!r} holds {arr.type} values, but the model reads it as {ct}; "
+            "give a list column (or one column per value)"
+        )
+    n = len(arr)
+    rows = np.arange(n)
+    values = arr
+    while _is_list(values.type):  # flatten nested lists, remembering each value's row
+        parents = pc.list_parent_indices(values).to_numpy()
+        rows = rows[parents]
+        values = pc.list_flatten(values)
+    counts = np.bincount(rows, minlength=n)
+    if values.null_count and ct.dtype.is_float:  # a missing float (JSON null) is NaN, as in scalar columns
+        elem = pa.float64() if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
+        values = pc.fill_null(values.cast(elem), pa.scalar(float("nan"), elem))
+    if ct.is_known_shape:
+        size = ct.size or 0
+        bad = np.flatnonzero(counts != size)
+        if bad.size:
+            r = int(bad[0])
+            raise ShapeError(
+                f"{where}: row {row0 + r} of column {name!r} has {counts[r]} values; the model reads {ct}, "
+                f"{size} values per row"
+            )
+        return pa.FixedSizeListArray.from_arrays(values, size)
+    known = math.prod(d for d in ct.shape if d is not None)
+    if ct.shape.count(None) != 1:
+        raise ShapeError(
+            f"{where}: column {name!r} is {ct}, with several unknown dimensions, which a file column cannot "
+            "describe; give the model a fixed shape for all but one"
+        )
+    bad = np.flatnonzero(counts % known)
+    if bad.size:
+        r = int(bad[0])
+        raise ShapeError(
+            f"{where}: row {row0 + r} of column {name!r} has {counts[r]} values; the model reads {ct}, a multiple "
+            f"of {known} values per row"
+        )
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+
+
+# --------------------------------------------------------------------------------------------
+# Writers
+
+
+class TableWriter(Protocol):
+    def write(self, batch: pa.RecordBatch) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_writer(path: Path, fmt: str, schema: Schema) -> TableWriter:
+    """A writer of batches of ``schema`` (the storage DataViews yield) to ``path``."""
+    if fmt == "parquet":
+        return _ParquetWriter(path, schema)
+    if fmt == "jsonl":
+        return _JsonLinesWriter(path, schema)
+    return _TextWriter(path, schema, _SEPARATORS[fmt])
+
+
+class _ParquetWriter:
+    """Keeps onnxpipe's column types in the field metadata, so the file loads back as written.
+    Small batches are gathered into row groups of up to 64k rows or 64 MiB."""
+
+    _GROUP_ROWS = 65536
+    _GROUP_BYTES = 64 << 20
+
+    def __init__(self, path: Path, schema: Schema) -> None:
+        self._schema = arrow_schema(schema)
+        self._writer = pq.ParquetWriter(path, self._schema)
+        self._pending: list[pa.RecordBatch] = []
+        self._rows = 0
+        self._bytes = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._pending.append(batch)
+        self._rows += batch.num_rows
+        self._bytes += batch.nbytes
+        if self._rows >= self._GROUP_ROWS or self._bytes >= self._GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.Table.from_batches(self._pending, schema=self._schema))
+        self._pending, self._rows, self._bytes = [], 0, 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+def _text_columns(column: Column) -> list[str]:
+    split = _split_names(column)
+    return split if split is not None else [column.name]
+
+
+class _TextWriter:
+    """Known-shape tensors as one column per value, other nested values as JSON text."""
+
+    def __init__(self, path: Path, schema: Schema, separator: str) -> None:
+        self._schema = schema
+        fields = []
+        for c in schema.columns:
+            ct = c.type
+            if isinstance(ct, TensorType) and ct.is_known_shape:
+                elem = pa.float32() if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
+                fields += [pa.field(n, elem) for n in _text_columns(c)]
+            else:
+                fields.append(pa.field(c.name, pa.string()))
+        self._arrow = pa.schema(fields)
+        self._writer = pacsv.CSVWriter(path, self._arrow, write_options=pacsv.WriteOptions(delimiter=separator))
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        arrays: list[pa.Array] = []
+        for c in self._schema.columns:
+            ct = c.type
+            arr = batch.column(c.name)
+            if isinstance(ct, TensorType) and ct.is_scalar:
+                arrays.append(arr.cast(pa.float32()) if ct.dtype is DType.FLOAT16 else arr)
+            elif isinstance(ct, TensorType) and ct.is_known_shape:
+                values = np.asarray(from_arrow(arr, ct)).reshape(batch.num_rows, -1)
+                if ct.dtype is DType.FLOAT16:
+                    values = values.astype(np.float32)
+                arrays += [pa.array(values[:, k]) for k in range(values.shape[1])]
+            else:
+                arrays.append(pa.array([_json_text(v) for v in _json_values(arr, ct)], pa.string()))
+        self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self._arrow))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class _JsonLinesWriter:
+    """One JSON object per row; tensors as flat arrays (nested when several dimensions are unknown)."""
+
+    def __init__(self, path: Path, schema: Schema) -> None:
+        self._schema = schema
+        self._file: IO[str] = path.open("w", encoding="utf-8", newline="\n")
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        names = self._schema.names
+        columns = [_json_values(batch.column(n), self._schema[n].type) for n in names]
+        lines = [_json_text(dict(zip(names, row, strict=True))) + "\n" for row in zip(*columns, strict=True)]
+        self._file.write("".join(lines))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _finite(values: np.ndarray) -> list[Any]:
+    """Python values of ``values``; NaN and infinities (which JSON cannot hold) as None."""
+    if values.dtype.kind == "f":
+        if values.dtype != np.float64:
+            # The shortest decimal of the narrow float (0.1, not 0.10000000149011612), as CSV writes it.
+            values = values.astype(str).astype(np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            cells = values.astype(object)
+            cells[bad] = None
+            return list(cells.tolist())
+    return list(values.tolist())
+
+
+def _json_values(arr: pa.Array, ct: ColumnType) -> list[Any]:
+    """The JSON-ready values of one column of a batch."""
+    values = from_arrow(arr, ct)
+    if isinstance(ct, TensorType):
+        if ct.is_known_shape:
+            assert isinstance(values, np.ndarray)
+            return _finite(values if ct.is_scalar else values.reshape(len(values), -1))
+        flat = ct.shape.count(None) == 1
+        return [_finite(np.asarray(v).reshape(-1) if flat else np.asarray(v)) for v in values]
+    return [_clean(v) for v in values]
+
+
+def _clean(value: Any) -> Any:
+    """Sequences and maps: JSON-ready (map keys as text, non-finite floats as None)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _finite(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
