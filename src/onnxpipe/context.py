@@ -24,7 +24,7 @@ from onnxpipe.core import Transformer
 from onnxpipe.data import DataView
 from onnxpipe.data._images import IMAGE_EXTENSIONS, load_from_image_folder
 from onnxpipe.engine import PredictionEngine
-from onnxpipe.errors import InvalidArgumentError
+from onnxpipe.errors import DataFileNotFoundError, InvalidArgumentError
 from onnxpipe.onnx._export import convert_to_onnx
 from onnxpipe.persistence import DEFAULT_MAX_BYTES, load_model, save_model
 from onnxpipe.schema import DType, Schema
@@ -635,7 +635,12 @@ class ModelCatalog:
         if path_or_stream is not None:
             payload = proto.SerializeToString()
             if isinstance(path_or_stream, str | Path):
-                Path(path_or_stream).write_bytes(payload)
+                path = Path(path_or_stream)
+                if not path.parent.is_dir():
+                    raise DataFileNotFoundError(
+                        f"cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist; create it first"
+                    )
+                path.write_bytes(payload)
             else:
                 path_or_stream.write(payload)
         return proto

@@ -36,7 +36,10 @@ E = TypeVar("E", bound=OnnxPipeError)
 
 def _in_step(exc: E, index: int, step: str) -> E:
     """A copy of ``exc`` whose message says at which step of a chain it happened."""
-    return type(exc)(f"step {index} ({step}): {exc}")
+    message = str(exc)
+    if message.startswith(f"{step}: "):  # the step named itself already
+        message = message[len(step) + 2 :]
+    return type(exc)(f"step {index} ({step}): {message}")
 
 
 class Transformer(abc.ABC):

@@ -123,9 +123,19 @@ def schema_from_arrow(schema: pa.Schema) -> Schema:
     cols = []
     for f in schema:
         meta = f.metadata or {}
-        ct = column_type_from_json(json.loads(meta[_TYPE_KEY])) if _TYPE_KEY in meta else _infer_type(f.name, f.type)
-        slots = json.loads(meta[_SLOTS_KEY]) if _SLOTS_KEY in meta else None
-        cols.append(Column(f.name, ct, tuple(slots) if slots is not None else None))
+        try:
+            ct = (
+                column_type_from_json(json.loads(meta[_TYPE_KEY])) if _TYPE_KEY in meta else _infer_type(f.name, f.type)
+            )
+            slots = json.loads(meta[_SLOTS_KEY]) if _SLOTS_KEY in meta else None
+            cols.append(Column(f.name, ct, tuple(slots) if slots is not None else None))
+        except (ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, SchemaError) and _TYPE_KEY not in meta:
+                raise
+            raise SchemaError(
+                f"column {f.name!r}: its onnxpipe.type metadata is damaged ({exc}); drop the field metadata to "
+                "infer the type from the Arrow type"
+            ) from None
     return Schema(cols)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._images import as_image_array, pillow
-from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, SchemaError, ShapeError
+from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, DataError, SchemaError, ShapeError
 from onnxpipe.schema import DType, FieldBinding, ImageType, RowBinding, Schema, TensorType, row_binding
 
 __all__ = ["RowConverter", "coerce_array"]
@@ -27,11 +27,20 @@ def coerce_array(value: Any, ct: TensorType, where: str) -> np.ndarray:
     unknown dimensions are resolved from the value's own shape.
     """
     is_numpy = isinstance(value, np.ndarray | np.generic)
+    expected = ct.dtype
+    if value is None and expected is not DType.STRING:
+        raise ColumnTypeError(
+            f"{where}: the value is None; onnxpipe has no missing value for {expected.value} "
+            "(floats use NaN): fill it or drop the row"
+        )
     try:
         arr = np.asarray(value)
     except Exception as exc:  # ragged nested lists and the like
         raise ShapeError(f"{where}: cannot read {type(value).__name__} as a tensor: {exc}") from None
-    expected = ct.dtype
+    if arr.dtype.kind == "O" and expected is not DType.STRING:
+        big = next((x for x in arr.reshape(-1) if isinstance(x, int) and not isinstance(x, bool)), None)
+        if big is not None:  # numpy keeps ints beyond 64 bits as Python objects
+            raise ColumnTypeError(f"{where}: the value {big} does not fit in {expected.value}")
     if arr.dtype.kind in "OUS":
         if expected is not DType.STRING:
             raise ColumnTypeError(f"{where}: expected {expected.value} values, got strings ({arr.dtype})")
@@ -39,6 +48,14 @@ def coerce_array(value: Any, ct: TensorType, where: str) -> np.ndarray:
         if not all(isinstance(x, str) for x in arr.reshape(-1)):
             bad = next(x for x in arr.reshape(-1) if not isinstance(x, str))
             raise ColumnTypeError(f"{where}: expected strings, got a {type(bad).__name__} value {bad!r}")
+        for x in arr.reshape(-1):
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DataError(
+                    f"{where}: the string is not valid Unicode (a lone surrogate, e.g. from bytes decoded with "
+                    "errors='surrogateescape'); decode the bytes with their real encoding"
+                ) from None
     elif arr.dtype != expected.numpy:
         given = DType.from_numpy(arr.dtype)
         ok = given.converts_safely_to(expected)
@@ -52,7 +69,8 @@ def coerce_array(value: Any, ct: TensorType, where: str) -> np.ndarray:
                 f"{where}: expected {expected.value} values, got {given.value}; convert the data "
                 f"first (only lossless conversions and float64 -> float32 are automatic)"
             )
-        arr = arr.astype(expected.numpy)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes +-inf, as ONNX's Cast does
+            arr = arr.astype(expected.numpy)
     if ct.is_scalar:
         if arr.ndim and arr.size == 1:
             return arr.reshape(())
