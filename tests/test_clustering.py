@@ -21,10 +21,16 @@ from sklearn.metrics import davies_bouldin_score, mutual_info_score, normalized_
 import onnxpipe as op
 from onnxpipe import LoadColumn
 from onnxpipe.data._convert import ColumnValues, arrow_schema, to_arrow
-from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, DataError, InvalidArgumentError, ShapeError
+from onnxpipe.errors import (
+    ColumnNotFoundError,
+    ColumnTypeError,
+    DataError,
+    InvalidArgumentError,
+    OnnxPipeWarning,
+    ShapeError,
+)
 from onnxpipe.evaluation_multiclass import ClusteringMetrics, evaluate_clustering
 from onnxpipe.onnx._export import convert_to_onnx
-from onnxpipe.onnx._session import OnnxPipeWarning
 from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
 from onnxpipe.testing import check_component
 from onnxpipe.trainers.clustering import KMeansModel, KMeansTrainer, kmeans_plus_plus, lloyd

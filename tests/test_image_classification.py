@@ -36,8 +36,7 @@ from onnx import TensorProto, helper, numpy_helper
 import onnxpipe as op
 from onnxpipe import LoadColumn
 from onnxpipe.core import TransformerChain
-from onnxpipe.errors import DataFileNotFoundError
-from onnxpipe.transforms.images import SkippedRowWarning
+from onnxpipe.errors import DataFileNotFoundError, SkippedRowWarning
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow (the images extra) is not installed")
 

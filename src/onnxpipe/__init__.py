@@ -10,7 +10,8 @@ from onnxpipe.context import MLContext
 from onnxpipe.core import Estimator, EstimatorChain, Transformer, TransformerChain
 from onnxpipe.data import DataView
 from onnxpipe.engine import PredictionEngine
-from onnxpipe.onnx import ModelInfo, OnnxPipeWarning, TensorInfo, generate_schema_code, inspect_model
+from onnxpipe.errors import OnnxPipeWarning, SkippedRowWarning
+from onnxpipe.onnx import ModelInfo, TensorInfo, generate_schema_code, inspect_model
 from onnxpipe.schema import (
     Column,
     ColumnName,
@@ -25,7 +26,6 @@ from onnxpipe.schema import (
     VectorType,
     schema_of,
 )
-from onnxpipe.transforms.images import SkippedRowWarning
 
 __version__ = "0.1.0"
 

@@ -22,6 +22,11 @@ Each error subclasses the built-in exception a caller would catch for the same p
     ├── DataFileNotFoundError (FileNotFoundError) a data or model file is missing
     └── MissingDependencyError (ImportError)     an optional extra is not installed
 
+Warnings (something worked, but not exactly as asked)::
+
+    OnnxPipeWarning (UserWarning)                e.g. a GPU fell back to the CPU
+    └── SkippedRowWarning                        a bad row was dropped (load_images(on_error="skip"))
+
 Messages say which column / step / tensor, what was expected, what was given, and how to fix it.
 """
 
@@ -42,8 +47,10 @@ __all__ = [
     "ModelLoadError",
     "ModelSaveError",
     "OnnxPipeError",
+    "OnnxPipeWarning",
     "ParseError",
     "SchemaError",
+    "SkippedRowWarning",
     "ShapeError",
     "TensorNotFoundError",
 ]
@@ -123,6 +130,14 @@ class DataFileNotFoundError(OnnxPipeError, FileNotFoundError):
 
 class MissingDependencyError(OnnxPipeError, ImportError):
     """An optional dependency is needed; the message names the extra to install."""
+
+
+class OnnxPipeWarning(UserWarning):
+    """Something worked, but not the way it was asked for (e.g. GPU fell back to CPU)."""
+
+
+class SkippedRowWarning(OnnxPipeWarning):
+    """A row was dropped because its file could not be loaded (``on_error="skip"``)."""
 
 
 def require(module: str, extra: str) -> object:

@@ -60,8 +60,7 @@ from rich.table import Table
 
 from onnxpipe.data._convert import from_arrow
 from onnxpipe.data._view import DataView
-from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, SchemaError, ShapeError
-from onnxpipe.onnx._session import OnnxPipeWarning
+from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, OnnxPipeWarning, SchemaError, ShapeError
 from onnxpipe.schema import Column, DType, Schema, TensorType
 
 __all__ = [

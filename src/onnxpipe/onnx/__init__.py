@@ -2,11 +2,10 @@
 
 from onnxpipe.onnx._inspect import generate_schema_code, inspect_model, render_model_info
 from onnxpipe.onnx._model import ModelInfo, TensorInfo, describe_model, load_model
-from onnxpipe.onnx._session import OnnxPipeWarning, SessionSettings, create_session
+from onnxpipe.onnx._session import SessionSettings, create_session
 
 __all__ = [
     "ModelInfo",
-    "OnnxPipeWarning",
     "SessionSettings",
     "TensorInfo",
     "create_session",

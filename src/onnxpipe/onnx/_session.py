@@ -9,18 +9,14 @@ from typing import Any
 
 import onnxruntime as ort
 
-from onnxpipe.errors import DeviceError, InvalidArgumentError, ModelLoadError
+from onnxpipe.errors import DeviceError, InvalidArgumentError, ModelLoadError, OnnxPipeWarning
 
-__all__ = ["OnnxPipeWarning", "RunFunction", "SessionSettings", "create_session", "run_function"]
+__all__ = ["RunFunction", "SessionSettings", "create_session", "run_function"]
 
 RunFunction = Callable[[list[str], dict[str, Any]], list[Any]]
 
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
-
-
-class OnnxPipeWarning(UserWarning):
-    """Something worked, but not the way it was asked for (e.g. GPU fell back to CPU)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,8 +36,7 @@ from scipy.special import expit
 from onnxpipe.core import Estimator, Transformer
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
 from onnxpipe.data._view import DataView
-from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, SchemaError, ShapeError
-from onnxpipe.onnx._session import OnnxPipeWarning
+from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, OnnxPipeWarning, SchemaError, ShapeError
 from onnxpipe.schema import Column, DType, Schema, TensorType
 
 if TYPE_CHECKING:

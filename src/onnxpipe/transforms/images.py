@@ -104,9 +104,9 @@ from onnxpipe.errors import (
     ImageDecodeError,
     InvalidArgumentError,
     ShapeError,
+    SkippedRowWarning,
 )
 from onnxpipe.onnx._model import ONNX_ELEMENT
-from onnxpipe.onnx._session import OnnxPipeWarning
 from onnxpipe.schema import Column, ColumnType, DType, ImageType, Schema, TensorType
 from onnxpipe.transforms.conversion import OneToOneStep
 
@@ -122,7 +122,6 @@ __all__ = [
     "ImagePixelExtractingTransformer",
     "ImageResizingTransformer",
     "RawImageBytesLoadingTransformer",
-    "SkippedRowWarning",
 ]
 
 ResizingKind = Literal["iso_crop", "iso_pad", "fill"]
@@ -138,10 +137,6 @@ _GRAY_WEIGHTS = (19595, 38470, 7471)  # Pillow's ITU-R 601-2 luma weights, summi
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class SkippedRowWarning(OnnxPipeWarning):
-    """A row was dropped because its file could not be loaded (``on_error="skip"``)."""
 
 
 # --------------------------------------------------------------------------------------------
