@@ -16,11 +16,13 @@ schemas, registered enums and registered components. Nothing else can be written
 builds objects only from :data:`component registry <registered_components>` entries: a file never
 makes onnxpipe unpickle, evaluate or import anything.
 
-Loading checks the archive before reading it (entry names, sizes against a budget, duplicates,
-unexpected entries such as a planted pickle), checks every array against the type and shape the
-manifest records, and then runs the rebuilt model on one synthetic row of its input schema, so a
-tampered state fails at load time with :class:`~onnxpipe.errors.ModelLoadError` rather than at the
-first prediction.
+Loading checks the archive before reading it (entry names, sizes against a budget, compression
+methods, duplicates, unexpected entries such as a planted pickle), reads each entry at most once and
+never past its declared size, checks every array against the type and shape the manifest records
+(Arrow entries: no compressed batches, full validation, a bound on their length), checks the states
+that native code trusts (a LightGBM model text is checked before LightGBM parses it), and then runs
+the rebuilt model on one synthetic row of its input schema, so a tampered state fails at load time
+with :class:`~onnxpipe.errors.ModelLoadError` rather than at the first prediction.
 
 Fitted models pickle through this format too (:meth:`onnxpipe.core.Transformer.__reduce__`), so
 sending a model to ``multiprocessing`` workers never pickles internals or ONNX Runtime sessions.
@@ -89,8 +91,6 @@ _MIN_ARROW_ROWS = 1 << 20  # rows an Arrow entry may hold beyond 8 per byte (nul
 _MAX_ROW_VALUES = 1 << 22  # values per row of a column while verifying (a 1024x1024 RGB image is 3M)
 _SCALAR_KINDS = "biufSU"  # numpy scalars the writer produces: no object, void, datetime
 _COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # the writer's; bzip2 and lzma expand unbounded
-# State keys a component's __setstate__ would open as a path (its __getstate__ never writes them).
-_PATH_ARGUMENTS = {"OnnxTransformer": "model_file"}
 _ENTRY = re.compile(r"data/\d{4,6}-[A-Za-z0-9_]{0,64}\.(npy|onnx|bin|txt|arrow)")
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # same model, same bytes
 
@@ -310,6 +310,11 @@ def _to_bytes(model: Transformer, schema: Schema, output_schema: Schema) -> byte
         )
     writer = _Writer()
     encoded = writer.encode(model, "", "model")
+    if len(writer.entries) >= _MAX_ENTRIES:
+        raise ModelSaveError(
+            f"{model.step_name}: the model needs {len(writer.entries):,} entries; a saved model holds at most "
+            f"{_MAX_ENTRIES:,}"
+        )
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -598,17 +603,7 @@ class _Reader:
         raw = v.get("state")
         if not isinstance(raw, dict):
             self.fail(f"the state of {name} is not an object")
-        path_argument = _PATH_ARGUMENTS.get(name)
-        if path_argument in raw:
-            self.fail(
-                f"its {name} refers to a file through {path_argument!r}; a saved model embeds what it needs "
-                "and loading it never opens another file"
-            )
         state = {k: self.decode(x, depth + 1) for k, x in raw.items()}
-        check = _STATE_CHECKS.get(name)
-        problem = check(state) if check is not None else None
-        if problem:
-            self.fail(f"its {name}: {problem}")
         obj: Any = object.__new__(cls)
         setstate = getattr(cls, "__setstate__", None)
         if setstate is None:
@@ -691,187 +686,6 @@ def _unsafe_arrow_stream(data: bytes) -> str | None:
             batch = None if data_at is None else _flatbuffer_target(meta, data_at)
         if batch is not None and _flatbuffer_field(meta, batch, 3) is not None:
             return "a compressed Arrow batch"
-
-
-# --------------------------------------------------------------------------- states native code trusts
-
-_LGBM_INT = re.compile(rb"-?\d{1,10}")
-_LGBM_NUMBER = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:inf|infinity|nan)", re.IGNORECASE)
-_LGBM_TREE_LINES = 22  # the key=value lines LightGBM's Tree(const char*) reads at most
-_LGBM_MAX_LEAVES = 1 << 17  # LightGBM's own limit on num_leaves
-
-
-class _LightGbmTextError(Exception):
-    pass
-
-
-def _lgbm_ints(value: bytes, count: int, what: str) -> list[int]:
-    tokens = [t for t in value.split(b" ") if t]  # LightGBM's Common::Split drops empty tokens
-    if len(tokens) != count or not all(_LGBM_INT.fullmatch(t) for t in tokens):
-        raise _LightGbmTextError(f"{what} must be {count} integers")
-    numbers = [int(t) for t in tokens]
-    if any(not -(1 << 31) <= n < 1 << 31 for n in numbers):
-        raise _LightGbmTextError(f"{what} holds an integer out of range")
-    return numbers
-
-
-def _lgbm_check_numbers(value: bytes, count: int, what: str) -> None:
-    tokens = [t for t in value.split(b" ") if t]
-    if len(tokens) != count or not all(_LGBM_NUMBER.fullmatch(t) for t in tokens):
-        raise _LightGbmTextError(f"{what} must be {count} numbers")
-
-
-def _lgbm_line_end(data: bytes, pos: int) -> int:
-    ends = [i for i in (data.find(b"\n", pos), data.find(b"\r", pos)) if i >= 0]
-    return min(ends) if ends else len(data)
-
-
-def _lgbm_skip_newline(data: bytes, pos: int) -> int:
-    if data[pos : pos + 1] == b"\r":
-        pos += 1
-    if data[pos : pos + 1] == b"\n":
-        pos += 1
-    return pos
-
-
-def _lgbm_tree(data: bytes, pos: int, index: int, max_feature: int) -> None:
-    """Check the tree block at ``pos`` as LightGBM's ``Tree(const char*)`` parses it."""
-    where = f"tree {index}"
-    fields: dict[bytes, bytes] = {}
-    for _ in range(_LGBM_TREE_LINES):
-        if pos < len(data) and data[pos] in b"\r\n":
-            break
-        equals = data.find(b"=", pos)  # LightGBM scans for '=' across lines and past the end
-        end = -1 if equals < 0 else _lgbm_line_end(data, equals)
-        if equals < 0 or end >= len(data):
-            raise _LightGbmTextError(f"{where} does not end with an empty line")
-        fields[data[pos:equals]] = data[equals + 1 : end]
-        pos = _lgbm_skip_newline(data, end)
-    for required in (b"num_leaves", b"num_cat", b"leaf_value"):
-        if required not in fields:
-            raise _LightGbmTextError(f"{where} has no {required.decode()}")
-    (leaves,) = _lgbm_ints(fields[b"num_leaves"], 1, f"{where} num_leaves")
-    if not 1 <= leaves <= _LGBM_MAX_LEAVES:
-        raise _LightGbmTextError(f"{where} has {leaves} leaves")
-    if _lgbm_ints(fields[b"num_cat"], 1, f"{where} num_cat") != [0]:
-        raise _LightGbmTextError(f"{where} has categorical splits, which onnxpipe's trainers never make")
-    if fields.get(b"is_linear", b"0").strip() not in (b"0", b""):
-        raise _LightGbmTextError(f"{where} is a linear tree, which onnxpipe's trainers never make")
-    _lgbm_check_numbers(fields[b"leaf_value"], leaves, f"{where} leaf_value")
-    if b"shrinkage" in fields:  # read even for a single leaf; an unknown token aborts LightGBM
-        _lgbm_check_numbers(fields[b"shrinkage"], 1, f"{where} shrinkage")
-    if leaves == 1:
-        return  # LightGBM reads nothing else of a single leaf
-    for optional, count in ((b"leaf_weight", leaves), (b"split_gain", leaves - 1)):
-        if optional in fields:
-            _lgbm_check_numbers(fields[optional], count, f"{where} {optional.decode()}")
-    for optional in (b"internal_value", b"internal_weight"):
-        if optional in fields:
-            _lgbm_check_numbers(fields[optional], leaves - 1, f"{where} {optional.decode()}")
-    for optional, count in ((b"leaf_count", leaves), (b"internal_count", leaves - 1)):
-        if optional in fields:
-            _lgbm_ints(fields[optional], count, f"{where} {optional.decode()}")
-    for required in (b"left_child", b"right_child", b"split_feature", b"threshold"):
-        if required not in fields:
-            raise _LightGbmTextError(f"{where} has no {required.decode()}")
-    _lgbm_check_numbers(fields[b"threshold"], leaves - 1, f"{where} threshold")
-    if b"decision_type" in fields:
-        decisions = _lgbm_ints(fields[b"decision_type"], leaves - 1, f"{where} decision_type")
-        if any(d & 1 or not 0 <= d < 128 for d in decisions):
-            raise _LightGbmTextError(f"{where} has categorical or invalid decision types")
-    features = _lgbm_ints(fields[b"split_feature"], leaves - 1, f"{where} split_feature")
-    if any(not 0 <= f <= max_feature for f in features):
-        raise _LightGbmTextError(f"{where} splits on a feature outside 0..{max_feature}")
-    # Prediction walks from node 0 until a leaf (~index): every other node and every leaf must be
-    # the child of exactly one node, or the walk reads out of bounds or never ends.
-    children = _lgbm_ints(fields[b"left_child"], leaves - 1, f"{where} left_child")
-    children += _lgbm_ints(fields[b"right_child"], leaves - 1, f"{where} right_child")
-    expected = list(range(1, leaves - 1)) + [~leaf for leaf in range(leaves)]
-    if sorted(children) != sorted(expected):
-        raise _LightGbmTextError(f"{where} does not link its nodes and leaves as a tree")
-
-
-def _lgbm_parameters(data: bytes, pos: int) -> None:
-    """Check the ``parameters:`` section after the trees: LightGBM's GetLoadedParam reads the part
-    after the ':' of each "[name: value]" line without checking that there is one."""
-    inside = False
-    while pos < len(data):
-        end = _lgbm_line_end(data, pos)
-        line = data[pos:end]
-        if line == b"parameters:":
-            inside = True
-        elif line == b"end of parameters":
-            return
-        elif inside and line and len([part for part in line.split(b":") if part]) < 2:
-            raise _LightGbmTextError(f"its parameter line {line[:60]!r} is not '[name: value]'")
-        pos = _lgbm_skip_newline(data, end)
-
-
-def _lightgbm_text_problem(text: object, num_features: object) -> str | None:
-    """Why LightGBM would crash, abort or hang on the model text ``text``, or None.
-
-    LightGBM trusts its model text: an out-of-range child or feature index reads out of bounds,
-    a wrong ``tree_sizes`` entry aborts the process (from an OpenMP loop), a child pointing back
-    at the root loops forever. This mirrors ``GBDT::LoadModelFromString`` and
-    ``Tree::Tree(const char*)`` (LightGBM 4) and checks everything they later index with.
-    """
-    if not isinstance(text, str):
-        return "its model text is not a string"
-    data = text.encode("utf-8")
-    if b"\0" in data:
-        return "its model text holds a NUL character"
-    header: dict[bytes, bytes] = {}
-    pos = 0
-    while pos < len(data):
-        end = _lgbm_line_end(data, pos)
-        line = data[pos:end]
-        if line.startswith(b"Tree="):
-            break
-        parts = [part for part in line.split(b"=") if part]  # as LightGBM's Common::Split
-        if len(parts) == 2 or (len(parts) > 2 and parts[0] == b"feature_names"):
-            header[parts[0]] = line.split(b"=", 1)[1] if len(parts) > 2 else parts[1]
-        elif len(parts) == 1:
-            header[parts[0]] = b""
-        elif len(parts) > 2:
-            return f"its LightGBM model text has a malformed line {line[:60]!r}"
-        pos = _lgbm_skip_newline(data, end)
-    trees_at = pos
-    try:
-        ints = {}
-        for key in (b"num_class", b"max_feature_idx", b"num_tree_per_iteration"):
-            if key in header or key != b"num_tree_per_iteration":
-                (ints[key],) = _lgbm_ints(header.get(key, b""), 1, key.decode())
-        classes, max_feature = ints[b"num_class"], ints[b"max_feature_idx"]
-        if not 1 <= classes <= 1 << 16 or ints.get(b"num_tree_per_iteration", classes) != classes:
-            raise _LightGbmTextError("num_class and num_tree_per_iteration must be the same positive number")
-        for token in header.get(b"objective", b"").split(b" "):
-            if token.startswith(b"num_class:") and token != b"num_class:%d" % classes:
-                raise _LightGbmTextError(f"the objective's {token.decode(errors='replace')} is not num_class={classes}")
-        if max_feature < 0 or max_feature + 1 != num_features:
-            raise _LightGbmTextError(f"max_feature_idx={max_feature} does not fit {num_features} features")
-        if b"tree_sizes" not in header:
-            raise _LightGbmTextError("it has no tree_sizes line")
-        tokens = [t for t in header[b"tree_sizes"].split(b" ") if t]
-        sizes = _lgbm_ints(header[b"tree_sizes"], len(tokens), "tree_sizes")
-        if any(size <= 0 for size in sizes) or trees_at + sum(sizes) > len(data):
-            raise _LightGbmTextError("its tree_sizes do not fit the text")
-        for index, size in enumerate(sizes):
-            if not data.startswith(b"Tree=", pos):
-                raise _LightGbmTextError(f"tree {index} does not start where tree_sizes says")
-            _lgbm_tree(data, _lgbm_skip_newline(data, _lgbm_line_end(data, pos)), index, max_feature)
-            pos += size
-        _lgbm_parameters(data, pos)
-    except _LightGbmTextError as exc:
-        return f"its LightGBM model text is malformed: {exc}"
-    return None
-
-
-def _check_lightgbm_state(state: dict[str, Any]) -> str | None:
-    return _lightgbm_text_problem(state.get("model_text"), state.get("num_features"))
-
-
-# Checks of states whose values reach native code that trusts them (LightGBM's model parser).
-_STATE_CHECKS: dict[str, Callable[[dict[str, Any]], str | None]] = {"LightGbmModel": _check_lightgbm_state}
 
 
 def _read_manifest(reader: _Reader) -> dict[str, Any]:

@@ -84,10 +84,12 @@ from onnxpipe.errors import (
     DataError,
     ExportError,
     InvalidArgumentError,
+    ModelLoadError,
     ShapeError,
     require,
 )
 from onnxpipe.schema import Column, DType, Schema, TensorType
+from onnxpipe.trainers._lightgbm_text import lightgbm_text_problem
 
 if TYPE_CHECKING:
     from onnxpipe.onnx._export import ExportContext
@@ -767,7 +769,7 @@ class LightGbmModel(Transformer):
             values["classes"].flags.writeable = False
         for k, v in values.items():
             object.__setattr__(self, k, v)
-        self.__setstate__(self.__getstate__())  # the per-process cache
+        self._derive()
 
     task: str
     model_text: str
@@ -794,7 +796,16 @@ class LightGbmModel(Transformer):
         return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # The state may come from a saved model of unknown origin, and LightGBM's parser trusts
+        # its input (bad indexes crash the process): check the text before it ever sees it.
+        problem = lightgbm_text_problem(state.get("model_text"), state.get("num_features"))
+        if problem:
+            raise ModelLoadError(problem)
         self.__dict__.update(state)
+        self._derive()
+
+    def _derive(self) -> None:
+        """The per-process cache and the values read from the model text's header."""
         if self.__dict__.get("classes") is not None:
             self.__dict__["classes"].flags.writeable = False
         self.__dict__["_lock"] = threading.Lock()

@@ -400,6 +400,8 @@ class OnnxTransformer(TrivialEstimator):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
+        if "model_file" in state:  # __getstate__ embeds the bytes; a saved model never opens another file
+            raise ModelLoadError("apply_onnx_model: the state refers to a model file instead of holding its bytes")
         label = state.pop("label", "<bytes>")
         if not isinstance(label, str):
             raise ModelLoadError(f"apply_onnx_model: invalid model label {label!r}")
