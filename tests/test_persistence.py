@@ -1120,6 +1120,23 @@ def test_register_component_for_a_user_transformer(monkeypatch: pytest.MonkeyPat
     assert manifest_of(model_to_bytes(other, data().schema))["model"]["$object"] == "tests.OtherScaler"
 
 
+def test_saving_refuses_what_loading_would_refuse(monkeypatch: pytest.MonkeyPatch) -> None:
+    persistence.registered_components()
+    monkeypatch.setattr(persistence, "_components", dict(persistence._components))
+    register_component(AgeScaler)
+    nested = AgeScaler(2.0)
+    deep: list[Any] = []
+    for _ in range(100):
+        deep = [deep]
+    nested.__dict__["notes"] = deep
+    with pytest.raises(ModelSaveError, match=r"nests values more than 64 levels deep"):
+        model_to_bytes(nested, data().schema)
+    huge = AgeScaler(2.0)
+    huge.__dict__["notes"] = 10**5000
+    with pytest.raises(ModelSaveError, match=r"cannot be written as JSON"):
+        model_to_bytes(huge, data().schema)
+
+
 def test_unregistered_component_in_a_file_is_refused_by_name() -> None:
     def plant(m: dict[str, Any]) -> None:
         m["model"] = {"$object": "UserThing", "state": {}}

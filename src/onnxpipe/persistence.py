@@ -324,16 +324,34 @@ def _to_bytes(model: Transformer, schema: Schema, output_schema: Schema) -> byte
         "output_schema": output_schema.to_json(),
         "model": encoded,
     }
+    # Refuse here what load_model would refuse, so that every saved file loads.
+    if _nesting(encoded) > _MAX_DEPTH:
+        raise ModelSaveError(f"{model.step_name}: its state nests values more than {_MAX_DEPTH} levels deep")
+    try:
+        text = json.dumps(manifest, indent=1, ensure_ascii=False)
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ModelSaveError(f"{model.step_name}: its state cannot be written as JSON ({exc})") from None
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         info = zipfile.ZipInfo(_MANIFEST, _FIXED_TIME)
         info.compress_type = zipfile.ZIP_DEFLATED
-        zf.writestr(info, json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8"))
+        zf.writestr(info, text.encode("utf-8"))
         for name, data in writer.entries.items():
             info = zipfile.ZipInfo(name, _FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED if name.endswith(".txt") else zipfile.ZIP_STORED
             zf.writestr(info, data)
     return buf.getvalue()
+
+
+def _nesting(value: Any) -> int:
+    """How deep a JSON value nests lists and objects, counted the way the reader counts them."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = v if isinstance(v, list) else v.values() if isinstance(v, dict) else ()
+        stack.extend((c, depth + 1) for c in children)
+    return deepest
 
 
 def save_model(model: Transformer, input_schema: Schema | DataView | type, file: PathOrStream) -> None:
