@@ -813,3 +813,40 @@ def test_predict_empty_inputs(runner: CliRunner, scoring: Path, tmp_path: Path) 
         assert result.stderr == f"wrote 0 rows to {target}\n"
     assert (tmp_path / "o.csv").read_text() == '"y.0","y.1","y.2","total","k_next"\n'
     assert onnxpipe.data.load_from_parquet(tmp_path / "o.parquet").schema.names == ["y", "total", "k_next"]
+
+
+def test_schema_of_saved_pipeline_drives_a_prediction_engine(runner: CliRunner, tmp_path: Path) -> None:
+    model, data, path = train_binary_pipeline(tmp_path)
+    result = runner.invoke(main, ["schema", str(path), "--input-class", "In", "--output-class", "Out"])
+    assert result.exit_code == 0, result.output
+    assert 'class In:\n    a: Annotated[np.float32, ColumnName("A")]' in result.stdout
+    assert 'predicted_label: Annotated[np.bool_, ColumnName("PredictedLabel")]' in result.stdout
+    assert "features" not in result.stdout  # an intermediate column, not a result
+    module = import_code(result.stdout, tmp_path, "saved_schema")
+    engine = onnxpipe.MLContext().model.create_prediction_engine(model, module.In, module.Out)
+    row = data.take(1).to_arrow().to_pylist()[0]
+    out = engine.predict(module.In(a=row["A"], b=row["B"], label=row["Label"]))
+    expected = model.transform(data.take(1)).columns(["Probability"])["Probability"][0]
+    assert out.probability == pytest.approx(expected)
+
+
+def test_schema_of_saved_image_pipeline_uses_image_and_key_markers(runner: CliRunner, tmp_path: Path) -> None:
+    from onnxpipe.persistence import save_model
+
+    ctx = onnxpipe.MLContext()
+    paths = make_images(tmp_path / "photos")
+    data = ctx.data.load_from_arrow(pa.table({"path": [str(p) for p in paths], "kind": ["a", "b"] * 3}))
+    pipeline = (
+        ctx.transforms.load_images("image", input_column_name="path")
+        .append(ctx.transforms.resize_images("small", 8, 6, "image"))
+        .append(ctx.transforms.conversion.map_value_to_key("kind"))
+    )
+    model = pipeline.fit(data)
+    save_model(model, data.schema, tmp_path / "images.zip")
+    result = runner.invoke(main, ["schema", str(tmp_path / "images.zip")])
+    assert result.exit_code == 0, result.output
+    assert "from onnxpipe import ColumnName, ImageType, KeyType" in result.stdout
+    assert 'small: Annotated[npt.NDArray[np.uint8], ColumnName("small"), ImageType(6, 8)]' in result.stdout
+    assert 'kind: Annotated[np.uint32, ColumnName("kind"), KeyType(2)]' in result.stdout
+    module = import_code(result.stdout, tmp_path, "image_schema")
+    assert onnxpipe.schema_of(module.OnnxOutput) == model.output_schema(data.schema).select(["small", "kind"])

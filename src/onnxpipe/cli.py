@@ -38,7 +38,12 @@ from onnxpipe.core import Transformer, TransformerChain
 from onnxpipe.data._convert import arrow_schema, from_arrow, to_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnNotFoundError, InvalidArgumentError, OnnxPipeError, SchemaError
-from onnxpipe.onnx._inspect import generate_schema_code, inspect_model, render_model_info
+from onnxpipe.onnx._inspect import (
+    generate_schema_code,
+    generate_schema_code_for_columns,
+    inspect_model,
+    render_model_info,
+)
 from onnxpipe.onnx._model import ModelInfo, TensorInfo
 from onnxpipe.schema import Column, Schema, TensorType
 
@@ -222,10 +227,26 @@ def _inspect_saved(model: str, as_json: bool) -> None:
     "-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), help="Write the code to this file."
 )
 def schema_command(model: str, input_class: str, output_class: str, output: Path | None) -> None:
-    """Print the Python dataclasses that declare MODEL's inputs and outputs."""
-    info = _load(model)
+    """Print the Python dataclasses that declare MODEL's inputs and outputs.
+
+    For a saved pipeline (.zip): its input columns, and the columns it gives back (those
+    `onnxpipe predict` writes), ready for ctx.model.create_prediction_engine.
+    """
     try:
-        code = generate_schema_code(info, input_class=input_class, output_class=output_class)
+        if _is_saved_model(Path(model)):
+            pipeline = _open_pipeline(model)
+            results = pipeline.model.output_schema(pipeline.input_schema).select(
+                _result_columns(pipeline.model, pipeline.input_schema)
+            )
+            code = generate_schema_code_for_columns(
+                pipeline.input_schema,
+                results,
+                source=Path(model).name,
+                input_class=input_class,
+                output_class=output_class,
+            )
+        else:
+            code = generate_schema_code(_load(model), input_class=input_class, output_class=output_class)
     except OnnxPipeError as exc:
         _fail(str(exc), 2)
     if output is None:

@@ -8,9 +8,11 @@ dataclasses a user declares to apply the model.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import keyword
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from rich import box
@@ -20,9 +22,9 @@ from rich.text import Text
 
 from onnxpipe.errors import InvalidArgumentError
 from onnxpipe.onnx._model import ModelInfo, TensorInfo, describe_model, load_model
-from onnxpipe.schema import ColumnType, DType, MapType, TensorType
+from onnxpipe.schema import Column, ColumnType, DType, ImageType, MapType, Schema, TensorType
 
-__all__ = ["generate_schema_code", "inspect_model", "render_model_info"]
+__all__ = ["generate_schema_code", "generate_schema_code_for_columns", "inspect_model", "render_model_info"]
 
 _METADATA_WIDTH = 80
 _DOC_WIDTH = 300
@@ -169,6 +171,15 @@ class _Imports:
     npt: bool = False
     vector_type: bool = False
     annotated: bool = False
+    key_type: bool = False
+    image_type: bool = False
+
+    def onnxpipe_names(self) -> str:
+        names = ["ColumnName"]
+        names += ["ImageType"] if self.image_type else []
+        names += ["KeyType"] if self.key_type else []
+        names += ["VectorType"] if self.vector_type else []
+        return ", ".join(names)
 
 
 def _annotated(attr: str, parts: list[str]) -> list[str]:
@@ -182,7 +193,7 @@ def _annotated(attr: str, parts: list[str]) -> list[str]:
     return [f"    {attr}: Annotated[", *(f"        {p}," for p in parts), "    ]"]
 
 
-def _field_lines(t: TensorInfo, attr: str, imports: _Imports) -> list[str]:
+def _field_lines(t: TensorInfo, attr: str, *, imports: _Imports) -> list[str]:
     column = f"ColumnName({_literal(t.name)})"
     ct = t.column_type
     annotation: str | None = None
@@ -205,21 +216,62 @@ def _field_lines(t: TensorInfo, attr: str, imports: _Imports) -> list[str]:
     return _annotated(attr, [annotation, column, *extra])
 
 
-def _class_lines(name: str, tensors: tuple[TensorInfo, ...], imports: _Imports) -> list[str]:
+def _column_field_lines(column: Column, attr: str, *, imports: _Imports) -> list[str]:
+    """A field for a column of a pipeline's schema (one row's type: no batch dimension)."""
+    parts: list[str] = []
+    ct = column.type
+    if isinstance(ct, ImageType):
+        dims = "" if ct.height is None and ct.width is None else f"{ct.height}, {ct.width}"
+        parts = ["npt.NDArray[np.uint8]", f"ColumnName({_literal(column.name)})", f"ImageType({dims})"]
+        imports.np = imports.npt = imports.image_type = True
+    elif isinstance(ct, TensorType):
+        extra = [f"KeyType({ct.key_count})"] if ct.key_count else []
+        imports.key_type |= bool(extra)
+        if ct.is_scalar:
+            parts = ["str" if ct.dtype is DType.STRING else _numpy_name(ct.dtype)]
+            imports.np |= ct.dtype is not DType.STRING
+        else:
+            parts = [f"npt.NDArray[{_numpy_name(ct.dtype)}]"]
+            extra.append("VectorType(" + ", ".join("-1" if d is None else str(d) for d in ct.shape) + ")")
+            imports.np = imports.npt = imports.vector_type = True
+        parts += [f"ColumnName({_literal(column.name)})", *extra]
+    else:
+        annotation = _inner_annotation(ct)
+        imports.np |= annotation is not None and "np." in annotation
+        parts = [annotation or "object", f"ColumnName({_literal(column.name)})"]
+    imports.annotated = True
+    return _annotated(attr, parts)
+
+
+_Fields = list[tuple[str, Callable[[str], list[str]]]]  # (column or tensor name, the lines for an attribute)
+
+
+def _class_lines(name: str, fields: _Fields) -> list[str]:
+    """A dataclass with one field per ``(name, lines_for_attribute)``; attributes made unique."""
     lines = ["@dataclass", f"class {name}:"]
     used: set[str] = set()
     body: list[str] = []
-    for t in tensors:
-        if _MLNET_UNUSED.match(t.name):
-            continue
-        base = attr = _identifier(t.name)
+    for field_name, field_lines in fields:
+        base = attr = _identifier(field_name)
         n = 2
         while attr in used:
             attr = f"{base.rstrip('_')}_{n}"  # class_ and Class give class_ and class_2
             n += 1
         used.add(attr)
-        body.extend(_field_lines(t, attr, imports))
+        body.extend(field_lines(attr))
     return lines + (body or ["    pass"])
+
+
+def _tensor_fields(tensors: tuple[TensorInfo, ...], imports: _Imports) -> _Fields:
+    return [
+        (t.name, functools.partial(_field_lines, t, imports=imports))
+        for t in tensors
+        if not _MLNET_UNUSED.match(t.name)
+    ]
+
+
+def _column_fields(schema: Schema, imports: _Imports) -> _Fields:
+    return [(c.name, functools.partial(_column_field_lines, c, imports=imports)) for c in schema.columns]
 
 
 def _check_class_name(name: str, option: str) -> None:
@@ -234,24 +286,49 @@ def generate_schema_code(info: ModelInfo, input_class: str = "OnnxInput", output
     keeps each exact tensor name. Shapes are one row's: an unknown first dimension becomes 1,
     any other unknown dimension -1.
     """
+    imports = _Imports()
+    source = repr(Path(info.path).name) if info.path else "an ONNX model"
+    return _module(
+        source,
+        (input_class, _tensor_fields(info.inputs, imports)),
+        (output_class, _tensor_fields(info.outputs, imports)),
+        imports,
+    )
+
+
+def generate_schema_code_for_columns(
+    input_schema: Schema,
+    output_schema: Schema,
+    *,
+    source: str = "a saved pipeline",
+    input_class: str = "ModelInput",
+    output_class: str = "ModelOutput",
+) -> str:
+    """Python source declaring a pipeline's input and output columns as two annotated dataclasses
+    (what ``create_prediction_engine`` takes); ``source`` names the model in the header comment."""
+    imports = _Imports()
+    return _module(
+        repr(source),
+        (input_class, _column_fields(input_schema, imports)),
+        (output_class, _column_fields(output_schema, imports)),
+        imports,
+    )
+
+
+def _module(source: str, inputs: tuple[str, _Fields], outputs: tuple[str, _Fields], imports: _Imports) -> str:
+    (input_class, input_fields), (output_class, output_fields) = inputs, outputs
     _check_class_name(input_class, "input_class")
     _check_class_name(output_class, "output_class")
     if input_class == output_class:
         raise InvalidArgumentError(f"input_class and output_class are both {input_class!r}; give them different names")
-    imports = _Imports()
-    classes = [
-        _class_lines(input_class, info.inputs, imports),
-        _class_lines(output_class, info.outputs, imports),
-    ]
-    source = repr(Path(info.path).name) if info.path else "an ONNX model"
+    classes = [_class_lines(input_class, input_fields), _class_lines(output_class, output_fields)]
     # A comment, not a docstring: repr() of a file name is always safe in a comment.
     blocks = [[f"# Schema classes for {source}, generated by onnxpipe."], ["from dataclasses import dataclass"]]
     if imports.annotated:
         blocks[1].append("from typing import Annotated")
         third_party = ["import numpy as np"] if imports.np else []
         third_party += ["import numpy.typing as npt"] if imports.npt else []
-        names = "ColumnName, VectorType" if imports.vector_type else "ColumnName"
-        blocks.append([*third_party, f"from onnxpipe import {names}"])
+        blocks.append([*third_party, f"from onnxpipe import {imports.onnxpipe_names()}"])
     out = [line for block in blocks for line in [*block, ""]]
     out.append("")
     out.extend(classes[0])
