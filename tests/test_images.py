@@ -1,6 +1,6 @@
 """Image columns and the image transforms: ImageType, decoding (modes, EXIF), load_images and
-its errors, resize_images, extract_pixels, convert_to_grayscale, load_from_image_folder, and the
-ONNX export of the image steps against the Python transforms."""
+its errors, resize_images, crop_images, extract_pixels, convert_to_grayscale, load_from_image_folder,
+and the ONNX export of the image steps against the Python transforms."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from onnxpipe.errors import (
 )
 from onnxpipe.schema import Column, DType, Schema, column_type_from_json, column_type_to_json, schema_of
 from onnxpipe.testing import check_component
+from onnxpipe.transforms.images import CROP_ANCHORS
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow (the images extra) is not installed")
 
@@ -587,6 +588,116 @@ def test_resize_tolerance_on_noise() -> None:
     # Integer ratios (halving, doubling) agree exactly.
     exact = [(noise(40, 60, 3), 30, 20), (noise(16, 16, 1), 32, 32), (noise(64, 48, 4), 12, 16)]
     assert _resize_differences(exact)[0] == 0
+
+
+# --------------------------------------------------------------------------------------------
+# crop_images
+
+
+def crop_cases() -> list[np.ndarray]:
+    """Gray, RGB and RGBA images all at least 9x9, whose excess over an 8x7 crop (height x width) is
+    even and odd (1, 3, 5) on both axes."""
+    return [noise(10, 12, 3), noise(11, 13, 1), noise(13, 17, 4), noise(9, 18, 3), noise(12, 9, 3), noise(8, 7, 3)]
+
+
+def torchvision_offset(size: int, crop: int) -> int:
+    """torchvision's CenterCrop: ``int(round((image_size - crop_size) / 2.0))`` (Python's round, half to even)."""
+    return round((size - crop) / 2.0)
+
+
+def coordinates(height: int, width: int) -> np.ndarray:
+    """An image whose pixel (y, x) holds (y, x, 0), so a crop shows where it starts."""
+    ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    return np.stack([ys, xs, np.zeros_like(ys)], axis=-1).astype(np.uint8)
+
+
+def _cropped(img: np.ndarray, width: int, height: int, **options: Any) -> np.ndarray:
+    step = ctx.transforms.crop_images("Out", width, height, "Image", **options)
+    (out,) = step.transform(image_view(img)).column("Out")
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("anchor", ["center", "left", "right", "top", "bottom"])
+def test_crop_images_conforms_and_exports_exactly(anchor: str) -> None:
+    images = crop_cases()
+    view = image_view(*images)
+    est = ctx.transforms.crop_images("Crop", 7, 8, "Image", crop_anchor=anchor)  # type: ignore[arg-type]
+    model = check_component(est, view, exportable=True)  # ONNX parity is exact: no tolerance is declared
+    scored = model.transform(view)
+    assert scored.schema["Crop"].type == ImageType(8, 7)
+    assert [img.shape for img in scored.column("Crop")] == [(8, 7, c) for c in (3, 1, 4, 3, 3, 3)]
+    # Each row is a plain cut of its image, at the offsets torchvision's rule gives on a centred axis.
+    for img, got in zip(images, scored.column("Crop"), strict=True):
+        height, width = img.shape[:2]
+        top = {"top": 0, "bottom": height - 8}.get(anchor, torchvision_offset(height, 8))
+        left = {"left": 0, "right": width - 7}.get(anchor, torchvision_offset(width, 7))
+        np.testing.assert_array_equal(got, img[top : top + 8, left : left + 7])
+
+
+def test_centre_offsets_round_half_to_even_like_torchvision() -> None:
+    # excess 0..7 on the height, 7 - excess on the width: (1, 3, 5, 7) -> (0, 2, 2, 4)
+    expected = {0: 0, 1: 0, 2: 1, 3: 2, 4: 2, 5: 2, 6: 3, 7: 4}
+    for excess, start in expected.items():
+        assert torchvision_offset(4 + excess, 4) == start  # the rule the step claims to follow
+        out = _cropped(coordinates(4 + excess, 11 - excess), 4, 4)
+        assert (int(out[0, 0, 0]), int(out[0, 0, 1])) == (start, expected[7 - excess])
+    # Anchors along one axis leave the other centred; the same image exported gives the same starts.
+    img = coordinates(9, 12)  # excess 5 (rows) and 8 (columns) over a 4x4 crop
+    starts = {a: tuple(int(v) for v in _cropped(img, 4, 4, crop_anchor=a)[0, 0, :2]) for a in CROP_ANCHORS}
+    assert starts == {"center": (2, 4), "left": (2, 0), "right": (2, 8), "top": (0, 4), "bottom": (5, 4)}
+
+
+def test_an_image_smaller_than_the_crop_is_an_error() -> None:
+    view = image_view(noise(10, 10, 3), noise(10, 6, 3))
+    step = ctx.transforms.crop_images("Out", 8, 8, "Image")
+    with pytest.raises(
+        ShapeError,
+        match=r"crop_images\(Out <- Image\): row 1 of column 'Image' is an image of 10x6, smaller than the 8x8 crop "
+        r"\(height x width\); crop_images neither scales nor pads, so resize first \(e.g. resize_images",
+    ):
+        step.transform(view).column("Out")
+    # A declared size is checked when the pipeline is built.
+    with pytest.raises(ShapeError, match=r"crop_images\(Out <- Image\): input column 'Image' is image<4x6>, smaller"):
+        ctx.transforms.crop_images("Out", 6, 5, "Image").fit(sized_view([noise(4, 6, 3)]))
+    sized = ctx.transforms.crop_images("Out", 6, 4, "Image").fit(sized_view([noise(4, 6, 3)]))
+    assert sized.output_schema(sized_view([noise(4, 6, 3)]).schema)["Out"].type == ImageType(4, 6)
+    # The exported crop fails in ONNX Runtime rather than returning a smaller image.
+    proto = ctx.model.convert_to_onnx(step, view, output_columns=["Out"])
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    for shape in [(10, 6, 3), (7, 9, 1), (4, 8, 4)]:  # 4x8x4 holds as many values as 8x8x2: C is not inferred
+        with pytest.raises(Exception, match=r"crop_images\(Out <- Image\): image smaller than the crop"):
+            session.run(None, {"Image": noise(*shape)[np.newaxis]})
+    (fits,) = session.run(None, {"Image": noise(9, 12, 4)[np.newaxis]})
+    assert fits.shape == (1, 8, 8, 4)
+
+
+def test_crop_checks_its_arguments() -> None:
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"crop_anchor='top_left' is not valid; choose one of center, left, right, top, bottom",
+    ):
+        ctx.transforms.crop_images("a", 2, 2, crop_anchor="top_left")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match=r"crop_images\(a\): image_width must be a positive number"):
+        ctx.transforms.crop_images("a", 0, 2)
+    with pytest.raises(InvalidArgumentError, match=r"image_height must be a positive number of pixels, got True"):
+        ctx.transforms.crop_images("a", 2, True)
+    with pytest.raises(ColumnTypeError, match=r"input column 'Id' is int64; expected an image column"):
+        ctx.transforms.crop_images("a", 2, 2, "Id").fit(image_view(noise(2, 2, 3)))
+
+
+def test_resize_then_crop_is_torchvisions_resize_and_centre_crop() -> None:
+    # torchvision's Resize(32) + CenterCrop(28) on a PIL image: short side to 32 with Pillow's bilinear
+    # filter (48x72 -> 32x48, exact), then the centre 28x28 at int(round((size - 28) / 2)).
+    img = noise(48, 72, 3)
+    resized = np.asarray(Image.fromarray(img).resize((48, 32), Image.Resampling.BILINEAR))
+    top, left = torchvision_offset(32, 28), torchvision_offset(48, 28)
+    expected = resized[top : top + 28, left : left + 28]
+    pipeline = ctx.transforms.resize_images("Image", 32, 32).append(ctx.transforms.crop_images("Image", 28, 28))
+    view = image_view(img)
+    model = pipeline.fit(view)
+    (got,) = model.transform(view).column("Image")
+    np.testing.assert_array_equal(got, expected)
+    assert model.output_schema(view.schema)["Image"].type == ImageType(28, 28)
 
 
 # --------------------------------------------------------------------------------------------

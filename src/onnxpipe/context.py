@@ -470,6 +470,22 @@ class TransformsCatalog:
             crop_anchor=crop_anchor,
         )
 
+    def crop_images(
+        self,
+        output_column_name: str,
+        image_width: int,
+        image_height: int,
+        input_column_name: str | None = None,
+        *,
+        crop_anchor: _img.CropAnchor = "center",
+    ) -> _img.ImageCroppingTransformer:
+        """Cut the ``image_width`` x ``image_height`` part at ``crop_anchor`` out of every image, without
+        scaling (torchvision's ``CenterCrop``: ``resize_images(256, 256)`` then ``crop_images(224, 224)``);
+        an image smaller than the crop is a ShapeError."""
+        return _img.ImageCroppingTransformer(
+            output_column_name, image_width, image_height, input_column_name, crop_anchor=crop_anchor
+        )
+
     def extract_pixels(
         self,
         output_column_name: str,

@@ -1,5 +1,6 @@
 """Images in front of a model: ``load_images``, ``load_raw_image_bytes``, ``resize_images``,
-``extract_pixels`` and ``convert_to_grayscale`` (ML.NET's ImageAnalytics transforms).
+``crop_images``, ``extract_pixels`` and ``convert_to_grayscale`` (ML.NET's ImageAnalytics transforms,
+and the centre crop of torchvision's ``Resize(256)`` + ``CenterCrop(224)`` recipe).
 
 Image columns. An image column has the type :class:`~onnxpipe.schema.ImageType`: per row a uint8
 numpy array of shape ``(height, width, channels)``, channels last, with 1 (gray), 3 (RGB) or 4
@@ -47,6 +48,21 @@ centred, the extra pixel of an odd padding going to the bottom / right. The resa
 Pillow's antialiased bilinear filter (``Image.resize(..., BILINEAR)``) applied to every channel
 alike (alpha is not premultiplied). Channels are kept.
 
+Cropping (``crop_images``, ``image_width`` then ``image_height``): the part of that size is cut out
+of every image as it is, without scaling, as torchvision's ``CenterCrop`` does. A centred axis
+starts at torchvision's ``int(round((H - h) / 2))`` with Python's round, so half of an odd excess
+rounds to even (an excess of 1 starts at 0, of 3 at 2, of 5 at 2; ``resize_images`` floors
+instead). The recipe "short side to 256, keep the centre 224x224" (torchvision's ``Resize(256)`` +
+``CenterCrop(224)``) is ``resize_images(256, 256)`` (iso_crop) followed by ``crop_images(224,
+224)``; it equals torchvision's on PIL images except along the long side, which torchvision
+truncates where ``resize_images`` rounds (a pixel longer for some aspect ratios), and whose odd
+excess the two steps split by flooring then rounding (a pixel apart for some sizes).
+``crop_anchor`` takes the same values as ``resize_images``: ``left`` / ``right`` put the crop at
+that edge and ``top`` / ``bottom`` at theirs, the other axis staying centred. An image smaller than
+the crop in either dimension is a :class:`~onnxpipe.errors.ShapeError` naming the column, the row
+and both sizes (torchvision would pad it with zeros; resize first instead), raised when the
+pipeline is built if the input column declares its size. Channels are kept.
+
 Pixels (``extract_pixels``, ML.NET's ExtractPixels). ``colors`` chooses the planes (letters of
 ``"argb"``, e.g. ``"rgb"``, ``"argb"``, ``"g"``; ``"all"`` = ``"argb"``), ``order`` their order
 (ML.NET's ``"argb"``, ``"arbg"``, ``"abrg"``, ``"abgr"``, ``"agrb"``, ``"agbr"``, or the same six
@@ -63,18 +79,19 @@ Grayscale (``convert_to_grayscale``): ``L = (R * 19595 + G * 38470 + B * 7471 + 
 which is ITU-R 601-2 luma in 16-bit fixed point and exactly what Pillow's ``convert("L")`` gives;
 alpha is dropped; gray images stay as they are.
 
-ONNX export. ``resize_images``, ``extract_pixels`` and ``convert_to_grayscale`` export (opset 18
-for resize), reading an image column as the uint8 tensor ``[N, height, width, channels]`` (images
-of one call share one size and channel count; ``apply_onnx_model`` on the export groups rows so).
-The loaders do not (a graph cannot read files). ``extract_pixels`` and ``convert_to_grayscale``
-compute exactly what Python computes. ``resize_images`` uses ONNX ``Resize`` (linear,
-``antialias=1``, ``exclude_outside=1``, half-pixel centres), which ONNX Runtime implements with
-Pillow's fixed-point algorithm but computes the scale factors in float32 where Pillow uses
-float64, so a value may differ by 1 or 2 levels (of 255). Measured (``tests/test_images.py``
-pins these bounds): the three photos of ML.NET's test set resized to eight sizes from 13x7 to
-1000x700 differ by at most 2 levels, 0.007 on average; random-noise images of random sizes (1 to
-300 pixels a side, 1, 3 or 4 channels) by at most 2, 0.06 on average; integer ratios (halving,
-doubling) not at all.
+ONNX export. ``resize_images``, ``crop_images``, ``extract_pixels`` and ``convert_to_grayscale``
+export (opset 18 for resize), reading an image column as the uint8 tensor ``[N, height, width,
+channels]`` (images of one call share one size and channel count; ``apply_onnx_model`` on the
+export groups rows so). The loaders do not (a graph cannot read files). ``crop_images``,
+``extract_pixels`` and ``convert_to_grayscale`` compute exactly what Python computes (the exported
+crop fails in ONNX Runtime on an image smaller than the crop, in a ``Reshape`` node named after the
+step). ``resize_images`` uses ONNX ``Resize`` (linear, ``antialias=1``, ``exclude_outside=1``,
+half-pixel centres), which ONNX Runtime implements with Pillow's fixed-point algorithm but computes
+the scale factors in float32 where Pillow uses float64, so a value may differ by 1 or 2 levels (of
+255). Measured (``tests/test_images.py`` pins these bounds): the three photos of ML.NET's test set
+resized to eight sizes from 13x7 to 1000x700 differ by at most 2 levels, 0.007 on average;
+random-noise images of random sizes (1 to 300 pixels a side, 1, 3 or 4 channels) by at most 2, 0.06
+on average; integer ratios (halving, doubling) not at all.
 """
 
 from __future__ import annotations
@@ -117,6 +134,7 @@ __all__ = [
     "CROP_ANCHORS",
     "EXTRACT_ORDERS",
     "RESIZING_KINDS",
+    "ImageCroppingTransformer",
     "ImageGrayscalingTransformer",
     "ImageLoadingTransformer",
     "ImagePixelExtractingTransformer",
@@ -576,6 +594,112 @@ class ImageResizingTransformer(_ImageStep):
             zero = const(0)
             pads = node("Concat", zero, top, left, zero, zero, bottom, right, zero, axis=0)
             out = node("Pad", scaled, pads, ctx.add_initializer(np.array(0, np.uint8), "zero"))
+        ctx.set_value(self.output_column_name, out)
+
+
+# --------------------------------------------------------------------------------------------
+# Cropping
+
+
+def _centre_offset(extra: int) -> int:
+    """Where a centred crop starts given the excess pixels: torchvision's ``int(round(extra / 2))``,
+    Python's round, so half of an odd excess rounds to the even neighbour (1 -> 0, 3 -> 2, 5 -> 2)."""
+    half, odd = divmod(extra, 2)
+    return half + odd * (half % 2)
+
+
+class ImageCroppingTransformer(_ImageStep):
+    """``crop_images``: the ``image_width`` x ``image_height`` part of every image at ``crop_anchor``,
+    without scaling (torchvision's ``CenterCrop``; see the module docstring); the output is
+    ``ImageType(image_height, image_width)``. An image smaller than the crop is a ShapeError."""
+
+    catalog_name = "crop_images"
+
+    def __init__(
+        self,
+        output_column_name: str,
+        image_width: int,
+        image_height: int,
+        input_column_name: str | None = None,
+        *,
+        crop_anchor: CropAnchor = "center",
+    ) -> None:
+        self._set_columns(output_column_name, input_column_name)
+        for what, size in (("image_width", image_width), ("image_height", image_height)):
+            if isinstance(size, bool) or not isinstance(size, int | np.integer) or size <= 0:
+                raise InvalidArgumentError(
+                    f"{self.step_name}: {what} must be a positive number of pixels, got {size!r}"
+                )
+        self.image_width = int(image_width)
+        self.image_height = int(image_height)
+        self.crop_anchor: CropAnchor = _choice(crop_anchor, CROP_ANCHORS, "crop_anchor", self.step_name)  # type: ignore[assignment]
+
+    def _params(self) -> tuple[object, ...]:
+        return (self.output_column_name, self.image_width, self.image_height, self.input_column_name, self.crop_anchor)
+
+    def _too_small(self, what: str) -> ShapeError:
+        return ShapeError(
+            f"{self.step_name}: {what}, smaller than the {self.image_height}x{self.image_width} crop (height x "
+            "width); crop_images neither scales nor pads, so resize first (e.g. resize_images(..., "
+            "resizing='iso_crop') to at least the crop size)"
+        )
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        ct = _image_input(self, input_schema)
+        # A declared size is checked here, when the pipeline is built; an undeclared one row by row.
+        if (ct.height or self.image_height) < self.image_height or (ct.width or self.image_width) < self.image_width:
+            raise self._too_small(f"input column {self.input_column_name!r} is {ct}")
+        return input_schema.with_columns(
+            Column(self.output_column_name, ImageType(self.image_height, self.image_width))
+        )
+
+    def _offsets(self, height: int, width: int) -> tuple[int, int]:
+        """Where the crop starts in an image of ``height`` x ``width``: the anchored axis at its edge, the
+        other centred."""
+        extra_h, extra_w = height - self.image_height, width - self.image_width
+        top = {"top": 0, "bottom": extra_h}.get(self.crop_anchor, _centre_offset(extra_h))
+        left = {"left": 0, "right": extra_w}.get(self.crop_anchor, _centre_offset(extra_w))
+        return top, left
+
+    def _compute(
+        self, columns: Mapping[str, ColumnValues], schema: Schema, n_rows: int, first_row: int, *, may_skip: bool
+    ) -> tuple[ColumnValues, list[bool] | None]:
+        out = []
+        for i, img in enumerate(columns[self.input_column_name]):
+            _check_channels(img, self.step_name, self.input_column_name, first_row + i)
+            height, width = img.shape[0], img.shape[1]
+            if height < self.image_height or width < self.image_width:
+                raise self._too_small(
+                    f"row {first_row + i} of column {self.input_column_name!r} is an image of {height}x{width}"
+                )
+            top, left = self._offsets(height, width)
+            out.append(img[top : top + self.image_height, left : left + self.image_width])
+        return out, None
+
+    def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        x = ctx.value(self.input_column_name)  # uint8 [N, H, W, C]
+        g = _Graph(ctx)
+        const, node = g.const, g.node
+
+        shape = node("Shape", x)
+        size = const([self.image_height, self.image_width], "crop_size")
+        extra = node("Sub", node("Slice", shape, const(1), const(3)), size)  # [H - h, W - w]
+        # _centre_offset on both axes at once: half + (extra mod 2) * (half mod 2)
+        two = const(2)
+        half = node("Div", extra, two)
+        starts = node("Add", half, node("Mul", node("Mod", extra, two), node("Mod", half, two)))
+        if self.crop_anchor != "center":
+            # The anchored axis starts at 0 (top, left) or at its excess (bottom, right); the other stays centred.
+            axis = 0 if self.crop_anchor in ("top", "bottom") else 1
+            keep = const([int(a != axis) for a in (0, 1)], "keep_centre")
+            starts = node("Mul", starts, keep)
+            if self.crop_anchor in ("bottom", "right"):
+                starts = node("Add", starts, node("Mul", extra, const([int(a == axis) for a in (0, 1)], "at_end")))
+        cropped = node("Slice", x, starts, node("Add", starts, size), const([1, 2]))
+        # Slice clamps a crop that runs off a too small image to fewer than h x w pixels; reshaping to
+        # [N, h, w, C] (0 copies the dimension) makes that an error naming this node instead of a smaller output.
+        keep_n_and_c = const([0, self.image_height, self.image_width, 0], "crop_shape")
+        (out,) = ctx.add_node("Reshape", [cropped, keep_n_and_c], name=f"{self.step_name}: image smaller than the crop")
         ctx.set_value(self.output_column_name, out)
 
 
