@@ -1,8 +1,7 @@
-"""top_k_labels: the k best classes of a score vector, as labels and scores; and DataView.with_progress."""
+"""top_k_labels: the k best classes of a score vector, as labels and scores."""
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +10,6 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 import pytest
-from rich.console import Console
 
 import onnxpipe as op
 from onnxpipe import VectorType
@@ -184,42 +182,3 @@ def test_top_k_labels_equality_and_repr() -> None:
     assert a != ctx.transforms.top_k_labels(labels=LABELS, k=3)
     assert hash(a) == hash(ctx.transforms.top_k_labels(labels=LABELS, k=2))
     assert "labels=[cat, dog, fox, owl] (4), k=2" in repr(a)
-
-
-# ----------------------------------------------------------------------------- progress
-
-
-def _recording_console() -> tuple[Console, io.StringIO]:
-    buffer = io.StringIO()
-    return Console(file=buffer, width=100, force_terminal=False, color_system=None), buffer
-
-
-def test_with_progress_counts_rows_and_keeps_the_data() -> None:
-    data = ctx.data.load_from_enumerable([Scores(np.full(4, i, np.float32)) for i in range(10)], Scores, batch_size=3)
-    console, buffer = _recording_console()
-    shown = data.with_progress("scoring photos", enabled=True, console=console)
-    assert buffer.getvalue() == ""  # lazy: nothing drawn before a sink reads
-    assert shown.row_count == 10 and shown.schema == data.schema
-    np.testing.assert_array_equal(shown.column("Score"), data.column("Score"))
-    text = buffer.getvalue()
-    assert "scoring photos" in text and "10/10 rows" in text
-
-
-def test_with_progress_unknown_total_and_early_stop() -> None:
-    data = ctx.data.load_from_enumerable([Scores(np.zeros(4, np.float32)) for _ in range(10)], Scores, batch_size=4)
-    unknown = op.DataView(data.schema, data.batches)  # no row_count
-    console, buffer = _recording_console()
-    assert unknown.with_progress(enabled=True, console=console).count_rows() == 10
-    assert "scoring" in buffer.getvalue() and "10/? rows" in buffer.getvalue()
-    console, buffer = _recording_console()
-    assert len(data.with_progress(enabled=True, console=console).take(2).column("Score")) == 2
-    assert "4/10 rows" in buffer.getvalue()  # one batch read, then the stream was closed
-
-
-def test_with_progress_is_off_when_the_console_is_not_a_terminal() -> None:
-    data = _scores()
-    console, buffer = _recording_console()
-    assert data.with_progress(console=console).count_rows() == 5
-    assert buffer.getvalue() == ""
-    with pytest.raises(InvalidArgumentError, match=r"enabled must be True, False or None, got 'yes'"):
-        data.with_progress(enabled="yes")  # type: ignore[arg-type]

@@ -1,8 +1,17 @@
-"""DataView: an immutable, lazy table that streams Arrow record batches."""
+"""DataView: an immutable, lazy table that streams Arrow record batches.
+
+Sinks that read a whole view (``columns``, ``to_arrow``, ``to_pandas``, ``count_rows``) show a
+progress bar on stderr once the work has taken more than :data:`PROGRESS_DELAY` seconds, when
+stderr is a terminal; set the environment variable ``ONNXPIPE_PROGRESS=0`` to never show it
+(``=1`` shows it even when stderr is not a terminal). ``DataView.with_progress`` shows one for
+any consumer.
+"""
 
 from __future__ import annotations
 
 import io
+import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +29,80 @@ if TYPE_CHECKING:
 __all__ = ["DataView", "Preview"]
 
 BatchSource = Callable[[], Iterator[pa.RecordBatch]]
+
+_SETTINGS = {"0": False, "false": False, "off": False, "no": False, "1": True, "true": True, "on": True, "yes": True}
+
+PROGRESS_DELAY = 2.0
+"""Seconds of work after which a sink that reads a whole view starts showing progress."""
+
+
+def _progress_bar(console: Console, description: str, total: int | None, *, transient: bool) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=transient,
+    )
+    progress.start()
+    progress.add_task(description, total=total)
+    return progress
+
+
+def read_with_progress(
+    batches: Iterator[pa.RecordBatch],
+    total: int | None,
+    description: str,
+    *,
+    delay: float = PROGRESS_DELAY,
+    console: Console | None = None,
+    enabled: bool | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """``batches`` unchanged; after ``delay`` seconds a progress bar counts the rows.
+
+    ``enabled`` True or False decides; None follows ``ONNXPIPE_PROGRESS`` and otherwise shows
+    the bar only when the console (default: stderr) is a terminal. A bar that appeared after a
+    delay disappears when done; one shown from the start (``delay=0``) stays.
+    """
+    if enabled is None:
+        setting = os.environ.get("ONNXPIPE_PROGRESS", "").strip().lower()
+        enabled = (
+            False if setting in ("0", "false", "off", "no") else True if setting in ("1", "true", "on", "yes") else None
+        )
+    if enabled is False:
+        yield from batches
+        return
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+    if enabled is None and not console.is_terminal:
+        yield from batches
+        return
+    start, done, bar = time.perf_counter(), 0, None
+    try:
+        for batch in batches:
+            done += batch.num_rows
+            if bar is None and time.perf_counter() - start >= delay:
+                bar = _progress_bar(console, description, total, transient=delay > 0)
+            if bar is not None:
+                bar.update(bar.task_ids[0], completed=done)
+            yield batch
+    finally:
+        if bar is not None:
+            bar.stop()
 
 
 class DataView:
@@ -55,11 +138,15 @@ class DataView:
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         return self.batches()
 
+    def _read_all(self, description: str) -> Iterator[pa.RecordBatch]:
+        """The batches, for a sink that reads everything (with progress on long runs)."""
+        return read_with_progress(self.batches(), self._row_count, description)
+
     def count_rows(self) -> int:
         """The number of rows, reading the data if the count is not known up front."""
         if self._row_count is not None:
             return self._row_count
-        return sum(b.num_rows for b in self.batches())
+        return sum(b.num_rows for b in self._read_all("counting"))
 
     def column(self, name: str) -> ColumnValues:
         """All values of one column: a numpy array of shape ``(rows, *shape)`` for tensors of
@@ -72,7 +159,7 @@ class DataView:
         which matters when the view is the lazy output of a pipeline."""
         types = {n: self._schema[n].type for n in dict.fromkeys(names)}
         parts: dict[str, list[ColumnValues]] = {n: [] for n in types}
-        for batch in self.batches():
+        for batch in self._read_all("reading"):
             for n, ct in types.items():
                 parts[n].append(from_arrow(batch.column(n), ct))
         out: dict[str, ColumnValues] = {}
@@ -96,14 +183,15 @@ class DataView:
 
     def to_arrow(self) -> pa.Table:
         """Materialise as an Arrow table (column types are recorded in the field metadata)."""
-        return pa.Table.from_batches(list(self.batches()), schema=self.arrow_schema)
+        return pa.Table.from_batches(list(self._read_all("reading")), schema=self.arrow_schema)
 
     def to_pandas(self) -> pd.DataFrame:
         """Materialise as a pandas DataFrame; tensor cells are numpy arrays of the row shape."""
         pd_mod: Any = require("pandas", "pandas")
         data: dict[str, Any] = {}
+        columns = self.columns(self._schema.names)  # one pass: a lazy pipeline runs once
         for name, col in self._schema.items():
-            values = self.column(name)
+            values = columns[name]
             if isinstance(col.type, TensorType) and col.type.is_scalar:
                 data[name] = values
             else:
@@ -151,33 +239,8 @@ class DataView:
         total = self._row_count
 
         def batches() -> Iterator[pa.RecordBatch]:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            out = console if console is not None else Console(stderr=True)
-            if not (enabled if enabled is not None else out.is_terminal):
-                yield from source()
-                return
-            columns = (
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("rows"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-            )
-            with Progress(*columns, console=out) as progress:  # closing the stream early stops the bar too
-                task = progress.add_task(description, total=total)
-                for batch in source():
-                    progress.advance(task, batch.num_rows)
-                    yield batch
+            # Closing the stream early stops the bar too.
+            return read_with_progress(source(), total, description, delay=0.0, console=console, enabled=enabled)
 
         return DataView(self._schema, batches, self._row_count)
 

@@ -1,0 +1,111 @@
+"""Progress bars: ``DataView.with_progress``, and the delayed bar of sinks that read a whole view."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pytest
+from rich.console import Console
+
+import onnxpipe as op
+from onnxpipe import VectorType
+from onnxpipe.data import _view
+from onnxpipe.errors import InvalidArgumentError
+
+ctx = op.MLContext(seed=0)
+
+
+@dataclass
+class Scores:
+    Score: Annotated[npt.NDArray[np.float32], VectorType(4)]
+
+
+def scores(rows: int, batch_size: int) -> op.DataView:
+    return ctx.data.load_from_enumerable(
+        [Scores(np.full(4, i, np.float32)) for i in range(rows)], Scores, batch_size=batch_size
+    )
+
+
+def recording_console(terminal: bool = False) -> tuple[Console, io.StringIO]:
+    buffer = io.StringIO()
+    return Console(file=buffer, width=100, force_terminal=terminal, color_system=None), buffer
+
+
+def test_with_progress_counts_rows_and_keeps_the_data() -> None:
+    data = scores(10, 3)
+    console, buffer = recording_console()
+    shown = data.with_progress("scoring photos", enabled=True, console=console)
+    assert buffer.getvalue() == ""  # lazy: nothing drawn before a sink reads
+    assert shown.row_count == 10 and shown.schema == data.schema
+    np.testing.assert_array_equal(shown.column("Score"), data.column("Score"))
+    text = buffer.getvalue()
+    assert "scoring photos" in text and "10/10 rows" in text
+
+
+def test_with_progress_unknown_total_and_early_stop() -> None:
+    data = scores(10, 4)
+    unknown = op.DataView(data.schema, data.batches)  # no row_count
+    console, buffer = recording_console()
+    assert unknown.with_progress(enabled=True, console=console).count_rows() == 10
+    assert "scoring" in buffer.getvalue() and "10/? rows" in buffer.getvalue()
+    console, buffer = recording_console()
+    assert len(data.with_progress(enabled=True, console=console).take(2).column("Score")) == 2
+    assert "4/10 rows" in buffer.getvalue()  # one batch read, then the stream was closed
+
+
+def test_with_progress_is_off_when_the_console_is_not_a_terminal() -> None:
+    data = scores(5, 2)
+    console, buffer = recording_console()
+    assert data.with_progress(console=console).count_rows() == 5
+    assert buffer.getvalue() == ""
+    with pytest.raises(InvalidArgumentError, match=r"enabled must be True, False or None, got 'yes'"):
+        data.with_progress(enabled="yes")  # type: ignore[arg-type]
+
+
+def slow_batches(n: int, pause: float) -> Iterator[pa.RecordBatch]:
+    for i in range(n):
+        time.sleep(pause)
+        yield pa.record_batch({"x": pa.array([i, i], pa.int64())})
+
+
+def test_sink_progress_appears_only_after_the_delay_on_a_terminal() -> None:
+    console, buffer = recording_console(terminal=True)
+    quick = list(_view.read_with_progress(slow_batches(3, 0.0), 6, "reading", delay=60.0, console=console))
+    assert [b.num_rows for b in quick] == [2, 2, 2] and buffer.getvalue() == ""  # a short run shows nothing
+    console, buffer = recording_console(terminal=True)
+    slow = list(_view.read_with_progress(slow_batches(3, 0.02), 6, "reading", delay=0.01, console=console))
+    assert [b.column(0).to_pylist() for b in slow] == [[0, 0], [1, 1], [2, 2]]
+    assert "reading" in buffer.getvalue()
+
+
+def test_sink_progress_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    console, buffer = recording_console(terminal=True)
+    monkeypatch.setenv("ONNXPIPE_PROGRESS", "0")
+    list(_view.read_with_progress(slow_batches(2, 0.02), 4, "reading", delay=0.0, console=console))
+    assert buffer.getvalue() == ""  # off even on a terminal
+    console, buffer = recording_console(terminal=False)
+    monkeypatch.setenv("ONNXPIPE_PROGRESS", "1")
+    list(_view.read_with_progress(slow_batches(2, 0.02), 4, "reading", delay=0.0, console=console))
+    assert "reading" in buffer.getvalue()  # on even in a pipe
+
+
+def test_to_pandas_runs_a_lazy_pipeline_once() -> None:
+    reads = 0
+    data = scores(5, 2)
+
+    def source() -> Iterator[pa.RecordBatch]:
+        nonlocal reads
+        reads += 1
+        return data.batches()
+
+    view = ctx.transforms.copy_columns("Other", "Score").transform(op.DataView(data.schema, source, 5))
+    pytest.importorskip("pandas")
+    frame = view.to_pandas()
+    assert list(frame.columns) == ["Score", "Other"] and reads == 1  # one pass for every column
