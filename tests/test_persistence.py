@@ -1062,6 +1062,37 @@ def test_custom_mapping_pickles_by_reference_but_cannot_be_saved(tmp_path: Path)
     assert not (tmp_path / "model.zip").exists()
 
 
+def test_registered_custom_mapping_is_saved_by_its_contract_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onnxpipe.transforms import custom
+
+    monkeypatch.setattr(custom, "_registered", {})
+    op.register_custom_mapping("overtime-v1", is_overtime, Hours, Overtime)
+    model = (
+        ctx.transforms.custom_mapping(is_overtime, Hours, Overtime, contract_name="overtime-v1")
+        .append(ctx.transforms.concatenate("Features", "age", "hours"))
+        .fit(data())
+    )
+    path = tmp_path / "model.zip"
+    ctx.model.save(model, data(), path)
+    manifest = json.dumps(manifest_of(path.read_bytes()))
+    assert '{"contract_name": "overtime-v1"}' in manifest and "is_overtime" not in manifest  # the name only
+    loaded, _ = ctx.model.load(path)
+    same_predictions(loaded, model)
+
+    monkeypatch.setattr(custom, "_registered", {})  # a process that did not register it
+    with pytest.raises(ModelLoadError, match=r"no custom mapping is registered under 'overtime-v1' in this process"):
+        ctx.model.load(path)
+    op.register_custom_mapping("overtime-v1", is_overtime, Hours, Overtime)
+    op.register_custom_mapping("overtime-v1", is_overtime, Hours, Overtime)  # the same again: fine
+    with pytest.raises(InvalidArgumentError, match=r"contract name 'overtime-v1' is already registered"):
+        op.register_custom_mapping("overtime-v1", lambda row: row, Hours, Overtime)
+    with pytest.raises(ModelSaveError, match=r"custom_mapping\(other\) holds a Python function"):
+        # Registered under another name than the step's: still the function, so not savable.
+        model_to_bytes(ctx.transforms.custom_mapping(is_overtime, Hours, Overtime, "other"), data().schema)
+
+
 # --------------------------------------------------------------------------- user components
 
 

@@ -26,6 +26,7 @@ from onnxpipe.schema import (
     VectorType,
     schema_of,
 )
+from onnxpipe.transforms.custom import register_custom_mapping
 
 __version__ = "0.1.0"
 
@@ -55,5 +56,6 @@ __all__ = [
     "errors",
     "generate_schema_code",
     "inspect_model",
+    "register_custom_mapping",
     "schema_of",
 ]

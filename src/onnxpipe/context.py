@@ -553,7 +553,10 @@ class TransformsCatalog:
         output_class: type[Out],
         contract_name: str | None = None,
     ) -> CustomMappingTransformer[In, Out]:
-        """Run ``fn(row: input_class) -> output_class`` on every row (Python only: not exportable)."""
+        """Run ``fn(row: input_class) -> output_class`` on every row (Python only: not exportable).
+
+        Saving needs the mapping registered under ``contract_name`` with
+        ``onnxpipe.register_custom_mapping`` (in the saving and in the loading process)."""
         return CustomMappingTransformer(fn, input_class, output_class, contract_name)
 
     def apply_onnx_model(

@@ -1,4 +1,10 @@
-"""``custom_mapping``: a user's Python function as a pipeline step (never exportable to ONNX)."""
+"""``custom_mapping``: a user's Python function as a pipeline step (never exportable to ONNX).
+
+A saved model cannot hold a function. As with ML.NET's ``CustomMappingFactory``, a mapping
+registered under a contract name (:func:`register_custom_mapping`) is saved as that name, and
+loading looks the name up in the registry of the loading process, where the same registration
+must have run (e.g. on import of the module that defines the function).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,38 @@ from typing import Any, Generic, TypeVar
 from onnxpipe.core import TrivialEstimator
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._rows import RowConverter
-from onnxpipe.errors import DataError, InvalidArgumentError
+from onnxpipe.errors import DataError, InvalidArgumentError, ModelLoadError
 from onnxpipe.schema import Schema
 
-__all__ = ["CustomMappingTransformer"]
+__all__ = ["CustomMappingTransformer", "register_custom_mapping"]
 
 In = TypeVar("In")
 Out = TypeVar("Out")
+
+_registered: dict[str, tuple[Callable[[Any], Any], type, type]] = {}
+
+
+def register_custom_mapping(
+    contract_name: str, fn: Callable[[In], Out], input_class: type[In], output_class: type[Out]
+) -> None:
+    """Make ``custom_mapping(fn, input_class, output_class, contract_name)`` steps savable.
+
+    Saved models record only ``contract_name``; a process that loads them must have registered
+    the same name. Registering a name again with other values raises InvalidArgumentError.
+    """
+    if not isinstance(contract_name, str) or not contract_name:
+        raise InvalidArgumentError(
+            f"register_custom_mapping: contract_name must be a non-empty string, got {contract_name!r}"
+        )
+    if not callable(fn):
+        raise InvalidArgumentError(f"register_custom_mapping: fn must be callable, got {type(fn).__name__}")
+    entry = (fn, input_class, output_class)
+    if _registered.get(contract_name, entry) != entry:
+        raise InvalidArgumentError(
+            f"register_custom_mapping: contract name {contract_name!r} is already registered for "
+            f"{_registered[contract_name][0]!r}; choose another name"
+        )
+    _registered[contract_name] = entry
 
 
 class CustomMappingTransformer(TrivialEstimator, Generic[In, Out]):
@@ -34,7 +65,7 @@ class CustomMappingTransformer(TrivialEstimator, Generic[In, Out]):
         self.fn = fn
         self.input_class = input_class
         self.output_class = output_class
-        self.contract_name = contract_name or getattr(fn, "__name__", "custom")
+        self.contract_name: str = contract_name or str(getattr(fn, "__name__", "custom"))
         self._input = RowConverter(input_class)
         self._output = RowConverter(output_class)
 
@@ -71,12 +102,7 @@ class CustomMappingTransformer(TrivialEstimator, Generic[In, Out]):
         names = f"{self.input_class.__name__} -> {self.output_class.__name__}"
         return f"CustomMappingTransformer({self.contract_name}: {names})"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # A saved model cannot hold a Python function, but multiprocessing may send one by
-        # reference (its module and name), as plain pickle does.
-        return (_rebuild, (self.__getstate__(),))
-
-    def __getstate__(self) -> dict[str, Any]:
+    def _arguments(self) -> dict[str, Any]:
         return {
             "fn": self.fn,
             "input_class": self.input_class,
@@ -84,9 +110,30 @@ class CustomMappingTransformer(TrivialEstimator, Generic[In, Out]):
             "contract_name": self.contract_name,
         }
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Multiprocessing may send a function by reference (its module and name), as plain
+        # pickle does, registered or not.
+        return (_rebuild, (self._arguments(),))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # What a saved model holds: the contract name when this very mapping is registered under
+        # it; otherwise the function, which saving refuses naming this step.
+        if _registered.get(self.contract_name) == (self.fn, self.input_class, self.output_class):
+            return {"contract_name": self.contract_name}
+        return self._arguments()
+
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)  # type: ignore[misc]
+        name = state.get("contract_name")
+        if set(state) != {"contract_name"} or not isinstance(name, str):
+            raise InvalidArgumentError("custom_mapping: a saved custom mapping holds only its contract name")
+        if name not in _registered:
+            raise ModelLoadError(
+                f"custom_mapping({name}): no custom mapping is registered under {name!r} in this process; call "
+                "onnxpipe.register_custom_mapping(name, fn, input_class, output_class) before loading"
+            )
+        fn, input_class, output_class = _registered[name]
+        self.__init__(fn, input_class, output_class, name)  # type: ignore[misc]
 
 
-def _rebuild(state: dict[str, Any]) -> CustomMappingTransformer[Any, Any]:
-    return CustomMappingTransformer(**state)
+def _rebuild(arguments: dict[str, Any]) -> CustomMappingTransformer[Any, Any]:
+    return CustomMappingTransformer(**arguments)
