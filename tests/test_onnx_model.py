@@ -28,6 +28,7 @@ from onnxpipe.errors import (
     TensorNotFoundError,
 )
 from onnxpipe.testing import TOLERANCES, check_component
+from onnxpipe.transforms.onnx_model import OnnxTransformer
 
 from . import models
 
@@ -569,6 +570,24 @@ def test_gpu_request_fails_loudly_or_falls_back(resnet: bytes) -> None:
         warnings.simplefilter("always")
         gpu_ctx.transforms.apply_onnx_model(model_bytes=resnet)
     assert any(issubclass(w.category, op.OnnxPipeWarning) for w in caught)
+
+
+def test_loaded_model_opens_its_onnx_steps_on_the_requested_device(resnet: bytes, tmp_path: Path) -> None:
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a CUDA provider is installed: the CPU-only behaviour cannot be observed here")
+    step = ctx.transforms.apply_onnx_model(model_bytes=resnet)
+    schema = op.Schema([op.Column(step.input_column_names[0], op.TensorType(op.DType.FLOAT32, (1, 3, 224, 224)))])
+    path = tmp_path / "resnet.zip"
+    ctx.model.save(step, schema, path)
+    loaded, _ = ctx.model.load(path)  # a saved model records no device: the CPU
+    assert loaded.providers == ["CPUExecutionProvider"]  # type: ignore[attr-defined]
+    with pytest.raises(DeviceError, match=r"GPU 0 was requested .* fallback_to_cpu=True"):
+        ctx.model.load(path, gpu_device_id=0)
+    gpu_ctx = op.MLContext(gpu_device_id=0, fallback_to_cpu=True)  # the context's defaults apply
+    with pytest.warns(op.OnnxPipeWarning, match=r"running on CPU"):
+        moved, _ = gpu_ctx.model.load(path)
+    assert isinstance(moved, OnnxTransformer) and moved.step_name == loaded.step_name
+    assert moved.settings.gpu_device_id == 0 and moved.providers == ["CPUExecutionProvider"]
 
 
 def test_output_of_unknown_rank_is_a_flat_vector() -> None:

@@ -20,7 +20,7 @@ from onnxpipe._task_catalogs import (
     MulticlassClassificationCatalog,
     RegressionCatalog,
 )
-from onnxpipe.core import Transformer
+from onnxpipe.core import Transformer, TransformerChain
 from onnxpipe.data import DataView
 from onnxpipe.data._images import IMAGE_EXTENSIONS, load_from_image_folder
 from onnxpipe.engine import PredictionEngine
@@ -624,14 +624,28 @@ class ModelCatalog:
         """
         save_model(model, input_schema, file)
 
-    def load(self, file: str | Path | BinaryIO, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[Transformer, Schema]:
+    def load(
+        self,
+        file: str | Path | BinaryIO,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        gpu_device_id: int | None = None,
+        fallback_to_cpu: bool | None = None,
+    ) -> tuple[Transformer, Schema]:
         """Load a model saved by :meth:`save`: returns ``(model, input_schema)``.
 
         Safe on files from untrusted sources: nothing in the file is executed, unpickled or
         imported, sizes are bounded by ``max_bytes``, and a corrupted or tampered file raises
-        ModelLoadError. ``apply_onnx_model`` steps open on the CPU unless created again.
+        ModelLoadError. A saved model records no device: its ``apply_onnx_model`` steps open on
+        ``gpu_device_id`` / ``fallback_to_cpu`` (default: the context's), else on the CPU.
         """
-        return load_model(file, max_bytes=max_bytes)
+        model, schema = load_model(file, max_bytes=max_bytes)
+        gpu = gpu_device_id if gpu_device_id is not None else self._ctx.gpu_device_id
+        fallback = fallback_to_cpu if fallback_to_cpu is not None else self._ctx.fallback_to_cpu
+        if gpu is None:
+            return model, schema
+        steps = [s.on_device(gpu, fallback) if isinstance(s, OnnxTransformer) else s for s in model.steps]
+        return (steps[0] if len(steps) == 1 else TransformerChain(steps)), schema
 
     def convert_to_onnx(
         self,

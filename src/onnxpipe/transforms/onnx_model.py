@@ -366,6 +366,14 @@ class OnnxTransformer(TrivialEstimator):
                 session = self._session
         return session
 
+    def on_device(self, gpu_device_id: int | None, fallback_to_cpu: bool = False) -> OnnxTransformer:
+        """The same step opened on another device (``None``: the CPU), e.g. after loading a saved model."""
+        state = self.__getstate__()
+        label = state.pop("label")
+        moved = OnnxTransformer(**state, gpu_device_id=gpu_device_id, fallback_to_cpu=fallback_to_cpu)
+        moved._model = dataclasses.replace(moved._model, label=label)
+        return moved
+
     @property
     def providers(self) -> list[str]:
         """The ONNX Runtime execution providers in use (e.g. after a GPU fell back to CPU)."""
