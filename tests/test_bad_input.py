@@ -704,7 +704,7 @@ def _y(rows: list[list[float]]) -> Callable[[DataView], None]:
     return _column("y", np.array(rows, np.float32).reshape(-1, 1, 3))
 
 
-_CONVERT = r"Convert the column first \(automatic conversions: lossless ones and float64 -> float32\)"
+_CONVERT = r"Convert the column first \(automatic conversions: numbers into floats, integers into wider integers\)"
 
 ONNX_CASES = [
     case(

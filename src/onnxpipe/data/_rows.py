@@ -67,7 +67,7 @@ def coerce_array(value: Any, ct: TensorType, where: str) -> np.ndarray:
         if not ok:
             raise ColumnTypeError(
                 f"{where}: expected {expected.value} values, got {given.value}; convert the data "
-                f"first (only lossless conversions and float64 -> float32 are automatic)"
+                f"first (only numbers into floats and integers into wider integers are automatic)"
             )
         with np.errstate(over="ignore"):  # float64 beyond float32's range becomes +-inf, as ONNX's Cast does
             arr = arr.astype(expected.numpy)

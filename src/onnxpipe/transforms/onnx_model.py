@@ -438,7 +438,8 @@ class OnnxTransformer(TrivialEstimator):
         if not ct.dtype.converts_safely_to(want.dtype):
             raise ColumnTypeError(
                 f"{where}, which expects element type {want.dtype.value}; the column is {ct.dtype.value} "
-                f"({ct}). Convert the column first (automatic conversions: lossless ones and float64 -> float32)"
+                f"({ct}). Convert the column first "
+                "(automatic conversions: numbers into floats, integers into wider integers)"
             )
         plan: tuple[int, ...] | None = None
         if ct.is_known_shape:
