@@ -850,3 +850,36 @@ def test_schema_of_saved_image_pipeline_uses_image_and_key_markers(runner: CliRu
     assert 'kind: Annotated[np.uint32, ColumnName("kind"), KeyType(2)]' in result.stdout
     module = import_code(result.stdout, tmp_path, "image_schema")
     assert onnxpipe.schema_of(module.OnnxOutput) == model.output_schema(data.schema).select(["small", "kind"])
+
+
+def test_json_lines_output_holds_exact_numbers_and_null_for_non_finite(tmp_path: Path) -> None:
+    from onnxpipe._cli_io import open_writer
+    from onnxpipe.data._convert import arrow_schema, to_arrow
+    from onnxpipe.schema import Column, DType, Schema, TensorType
+
+    schema = Schema(
+        [
+            Column("f", TensorType(DType.FLOAT32)),
+            Column("v", TensorType(DType.FLOAT64, (2,))),
+            Column("b", TensorType(DType.BOOL)),
+            Column("s", TensorType(DType.STRING)),
+        ]
+    )
+    values = {
+        "f": np.array([0.1, np.nan, -np.inf, 3.4028235e38], np.float32),
+        "v": np.array([[1e-300, 2.5], [np.inf, 0.0], [-0.0, 1.0], [7.0, np.nan]]),
+        "b": np.array([True, False, True, False]),
+        "s": np.array(['say "hi"', "é", "", "x"], dtype=object),
+    }
+    arrays = [to_arrow(values[c.name], c.type, c.name) for c in schema.columns]
+    batch = pa.RecordBatch.from_arrays(arrays, schema=arrow_schema(schema))
+    writer = open_writer(tmp_path / "out.jsonl", "jsonl", schema)
+    writer.write(batch)
+    writer.close()
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows == [
+        {"f": 0.1, "v": [1e-300, 2.5], "b": True, "s": 'say "hi"'},
+        {"f": None, "v": [None, 0.0], "b": False, "s": "é"},
+        {"f": None, "v": [-0.0, 1.0], "b": True, "s": ""},
+        {"f": 3.4028235e38, "v": [7.0, None], "b": False, "s": "x"},
+    ]

@@ -538,10 +538,16 @@ class _JsonLinesWriter:
         self._file: IO[str] = path.open("w", encoding="utf-8", newline="\n")
 
     def write(self, batch: pa.RecordBatch) -> None:
-        names = self._schema.names
-        columns = [_json_values(batch.column(n), self._schema[n].type) for n in names]
-        lines = [_json_text(dict(zip(names, row, strict=True))) + "\n" for row in zip(*columns, strict=True)]
-        self._file.write("".join(lines))
+        # Each column becomes its rows' JSON texts and Arrow joins them into lines, in bulk:
+        # far faster than json.dumps of one dict per row.
+        if batch.num_rows == 0:
+            return
+        parts: list[pa.Array | str] = []
+        for i, name in enumerate(self._schema.names):
+            key = ("{" if i == 0 else ",") + _json_text(name) + ":"
+            parts += [key, _json_fragments(batch.column(name), self._schema[name].type)]
+        lines = pc.binary_join_element_wise(*parts, "}\n", "")
+        self._file.write("".join(lines.to_pylist()))
 
     def close(self) -> None:
         self._file.close()
@@ -549,6 +555,31 @@ class _JsonLinesWriter:
 
 def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _number_texts(values: pa.Array) -> pa.Array:
+    """JSON texts of numbers or bools (Arrow's shortest decimals); NaN and infinities as null."""
+    if pa.types.is_float16(values.type):
+        values = values.cast(pa.float32())
+    texts = values.cast(pa.string())
+    if pa.types.is_floating(values.type):
+        texts = pc.if_else(pc.is_finite(values), texts, "null")
+    return texts
+
+
+def _json_fragments(arr: pa.Array, ct: ColumnType) -> pa.Array:
+    """The JSON text of each row's value of one column of a batch, as an Arrow string array."""
+    if isinstance(ct, TensorType) and ct.is_known_shape and ct.dtype is not DType.STRING:
+        if ct.is_scalar:
+            return _number_texts(arr)
+        assert isinstance(arr, pa.FixedSizeListArray)
+        if not ct.size:
+            return pa.array(["[]"] * len(arr), pa.string())
+        flat = _number_texts(arr.flatten())  # row-major values, ct.size per row
+        offsets = pa.array(np.arange(0, len(flat) + 1, ct.size, dtype=np.int64))
+        rows = pa.LargeListArray.from_arrays(offsets, flat)
+        return pc.binary_join_element_wise("[", pc.binary_join(rows, ","), "]", "")
+    return pa.array([_json_text(v) for v in _json_values(arr, ct)], pa.string())
 
 
 def _finite(values: np.ndarray) -> list[Any]:
