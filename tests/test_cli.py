@@ -22,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import onnxpipe
 from onnxpipe.cli import main
+from onnxpipe.core import TransformerChain
 from onnxpipe.schema import Column, DType, Schema, TensorType, schema_of
 
 from .test_inspect import LONG_VALUE, resnet_like_model
@@ -883,3 +884,34 @@ def test_json_lines_output_holds_exact_numbers_and_null_for_non_finite(tmp_path:
         {"f": None, "v": [-0.0, 1.0], "b": True, "s": ""},
         {"f": 3.4028235e38, "v": [7.0, None], "b": False, "s": "x"},
     ]
+
+
+def test_predict_writes_a_column_replaced_in_place(runner: CliRunner, tmp_path: Path) -> None:
+    from onnxpipe.persistence import save_model
+
+    ctx = onnxpipe.MLContext()
+    data = ctx.data.load_from_arrow(pa.table({"x": np.array([1.0, 3.0, 5.0], np.float32)}))
+    model = ctx.transforms.normalize_min_max("x").fit(data)  # writes x over x, same type
+    assert TransformerChain([model]).result_columns(data.schema) == ["x"]
+    save_model(model, data.schema, tmp_path / "scale.zip")
+    (tmp_path / "in.csv").write_text("x\n1\n3\n5\n")
+    result = runner.invoke(
+        main, ["predict", str(tmp_path / "scale.zip"), "-i", str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    assert_close(read_output(tmp_path / "o.csv", "csv")["x"], model.transform(data).column("x"))
+
+
+def test_predict_refuses_an_output_with_repeated_column_names(runner: CliRunner, tmp_path: Path) -> None:
+    from onnxpipe.persistence import save_model
+
+    ctx = onnxpipe.MLContext()
+    data = ctx.data.load_from_arrow(pa.table({"a": np.ones(2, np.float32), "b": np.zeros(2, np.float32)}))
+    save_model(ctx.transforms.concatenate("F", "a", "b").fit(data), data.schema, tmp_path / "m.zip")
+    (tmp_path / "in.csv").write_text("a,b,F.0,F.1\n1,3,9,9\n2,4,9,9\n")
+    args = ["predict", str(tmp_path / "m.zip"), "-i", str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.csv")]
+    result = runner.invoke(main, [*args, "--keep-input"])
+    assert result.exit_code == 2
+    assert "the output would hold the columns ['F.0', 'F.1'] twice" in result.stderr
+    assert not (tmp_path / "o.csv").exists()
+    assert runner.invoke(main, args).exit_code == 0  # without the kept input columns it is fine

@@ -892,3 +892,16 @@ def test_extract_pixels_per_plane_offset_and_scale_match_imagenet_normalisation(
         ctx.transforms.extract_pixels("x", "Image", offset=[1.0, 2.0])
     with pytest.raises(InvalidArgumentError, match="scale must not be 0"):
         ctx.transforms.extract_pixels("x", "Image", scale=[1.0, 0.0, 1.0])
+
+
+def test_crop_anchor_needs_iso_crop_sequence_defaults_allow_uint8_and_la_decodes() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"crop_anchor='left' applies only to resizing='iso_crop'"):
+        ctx.transforms.resize_images("x", 8, 8, "Image", resizing="fill", crop_anchor="left")
+    # Per-plane defaults given as sequences are still the defaults for uint8 output.
+    step = ctx.transforms.extract_pixels("x", "Image", offset=np.zeros(3), scale=[1, 1, 1], output_as_float=False)
+    assert step.output_as_float is False
+    with pytest.raises(InvalidArgumentError, match=r"need float output"):
+        ctx.transforms.extract_pixels("x", "Image", offset=[0, 1, 0], output_as_float=False)
+    # Premultiplied gray + alpha ("La"), which Pillow converts only to LA.
+    la = Image.new("La", (3, 2), (100, 128))
+    assert data_images.pil_to_array(la).shape == (2, 3, 4)

@@ -1173,3 +1173,13 @@ def test_unregistered_component_in_a_file_is_refused_by_name() -> None:
         m["model"] = {"$object": "UserThing", "state": {}}
 
     load_fails(with_manifest(saved("pipeline"), plant), "a component of unknown type 'UserThing'")
+
+
+def test_save_errors_name_the_folder_and_the_step(tmp_path: Path) -> None:
+    model = ctx.transforms.top_k_labels("Top", "Score", labels=["a", "b\ud800"], k=1)
+    schema = Schema([Column("Score", TensorType(DType.FLOAT32, (2,)))])
+    with pytest.raises(ModelSaveError, match=r"top_k_labels.*cannot be written as JSON"):
+        model_to_bytes(model, schema)
+    fine = ctx.transforms.top_k_labels("Top", "Score", labels=["a", "b"], k=1)
+    with pytest.raises(DataFileNotFoundError, match=r"cannot write the saved model to .*absent.* does not exist"):
+        ctx.model.save(fine, schema, tmp_path / "absent" / "model.zip")

@@ -109,3 +109,17 @@ def test_to_pandas_runs_a_lazy_pipeline_once() -> None:
     pytest.importorskip("pandas")
     frame = view.to_pandas()
     assert list(frame.columns) == ["Score", "Other"] and reads == 1  # one pass for every column
+
+
+def test_force_color_is_not_a_terminal_and_one_bar_shows_at_a_time(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich would call stderr a terminal; a log is not one
+    monkeypatch.delenv("ONNXPIPE_PROGRESS", raising=False)
+    list(_view.read_with_progress(slow_batches(2, 0.01), 4, "reading", delay=0.0))
+    assert capsys.readouterr().err == ""
+    console, buffer = recording_console(terminal=True)
+    outer = _view.read_with_progress(slow_batches(3, 0.02), 6, "outer", delay=0.0, console=console)
+    inner_console, inner_buffer = recording_console(terminal=True)
+    assert len(list(_view.read_with_progress(outer, 6, "inner", delay=0.01, console=inner_console))) == 3
+    assert "outer" in buffer.getvalue() and inner_buffer.getvalue() == ""  # the delayed bar stayed away

@@ -507,6 +507,13 @@ class _TextWriter:
                 fields += [pa.field(n, elem) for n in _text_columns(c)]
             else:
                 fields.append(pa.field(c.name, pa.string()))
+        names = [f.name for f in fields]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise DataError(
+                f"the output would hold the columns {repeated} twice (a kept input column is named like "
+                "the values of an output vector); rename or drop the input column, or leave out --keep-input"
+            )
         self._arrow = pa.schema(fields)
         self._writer = pacsv.CSVWriter(path, self._arrow, write_options=pacsv.WriteOptions(delimiter=separator))
 

@@ -170,18 +170,7 @@ def inspect_command(model: str, as_json: bool) -> None:
 
 
 def _result_columns(model: Transformer, input_schema: Schema) -> list[str]:
-    """The columns a pipeline gives its user: written by a step (new, or of a new type) and read
-    by no later step, e.g. a trainer's Score and PredictedLabel but not the Features it reads."""
-    schemas = TransformerChain(list(model.steps)).schemas(input_schema)
-    written: dict[str, int] = {}
-    last_read: dict[str, int] = {}
-    for i, step in enumerate(model.steps):
-        before, after = schemas[i], schemas[i + 1]
-        last_read.update(dict.fromkeys(step.input_columns(before), i))
-        written.update({c.name: i for c in after.columns if before.get(c.name) != c})
-    final = schemas[-1]
-    results = [n for n in final.names if n in written and last_read.get(n, -1) <= written[n]]
-    return results or [n for n in final.names if n in written]
+    return TransformerChain(list(model.steps)).result_columns(input_schema)
 
 
 def _inspect_saved(model: str, as_json: bool) -> None:

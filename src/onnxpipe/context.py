@@ -14,6 +14,7 @@ import onnx
 import pyarrow as pa
 
 from onnxpipe import data as _data
+from onnxpipe._files import write_file
 from onnxpipe._task_catalogs import (
     BinaryClassificationCatalog,
     ClusteringCatalog,
@@ -24,7 +25,7 @@ from onnxpipe.core import Transformer, TransformerChain
 from onnxpipe.data import DataView
 from onnxpipe.data._images import IMAGE_EXTENSIONS, load_from_image_folder
 from onnxpipe.engine import PredictionEngine
-from onnxpipe.errors import DataFileNotFoundError, InvalidArgumentError
+from onnxpipe.errors import InvalidArgumentError
 from onnxpipe.onnx._export import convert_to_onnx
 from onnxpipe.persistence import DEFAULT_MAX_BYTES, load_model, save_model
 from onnxpipe.schema import DType, Schema
@@ -619,8 +620,9 @@ class ModelCatalog:
         """Save a fitted model and its input schema to one zip (a path or a binary stream).
 
         The file holds a versioned JSON manifest, arrays as ``.npy`` (no pickle), the ONNX bytes of
-        ``apply_onnx_model`` steps and LightGBM's own model text. ``custom_mapping`` steps cannot
-        be saved (ModelSaveError names the step). See :mod:`onnxpipe.persistence`.
+        ``apply_onnx_model`` steps and LightGBM's own model text. A ``custom_mapping`` step is saved
+        as its contract name when registered with ``onnxpipe.register_custom_mapping``; otherwise
+        ModelSaveError names the step. See :mod:`onnxpipe.persistence`.
         """
         save_model(model, input_schema, file)
 
@@ -668,12 +670,7 @@ class ModelCatalog:
         if path_or_stream is not None:
             payload = proto.SerializeToString()
             if isinstance(path_or_stream, str | Path):
-                path = Path(path_or_stream)
-                if not path.parent.is_dir():
-                    raise DataFileNotFoundError(
-                        f"cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist; create it first"
-                    )
-                path.write_bytes(payload)
+                write_file(path_or_stream, payload, "the ONNX model")
             else:
                 path_or_stream.write(payload)
         return proto

@@ -58,6 +58,16 @@ class Transformer(abc.ABC):
     def input_columns(self, input_schema: Schema) -> Sequence[str]:
         """The columns :meth:`map_columns` reads."""
 
+    def written_columns(self, input_schema: Schema) -> list[str]:
+        """The columns this step writes: new or retyped ones, and its ``output_column_name``
+        (a step that replaces a column in place with the same type writes it too)."""
+        output_schema = self.output_schema(input_schema)
+        written = [c.name for c in output_schema.columns if input_schema.get(c.name) != c]
+        own = getattr(self, "output_column_name", None)
+        if isinstance(own, str) and own in output_schema and own not in written:
+            written.append(own)
+        return written
+
     @abc.abstractmethod
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
@@ -192,6 +202,25 @@ class TransformerChain(Transformer):
 
     def input_columns(self, input_schema: Schema) -> Sequence[str]:
         return input_schema.names
+
+    def written_columns(self, input_schema: Schema) -> list[str]:
+        schemas = self.schemas(input_schema)
+        written = [n for step, before in zip(self._steps, schemas, strict=False) for n in step.written_columns(before)]
+        return list(dict.fromkeys(written))
+
+    def result_columns(self, input_schema: Schema) -> list[str]:
+        """The columns the pipeline gives its user: written by a step and read by no later step
+        (a trainer's Score and PredictedLabel, not the Features it reads); what ``onnxpipe
+        predict`` writes and ``onnxpipe convert`` exports by default."""
+        schemas = self.schemas(input_schema)
+        written: dict[str, int] = {}
+        last_read: dict[str, int] = {}
+        for i, step in enumerate(self._steps):
+            last_read.update(dict.fromkeys(step.input_columns(schemas[i]), i))
+            written.update(dict.fromkeys(step.written_columns(schemas[i]), i))
+        final = schemas[-1]
+        results = [n for n in final.names if n in written and last_read.get(n, -1) <= written[n]]
+        return results or [n for n in final.names if n in written]
 
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int

@@ -89,7 +89,7 @@ class ParseError(DataError):
 
 
 class ImageDecodeError(DataError):
-    """An image file (or in-memory image) cannot be decoded; the message names the file, the row and why."""
+    """An image file cannot be decoded; the message names the file, the row and why."""
 
 
 class ModelError(OnnxPipeError, ValueError):

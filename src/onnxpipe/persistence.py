@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import inspect
 import io
 import json
 import math
@@ -48,6 +49,7 @@ from typing import IO, Any, ClassVar, NoReturn, TypeVar
 import numpy as np
 import pyarrow as pa
 
+from onnxpipe._files import write_file
 from onnxpipe.core import Transformer
 from onnxpipe.data._convert import ColumnValues, to_arrow
 from onnxpipe.data._view import DataView
@@ -156,7 +158,7 @@ def _register_builtins() -> None:
     from onnxpipe.transforms import conversion, missing_values, normalization
 
     for cls in _subclasses(Transformer):
-        if cls.__module__.startswith("onnxpipe."):
+        if cls.__module__.startswith("onnxpipe.") and not inspect.isabstract(cls):
             _register(cls, cls.__qualname__)
     for helper in (conversion._KeyMapper, missing_values._Statistic):
         _register(helper, helper.__qualname__)
@@ -309,7 +311,10 @@ def _to_bytes(model: Transformer, schema: Schema, output_schema: Schema) -> byte
             f"only fitted models (transformers) can be saved, got {type(model).__name__}; call fit(data) first"
         )
     writer = _Writer()
-    encoded = writer.encode(model, "", "model")
+    try:
+        encoded = writer.encode(model, "", "model")
+    except UnicodeEncodeError as exc:  # a long text entry holding a lone surrogate
+        raise ModelSaveError(f"{model.step_name}: its state holds text that is not valid Unicode ({exc})") from None
     if len(writer.entries) >= _MAX_ENTRIES:
         raise ModelSaveError(
             f"{model.step_name}: the model needs {len(writer.entries):,} entries; a saved model holds at most "
@@ -328,14 +333,14 @@ def _to_bytes(model: Transformer, schema: Schema, output_schema: Schema) -> byte
     if _nesting(encoded) > _MAX_DEPTH:
         raise ModelSaveError(f"{model.step_name}: its state nests values more than {_MAX_DEPTH} levels deep")
     try:
-        text = json.dumps(manifest, indent=1, ensure_ascii=False)
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        text = json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")
+    except ValueError as exc:  # an integer of more than 4300 digits, a string with a lone surrogate
         raise ModelSaveError(f"{model.step_name}: its state cannot be written as JSON ({exc})") from None
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         info = zipfile.ZipInfo(_MANIFEST, _FIXED_TIME)
         info.compress_type = zipfile.ZIP_DEFLATED
-        zf.writestr(info, text.encode("utf-8"))
+        zf.writestr(info, text)
         for name, data in writer.entries.items():
             info = zipfile.ZipInfo(name, _FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED if name.endswith(".txt") else zipfile.ZIP_STORED
@@ -362,7 +367,7 @@ def save_model(model: Transformer, input_schema: Schema | DataView | type, file:
     """
     data = model_to_bytes(model, input_schema)
     if isinstance(file, str | Path):
-        Path(file).write_bytes(data)
+        write_file(file, data, "the saved model")
     else:
         file.write(data)
 

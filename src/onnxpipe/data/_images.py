@@ -70,7 +70,8 @@ def pil_to_array(image: Any) -> np.ndarray:
     elif mode == "1":
         image = image.convert("L")
     elif mode in _TO_RGBA or (mode == "P" and "transparency" in image.info):
-        image = image.convert("RGBA")
+        # Pillow converts premultiplied La only to LA.
+        image = (image.convert("LA") if mode == "La" else image).convert("RGBA")
     elif mode == "P" or mode in _TO_RGB:
         image = image.convert("RGB")
     elif mode.startswith("I;16") or mode in ("I", "F"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ __all__ = ["DataView", "Preview"]
 BatchSource = Callable[[], Iterator[pa.RecordBatch]]
 
 _SETTINGS = {"0": False, "false": False, "off": False, "no": False, "1": True, "true": True, "on": True, "yes": True}
+
+_active_bars: list[Any] = []  # the progress bars shown now, across views
 
 PROGRESS_DELAY = 2.0
 """Seconds of work after which a sink that reads a whole view starts showing progress."""
@@ -77,32 +80,32 @@ def read_with_progress(
     delay disappears when done; one shown from the start (``delay=0``) stays.
     """
     if enabled is None:
-        setting = os.environ.get("ONNXPIPE_PROGRESS", "").strip().lower()
-        enabled = (
-            False if setting in ("0", "false", "off", "no") else True if setting in ("1", "true", "on", "yes") else None
-        )
-    if enabled is False:
+        enabled = _SETTINGS.get(os.environ.get("ONNXPIPE_PROGRESS", "").strip().lower())
+    if enabled is None:
+        # rich counts FORCE_COLOR (set in many CI systems) as a terminal; logs must stay clean.
+        enabled = console.is_terminal if console is not None else sys.stderr.isatty()
+    if not enabled:
         yield from batches
         return
     if console is None:
         from rich.console import Console
 
         console = Console(stderr=True)
-    if enabled is None and not console.is_terminal:
-        yield from batches
-        return
     start, done, bar = time.perf_counter(), 0, None
     try:
         for batch in batches:
             done += batch.num_rows
-            if bar is None and time.perf_counter() - start >= delay:
+            # One bar at a time: a delayed bar does not start while another one is shown.
+            if bar is None and time.perf_counter() - start >= delay and not (delay > 0 and _active_bars):
                 bar = _progress_bar(console, description, total, transient=delay > 0)
+                _active_bars.append(bar)
             if bar is not None:
                 bar.update(bar.task_ids[0], completed=done)
             yield batch
     finally:
         if bar is not None:
             bar.stop()
+            _active_bars.remove(bar)
 
 
 class DataView:
@@ -226,7 +229,8 @@ class DataView:
         """The same lazy view, showing a progress bar (rows done, of ``row_count`` when known)
         while its batches are read.
 
-        ``enabled=None`` shows the bar only when the console is a terminal, so logs and pipes stay
+        ``enabled=None`` follows ``ONNXPIPE_PROGRESS`` (``0`` / ``1``) when set, and otherwise
+        shows the bar only when stderr (or ``console``) is a terminal, so logs and pipes stay
         clean; ``console`` (default: a rich Console on stderr) is where the bar is drawn. The bar
         advances as each batch is handed on, so it measures the work of everything upstream
         (loading, transforms, scoring) done while the consumer reads.

@@ -28,7 +28,8 @@ cannot decode (corrupt, truncated, not an image) raises ImageDecodeError; both n
 (counted from 0 over the whole data view), the file and the reason. With ``on_error="skip"``
 such rows are dropped from the output instead (every column of the row, so the columns stay
 aligned), each with a :class:`SkippedRowWarning` naming the row, the file and the reason, and
-the output's ``row_count`` becomes unknown. Skipping happens in ``transform``; scoring rows
+the output's ``row_count`` becomes unknown; row numbers in later steps' errors count the rows
+that are left. Skipping happens in ``transform``; scoring rows
 directly (``map_columns``, a prediction engine) must return one output per input row and raises.
 
 Performance. Files are decoded, and images resized, on a thread pool of ``os.cpu_count()``
@@ -497,6 +498,11 @@ class ImageResizingTransformer(_ImageStep):
         self.image_height = int(image_height)
         self.resizing: ResizingKind = _choice(resizing, RESIZING_KINDS, "resizing", self.step_name)  # type: ignore[assignment]
         self.crop_anchor: CropAnchor = _choice(crop_anchor, CROP_ANCHORS, "crop_anchor", self.step_name)  # type: ignore[assignment]
+        if self.crop_anchor != "center" and self.resizing != "iso_crop":
+            raise InvalidArgumentError(
+                f"{self.step_name}: crop_anchor={crop_anchor!r} applies only to resizing='iso_crop' "
+                f"(resizing={resizing!r} does not crop); leave crop_anchor='center'"
+            )
 
     def _params(self) -> tuple[object, ...]:
         return (
@@ -759,7 +765,7 @@ class ImagePixelExtractingTransformer(_ImageStep):
         self.scale = self._per_plane("scale", scale)
         if np.any(np.asarray(self.scale) == 0):
             raise InvalidArgumentError(f"{self.step_name}: scale must not be 0 (every value would be 0)")
-        if not self.output_as_float and (offset != 0 or scale != 1):
+        if not self.output_as_float and (np.any(np.asarray(self.offset) != 0) or np.any(np.asarray(self.scale) != 1)):
             raise InvalidArgumentError(
                 f"{self.step_name}: offset={offset!r} and scale={scale!r} need float output; with "
                 "output_as_float=False the pixels are the uint8 values (leave offset=0 and scale=1)"
