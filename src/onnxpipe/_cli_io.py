@@ -567,7 +567,10 @@ def _json_text(value: Any) -> str:
 def _number_texts(values: pa.Array) -> pa.Array:
     """JSON texts of numbers or bools (Arrow's shortest decimals); NaN and infinities as null."""
     if pa.types.is_float16(values.type):
-        values = values.cast(pa.float32())
+        # Arrow cannot format float16: numpy gives its shortest decimal (0.1, as the other paths).
+        half = values.to_numpy(zero_copy_only=False)
+        texts = pa.array(half.astype(str))
+        return pc.if_else(pa.array(np.isfinite(half)), texts, "null")
     texts = values.cast(pa.string())
     if pa.types.is_floating(values.type):
         texts = pc.if_else(pc.is_finite(values), texts, "null")
