@@ -123,3 +123,52 @@ def test_force_color_is_not_a_terminal_and_one_bar_shows_at_a_time(
     inner_console, inner_buffer = recording_console(terminal=True)
     assert len(list(_view.read_with_progress(outer, 6, "inner", delay=0.01, console=inner_console))) == 3
     assert "outer" in buffer.getvalue() and inner_buffer.getvalue() == ""  # the delayed bar stayed away
+
+
+def shows(buffer: io.StringIO, text: str, within: float = 10.0) -> bool:
+    """Whether ``text`` is drawn within ``within`` seconds (the spinner redraws on its own thread)."""
+    deadline = time.monotonic() + within
+    while text not in buffer.getvalue():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_step_status_appears_after_the_delay_and_names_the_step() -> None:
+    console, buffer = recording_console(terminal=True)
+    with _view.StepStatus("fitting", 2, delay=60.0, console=console) as status:
+        status.step(0, "quick")
+    assert buffer.getvalue() == ""  # short work shows nothing
+    console, buffer = recording_console(terminal=True)
+    with _view.StepStatus("fitting", 2, delay=0.01, console=console) as status:
+        status.step(0, "normalize_min_max(x)")
+        assert shows(buffer, "fitting step 1/2: normalize_min_max(x)")
+        status.step(1, "lbfgs_logistic_regression(Features)")
+        assert shows(buffer, "fitting step 2/2: lbfgs_logistic_regression(Features)")
+    assert not _view._active_bars
+
+
+def test_estimator_chain_fit_reports_each_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from onnxpipe import core
+
+    seen: list[tuple[int, str]] = []
+
+    class Recorder:
+        def __init__(self, verb: str, total: int) -> None:
+            assert (verb, total) == ("fitting", 2)
+
+        def __enter__(self) -> Recorder:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def step(self, index: int, name: str) -> None:
+            seen.append((index, name))
+
+    monkeypatch.setattr(core, "StepStatus", Recorder)
+    data = scores(6, 3)
+    chain = ctx.transforms.concatenate("F", "Score").append(ctx.transforms.normalize_min_max("F"))
+    chain.fit(data)
+    assert seen == [(0, "concatenate(F <- Score)"), (1, "normalize_min_max(F)")]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, to_arrow
-from onnxpipe.data._view import DataView
+from onnxpipe.data._view import DataView, StepStatus
 from onnxpipe.errors import ExportError, OnnxPipeError
 from onnxpipe.schema import Schema
 
@@ -292,14 +292,16 @@ class EstimatorChain(Estimator):
     def fit(self, data: DataView) -> TransformerChain:
         self.output_schema(data.schema)  # fail before any training
         fitted: list[Transformer] = []
-        for i, step in enumerate(self._steps):
-            try:
-                model = step.fit(data)
-            except OnnxPipeError as exc:
-                raise _in_step(exc, i, step.step_name) from exc
-            fitted.append(model)
-            if i + 1 < len(self._steps):
-                data = model.transform(data)
+        with StepStatus("fitting", len(self._steps)) as status:  # shown on a terminal when fitting takes long
+            for i, step in enumerate(self._steps):
+                status.step(i, step.step_name)
+                try:
+                    model = step.fit(data)
+                except OnnxPipeError as exc:
+                    raise _in_step(exc, i, step.step_name) from exc
+                fitted.append(model)
+                if i + 1 < len(self._steps):
+                    data = model.transform(data)
         return TransformerChain(fitted)
 
     def __len__(self) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,63 @@ def _progress_bar(console: Console, description: str, total: int | None, *, tran
     return progress
 
 
+def _progress_enabled(enabled: bool | None, console: Console | None) -> bool:
+    """``enabled``, else ``ONNXPIPE_PROGRESS``, else whether the console (default: stderr) is a terminal."""
+    if enabled is None:
+        enabled = _SETTINGS.get(os.environ.get("ONNXPIPE_PROGRESS", "").strip().lower())
+    if enabled is None:
+        # rich counts FORCE_COLOR (set in many CI systems) as a terminal; logs must stay clean.
+        enabled = console.is_terminal if console is not None else sys.stderr.isatty()
+    return enabled
+
+
+class StepStatus:
+    """A one-line status of long multi-step work ("fitting step 2/4: normalize_min_max(x)"),
+    shown with a spinner once the work has taken ``delay`` seconds, under the same rules as the
+    progress bars (a terminal, ``ONNXPIPE_PROGRESS``, one at a time). Use as a context manager."""
+
+    def __init__(self, verb: str, total: int, *, delay: float = PROGRESS_DELAY, console: Console | None = None) -> None:
+        self._verb, self._total, self._delay, self._console = verb, total, delay, console
+        self._text = verb
+        self._lock = threading.Lock()
+        self._status: Any = None
+        self._timer: threading.Timer | None = None
+        self._closed = False
+
+    def __enter__(self) -> StepStatus:
+        if _progress_enabled(None, self._console):
+            self._timer = threading.Timer(self._delay, self._show)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def step(self, index: int, name: str) -> None:
+        with self._lock:
+            self._text = f"{self._verb} step {index + 1}/{self._total}: {name}"
+            if self._status is not None:
+                self._status.update(self._text)
+
+    def _show(self) -> None:
+        with self._lock:
+            if self._closed or _active_bars:
+                return
+            from rich.console import Console
+
+            console = self._console if self._console is not None else Console(stderr=True)
+            self._status = console.status(self._text)
+            self._status.start()
+            _active_bars.append(self._status)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        with self._lock:
+            self._closed = True
+            if self._status is not None:
+                self._status.stop()
+                _active_bars.remove(self._status)
+
+
 def read_with_progress(
     batches: Iterator[pa.RecordBatch],
     total: int | None,
@@ -79,12 +137,7 @@ def read_with_progress(
     the bar only when the console (default: stderr) is a terminal. A bar that appeared after a
     delay disappears when done; one shown from the start (``delay=0``) stays.
     """
-    if enabled is None:
-        enabled = _SETTINGS.get(os.environ.get("ONNXPIPE_PROGRESS", "").strip().lower())
-    if enabled is None:
-        # rich counts FORCE_COLOR (set in many CI systems) as a terminal; logs must stay clean.
-        enabled = console.is_terminal if console is not None else sys.stderr.isatty()
-    if not enabled:
+    if not _progress_enabled(enabled, console):
         yield from batches
         return
     if console is None:
