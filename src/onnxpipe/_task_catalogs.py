@@ -22,6 +22,7 @@ from onnxpipe.evaluation_multiclass import (
     evaluate_multiclass,
 )
 from onnxpipe.trainers import clustering, linear, multiclass, trees
+from onnxpipe.trainers.trees import LightGbmBinaryOptions, LightGbmOptions
 
 if TYPE_CHECKING:
     from onnxpipe.context import MLContext
@@ -49,30 +50,6 @@ class LbfgsOptions(TypedDict, total=False):
     history_size: int
     maximum_number_of_iterations: int
     enforce_non_negativity: bool
-
-
-class LightGbmOptions(TypedDict, total=False):
-    """Options of the ``light_gbm`` trainers (ML.NET's names; see ``onnxpipe.trainers.trees``)."""
-
-    label_column_name: str
-    feature_column_name: str
-    example_weight_column_name: str | None
-    number_of_leaves: int | None
-    minimum_example_count_per_leaf: int | None
-    learning_rate: float | None
-    number_of_iterations: int
-    l1_regularization: float
-    l2_regularization: float
-    feature_fraction: float
-    subsample_fraction: float
-    subsample_frequency: int
-    maximum_bin_count_per_feature: int
-    seed: int | None
-    number_of_threads: int | None
-
-
-class LightGbmBinaryOptions(LightGbmOptions, total=False):
-    sigmoid: float
 
 
 class FastForestOptions(TypedDict, total=False):

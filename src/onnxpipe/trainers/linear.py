@@ -655,15 +655,15 @@ def _lbfgs(
 class _LbfgsTrainer(_Trainer):
     def __init__(
         self,
-        label_column_name: str,
-        feature_column_name: str,
-        example_weight_column_name: str | None,
-        l1_regularization: float,
-        l2_regularization: float,
-        optimization_tolerance: float,
-        history_size: int,
-        maximum_number_of_iterations: int,
-        enforce_non_negativity: bool,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        example_weight_column_name: str | None = None,
+        l1_regularization: float = 1.0,
+        l2_regularization: float = 1.0,
+        optimization_tolerance: float = 1e-7,
+        history_size: int = 20,
+        maximum_number_of_iterations: int = _INT_MAX,
+        enforce_non_negativity: bool = False,
     ) -> None:
         super().__init__(label_column_name, feature_column_name, example_weight_column_name)
         self._l1 = _check_number(l1_regularization, "l1_regularization", low=0)
@@ -732,30 +732,6 @@ class LbfgsLogisticRegressionBinaryTrainer(_LbfgsTrainer):
 
     name = "lbfgs_logistic_regression"
 
-    def __init__(
-        self,
-        label_column_name: str = "Label",
-        feature_column_name: str = "Features",
-        example_weight_column_name: str | None = None,
-        l1_regularization: float = 1.0,
-        l2_regularization: float = 1.0,
-        optimization_tolerance: float = 1e-7,
-        history_size: int = 20,
-        maximum_number_of_iterations: int = _INT_MAX,
-        enforce_non_negativity: bool = False,
-    ) -> None:
-        super().__init__(
-            label_column_name,
-            feature_column_name,
-            example_weight_column_name,
-            l1_regularization,
-            l2_regularization,
-            optimization_tolerance,
-            history_size,
-            maximum_number_of_iterations,
-            enforce_non_negativity,
-        )
-
     def _output_columns(self) -> list[Column]:
         return _binary_columns(True)
 
@@ -792,30 +768,6 @@ class LbfgsPoissonRegressionTrainer(_LbfgsTrainer):
 
     name = "lbfgs_poisson_regression"
     binary = False
-
-    def __init__(
-        self,
-        label_column_name: str = "Label",
-        feature_column_name: str = "Features",
-        example_weight_column_name: str | None = None,
-        l1_regularization: float = 1.0,
-        l2_regularization: float = 1.0,
-        optimization_tolerance: float = 1e-7,
-        history_size: int = 20,
-        maximum_number_of_iterations: int = _INT_MAX,
-        enforce_non_negativity: bool = False,
-    ) -> None:
-        super().__init__(
-            label_column_name,
-            feature_column_name,
-            example_weight_column_name,
-            l1_regularization,
-            l2_regularization,
-            optimization_tolerance,
-            history_size,
-            maximum_number_of_iterations,
-            enforce_non_negativity,
-        )
 
     def _check_labels(self, train: _TrainingSet) -> None:
         if (train.y < 0).any():

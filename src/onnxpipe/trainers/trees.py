@@ -72,7 +72,7 @@ import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, Unpack
 
 import numpy as np
 
@@ -426,6 +426,30 @@ class _LightGbmTrainer(Estimator):
         )
 
 
+class LightGbmOptions(TypedDict, total=False):
+    """Options of the ``light_gbm`` trainers (ML.NET's names; see the module docstring)."""
+
+    label_column_name: str
+    feature_column_name: str
+    example_weight_column_name: str | None
+    number_of_leaves: int | None
+    minimum_example_count_per_leaf: int | None
+    learning_rate: float | None
+    number_of_iterations: int
+    l1_regularization: float
+    l2_regularization: float
+    feature_fraction: float
+    subsample_fraction: float
+    subsample_frequency: int
+    maximum_bin_count_per_feature: int
+    seed: int | None
+    number_of_threads: int | None
+
+
+class LightGbmBinaryOptions(LightGbmOptions, total=False):
+    sigmoid: float
+
+
 class _GbdtTrainer(_LightGbmTrainer):
     """Gradient boosting (``light_gbm``): options as ML.NET's LightGbm trainers."""
 
@@ -542,43 +566,8 @@ class LightGbmBinaryTrainer(_GbdtTrainer):
 
     sigmoid: float
 
-    def __init__(
-        self,
-        *,
-        label_column_name: str = "Label",
-        feature_column_name: str = "Features",
-        example_weight_column_name: str | None = None,
-        number_of_leaves: int | None = None,
-        minimum_example_count_per_leaf: int | None = None,
-        learning_rate: float | None = None,
-        number_of_iterations: int = 100,
-        l1_regularization: float = 0.0,
-        l2_regularization: float = 0.01,
-        feature_fraction: float = 1.0,
-        subsample_fraction: float = 1.0,
-        subsample_frequency: int = 0,
-        maximum_bin_count_per_feature: int = 255,
-        seed: int | None = None,
-        number_of_threads: int | None = None,
-        sigmoid: float = 0.5,
-    ) -> None:
-        super().__init__(
-            label_column_name=label_column_name,
-            feature_column_name=feature_column_name,
-            example_weight_column_name=example_weight_column_name,
-            number_of_leaves=number_of_leaves,
-            minimum_example_count_per_leaf=minimum_example_count_per_leaf,
-            learning_rate=learning_rate,
-            number_of_iterations=number_of_iterations,
-            l1_regularization=l1_regularization,
-            l2_regularization=l2_regularization,
-            feature_fraction=feature_fraction,
-            subsample_fraction=subsample_fraction,
-            subsample_frequency=subsample_frequency,
-            maximum_bin_count_per_feature=maximum_bin_count_per_feature,
-            seed=seed,
-            number_of_threads=number_of_threads,
-        )
+    def __init__(self, *, sigmoid: float = 0.5, **options: Unpack[LightGbmOptions]) -> None:
+        super().__init__(**options)
         self._freeze(sigmoid=_check_float(sigmoid, "sigmoid", self._catalog, low=0, low_open=True))
 
     def _objective_params(self) -> dict[str, Any]:
