@@ -612,7 +612,7 @@ TABLE_CASES = [
     case(
         "parquet-duplicate-columns",
         _parquet(lambda: pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["a", "a"])),
-        Raises(SchemaError, r"Parquet file 'data.parquet': column 'a' appears more than once"),
+        Raises(DataError, r"Parquet file 'data.parquet': column 'a' appears more than once"),
     ),
     case(
         "parquet-date",
@@ -689,7 +689,7 @@ def _peak_numpy_bytes(action: Callable[[], Any]) -> tuple[Any, int]:
 
 def _huge_batch_size(_: Path) -> tuple[Any, int]:
     view = _arrow(x=_vectors([[1, 2, 3]] * 5))
-    model = ctx.transforms.apply_onnx_model(model_bytes=DOUBLER, batch_size=10**9)
+    model = ctx.transforms.apply_onnx_model(model_bytes=DOUBLER, batch_size=1 << 20)
     return _peak_numpy_bytes(lambda: model.transform(view).column("y"))
 
 
@@ -803,9 +803,9 @@ ONNX_CASES = [
         case(
             f"batch-size-{bad!r}",
             _onnx(lambda: _arrow(x=_vectors([[1, 2, 3]])), batch_size=bad),
-            Raises(InvalidArgumentError, rf"batch_size must be a positive number of rows, got {bad!r}"),
+            Raises(InvalidArgumentError, rf"batch_size must be a number of rows from 1 to 1,048,576, got {bad!r}"),
         )
-        for bad in (0, -1, True, 1.5)
+        for bad in (0, -1, True, 1.5, 10**9)
     ),
     case(
         "shape-dictionary-fixed-dimension",

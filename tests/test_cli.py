@@ -188,7 +188,7 @@ def test_schema_unwritable_output(runner: CliRunner, resnet: Path, tmp_path: Pat
     target = tmp_path / "missing-folder" / "s.py"
     result = runner.invoke(main, ["schema", str(resnet), "-o", str(target)])
     assert result.exit_code == 1
-    assert result.stderr == f"error: cannot write {str(target)!r}: No such file or directory\n"
+    assert result.stderr == f"error: cannot write {str(target)!r}: folder {str(target.parent)!r} does not exist\n"
 
 
 @pytest.mark.parametrize("command", ["inspect", "schema"])

@@ -905,3 +905,29 @@ def test_crop_anchor_needs_iso_crop_sequence_defaults_allow_uint8_and_la_decodes
     # Premultiplied gray + alpha ("La"), which Pillow converts only to LA.
     la = Image.new("La", (3, 2), (100, 128))
     assert data_images.pil_to_array(la).shape == (2, 3, 4)
+
+
+def test_load_images_splits_batches_whose_pixels_would_pass_the_batch_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoded images of a batch are held together: a batch is split where their pixels (read from
+    the headers) would pass MAX_BATCH_PIXELS, with the same values as unsplit."""
+    from PIL import Image
+
+    import onnxpipe.transforms.images as images
+
+    rng = np.random.default_rng(3)
+    names = []
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        names.append(f"{i}.png")
+    ctx = op.MLContext()
+    view = ctx.data.load_from_arrow(pa.table({"path": names}))
+    step = ctx.transforms.load_images("image", image_folder=str(tmp_path), input_column_name="path")
+    whole = [b.num_rows for b in step.transform(view).batches()]
+    expected = step.transform(view).column("image")
+    monkeypatch.setattr(images, "MAX_BATCH_PIXELS", 250)  # two 10x10 images per batch
+    split = step.transform(view)
+    assert whole == [5] and [b.num_rows for b in split.batches()] == [2, 2, 1]
+    for got, want in zip(split.column("image"), expected, strict=True):
+        np.testing.assert_array_equal(got, want)

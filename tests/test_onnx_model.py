@@ -516,7 +516,7 @@ def test_bad_model_sources(tmp_path: Path) -> None:
         ctx.transforms.apply_onnx_model(junk)
     with pytest.raises(ModelLoadError, match="exactly one of"):
         ctx.transforms.apply_onnx_model()
-    with pytest.raises(InvalidArgumentError, match="batch_size must be a positive"):
+    with pytest.raises(InvalidArgumentError, match="batch_size must be a number of rows from 1"):
         ctx.transforms.apply_onnx_model(model_bytes=models.rank0_increment(), batch_size=0)
 
 

@@ -9,17 +9,28 @@ Layout of a column in a file (the same for reading and writing, so an output can
   value in JSON lines, a JSON text cell in CSV/TSV (written only: CSV cannot be read back).
 
 Memory stays bounded: files are read in blocks (text, JSON) or row groups (Parquet) and written
-batch by batch.
+batch by batch. Limits on what one file may make onnxpipe hold (each an error naming the place):
+
+* one row (a CSV/TSV line, a JSON line) at most ``min(MAX_ROW_BYTES, max_bytes)`` bytes (64 MiB):
+  a row is parsed whole, in one read block, which grows for long rows up to that size only;
+* JSON nested at most :data:`MAX_JSON_DEPTH` (64) arrays/objects deep, checked by a linear scan
+  of the bytes before pyarrow parses them (pyarrow's JSON parser recurses, and crashes the
+  process on input nested ~100,000 deep);
+* one Parquet row group's columns that are read at most ``max_bytes`` once uncompressed;
+* column names unique (a repeated name is a DataError naming it), in every format.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import math
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -28,8 +39,10 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from onnxpipe._display import shown
+from onnxpipe._limits import DEFAULT_MAX_BYTES
 from onnxpipe.data._convert import arrow_schema, from_arrow, schema_from_arrow, to_arrow
-from onnxpipe.data._loaders import load_from_text_file, normalize_batch
+from onnxpipe.data._loaders import MAX_ROW_BYTES, load_from_text_file, normalize_batch
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import (
     ColumnTypeError,
@@ -42,8 +55,11 @@ from onnxpipe.errors import (
 from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "INPUT_FORMATS",
+    "MAX_JSON_DEPTH",
     "OUTPUT_FORMATS",
+    "JsonLinesGuard",
     "TableSource",
     "TableWriter",
     "default_batch_rows",
@@ -68,6 +84,15 @@ _SUFFIXES = {
 _SEPARATORS = {"csv": ",", "tsv": "\t"}
 _BATCH_BYTES = 32 << 20  # default rows per batch: about this many bytes of model input
 _MAX_BATCH_ROWS = 8192
+
+# DEFAULT_MAX_BYTES is --max-bytes' default: the most bytes one file may make onnxpipe hold at once
+# (a model, one Parquet row group; one row is also held to 64 MiB). 4 GiB, as ``ctx.model.load``
+# (onnxpipe._limits): larger than any model a machine that runs onnxpipe usually scores, small
+# enough that a crafted size fails cleanly.
+
+MAX_JSON_DEPTH = 64
+"""The deepest nesting of JSON arrays and objects read from a JSON lines file. A value onnxpipe
+reads is a flat (or, for tensors, a few levels nested) array: 64 leaves ample room."""
 
 
 def format_of(path: Path, given: str, option: str) -> str:
@@ -132,6 +157,194 @@ def describe_layout(column: Column, fmt: str) -> str:
     return f" (read from {cols})" if fmt in _SEPARATORS else f" (read from a list column {column.name!r} or {cols})"
 
 
+# --------------------------------------------------------------------------------------------
+# JSON lines guard
+
+_QUOTE, _BACKSLASH, _OPEN, _CLOSE, _NEWLINE = 1, 2, 3, 4, 5
+_JSON_CLASS = bytes(
+    {
+        ord('"'): _QUOTE,
+        ord("\\"): _BACKSLASH,
+        ord("["): _OPEN,
+        ord("{"): _OPEN,
+        ord("]"): _CLOSE,
+        ord("}"): _CLOSE,
+        ord("\n"): _NEWLINE,
+    }.get(i, 0)
+    for i in range(256)
+)  # a byte's class, for bytes.translate
+_SCAN_CHUNK = 1 << 20
+
+
+class JsonLinesGuard:
+    """Checks the bytes of a JSON lines file, in order, before they are parsed: no line longer
+    than ``max_line`` bytes, no arrays/objects nested deeper than ``max_depth``.
+
+    One linear pass, vectorized with numpy over 1 MiB pieces (about 1 ms a piece to find the
+    quotes, backslashes, brackets and line breaks; only those are then looked at). It follows
+    JSON's string rules (a quote opens or closes a string unless escaped by an odd run of
+    backslashes; brackets inside strings do not count), carrying its state from one piece to the
+    next. Where the bytes are not valid JSON it errs on the side of counting: a line break ends a
+    string (a JSON string cannot hold one, so the parser stops there), a closing bracket never
+    takes the depth below zero, and the depth is not reset between lines (pyarrow parses a
+    document that spans several lines as one). So the depth it finds is never less than the
+    parser's.
+    """
+
+    def __init__(self, where: str, *, max_depth: int = MAX_JSON_DEPTH, max_line: int = MAX_ROW_BYTES) -> None:
+        self.where = where
+        self.max_depth = max_depth
+        self.max_line = max_line
+        self._depth = 0
+        self._in_string = False
+        self._backslashes = 0  # parity of the run of backslashes that ended the previous piece
+        self._line = 1  # the line the next byte belongs to (1-based)
+        self._line_bytes = 0  # bytes of that line seen so far
+        self.failure: ParseError | None = None  # the error raised, should a reader wrap it in its own
+
+    def scan(self, data: bytes | bytearray | memoryview) -> None:
+        """Check the next bytes of the file; a ParseError names the line at fault."""
+        view = memoryview(data).cast("B")
+        try:
+            for start in range(0, len(view), _SCAN_CHUNK):
+                self._scan(view[start : start + _SCAN_CHUNK].tobytes())
+        except ParseError as exc:
+            self.failure = exc
+            raise
+
+    def _too_long(self, line: int) -> ParseError:
+        return ParseError(
+            f"{self.where}: line {line} is longer than {self.max_line:,} bytes, the most one row may take; "
+            "split the value, or raise --max-bytes if the row is meant to be that long"
+        )
+
+    def _scan(self, piece: bytes) -> None:
+        n = len(piece)
+        classes = np.frombuffer(piece.translate(_JSON_CLASS), dtype=np.uint8)
+        pos = np.flatnonzero(classes.view(np.bool_))
+        kinds = classes[pos]
+        breaks = pos[kinds == _NEWLINE]
+        # Line lengths (without the line break).
+        if breaks.size:
+            if self._line_bytes + int(breaks[0]) > self.max_line:
+                raise self._too_long(self._line)
+            inner = np.diff(breaks) - 1
+            over = np.flatnonzero(inner > self.max_line)
+            if over.size:
+                raise self._too_long(self._line + 1 + int(over[0]))
+            tail = n - 1 - int(breaks[-1])
+        else:
+            tail = self._line_bytes + n
+        if tail > self.max_line:
+            raise self._too_long(self._line + int(breaks.size))
+        # Quotes that delimit strings: those not escaped by an odd run of backslashes.
+        quotes = pos[kinds == _QUOTE]
+        slashes = pos[kinds == _BACKSLASH]
+        carry = self._backslashes
+        if slashes.size or carry:
+            # Each backslash's run starts at the first of the adjacent backslashes before it; a run
+            # that starts the piece continues the previous piece's.
+            starts = np.ones(slashes.size, dtype=np.bool_)
+            starts[1:] = np.diff(slashes) != 1
+            first = np.maximum.accumulate(np.where(starts, np.arange(slashes.size), 0))
+            last = np.searchsorted(slashes, quotes) - 1  # the last backslash before each quote
+            touching = (last >= 0) & (slashes[np.maximum(last, 0)] == quotes - 1) if slashes.size else last >= 0
+            if slashes.size:
+                begin = slashes[first[np.maximum(last, 0)]]
+                run = np.where(touching, quotes - begin, 0)
+                run += np.where(touching & (begin == 0), carry, 0)
+            else:
+                run = np.zeros(quotes.size, dtype=np.int64)
+            run += np.where(quotes == 0, carry, 0)
+            quotes = quotes[(run & 1) == 0]
+            if n and piece[-1] == 92:
+                begin_last = int(slashes[first[-1]])
+                self._backslashes = (n - begin_last + (carry if begin_last == 0 else 0)) & 1
+            else:
+                self._backslashes = 0
+        # Brackets outside strings: a string runs from a quote to the next quote or line break.
+        brackets = pos[(kinds == _OPEN) | (kinds == _CLOSE)]
+        if brackets.size:
+            quotes_before = np.searchsorted(quotes, brackets)
+            lines_before = np.searchsorted(breaks, brackets)
+            started = lines_before > 0
+            line_start = breaks[np.maximum(lines_before - 1, 0)] if breaks.size else np.zeros_like(brackets)
+            quotes_at_line_start = np.where(started, np.searchsorted(quotes, line_start), 0)
+            inside = (quotes_before - quotes_at_line_start + np.where(started, 0, int(self._in_string))) & 1
+            structural = brackets[inside == 0]
+            if structural.size:
+                steps = np.where(classes[structural] == _OPEN, 1, -1)
+                walk = self._depth + np.cumsum(steps)
+                depth = walk - np.minimum(np.minimum.accumulate(walk), 0)  # never below zero
+                deep = np.flatnonzero(depth > self.max_depth)
+                if deep.size:
+                    line = self._line + int(np.searchsorted(breaks, structural[deep[0]]))
+                    raise ParseError(
+                        f"{self.where}: line {line} nests JSON arrays/objects more than {self.max_depth} levels deep; "
+                        "onnxpipe reads flat arrays (row-major) and refuses deeper input before parsing it"
+                    )
+                self._depth = int(depth[-1])
+        # The state the next piece starts in.
+        if breaks.size:
+            self._in_string = bool((quotes.size - int(np.searchsorted(quotes, breaks[-1]))) & 1)
+        else:
+            self._in_string = bool((int(self._in_string) + quotes.size) & 1)
+        self._line += int(breaks.size)
+        self._line_bytes = tail
+
+
+class _GuardedFile(io.RawIOBase):
+    """A file whose bytes pass through a :class:`JsonLinesGuard` as they are read."""
+
+    def __init__(self, path: Path, guard: JsonLinesGuard) -> None:
+        self._file = path.open("rb", buffering=0)
+        self._guard = guard
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._file.readinto(buffer)
+        if n:
+            self._guard.scan(memoryview(buffer)[:n])
+        return n or 0
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def _guarded(path: Path, guard: JsonLinesGuard) -> Iterator[BinaryIO]:
+    with io.BufferedReader(_GuardedFile(path, guard), buffer_size=1 << 16) as f:
+        yield f
+
+
+_JSON_TWICE = re.compile(r"Column\(/([^)]*)\) was specified twice in row (\d+)")
+
+
+def _json_error(exc: pa.ArrowException, where: str, row0: int) -> DataError:
+    """pyarrow's error reading JSON lines as the library's (a repeated key: a DataError naming it)."""
+    text = str(exc)
+    twice = _JSON_TWICE.search(text)
+    if twice is not None:
+        return DataError(
+            f"{where}: the row near row {row0 + int(twice[2])} has the key {shown(twice[1])!r} twice; column names "
+            "must be unique, so rename or drop the repeated key"
+        )
+    hint = " (vectors are read from flat JSON arrays, row-major)" if "array" in text else ""
+    return ParseError(f"cannot read {where} as JSON lines near row {row0}: {text}{hint}")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DataError(f"the key {key!r} appears twice")
+        seen[key] = value
+    return seen
+
+
 @dataclasses.dataclass(frozen=True)
 class _Source:
     column: Column
@@ -142,13 +355,23 @@ class _Source:
 class TableSource:
     """A table file to predict over; what it holds is read lazily, in batches."""
 
-    def __init__(self, path: Path, fmt: str, *, separator: str | None = None, has_header: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fmt: str,
+        *,
+        separator: str | None = None,
+        has_header: bool = True,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         if not path.is_file():
             raise DataFileNotFoundError(f"input file {str(path)!r} does not exist (or is not a file)")
         self.path = path
         self.format = fmt
         self.separator = separator if separator is not None else _SEPARATORS.get(fmt, ",")
         self.has_header = has_header
+        self.max_bytes = max_bytes
+        self.max_row_bytes = min(MAX_ROW_BYTES, max_bytes)
         if fmt not in _SEPARATORS and not has_header:
             raise InvalidArgumentError(f"--no-header is for CSV/TSV input only; {path.name!r} is read as {fmt}")
         self._names: list[str] | None = None
@@ -167,27 +390,75 @@ class TableSource:
 
     def _read_names(self) -> list[str]:
         if self.format in _SEPARATORS:
-            return load_from_text_file(self.path, separator=self.separator, has_header=self.has_header).schema.names
+            return load_from_text_file(
+                self.path, separator=self.separator, has_header=self.has_header, max_row_bytes=self.max_row_bytes
+            ).schema.names
         if self.format == "parquet":
             try:
-                return list(pq.ParquetFile(self.path).schema_arrow.names)
+                names = list(pq.ParquetFile(self.path).schema_arrow.names)
             except (pa.ArrowException, OSError) as exc:
                 raise DataError(f"cannot read {self.where} as Parquet: {exc}") from None
+            _check_unique(names, self.where)
+            return names
         try:
-            return list(pajson.open_json(self.path, read_options=pajson.ReadOptions(block_size=1 << 20)).schema.names)
-        except pa.ArrowException:
+            names = list(self._json_schema().names)
+        except pa.ArrowException as exc:
+            if _JSON_TWICE.search(str(exc)):
+                raise _json_error(exc, self.where, 0) from None
             return self._first_json_keys()  # the first block's values may not infer; the keys are enough
+        _check_unique(names, self.where)
+        return names
 
-    def _first_line(self) -> str:
-        with self.path.open("r", encoding="utf-8", errors="replace") as f:
-            return next((line for line in f if line.strip()), "")
+    def _json_schema(self) -> pa.Schema:
+        """The schema pyarrow infers from the first block (grown for a long first line)."""
+        size, limit = self._json_block(1 << 20), self._json_block(self.max_row_bytes + (1 << 16))
+        while True:
+            guard = self._guard()
+            try:
+                with _guarded(self.path, guard) as f:
+                    return pajson.open_json(f, read_options=pajson.ReadOptions(block_size=size)).schema
+            except pa.ArrowException as exc:
+                if guard.failure is not None:  # the guard's error, wrapped by pyarrow
+                    raise guard.failure from None
+                if "straddl" not in str(exc) or size >= limit:
+                    raise
+                size = min(size * 4, limit)
+
+    def _guard(self) -> JsonLinesGuard:
+        return JsonLinesGuard(self.where, max_line=self.max_row_bytes)
+
+    def _json_block(self, wanted: int) -> int:
+        """A JSON read block of about ``wanted`` bytes that holds the longest line allowed."""
+        return max(min(wanted, self.max_row_bytes + (1 << 16)), 1 << 12)
+
+    def _first_line(self) -> bytes:
+        """The first line that is not blank (at most the longest row allowed is read)."""
+        with self.path.open("rb") as f:
+            number = 0
+            while True:
+                raw = f.readline(self.max_row_bytes + 1)
+                if not raw:
+                    return b""
+                number += 1
+                if len(raw.rstrip(b"\r\n")) > self.max_row_bytes:
+                    raise ParseError(
+                        f"{self.where}: line {number} is longer than {self.max_row_bytes:,} bytes, the most one row "
+                        "may take; split the value, or raise --max-bytes if the row is meant to be that long"
+                    )
+                if raw.strip():
+                    return raw
 
     def _first_json_keys(self) -> list[str]:
         first = self._first_line()
+        self._guard().scan(first)  # Python's json recurses too
         try:
-            row = json.loads(first) if first else {}
-        except json.JSONDecodeError as exc:
+            row = json.loads(first, object_pairs_hook=_unique_keys) if first else {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ParseError(f"{self.where} is not JSON lines (one JSON object per line): line 1: {exc}") from None
+        except DataError as exc:
+            raise DataError(
+                f"{self.where}: line 1: {exc}; column names must be unique, so rename or drop the repeated key"
+            ) from None
         if not isinstance(row, dict):
             raise ParseError(f"{self.where} is not JSON lines: its first line is not a JSON object")
         return list(row)
@@ -251,6 +522,7 @@ class TableSource:
 
     def _block_size(self, columns: Sequence[Column]) -> int:
         # A read block must hold whole rows: room for 16 rows of about 16 bytes of text per value.
+        # It grows for longer rows, up to the longest row allowed.
         values = sum(_values_per_row(c.type) for c in columns) + len(self.column_names())
         return max(1 << 20, min(256 << 20, 16 * 16 * values))
 
@@ -262,6 +534,7 @@ class TableSource:
             separator=self.separator,
             has_header=self.has_header,
             block_size=self._block_size(columns),
+            max_row_bytes=self.max_row_bytes,
         )
         return rebatch(view, batch_rows)
 
@@ -283,6 +556,7 @@ class TableSource:
         extra_columns = [_extra_column(meta.schema_arrow.field(n)) for n in extras]
         schema = Schema([*columns, *extra_columns])
         read = list(dict.fromkeys([n for s in sources for n in s.file_columns] + list(extras)))
+        _check_row_groups(meta, read, self.max_bytes, self.where)
         path, where = self.path, self.where
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -312,20 +586,38 @@ class TableSource:
             explicit_schema=pa.schema(list(explicit.items())),
             unexpected_field_behavior="infer" if extras else "ignore",
         )
-        read = pajson.ReadOptions(block_size=self._block_size(columns))
-        path, where = self.path, self.where
+        block = self._json_block(self._block_size(columns))
+        limit = self._json_block(self.max_row_bytes + (1 << 16))
+        path, where, guard = self.path, self.where, self._guard
 
         def batches() -> Iterator[pa.RecordBatch]:
-            row0 = 0
-            try:
-                for raw in pajson.open_json(path, read_options=read, parse_options=parse):
-                    for start in range(0, raw.num_rows, batch_rows):
-                        part = raw.slice(start, batch_rows)
-                        yield _conform(part, sources, extra_columns, schema, where, row0)
-                        row0 += part.num_rows
-            except pa.ArrowException as exc:
-                hint = " (vectors are read from flat JSON arrays, row-major)" if "array" in str(exc) else ""
-                raise ParseError(f"cannot read {where} as JSON lines near row {row0}: {exc}{hint}") from None
+            row0 = 0  # rows yielded so far: a retry with a bigger block skips them
+            size = block
+            while True:
+                read = pajson.ReadOptions(block_size=size)
+                seen = 0
+                checked = guard()
+                try:
+                    with _guarded(path, checked) as f:
+                        for raw in pajson.open_json(f, read_options=read, parse_options=parse):
+                            seen += raw.num_rows
+                            fresh = seen - row0  # rows of this batch not yielded before a retry
+                            if fresh <= 0:
+                                continue
+                            raw = raw.slice(raw.num_rows - fresh)
+                            for start in range(0, raw.num_rows, batch_rows):
+                                part = raw.slice(start, batch_rows)
+                                yield _conform(part, sources, extra_columns, schema, where, row0)
+                                row0 += part.num_rows
+                    return
+                except pa.ArrowException as exc:
+                    if checked.failure is not None:  # the guard's error, wrapped by pyarrow
+                        raise checked.failure from None
+                    # A line longer than the block (the guard checked it is not too long): a bigger block.
+                    if "straddl" in str(exc) and size < limit:
+                        size = min(size * 4, limit)
+                        continue
+                    raise _json_error(exc, where, row0) from None
 
         return DataView(schema, batches)
 
@@ -333,10 +625,50 @@ class TableSource:
         if not extras:
             return {}
         try:
-            inferred = pajson.open_json(self.path, read_options=pajson.ReadOptions(block_size=1 << 20)).schema
+            inferred = self._json_schema()
         except pa.ArrowException as exc:
-            raise ParseError(f"cannot read {self.where} as JSON lines: {exc}") from None
+            raise _json_error(exc, self.where, 0) from None
         return {n: inferred.field(n).type if n in inferred.names else pa.string() for n in extras}
+
+
+def _check_unique(names: Sequence[str], where: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(
+                f"{where}: column {name!r} appears more than once; column names must be unique, so rename or drop "
+                "the duplicates"
+            )
+        seen.add(name)
+
+
+_PHYSICAL_BYTES = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
+
+
+def _check_row_groups(meta: pq.ParquetFile, columns: Sequence[str], max_bytes: int, where: str) -> None:
+    """Each row group's ``columns`` fit in ``max_bytes`` once decoded, as the file's metadata
+    says: its values times their width (dictionary and run-length encoding make the encoded
+    size no bound), and the encoded bytes for variable-length values."""
+    wanted = set(columns)
+    md = meta.metadata
+    for g in range(md.num_row_groups):
+        group = md.row_group(g)
+        size = 0
+        for k in range(group.num_columns):
+            chunk = group.column(k)
+            if chunk.path_in_schema.split(".", 1)[0] not in wanted:
+                continue
+            kind = chunk.physical_type
+            if kind == "FIXED_LEN_BYTE_ARRAY":
+                width = max(int(md.schema.column(k).length or 0), 1)
+            else:
+                width = _PHYSICAL_BYTES.get(kind, 4)  # BYTE_ARRAY: an offset per value, plus the bytes below
+            size += max(int(chunk.num_values), 0) * width + max(int(chunk.total_uncompressed_size), 0)
+        if size > max_bytes:
+            raise DataError(
+                f"{where}: row group {g} holds about {size:,} bytes of the columns read once decoded, more than "
+                f"--max-bytes ({max_bytes:,}); write the file with smaller row groups, or raise --max-bytes"
+            )
 
 
 def _json_type(ct: TensorType, *, scalar: bool) -> pa.DataType:
@@ -449,8 +781,9 @@ class TableWriter(Protocol):
     def close(self) -> None: ...
 
 
-def open_writer(path: Path, fmt: str, schema: Schema) -> TableWriter:
-    """A writer of batches of ``schema`` (the storage DataViews yield) to ``path``."""
+def open_writer(path: Path | BinaryIO, fmt: str, schema: Schema) -> TableWriter:
+    """A writer of batches of ``schema`` (the storage DataViews yield) to ``path``: a file name,
+    or a binary file that closing the writer leaves open (flushed)."""
     if fmt == "parquet":
         return _ParquetWriter(path, schema)
     if fmt == "jsonl":
@@ -465,7 +798,7 @@ class _ParquetWriter:
     _GROUP_ROWS = 65536
     _GROUP_BYTES = 64 << 20
 
-    def __init__(self, path: Path, schema: Schema) -> None:
+    def __init__(self, path: Path | BinaryIO, schema: Schema) -> None:
         self._schema = arrow_schema(schema)
         self._writer = pq.ParquetWriter(path, self._schema)
         self._pending: list[pa.RecordBatch] = []
@@ -497,7 +830,7 @@ def _text_columns(column: Column) -> list[str]:
 class _TextWriter:
     """Known-shape tensors as one column per value, other nested values as JSON text."""
 
-    def __init__(self, path: Path, schema: Schema, separator: str) -> None:
+    def __init__(self, path: Path | BinaryIO, schema: Schema, separator: str) -> None:
         self._schema = schema
         fields = []
         for c in schema.columns:
@@ -540,9 +873,14 @@ class _TextWriter:
 class _JsonLinesWriter:
     """One JSON object per row; tensors as flat arrays (nested when several dimensions are unknown)."""
 
-    def __init__(self, path: Path, schema: Schema) -> None:
+    def __init__(self, path: Path | BinaryIO, schema: Schema) -> None:
         self._schema = schema
-        self._file: IO[str] = path.open("w", encoding="utf-8", newline="\n")
+        self._owned = isinstance(path, Path)
+        self._file: io.TextIOWrapper = (
+            path.open("w", encoding="utf-8", newline="\n")
+            if isinstance(path, Path)
+            else io.TextIOWrapper(path, encoding="utf-8", newline="\n")
+        )
 
     def write(self, batch: pa.RecordBatch) -> None:
         # Each column becomes its rows' JSON texts and Arrow joins them into lines, in bulk:
@@ -557,7 +895,11 @@ class _JsonLinesWriter:
         self._file.write("".join(lines.to_pylist()))
 
     def close(self) -> None:
-        self._file.close()
+        if self._owned:
+            self._file.close()
+        else:
+            self._file.flush()
+            self._file.detach()  # the binary file stays open: its owner closes it
 
 
 def _json_text(value: Any) -> str:

@@ -8,7 +8,7 @@ reorder what follows (bidirectional overrides, the "Trojan Source" trick), or fl
 
 from __future__ import annotations
 
-__all__ = ["MAX_SHOWN", "shown"]
+__all__ = ["MAX_SHOWN", "inert", "shown"]
 
 MAX_SHOWN = 200
 """Characters of one name shown before the rest is summarised."""
@@ -38,3 +38,11 @@ def shown(text: object, limit: int = MAX_SHOWN) -> str:
     if not value.isprintable():
         value = "".join(ch if ch.isprintable() else _escape(ch) for ch in value)
     return value + (f"…(+{cut:,} characters)" if cut else "")
+
+
+def inert(text: str) -> str:
+    """``text`` with every non-printable character escaped except line breaks and tabs, uncut:
+    what every onnxpipe error and warning message goes through (:mod:`onnxpipe.errors`)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else _escape(ch) for ch in text)

@@ -1,8 +1,19 @@
 """The ``onnxpipe`` command line: inspect, apply and convert models.
 
-Exit codes: 0 success, 1 the output could not be written, 2 bad usage or a bad input (missing
-file, malformed model, a column the model needs that the data lacks, a value that does not fit).
-Errors are one line on stderr that starts with ``error:``; a traceback means a bug in onnxpipe.
+Exit codes: 0 success; 1 the output could not be written (or is refused: a symbolic link);
+2 bad usage or a bad input (missing file, malformed model, a column the model needs that the
+data lacks, a value that does not fit, a limit exceeded); 130 interrupted by SIGINT (Ctrl-C),
+143 by SIGTERM. Every failure is one line on stderr that starts with ``error:``, whatever raised
+it: an unexpected exception is reported as an internal error (a bug in onnxpipe), with its
+traceback only under ``--debug`` or ``ONNXPIPE_DEBUG=1``. Python warnings are one ``warning:``
+line each. Every name a model or data file holds is printed through
+:func:`onnxpipe._display.shown` and as rich ``Text`` (never markup).
+
+Outputs (``predict``, ``convert``, ``schema -o``) are written to a temporary file made
+exclusively in the output's folder and renamed over it at the end; a failed or interrupted run
+removes it (see :mod:`onnxpipe._files`). An output that is a symbolic link is refused (exit 1);
+one that is the input or the model (the same file, by path or inode) is refused before anything
+is read (exit 2).
 """
 
 from __future__ import annotations
@@ -11,9 +22,16 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterator, Sequence
+import signal
+import stat
+import sys
+import threading
+import traceback
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from types import FrameType
+from typing import Any, NoReturn
 
 import click
 import numpy as np
@@ -25,15 +43,17 @@ from rich.text import Text
 
 from onnxpipe import __version__
 from onnxpipe._cli_io import (
+    DEFAULT_MAX_BYTES,
     INPUT_FORMATS,
     OUTPUT_FORMATS,
     TableSource,
-    TableWriter,
     default_batch_rows,
     describe_layout,
     format_of,
     open_writer,
 )
+from onnxpipe._display import shown
+from onnxpipe._files import atomic_output, remove_partial_files
 from onnxpipe.core import Transformer, TransformerChain
 from onnxpipe.data._convert import arrow_schema, from_arrow, to_arrow
 from onnxpipe.data._view import DataView
@@ -47,28 +67,243 @@ from onnxpipe.onnx._inspect import (
 from onnxpipe.onnx._model import ModelInfo, TensorInfo
 from onnxpipe.schema import Column, Schema, TensorType
 
-__all__ = ["main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_OUTPUT", "EXIT_SIGINT", "EXIT_SIGTERM", "main"]
+
+EXIT_OUTPUT = 1
+EXIT_BAD_INPUT = 2
+EXIT_SIGINT = 128 + signal.SIGINT  # 130, as shells report a command ended by Ctrl-C
+EXIT_SIGTERM = 128 + signal.SIGTERM  # 143
 
 _ZIP_MAGIC = b"PK\x03\x04"
+_MESSAGE_CHARS = 4000  # of one error or warning line; longer ones are cut, saying how much was left out
+_DEBUG_VARIABLE = "ONNXPIPE_DEBUG"
+
+
+class _CommandError(Exception):
+    """A failure the command has worded: printed as one ``error:`` line, exit ``code``."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class _Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (a BaseException: no ``except Exception`` stops it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@dataclasses.dataclass
+class _Run:
+    debug: bool = False
+
+
+_run = _Run()
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    # Rich picks colors only for a terminal, and honours NO_COLOR.
-    Console(stderr=True, highlight=False).print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
-    raise SystemExit(code)
+    raise _CommandError(message, code)
+
+
+def _line(label: str, style: str, message: str) -> None:
+    # Rich picks colors only for a terminal, and honours NO_COLOR. The message is Text: a name
+    # holding "[bold]" is printed as it is, and shown() escapes control characters.
+    Console(stderr=True, highlight=False).print(
+        Text.assemble((label, style), " ", shown(message, _MESSAGE_CHARS)), soft_wrap=True
+    )
 
 
 def _note(message: str) -> None:
-    Console(stderr=True, highlight=False).print(Text(message), soft_wrap=True)
+    Console(stderr=True, highlight=False).print(Text(shown(message, _MESSAGE_CHARS)), soft_wrap=True)
 
 
-def _load(model: str) -> ModelInfo:
+def _quoted(path: str | Path) -> str:
+    return repr(shown(os.fspath(path)))
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{_quoted(exc.filename)}: " if exc.filename is not None else ""
+    return f"{where}{exc.strerror or exc}"
+
+
+def _report(exc: BaseException) -> int:
+    """Print ``exc`` as one ``error:`` line (and its traceback under --debug); the exit code."""
+    if isinstance(exc, _CommandError):
+        message, code = exc.message, exc.code
+    elif isinstance(exc, _Interrupted | KeyboardInterrupt | click.Abort):
+        signum = exc.signum if isinstance(exc, _Interrupted) else signal.SIGINT
+        name = signal.Signals(signum).name
+        message, code = f"interrupted ({name}); no output was written", 128 + signum
+    elif isinstance(exc, click.ClickException):
+        message, code = exc.format_message(), exc.exit_code
+        ctx = getattr(exc, "ctx", None)
+        if isinstance(exc, click.UsageError) and ctx is not None:
+            message += f" (see '{ctx.command_path} --help')"
+    elif isinstance(exc, OnnxPipeError):
+        message, code = str(exc), EXIT_BAD_INPUT
+    elif isinstance(exc, MemoryError):
+        message, code = (
+            "out of memory: the model or the data needs more memory than this machine gives; "
+            "lower --batch-size, or --max-bytes to refuse such files early",
+            EXIT_BAD_INPUT,
+        )
+    elif isinstance(exc, RecursionError):
+        message, code = "the input is nested too deeply to read", EXIT_BAD_INPUT
+    elif isinstance(exc, pa.ArrowException):
+        message, code = f"cannot read the data: {exc}", EXIT_BAD_INPUT
+    elif isinstance(exc, OSError):
+        message, code = _os_error(exc), EXIT_BAD_INPUT
+    elif isinstance(exc, Exception):
+        message = (
+            f"internal error: {type(exc).__name__}: {exc}; this is a bug in onnxpipe: run again with --debug "
+            f"(or {_DEBUG_VARIABLE}=1) to see where, and report it"
+        )
+        code = EXIT_BAD_INPUT
+    else:
+        raise exc  # SystemExit, GeneratorExit: not failures to word
+    if _run.debug and not isinstance(exc, click.ClickException | _Interrupted | KeyboardInterrupt):
+        traceback.print_exception(exc, file=sys.stderr)
+    _line("error:", "bold red", message)
+    return code
+
+
+def _exit_now(signum: int, frame: FrameType | None) -> None:
+    """A second SIGINT/SIGTERM while the first is being handled: remove the partial output, end."""
+    remove_partial_files()
+    with contextlib.suppress(OSError):
+        os.write(2, f"error: interrupted ({signal.Signals(signum).name})\n".encode())
+    os._exit(128 + signum)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _exit_now)
+    raise _Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the command with an exception, so that the partial output is
+    removed on the way out (the exit code is 128 + the signal's number)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    where = f" ({category.__name__} at {filename}:{lineno})" if _run.debug else ""
+    _line("warning:", "yellow", f"{message}{where}")
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    with warnings.catch_warnings():  # restores showwarning and the filters
+        warnings.showwarning = _show_warning
+        # Pillow's decompression-bomb warning: the image is refused right after, with an error.
+        warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit")
+        yield
+
+
+class _Cli(click.Group):
+    """The command group, whose ``main`` turns every failure into one ``error:`` line."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> NoReturn:
+        _run.debug = os.environ.get(_DEBUG_VARIABLE, "") not in ("", "0")
+        code = 0
+        with _signals(), _warnings_as_lines():
+            try:
+                rv = super().main(args, prog_name or "onnxpipe", complete_var, standalone_mode=False, **extra)
+                code = rv if isinstance(rv, int) else 0  # --help, --version: click's exit code
+            except SystemExit:
+                raise
+            except BaseException as exc:
+                code = _report(exc)
+        sys.exit(code)
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        _run.debug = True
+
+
+def _debug_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_debug,
+        help=f"Show the traceback of a failure (also {_DEBUG_VARIABLE}=1).",
+    )(f)
+
+
+def _max_bytes_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--max-bytes",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_BYTES,
+        show_default="4 GiB",
+        metavar="N",
+        help=(
+            "The most bytes one file may make onnxpipe hold: a model file (and a saved model's contents once "
+            "uncompressed), one Parquet row group; one input row (CSV/TSV or JSON line) is held to 64 MiB, "
+            "or N if smaller."
+        ),
+    )(f)
+
+
+def _check_model_file(model: str, max_bytes: int) -> None:
+    """MODEL is a regular file of at most ``max_bytes`` (a missing one is left to the loaders,
+    which say so); checked before a byte of it is read."""
+    try:
+        st = os.stat(model)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        _fail(f"cannot read {_quoted(model)}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+    if stat.S_ISDIR(st.st_mode):
+        _fail(f"model {_quoted(model)} is a folder; give the model file (.onnx or .zip)", EXIT_BAD_INPUT)
+    if not stat.S_ISREG(st.st_mode):
+        _fail(f"model {_quoted(model)} is not a regular file (a pipe or a device); give the model file", EXIT_BAD_INPUT)
+    if st.st_size > max_bytes:
+        _fail(
+            f"model file {_quoted(model)} has {st.st_size:,} bytes, more than --max-bytes ({max_bytes:,}); "
+            "raise --max-bytes if the model is that large",
+            EXIT_BAD_INPUT,
+        )
+
+
+def _load(model: str, max_bytes: int) -> ModelInfo:
+    _check_model_file(model, max_bytes)
     try:
         return inspect_model(model)
     except OnnxPipeError as exc:
-        _fail(str(exc), 2)
+        _fail(str(exc), EXIT_BAD_INPUT)
     except OSError as exc:  # unreadable file, e.g. permissions
-        _fail(f"cannot read {model!r}: {exc.strerror or exc}", 2)
+        _fail(f"cannot read {_quoted(model)}: {exc.strerror or exc}", EXIT_BAD_INPUT)
 
 
 def _is_saved_model(path: Path) -> bool:
@@ -109,38 +344,83 @@ def _one_value_is_scalar(shape: tuple[int | None, ...]) -> tuple[int | None, ...
     return () if all(d == 1 for d in shape) else shape
 
 
-def _open_pipeline(model: str) -> _Pipeline:
+def _open_pipeline(model: str, max_bytes: int) -> _Pipeline:
     """Load MODEL (exits with code 2 when it cannot be used)."""
+    _check_model_file(model, max_bytes)
     path = Path(model)
     try:
         if _is_saved_model(path):
             from onnxpipe.persistence import load_model
 
-            transformer, schema = load_model(path)
+            transformer, schema = load_model(path, max_bytes=max_bytes)
             return _Pipeline(transformer, schema, None)
         from onnxpipe.transforms.onnx_model import OnnxTransformer
 
-        onnx_model = OnnxTransformer(path)
+        onnx_model = OnnxTransformer(path, max_bytes=max_bytes)
         columns = [Column(n, _onnx_input_type(onnx_model.info.input(n))) for n in onnx_model.input_column_names]
         return _Pipeline(onnx_model, Schema(columns), tuple(onnx_model.output_column_names))
     except OnnxPipeError as exc:
-        _fail(str(exc), 2)
+        _fail(str(exc), EXIT_BAD_INPUT)
     except OSError as exc:
-        _fail(f"cannot read {model!r}: {exc.strerror or exc}", 2)
+        _fail(f"cannot read {_quoted(model)}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (after resolving links, or by inode)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def _check_output(output: Path, sources: Sequence[tuple[str, Path]]) -> None:
+    """OUTPUT may be written: not a symbolic link, in a folder that exists, not one of the
+    ``sources`` (the model, the input). Checked before anything is read."""
+    if output.is_symlink():
+        _fail(
+            f"cannot write {_quoted(output)}: it is a symbolic link, and onnxpipe does not write through links; "
+            "give the path it points to, or remove the link",
+            EXIT_OUTPUT,
+        )
+    for what, source in sources:
+        if _same_file(output, source):
+            _fail(
+                f"the output {_quoted(output)} is the {what} {_quoted(source)}; writing it would destroy the {what}: "
+                "give another output file",
+                EXIT_BAD_INPUT,
+            )
+    if not output.parent.is_dir():
+        _fail(f"cannot write {_quoted(output)}: folder {_quoted(output.parent)} does not exist", EXIT_OUTPUT)
+
+
+def _write_bytes(output: Path, data: bytes) -> None:
+    try:
+        with atomic_output(output, "the output") as f:
+            f.write(data)
+    except OnnxPipeError as exc:  # a symbolic link made since the check
+        _fail(str(exc), EXIT_OUTPUT)
+    except OSError as exc:
+        _fail(f"cannot write {_quoted(output)}: {exc.strerror or exc}", EXIT_OUTPUT)
 
 
 _EPILOG = """\b
 Exit codes:
-  0  success
-  1  the output file could not be written
-  2  bad usage or bad input: a missing or malformed file, a column the model
-     needs that the data lacks, a value the model cannot take
-Errors are one line on stderr starting with "error:".
+  0    success
+  1    the output file could not be written (or is a symbolic link)
+  2    bad usage or bad input: a missing or malformed file, a column the model
+       needs that the data lacks, a value the model cannot take, a limit exceeded
+  130  interrupted by SIGINT (Ctrl-C)
+  143  terminated by SIGTERM
+Errors are one line on stderr starting with "error:" (--debug adds the
+traceback); an interrupted or failed run leaves no partial output.
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 @click.version_option(__version__, "-V", "--version", prog_name="onnxpipe")
+@_debug_option
 def main() -> None:
     """Typed ML pipelines that speak ONNX: inspect models, generate their schema classes, score
     files with them, and convert saved pipelines to ONNX."""
@@ -150,21 +430,43 @@ def main() -> None:
 # inspect / schema
 
 
+def _json_text(doc: Any) -> str:
+    """``doc`` as indented JSON whose every character prints: non-ASCII text stays readable, and
+    anything shown() would escape (controls, bidirectional overrides) is a \\u escape, which JSON
+    readers turn back into the same text."""
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    if text.isprintable() or all(ch.isprintable() or ch == "\n" for ch in text):
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == "\n":
+            out.append(ch)
+        elif ord(ch) > 0xFFFF:
+            code = ord(ch) - 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}")
+    return "".join(out)
+
+
 @main.command("inspect")
 @click.argument("model", metavar="MODEL")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON instead of tables.")
-def inspect_command(model: str, as_json: bool) -> None:
+@_max_bytes_option
+@_debug_option
+def inspect_command(model: str, as_json: bool, max_bytes: int) -> None:
     """Show MODEL's inputs and outputs (names, element types, dimensions) and its properties.
 
     For a saved pipeline (.zip): its steps, and the columns it reads and writes.
     """
+    _check_model_file(model, max_bytes)
     if _is_saved_model(Path(model)):
-        _inspect_saved(model, as_json)
+        _inspect_saved(model, as_json, max_bytes)
         return
-    info = _load(model)
+    info = _load(model, max_bytes)
     if as_json:
         # Plain stdout, not rich: JSON must stay byte-exact for pipes (no wrapping, no colors).
-        click.echo(json.dumps(info.to_json(), indent=2, ensure_ascii=False))
+        click.echo(_json_text(info.to_json()))
         return
     Console(highlight=False).print(render_model_info(info))
 
@@ -173,12 +475,17 @@ def _result_columns(model: Transformer, input_schema: Schema) -> list[str]:
     return TransformerChain(list(model.steps)).result_columns(input_schema)
 
 
-def _inspect_saved(model: str, as_json: bool) -> None:
-    pipeline = _open_pipeline(model)
+def _shown_text(text: object) -> Text:
+    """A name from a file, escaped, as rich Text (never markup), folded when too long for a cell."""
+    return Text(shown(text), overflow="fold")
+
+
+def _inspect_saved(model: str, as_json: bool, max_bytes: int) -> None:
+    pipeline = _open_pipeline(model, max_bytes)
     try:
         output_schema = pipeline.model.output_schema(pipeline.input_schema)
     except OnnxPipeError as exc:
-        _fail(f"saved model {model!r} does not apply to its own input schema: {exc}", 2)
+        _fail(f"saved model {_quoted(model)} does not apply to its own input schema: {exc}", EXIT_BAD_INPUT)
     steps = pipeline.model.steps
     added = _result_columns(pipeline.model, pipeline.input_schema)
     if as_json:
@@ -190,19 +497,19 @@ def _inspect_saved(model: str, as_json: bool) -> None:
             "output_schema": output_schema.to_json(),
             "result_columns": added,
         }
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        click.echo(_json_text(doc))
         return
-    step_table = Table("#", "Step", "Class", title=Text(Path(model).name), box=box.SQUARE)
+    step_table = Table("#", "Step", "Class", title=_shown_text(Path(model).name), box=box.SQUARE)
     for i, s in enumerate(steps):
-        step_table.add_row(Text(str(i)), Text(s.step_name, overflow="fold"), Text(type(s).__name__))
+        step_table.add_row(Text(str(i)), _shown_text(s.step_name), _shown_text(type(s).__name__))
     schema_table = Table("Column", "Input", "Output", box=box.SQUARE)
     for name in dict.fromkeys([*pipeline.input_schema.names, *output_schema.names]):
         given = pipeline.input_schema.get(name)
         made = output_schema.get(name)
         schema_table.add_row(
-            Text(name, overflow="fold"),
-            Text(str(given.type) if given is not None else ""),
-            Text(str(made.type) if made is not None else "") + (Text(" *") if name in added else Text("")),
+            _shown_text(name),
+            _shown_text(given.type if given is not None else ""),
+            _shown_text(made.type if made is not None else "") + (Text(" *") if name in added else Text("")),
         )
     note = Text("* the pipeline's results (what `onnxpipe predict` writes by default)")
     Console(highlight=False).print(Group(step_table, schema_table, note))
@@ -213,17 +520,26 @@ def _inspect_saved(model: str, as_json: bool) -> None:
 @click.option("--input-class", default="OnnxInput", show_default=True, help="Name of the inputs' class.")
 @click.option("--output-class", default="OnnxOutput", show_default=True, help="Name of the outputs' class.")
 @click.option(
-    "-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), help="Write the code to this file."
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the code to this file (replaced if it exists; not through a symbolic link).",
 )
-def schema_command(model: str, input_class: str, output_class: str, output: Path | None) -> None:
+@_max_bytes_option
+@_debug_option
+def schema_command(model: str, input_class: str, output_class: str, output: Path | None, max_bytes: int) -> None:
     """Print the Python dataclasses that declare MODEL's inputs and outputs.
 
     For a saved pipeline (.zip): its input columns, and the columns it gives back (those
     `onnxpipe predict` writes), ready for ctx.model.create_prediction_engine.
     """
+    if output is not None:
+        _check_output(output, [("model", Path(model))])
+    _check_model_file(model, max_bytes)
     try:
         if _is_saved_model(Path(model)):
-            pipeline = _open_pipeline(model)
+            pipeline = _open_pipeline(model, max_bytes)
             results = pipeline.model.output_schema(pipeline.input_schema).select(
                 _result_columns(pipeline.model, pipeline.input_schema)
             )
@@ -235,16 +551,13 @@ def schema_command(model: str, input_class: str, output_class: str, output: Path
                 output_class=output_class,
             )
         else:
-            code = generate_schema_code(_load(model), input_class=input_class, output_class=output_class)
+            code = generate_schema_code(_load(model, max_bytes), input_class=input_class, output_class=output_class)
     except OnnxPipeError as exc:
-        _fail(str(exc), 2)
+        _fail(str(exc), EXIT_BAD_INPUT)
     if output is None:
         click.echo(code, nl=False)
         return
-    try:
-        output.write_text(code, encoding="utf-8")
-    except OSError as exc:
-        _fail(f"cannot write {str(output)!r}: {exc.strerror or exc}", 1)
+    _write_bytes(output, code.encode("utf-8"))
     _note(f"wrote {output}")
 
 
@@ -261,12 +574,16 @@ def schema_command(model: str, input_class: str, output_class: str, output: Path
     metavar="OUTPUT",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The ONNX file to write (replaced if it exists).",
+    help="The ONNX file to write (replaced if it exists; not through a symbolic link).",
 )
 @click.option("--opset", type=int, help="ONNX opset (default: the lowest every step needs, at least 13).")
 @click.option("--columns", metavar="A,B,...", help="Output columns of the ONNX model (comma-separated).")
 @click.option("--keep-input", is_flag=True, help="Also output the input columns (which makes them all inputs).")
-def convert_command(model: str, output: Path, opset: int | None, columns: str | None, keep_input: bool) -> None:
+@_max_bytes_option
+@_debug_option
+def convert_command(
+    model: str, output: Path, opset: int | None, columns: str | None, keep_input: bool, max_bytes: int
+) -> None:
     """Convert a saved pipeline (MODEL.zip) to one ONNX model.
 
     The ONNX model's outputs are, by default, the pipeline's results (the columns `predict`
@@ -276,9 +593,14 @@ def convert_command(model: str, output: Path, opset: int | None, columns: str | 
     wanted = _column_list(columns)
     if wanted is not None and keep_input:
         raise click.UsageError("--columns and --keep-input cannot be combined: --columns names every output column")
+    _check_output(output, [("model", Path(model))])
+    _check_model_file(model, max_bytes)
     if not _is_saved_model(Path(model)):
-        _fail(f"{model!r} is not a saved pipeline (.zip); `onnxpipe convert` turns saved pipelines into ONNX", 2)
-    pipeline = _open_pipeline(model)
+        _fail(
+            f"{_quoted(model)} is not a saved pipeline (.zip); `onnxpipe convert` turns saved pipelines into ONNX",
+            EXIT_BAD_INPUT,
+        )
+    pipeline = _open_pipeline(model, max_bytes)
     from onnxpipe.onnx._export import convert_to_onnx
 
     try:
@@ -286,11 +608,8 @@ def convert_command(model: str, output: Path, opset: int | None, columns: str | 
         names = _output_columns(pipeline, pipeline.input_schema, output_schema, wanted, keep_input, [])
         proto = convert_to_onnx(pipeline.model, pipeline.input_schema, opset=opset, output_columns=names)
     except OnnxPipeError as exc:
-        _fail(str(exc), 2)
-    try:
-        output.write_bytes(proto.SerializeToString())
-    except OSError as exc:
-        _fail(f"cannot write {str(output)!r}: {exc.strerror or exc}", 1)
+        _fail(str(exc), EXIT_BAD_INPUT)
+    _write_bytes(output, proto.SerializeToString())
     version = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     _note(f"wrote {output} (opset {version}; inputs {[i.name for i in proto.graph.input]})")
 
@@ -356,41 +675,50 @@ def _table_view(
     return source.view(present, extras, rows)
 
 
-def _write(view: DataView, names: Sequence[str], output: Path, fmt: str, progress: bool | None) -> int:
+def _write(view: DataView, names: Sequence[str], output: Path, fmt: str, progress: bool | None, source: str) -> int:
     """Stream ``view``'s columns ``names`` into ``output``; returns the number of rows.
 
-    The rows go to a temporary file next to ``output`` that replaces it at the end, so a failed
-    run leaves no half-written output (and an existing file as it was).
+    The rows go to a temporary file in ``output``'s folder that replaces it at the end (see
+    :func:`onnxpipe._files.atomic_output`), so a failed or interrupted run leaves no
+    half-written output (and an existing file as it was). ``source`` names the input, for a
+    failure to read it.
     """
     out_schema = view.schema.select(names)
-    if not output.parent.is_dir():
-        _fail(f"cannot write {str(output)!r}: folder {str(output.parent)!r} does not exist", 1)
-    partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
-    writer: TableWriter | None = None
+    cannot = f"cannot write {_quoted(output)}"
+    rows = 0
+    stack = contextlib.ExitStack()
     try:
-        try:
-            writer = open_writer(partial, fmt, out_schema)
-        except OSError as exc:
-            _fail(f"cannot write {str(output)!r}: {exc.strerror or exc}", 1)
-        rows = 0
-        for batch in view.with_progress("predicting", enabled=progress).batches():
+        f = stack.enter_context(atomic_output(output, "the output"))
+    except OnnxPipeError as exc:  # a link or a missing folder, made since the first check
+        _fail(str(exc), EXIT_OUTPUT)
+    except OSError as exc:
+        _fail(f"{cannot}: {exc.strerror or exc}", EXIT_OUTPUT)
+    try:
+        with stack:
             try:
-                writer.write(batch.select(list(names)))
+                writer = open_writer(f, fmt, out_schema)
             except OSError as exc:
-                _fail(f"cannot write {str(output)!r}: {exc.strerror or exc}", 1)
-            rows += batch.num_rows
-        try:
-            writer.close()
-            writer = None
-            os.replace(partial, output)
-        except OSError as exc:
-            _fail(f"cannot write {str(output)!r}: {exc.strerror or exc}", 1)
-        return rows
-    finally:
-        if writer is not None:
-            with contextlib.suppress(Exception):  # already failing: the first error is the one to report
+                _fail(f"{cannot}: {exc.strerror or exc}", EXIT_OUTPUT)
+            batches = iter(view.with_progress("predicting", enabled=progress).batches())
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                except OSError as exc:
+                    _fail(f"cannot read {source}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+                try:
+                    writer.write(batch.select(list(names)))
+                except OSError as exc:
+                    _fail(f"{cannot}: {exc.strerror or exc}", EXIT_OUTPUT)
+                rows += batch.num_rows
+            try:
                 writer.close()
-        partial.unlink(missing_ok=True)
+            except OSError as exc:
+                _fail(f"{cannot}: {exc.strerror or exc}", EXIT_OUTPUT)
+    except OSError as exc:  # flushing or renaming the temporary file
+        _fail(f"{cannot}: {exc.strerror or exc}", EXIT_OUTPUT)
+    return rows
 
 
 _PREDICT_HELP = """Score INPUT with MODEL and write the result to OUTPUT.
@@ -425,6 +753,19 @@ leaves no partial file.
 \b
 Memory stays bounded: the input is read, scored and written in batches.
 A progress bar shows on stderr when stderr is a terminal.
+
+\b
+Limits (each an error naming the file, the line or the row): the model file
+(and a saved model's contents) and a Parquet row group at most --max-bytes;
+one CSV/TSV row or JSON line at most 64 MiB (or --max-bytes if smaller);
+JSON nested at most 64 levels; an image at most 89,478,485 pixels
+(Pillow's decompression-bomb limit), a batch of images 2^29 pixels.
+
+\b
+OUTPUT is written to a temporary file in its folder, renamed over it at the
+end. It must not be a symbolic link, the input or the model. SIGINT (Ctrl-C)
+and SIGTERM stop the run, remove the temporary file and exit with 130 and
+143.
 """
 
 
@@ -446,7 +787,7 @@ A progress bar shows on stderr when stderr is a terminal.
     metavar="OUTPUT",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Result file (replaced if it exists).",
+    help="Result file (replaced if it exists; not a symbolic link, the input or the model).",
 )
 @click.option(
     "--format-in",
@@ -474,6 +815,8 @@ A progress bar shows on stderr when stderr is a terminal.
 @click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar on stderr (default: when it is a terminal)."
 )
+@_max_bytes_option
+@_debug_option
 def predict_command(
     model: str,
     input_path: Path,
@@ -486,6 +829,7 @@ def predict_command(
     separator: str | None,
     no_header: bool,
     progress: bool | None,
+    max_bytes: int,
 ) -> None:
     wanted = _column_list(columns)
     sep = _separator(separator)
@@ -494,26 +838,27 @@ def predict_command(
     try:
         fmt_out = format_of(output, format_out, "--format-out")
     except InvalidArgumentError as exc:
-        _fail(str(exc), 2)
-    pipeline = _open_pipeline(model)
+        _fail(str(exc), EXIT_BAD_INPUT)
+    _check_output(output, [("input", input_path), ("model", Path(model))])
+    pipeline = _open_pipeline(model, max_bytes)
     try:
         if input_path.is_dir():
-            view, kept = _image_folder_view(pipeline, input_path, wanted, keep_input, batch_size)
+            view, kept = _image_folder_view(pipeline, input_path, wanted, keep_input, batch_size, max_bytes)
             unread = ["Label"]
         else:
             fmt_in = format_of(input_path, format_in, "--format-in")
-            source = TableSource(input_path, fmt_in, separator=sep, has_header=not no_header)
+            source = TableSource(input_path, fmt_in, separator=sep, has_header=not no_header, max_bytes=max_bytes)
             view, kept = _table_view(pipeline, source, wanted, keep_input, batch_size), []
             unread = source.extra_columns(pipeline.input_schema.columns)
         scored = pipeline.model.transform(view)
         if pipeline.outputs is not None:
             scored = _without_batch_dimension(scored, pipeline.outputs)
         names = _output_columns(pipeline, view.schema, scored.schema, wanted, keep_input, kept, unread)
-        rows = _write(scored, names, output, fmt_out, progress)
+        rows = _write(scored, names, output, fmt_out, progress, _quoted(input_path))
     except OnnxPipeError as exc:
-        _fail(str(exc), 2)
+        _fail(str(exc), EXIT_BAD_INPUT)
     except OSError as exc:  # reading the input
-        _fail(f"cannot read {str(input_path)!r}: {exc.strerror or exc}", 2)
+        _fail(f"cannot read {_quoted(exc.filename or input_path)}: {exc.strerror or exc}", EXIT_BAD_INPUT)
     _note(f"wrote {rows} rows to {output}")
 
 
@@ -581,13 +926,30 @@ def _without_batch_dimension(view: DataView, names: Sequence[str]) -> DataView:
 _IMAGE_BATCH_ROWS = 64
 
 
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0  # reading it says why
+
+
 def _image_folder_view(
-    pipeline: _Pipeline, folder: Path, wanted: Sequence[str] | None, keep_input: bool, batch_size: int | None
+    pipeline: _Pipeline,
+    folder: Path,
+    wanted: Sequence[str] | None,
+    keep_input: bool,
+    batch_size: int | None,
+    max_bytes: int,
 ) -> tuple[DataView, list[str]]:
     """The image files under ``folder`` (absolute paths, sorted), in the column the pipeline's
     first step reads paths from, and ``Label`` (the folder of each file) when the pipeline reads
-    it or the output keeps it. Returns the view and the columns every output keeps (the paths)."""
-    from onnxpipe.data._images import load_from_image_folder
+    it or the output keeps it. Returns the view and the columns every output keeps (the paths).
+
+    A batch holds ``batch_size`` files (default 64), fewer when their images would add up to more
+    than MAX_BATCH_PIXELS pixels (from their headers; decoded images) or their bytes to more than
+    ``max_bytes`` (raw bytes): one image or file alone may always make a batch, its own limits
+    apply when it is read."""
+    from onnxpipe.data._images import MAX_BATCH_PIXELS, image_pixels, load_from_image_folder
     from onnxpipe.transforms.images import ImageLoadingTransformer, RawImageBytesLoadingTransformer
 
     first = pipeline.model.steps[0] if pipeline.model.steps else None
@@ -609,11 +971,30 @@ def _image_folder_view(
     )
     target = arrow_schema(schema)
     rows = batch_size or _IMAGE_BATCH_ROWS
+    cost: Callable[[str], int]
+    if isinstance(first, ImageLoadingTransformer):
+        cost, budget = image_pixels, MAX_BATCH_PIXELS
+    else:
+        cost, budget = _file_size, max_bytes
 
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in files.batches():
             renamed = pa.RecordBatch.from_arrays([batch.column(n) for n in names], schema=target)
-            for start in range(0, renamed.num_rows, rows):
-                yield renamed.slice(start, rows)
+            paths = [str(p) for p in batch.column("ImagePath").to_pylist()]
+            start = 0
+            while start < len(paths):
+                end, used = start, 0
+                while end < len(paths) and end - start < rows:
+                    more = cost(paths[end])
+                    if end > start and used + more > budget:
+                        break
+                    used += more
+                    end += 1
+                yield renamed.slice(start, end - start)
+                start = end
 
     return DataView(schema, batches, files.row_count), [path_column]
+
+
+if __name__ == "__main__":
+    main()

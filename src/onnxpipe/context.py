@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from onnxpipe import data as _data
 from onnxpipe._files import write_file
+from onnxpipe._limits import DEFAULT_MAX_BYTES, DEFAULT_VERIFY_TIMEOUT
 from onnxpipe._task_catalogs import (
     BinaryClassificationCatalog,
     ClusteringCatalog,
@@ -27,7 +28,7 @@ from onnxpipe.data._images import IMAGE_EXTENSIONS, load_from_image_folder
 from onnxpipe.engine import PredictionEngine
 from onnxpipe.errors import InvalidArgumentError
 from onnxpipe.onnx._export import convert_to_onnx
-from onnxpipe.persistence import DEFAULT_MAX_BYTES, load_model, save_model
+from onnxpipe.persistence import load_model, save_model
 from onnxpipe.schema import DType, Schema
 from onnxpipe.transforms import categorical as _cat
 from onnxpipe.transforms import conversion as _conv
@@ -573,6 +574,8 @@ class TransformsCatalog:
         inter_op_num_threads: int | None = None,
         intra_op_num_threads: int | None = None,
         batch_size: int | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        verify_timeout: float | None = DEFAULT_VERIFY_TIMEOUT,
     ) -> OnnxTransformer:
         """Score a pretrained ONNX model (from ``model_file`` or ``model_bytes``).
 
@@ -582,6 +585,13 @@ class TransformsCatalog:
         without ``fallback_to_cpu`` a GPU that cannot be used is an error. ``batch_size`` rows
         are scored per ONNX Runtime call when the model's batch axis is free (default: about
         16 MiB of input per call).
+
+        The model may come from anyone: it is checked before ONNX Runtime opens it. External
+        data must be regular files inside the model's folder (none with ``model_bytes``); the
+        tensors it declares, those constant folding would produce and the synthetic inputs used
+        to check it must fit in ``max_bytes`` (default 4 GiB); a model with loops is run once on
+        a synthetic row and must finish within ``verify_timeout`` seconds (default 10; None: not
+        run). Refusals are ``ModelLoadError``.
         """
         gpu = gpu_device_id if gpu_device_id is not None else self._ctx.gpu_device_id
         fallback = fallback_to_cpu if fallback_to_cpu is not None else self._ctx.fallback_to_cpu
@@ -596,6 +606,8 @@ class TransformsCatalog:
             inter_op_num_threads=inter_op_num_threads,
             intra_op_num_threads=intra_op_num_threads,
             batch_size=batch_size,
+            max_bytes=max_bytes,
+            verify_timeout=verify_timeout,
         )
 
 
@@ -631,17 +643,19 @@ class ModelCatalog:
         file: str | Path | BinaryIO,
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        verify_timeout: float | None = DEFAULT_VERIFY_TIMEOUT,
         gpu_device_id: int | None = None,
         fallback_to_cpu: bool | None = None,
     ) -> tuple[Transformer, Schema]:
         """Load a model saved by :meth:`save`: returns ``(model, input_schema)``.
 
         Safe on files from untrusted sources: nothing in the file is executed, unpickled or
-        imported, sizes are bounded by ``max_bytes``, and a corrupted or tampered file raises
+        imported, sizes are bounded by ``max_bytes``, a model's check on a synthetic row by
+        ``verify_timeout`` seconds (see SECURITY.md), and a corrupted or tampered file raises
         ModelLoadError. A saved model records no device: its ``apply_onnx_model`` steps open on
         ``gpu_device_id`` / ``fallback_to_cpu`` (default: the context's), else on the CPU.
         """
-        model, schema = load_model(file, max_bytes=max_bytes)
+        model, schema = load_model(file, max_bytes=max_bytes, verify_timeout=verify_timeout)
         gpu = gpu_device_id if gpu_device_id is not None else self._ctx.gpu_device_id
         fallback = fallback_to_cpu if fallback_to_cpu is not None else self._ctx.fallback_to_cpu
         if gpu is None:

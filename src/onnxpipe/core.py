@@ -11,25 +11,31 @@
   prediction engine.
 * A transform that learns nothing is both at once (:class:`TrivialEstimator`): ``fit`` checks
   the schema and returns the transform itself.
+* Every component's *state* is its constructor's arguments (:meth:`Component.get_state`), and a
+  component is rebuilt from a state only through its constructor (:meth:`Component.from_state`),
+  so a component loaded from a file is checked exactly like one built in code. The layout of a
+  state has a version per component type (:attr:`Component.state_version`).
 """
 
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import pyarrow as pa
 
+from onnxpipe._annotations import annotation_problem, parameter_annotations
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, to_arrow
 from onnxpipe.data._view import DataView, StepStatus
-from onnxpipe.errors import ExportError, OnnxPipeError
+from onnxpipe.errors import ExportError, ModelLoadError, ModelSaveError, OnnxPipeError
 from onnxpipe.schema import Schema
 
 if TYPE_CHECKING:
     from onnxpipe.onnx._export import ExportContext
 
-__all__ = ["Estimator", "EstimatorChain", "Transformer", "TransformerChain", "TrivialEstimator"]
+__all__ = ["Component", "Estimator", "EstimatorChain", "Transformer", "TransformerChain", "TrivialEstimator"]
 
 E = TypeVar("E", bound=OnnxPipeError)
 
@@ -42,7 +48,121 @@ def _in_step(exc: E, index: int, step: str) -> E:
     return type(exc)(f"step {index} ({step}): {message}")
 
 
-class Transformer(abc.ABC):
+_PARAMETERS: dict[type, dict[str, bool]] = {}
+
+
+def _init_parameters(cls: type) -> dict[str, bool]:
+    """The keyword parameters of ``cls``'s constructor, each with whether it is required."""
+    known = _PARAMETERS.get(cls)
+    if known is not None:
+        return known
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
+    variadic = [p.name for p in parameters if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if variadic:
+        raise TypeError(
+            f"{cls.__qualname__}.__init__ takes *{variadic[0]}: its state cannot be its constructor's arguments; "
+            "override get_state and from_state"
+        )
+    _PARAMETERS[cls] = {p.name: p.default is inspect.Parameter.empty for p in parameters}
+    return _PARAMETERS[cls]
+
+
+def _shown_type(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+
+
+class Component:
+    """What every estimator and transformer shares: a state made of its constructor's arguments.
+
+    ``get_state()`` returns the arguments that rebuild the component, read from the attribute of
+    the same name (or with a leading underscore), as scikit-learn's ``get_params`` does.
+    ``from_state(state, version)`` rebuilds it by calling the constructor with exactly those
+    arguments: unknown or missing ones are refused, and the constructor's own checks run. A
+    component whose attributes differ from its constructor's parameters overrides
+    :meth:`get_state`. When the parameters change, bump :attr:`state_version` and turn the old
+    layout into the new one in :meth:`upgrade_state`.
+    """
+
+    state_version: ClassVar[int] = 1
+    """The layout of this component type's state; saved with it."""
+
+    def get_state(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this component."""
+        state: dict[str, Any] = {}
+        for name in _init_parameters(type(self)):
+            for attribute in (name, "_" + name):
+                try:
+                    state[name] = getattr(self, attribute)
+                    break
+                except AttributeError:
+                    continue
+            else:
+                raise ModelSaveError(
+                    f"{getattr(self, 'step_name', type(self).__name__)}: its constructor argument {name!r} is not "
+                    f"kept as an attribute {name!r} or {'_' + name!r}; {type(self).__qualname__} must override "
+                    "get_state() to say how it is rebuilt"
+                )
+        return state
+
+    @classmethod
+    def upgrade_state(cls, state: dict[str, Any], version: int) -> dict[str, Any]:
+        """``state`` as ``state_version`` ``version`` (older than the current one) laid it out, in the
+        current layout. No older layout exists for a component still at version 1."""
+        raise ModelLoadError(f"{cls.__qualname__} has no upgrade from state version {version} to {cls.state_version}")
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], version: int | None = None) -> Self:
+        """Rebuild a component from :meth:`get_state`'s result, through the constructor.
+
+        Raises :class:`~onnxpipe.errors.ModelLoadError` for a version this onnxpipe does not know
+        or for unknown or missing arguments; the constructor raises for invalid values.
+        """
+        arguments = cls._current_state(state, version)
+        parameters = _init_parameters(cls)
+        unknown = sorted(set(arguments) - set(parameters), key=str)
+        missing = sorted(set(parameters) - set(arguments))
+        if unknown or missing:
+            raise ModelLoadError(
+                f"{cls.__qualname__}: its state has unknown fields {unknown} and lacks fields {missing}; "
+                f"the constructor takes {list(parameters)}"
+            )
+        annotations = parameter_annotations(cls)
+        for name, value in arguments.items():
+            problem = annotation_problem(value, annotations.get(name, Any))
+            if problem:
+                raise ModelLoadError(
+                    f"{cls.__qualname__}: its state field {name!r} must be {_shown_type(annotations[name])} ({problem})"
+                )
+        return cls(**arguments)
+
+    @classmethod
+    def _current_state(cls, state: Mapping[str, Any], version: int | None) -> dict[str, Any]:
+        """``state`` of layout ``version`` (None: the current one) in the current layout."""
+        current = cls.state_version
+        version = current if version is None else version
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ModelLoadError(f"{cls.__qualname__}: invalid state version {version!r:.40}")
+        if version > current:
+            raise ModelLoadError(
+                f"{cls.__qualname__}: its state has version {version}, newer than the version {current} this "
+                "onnxpipe reads; upgrade onnxpipe"
+            )
+        return dict(state) if version == current else cls.upgrade_state(dict(state), version)
+
+    @classmethod
+    def from_legacy_attributes(cls, attributes: dict[str, Any]) -> Self:
+        """Rebuild a component from the attributes that saved-model format 1 stored (its ``__dict__``).
+
+        The attributes are put on a bare instance only to read its constructor arguments back
+        with :meth:`get_state`; the component returned is built by the constructor. A component
+        whose format-1 state was something else overrides this.
+        """
+        bare = object.__new__(cls)
+        vars(bare).update(attributes)
+        return cls.from_state(bare.get_state())
+
+
+class Transformer(Component, abc.ABC):
     """A fitted, frozen component that maps data to data."""
 
     @property
@@ -127,7 +247,7 @@ class Transformer(abc.ABC):
         return reduce_transformer(self)
 
 
-class Estimator(abc.ABC):
+class Estimator(Component, abc.ABC):
     """An immutable specification that learns a Transformer from data."""
 
     @property

@@ -28,9 +28,14 @@ Warnings (something worked, but not exactly as asked)::
     └── SkippedRowWarning                        a bad row was dropped (load_images(on_error="skip"))
 
 Messages say which column / step / tensor, what was expected, what was given, and how to fix it.
+Names in them often come from files (a column, a tensor, a step): every message is made inert
+when it is turned into text, with control characters, escape sequences and bidirectional
+overrides escaped (line breaks and tabs are kept), so printing an error never drives a terminal.
 """
 
 from __future__ import annotations
+
+from onnxpipe._display import inert
 
 __all__ = [
     "ColumnNotFoundError",
@@ -61,7 +66,7 @@ class OnnxPipeError(Exception):
 
     def __str__(self) -> str:
         # KeyError quotes its message; the subclasses below that derive from it must not.
-        return str(self.args[0]) if self.args else ""
+        return inert(str(self.args[0])) if self.args else ""
 
 
 class SchemaError(OnnxPipeError, ValueError):
@@ -134,6 +139,9 @@ class MissingDependencyError(OnnxPipeError, ImportError):
 
 class OnnxPipeWarning(UserWarning):
     """Something worked, but not the way it was asked for (e.g. GPU fell back to CPU)."""
+
+    def __str__(self) -> str:
+        return inert(str(self.args[0])) if self.args else ""
 
 
 class SkippedRowWarning(OnnxPipeWarning):

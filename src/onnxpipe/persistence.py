@@ -49,8 +49,10 @@ from typing import IO, Any, ClassVar, NoReturn, TypeVar
 import numpy as np
 import pyarrow as pa
 
+from onnxpipe._display import shown
 from onnxpipe._files import write_file
-from onnxpipe.core import Transformer
+from onnxpipe._limits import DEFAULT_MAX_BYTES, DEFAULT_VERIFY_TIMEOUT, LoadLimits, loading_limits
+from onnxpipe.core import Component, Transformer
 from onnxpipe.data._convert import ColumnValues, to_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataFileNotFoundError, InvalidArgumentError, ModelLoadError, ModelSaveError, OnnxPipeError
@@ -78,14 +80,16 @@ __all__ = [
 ]
 
 FORMAT_NAME = "onnxpipe.model"
-FORMAT_VERSION = 1
-"""The version :func:`save_model` writes; :func:`load_model` reads versions 1 to this one."""
+FORMAT_VERSION = 2
+"""The version :func:`save_model` writes; :func:`load_model` reads versions 1 to this one.
 
-DEFAULT_MAX_BYTES = 4 << 30
-"""Default budget for the uncompressed size of a saved model (all entries together)."""
+Version 2 stores each component as its constructor's arguments and its type's state version;
+version 1 stored its attributes, which loading turns into constructor arguments
+(:meth:`onnxpipe.core.Component.from_legacy_attributes`)."""
+
 
 _MANIFEST = "manifest.json"
-_MAX_MANIFEST_BYTES = 256 << 20
+_MAX_MANIFEST_BYTES = 64 << 20  # JSON parsed into Python objects takes ~10x its size
 _MAX_ENTRIES = 100_000
 _MAX_DEPTH = 64
 _INLINE_TEXT = 1024  # longer strings get their own entry, so the manifest stays readable
@@ -242,7 +246,7 @@ class _Writer:
             flat = pa.chunked_array([pa.array(arr.reshape(-1).tolist())])
             return {"$object_array": self._arrow(flat, hint), **meta}
         buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+        np.save(buf, arr if arr.flags.c_contiguous else arr.copy(order="C"), allow_pickle=False)  # 0-d stays 0-d
         return {"$array": self._entry(hint, "npy", buf.getvalue()), "dtype": arr.dtype.str, **meta}
 
     def _arrow(self, arr: pa.ChunkedArray, hint: str) -> str:
@@ -274,17 +278,20 @@ class _Writer:
                 "saved model cannot contain; only onnxpipe's components and types registered with "
                 "onnxpipe.persistence.register_component can be saved"
             )
-        state = obj.__getstate__()
-        if not isinstance(state, dict):
-            state = {} if state is None else state
+        if not isinstance(obj, Component):
+            raise ModelSaveError(
+                f"{where or step}: {type(obj).__qualname__} is registered but is not an onnxpipe Component, so "
+                "it cannot say which constructor arguments rebuild it (subclass onnxpipe.core.Component)"
+            )
+        state = obj.get_state()
         if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-            raise ModelSaveError(f"{where}: {step} has a state that is not a dict of attributes")
+            raise ModelSaveError(f"{where}: {step}.get_state() did not return a dict of constructor arguments")
         self.steps.append(step)
         try:
             encoded = {k: self.encode(v, f"{where}.{k}" if where else k, k) for k, v in state.items()}
         finally:
             self.steps.pop()
-        return {"$object": name, "state": encoded}
+        return {"$object": name, "version": type(obj).state_version, "state": encoded}
 
 
 def _as_schema(input_schema: Schema | DataView | type) -> Schema:
@@ -387,6 +394,8 @@ class _Reader:
     def __init__(self, zf: zipfile.ZipFile, label: str, max_bytes: int) -> None:
         self.zf = zf
         self.label = label
+        self.format_version = FORMAT_VERSION
+        self.max_bytes = max_bytes
         self.used: set[str] = set()
         names = zf.namelist()
         if len(names) > _MAX_ENTRIES:
@@ -627,15 +636,25 @@ class _Reader:
         if not isinstance(raw, dict):
             self.fail(f"the state of {name} is not an object")
         state = {k: self.decode(x, depth + 1) for k, x in raw.items()}
-        obj: Any = object.__new__(cls)
-        setstate = getattr(cls, "__setstate__", None)
-        if setstate is None:
-            obj.__dict__.update(state)
-            return obj
         try:
-            setstate(obj, state)
-        except Exception as exc:  # the component's own checks, e.g. an embedded ONNX model that does not load
+            if self.format_version == 1:  # attributes, not constructor arguments: see from_legacy_attributes
+                return self._legacy_object(cls, state)
+            if not issubclass(cls, Component):
+                self.fail(f"{name} is registered but is not an onnxpipe Component, so it cannot be rebuilt")
+            version = v.get("version")
+            if version is None:
+                self.fail(f"the state of {name} has no version")
+            return cls.from_state(state, version)
+        except Exception as exc:  # the constructor's checks, or one that trusted its arguments' types
             self.fail(f"its {name} cannot be rebuilt from the saved state ({type(exc).__name__}: {exc})")
+
+    def _legacy_object(self, cls: type, state: dict[str, Any]) -> Any:
+        if issubclass(cls, Component):
+            return cls.from_legacy_attributes(state)
+        # A helper object format 1 saved inside a component (e.g. a key mapper); only the
+        # component holding it reads it, to find its own constructor arguments.
+        obj: Any = object.__new__(cls)
+        obj.__dict__.update(state)
         return obj
 
     _handlers: ClassVar[dict[str, Callable[[_Reader, dict[str, Any], int], Any]]] = {
@@ -714,8 +733,8 @@ def _unsafe_arrow_stream(data: bytes) -> str | None:
 def _read_manifest(reader: _Reader) -> dict[str, Any]:
     if _MANIFEST not in reader.names:
         reader.fail(f"it has no {_MANIFEST}; is it a model saved by onnxpipe?")
-    if reader.zf.getinfo(_MANIFEST).file_size > _MAX_MANIFEST_BYTES:
-        reader.fail(f"its {_MANIFEST} is larger than {_MAX_MANIFEST_BYTES:,} bytes")
+    if reader.zf.getinfo(_MANIFEST).file_size > min(_MAX_MANIFEST_BYTES, reader.max_bytes):
+        reader.fail(f"its {_MANIFEST} is larger than {min(_MAX_MANIFEST_BYTES, reader.max_bytes):,} bytes")
     try:
         manifest = json.loads(reader.read_entry(_MANIFEST).decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # ValueError: also bad UTF-8 and integers of > 4300 digits
@@ -724,17 +743,20 @@ def _read_manifest(reader: _Reader) -> dict[str, Any]:
         reader.fail(f"its {_MANIFEST} does not describe an onnxpipe model (format {FORMAT_NAME!r} expected)")
     version = manifest.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        reader.fail(f"its format version {version!r} is invalid")
+        reader.fail(f"its format version {shown(repr(version))} is invalid")
     if version > FORMAT_VERSION:
         reader.fail(
-            f"it was saved in format version {version} by onnxpipe {manifest.get('onnxpipe_version', '?')}; "
+            f"it was saved in format version {version} by onnxpipe {shown(manifest.get('onnxpipe_version', '?'))}; "
             f"this onnxpipe ({_version()}) reads format versions 1 to {FORMAT_VERSION}: upgrade onnxpipe"
         )
+    reader.format_version = version
     return manifest
 
 
-def _decode_archive(data: bytes, label: str, max_bytes: int) -> tuple[Any, Schema, Schema | None]:
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+def _decode_archive(
+    data: bytes, label: str, max_bytes: int, verify_timeout: float | None
+) -> tuple[Any, Schema, Schema | None]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf, loading_limits(LoadLimits(max_bytes, verify_timeout)):
         reader = _Reader(zf, label, max_bytes)
         manifest = _read_manifest(reader)
         try:
@@ -755,14 +777,19 @@ def _decode_archive(data: bytes, label: str, max_bytes: int) -> tuple[Any, Schem
 
 
 def model_from_bytes(
-    data: bytes, *, label: str = "<bytes>", max_bytes: int = DEFAULT_MAX_BYTES, verify: bool = True
+    data: bytes,
+    *,
+    label: str = "<bytes>",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    verify: bool = True,
+    verify_timeout: float | None = DEFAULT_VERIFY_TIMEOUT,
 ) -> tuple[Transformer, Schema]:
     """Load a model saved by :func:`model_to_bytes` (see :func:`load_model`)."""
     _register_builtins()
     if not isinstance(data, bytes | bytearray | memoryview):
         raise InvalidArgumentError(f"a saved model is read from bytes, got {type(data).__name__}")
     try:
-        model, schema, promised = _decode_archive(bytes(data), label, max_bytes)
+        model, schema, promised = _decode_archive(bytes(data), label, max_bytes, verify_timeout)
     except OnnxPipeError:
         raise
     except zipfile.BadZipFile as exc:
@@ -779,13 +806,20 @@ def model_from_bytes(
 
 
 def load_model(
-    file: PathOrStream, *, max_bytes: int = DEFAULT_MAX_BYTES, verify: bool = True
+    file: PathOrStream,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    verify: bool = True,
+    verify_timeout: float | None = DEFAULT_VERIFY_TIMEOUT,
 ) -> tuple[Transformer, Schema]:
     """Load a model saved by :func:`save_model`; returns the model and its input schema.
 
     Safe for files from untrusted sources: nothing in the file is executed, unpickled or imported
-    (see the module docstring). ``max_bytes`` bounds the uncompressed size read. With ``verify``
-    (the default) the model is run once on a synthetic row so that a tampered state fails here.
+    (see the module docstring). ``max_bytes`` bounds the uncompressed size read and what its ONNX
+    steps may allocate; a file cannot raise it. Every component is rebuilt through its
+    constructor, so it is checked like a new one. With ``verify`` (the default) the model is run
+    once on a synthetic row so that a tampered state fails here; ONNX steps with loops run theirs
+    within ``verify_timeout`` seconds (None: no deadline, for a model you trust).
     Raises :class:`~onnxpipe.errors.ModelLoadError` naming the problem.
     """
     if isinstance(file, str | Path):
@@ -795,7 +829,9 @@ def load_model(
         size = path.stat().st_size
         if size > max_bytes:
             raise ModelLoadError(f"cannot load saved model {path}: it has {size:,} bytes, more than max_bytes")
-        return model_from_bytes(path.read_bytes(), label=str(path), max_bytes=max_bytes, verify=verify)
+        return model_from_bytes(
+            path.read_bytes(), label=str(path), max_bytes=max_bytes, verify=verify, verify_timeout=verify_timeout
+        )
     data = file.read(max_bytes + 1)
     if not isinstance(data, bytes | bytearray | memoryview):
         raise InvalidArgumentError(
@@ -804,7 +840,7 @@ def load_model(
         )
     if len(data) > max_bytes:
         raise ModelLoadError(f"cannot load saved model <stream>: it has more than max_bytes ({max_bytes:,}) bytes")
-    return model_from_bytes(data, label="<stream>", max_bytes=max_bytes, verify=verify)
+    return model_from_bytes(data, label="<stream>", max_bytes=max_bytes, verify=verify, verify_timeout=verify_timeout)
 
 
 # --------------------------------------------------------------------------- verification

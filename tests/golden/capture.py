@@ -9,13 +9,15 @@ loading what an older onnxpipe saved is tested forever.
 from __future__ import annotations
 
 import io
+import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 import onnxpipe.testing as testing
-from onnxpipe.persistence import FORMAT_VERSION, model_to_bytes
+from onnxpipe.persistence import FORMAT_VERSION, model_to_bytes, registered_components
 
 _FOLDER = Path(__file__).parent / f"v{FORMAT_VERSION}"
 _original = testing.check_save_load
@@ -28,6 +30,23 @@ def _ipc(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+def _object_types(value: Any) -> set[str]:
+    if isinstance(value, list):
+        return set().union(*map(_object_types, value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    found = {value["$object"]} if "$object" in value else set()
+    return found.union(*map(_object_types, value.values()))
+
+
+def _only_onnxpipe(saved: bytes) -> bool:
+    """Whether the model holds onnxpipe's own components only (not a test's helper classes)."""
+    with zipfile.ZipFile(io.BytesIO(saved)) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    registry = registered_components()
+    return all(registry[name].__module__.startswith("onnxpipe.") for name in _object_types(manifest["model"]))
+
+
 def _capture(model: Any, data: Any, scored: Any, savable: bool = True) -> None:
     _original(model, data, scored, savable)
     if not savable:
@@ -36,6 +55,8 @@ def _capture(model: Any, data: Any, scored: Any, savable: bool = True) -> None:
         saved = model_to_bytes(model, data.schema)
         inputs, outputs = _ipc(data.to_arrow()), _ipc(scored.to_arrow())
     except Exception:
+        return
+    if not _only_onnxpipe(saved):
         return
     _FOLDER.mkdir(parents=True, exist_ok=True)
     for name in {type(step).__qualname__ for step in model.steps}:

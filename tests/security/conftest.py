@@ -38,7 +38,13 @@ def _audit(event, args):
     elif event in _WATCHED:
         _EVENTS.append([event, repr(args)[:200]])
     elif event == "exec" and _ARMED:
-        _EVENTS.append(["exec", repr(args)[:200]])
+        # Importing a module execs the code object of its file, and dataclasses or namedtuple
+        # exec the methods they generate: what matters is onnxpipe's own code running code that
+        # is not a module's (exec, eval, compile of a string).
+        filename = getattr(args[0], "co_filename", "") if args else ""
+        caller = _sys._getframe(1).f_code.co_filename
+        if not _os.path.isfile(filename) and "onnxpipe" in caller:
+            _EVENTS.append(["exec", repr(args)[:200] + " from " + caller])
 
 _ARMED = False
 _sys.addaudithook(_audit)
@@ -98,7 +104,7 @@ def run_isolated(
     if argv is not None:
         code = f"import sys\nsys.argv = ['onnxpipe', *{argv!r}]\nfrom onnxpipe.cli import main\nmain()\n"
     script = prelude + "\n" + textwrap.dedent(code)
-    env = {**os.environ, "ONNXPIPE_PROGRESS": "0", "NO_COLOR": "1", "COLUMNS": "200"}
+    env = {**os.environ, "ONNXPIPE_PROGRESS": "0", "NO_COLOR": "1", "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"}
     try:
         proc = subprocess.run(
             [sys.executable, "-c", script],

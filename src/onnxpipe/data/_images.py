@@ -16,16 +16,29 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from onnxpipe._display import shown
 from onnxpipe.data._convert import arrow_schema
 from onnxpipe.data._view import DataView
-from onnxpipe.errors import ColumnTypeError, DataError, DataFileNotFoundError, InvalidArgumentError, ShapeError, require
+from onnxpipe.errors import (
+    ColumnTypeError,
+    DataError,
+    DataFileNotFoundError,
+    ImageDecodeError,
+    InvalidArgumentError,
+    ShapeError,
+    require,
+)
 from onnxpipe.schema import Column, DType, Schema, TensorType
 
 __all__ = [
+    "DECODED_FORMATS",
     "IMAGE_EXTENSIONS",
+    "MAX_BATCH_PIXELS",
+    "MAX_IMAGE_PIXELS",
     "UnsupportedModeError",
     "as_image_array",
     "decode_image",
+    "image_pixels",
     "load_from_image_folder",
     "pil_image",
     "pil_to_array",
@@ -33,6 +46,22 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+DECODED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+"""The Pillow formats :func:`decode_image` opens (those of :data:`IMAGE_EXTENSIONS`), whatever a
+file is named. Pillow knows more, but some run other programs (EPS runs Ghostscript) or are
+rarely fuzzed; a file in another format is an :class:`~onnxpipe.errors.ImageDecodeError`."""
+
+MAX_IMAGE_PIXELS = 89_478_485
+"""The most pixels (width x height) one decoded image may have: Pillow's own decompression-bomb
+limit (about 0.25 GiB of RGB, a 9459 x 9459 image). The header is checked before anything is
+decoded, so a small file claiming 100000 x 100000 pixels is refused without allocating them.
+onnxpipe sets ``PIL.Image.MAX_IMAGE_PIXELS`` to it on first use, so that Pillow's own guard
+agrees; Pillow's ``DecompressionBombError`` becomes an :class:`~onnxpipe.errors.ImageDecodeError`."""
+
+MAX_BATCH_PIXELS = 1 << 29
+"""The most pixels (sum of width x height) of the images decoded for one batch by
+``onnxpipe predict`` (about 2 GiB as RGBA): a batch of images stops at this many pixels."""
 
 _KEPT = frozenset({"L", "RGB", "RGBA"})
 _TO_RGB = frozenset({"CMYK", "YCbCr", "LAB", "HSV", "RGBX"})
@@ -51,11 +80,19 @@ class UnsupportedModeError(ValueError):
         self.mode = mode
 
 
+_pillow_limit_set = False
+
+
 def pillow() -> Any:
-    """The ``PIL.Image`` module, or a MissingDependencyError naming the ``images`` extra."""
+    """The ``PIL.Image`` module, or a MissingDependencyError naming the ``images`` extra.
+    On first use, Pillow's decompression-bomb limit is set to :data:`MAX_IMAGE_PIXELS`."""
+    global _pillow_limit_set
     require("PIL", "images")
     import PIL.Image
 
+    if not _pillow_limit_set:
+        PIL.Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+        _pillow_limit_set = True
     return PIL.Image
 
 
@@ -87,14 +124,53 @@ def pil_to_array(image: Any) -> np.ndarray:
     return arr[..., np.newaxis] if arr.ndim == 2 else arr
 
 
-def decode_image(source: str | Path | bytes) -> np.ndarray:
-    """Decode an image file (a path, or its bytes): EXIF orientation applied, mode normalized
-    (see :func:`pil_to_array`). Pillow's own exceptions propagate; the caller names the row."""
+def _open(source: str | Path | bytes) -> Any:
+    """The lazily opened image (header read, pixels not decoded) in one of :data:`DECODED_FORMATS`."""
     image_module = pillow()
+    stream: Any = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        return image_module.open(stream, formats=DECODED_FORMATS)
+    except image_module.DecompressionBombError as exc:
+        raise ImageDecodeError(
+            f"image {_name(source)} has more pixels than the limit of {MAX_IMAGE_PIXELS:,} (a guard against "
+            f"decompression bombs): {exc}"
+        ) from None
+
+
+def _name(source: str | Path | bytes) -> str:
+    return "<bytes>" if isinstance(source, bytes) else repr(shown(os.fspath(source)))
+
+
+def _check_pixels(source: str | Path | bytes, size: tuple[int, int], limit: int) -> None:
+    width, height = size
+    if width * height > limit:
+        raise ImageDecodeError(
+            f"image {_name(source)} is {width} x {height} = {width * height:,} pixels, more than the limit of "
+            f"{limit:,} (a guard against decompression bombs); resize it first"
+        )
+
+
+def image_pixels(source: str | Path | bytes) -> int:
+    """Width x height from the image's header, without decoding it (0 when it cannot be read:
+    decoding the image then says why)."""
+    try:
+        with _open(source) as opened:
+            width, height = opened.size
+            return int(width) * int(height)
+    except Exception:  # Pillow raises OSError, SyntaxError, ValueError, ...: reported when decoded
+        return 0
+
+
+def decode_image(source: str | Path | bytes, *, max_pixels: int | None = None) -> np.ndarray:
+    """Decode an image file (a path, or its bytes): EXIF orientation applied, mode normalized
+    (see :func:`pil_to_array`). Only :data:`DECODED_FORMATS` are opened, and an image of more
+    than ``max_pixels`` (default :data:`MAX_IMAGE_PIXELS`) is an ImageDecodeError before it is
+    decoded. Pillow's own exceptions propagate; the caller names the row."""
     from PIL import ImageOps
 
-    stream: Any = io.BytesIO(source) if isinstance(source, bytes) else source
-    with image_module.open(stream) as opened:
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    with _open(source) as opened:
+        _check_pixels(source, opened.size, limit)  # from the header: nothing decoded yet
         opened.load()
         ImageOps.exif_transpose(opened, in_place=True)  # in place: no copy when there is nothing to turn
         return pil_to_array(opened)
@@ -151,7 +227,8 @@ def load_from_image_folder(
     """The image files under ``folder`` as a DataView: ``ImagePath`` (absolute paths, sorted) and,
     with ``use_folder_name_as_label``, ``Label`` (the name of the folder holding the file).
 
-    Files are matched by extension, case-insensitively; ``recursive`` walks sub-folders. The view
+    Regular files are matched by extension, case-insensitively (named pipes and devices are left
+    out: opening one could block); ``recursive`` walks sub-folders. The view
     holds paths only: follow it with ``load_images("Image", input_column_name="ImagePath")``.
     """
     root = Path(folder)
@@ -168,7 +245,8 @@ def load_from_image_folder(
     if recursive:
         for parent, dirs, files in os.walk(root):
             dirs.sort()
-            found.extend(os.path.join(parent, f) for f in files if f.lower().endswith(wanted))
+            paths = (os.path.join(parent, f) for f in files if f.lower().endswith(wanted))
+            found.extend(p for p in paths if os.path.isfile(p))  # no FIFO or device: opening one could hang
     else:
         found = [str(p) for p in root.iterdir() if p.is_file() and p.name.lower().endswith(wanted)]
     found.sort()

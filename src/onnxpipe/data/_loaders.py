@@ -7,7 +7,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +24,7 @@ from onnxpipe.errors import (
     DataError,
     DataFileNotFoundError,
     InvalidArgumentError,
+    OnnxPipeError,
     ParseError,
     SchemaError,
     require,
@@ -31,6 +32,7 @@ from onnxpipe.errors import (
 from onnxpipe.schema import Column, DType, Schema, TensorType, row_binding
 
 __all__ = [
+    "MAX_ROW_BYTES",
     "create_enumerable",
     "load_from_arrow",
     "load_from_enumerable",
@@ -40,6 +42,11 @@ __all__ = [
 ]
 
 DEFAULT_MISSING = ("", "?", "NA", "N/A", "NaN", "nan", "null", "NULL")
+
+MAX_ROW_BYTES = 64 << 20
+"""The longest row (line) of a text file that is read, in bytes: a row is parsed whole, in one
+read block, so a longer one (a crafted 10 GB field) is an error naming it, not an allocation of
+its size. 64 MiB holds a row of 4 million float values written as text."""
 
 
 def _check_batch_size(batch_size: int, where: str) -> None:
@@ -92,11 +99,12 @@ def _first_unencodable(values: Any) -> int:
     return 0
 
 
-def _check_unique_names(names: Sequence[str], where: str) -> None:
+def _check_unique_names(names: Sequence[str], where: str, error: type[OnnxPipeError] = SchemaError) -> None:
+    """Column names of a table (SchemaError) or a file (``error=DataError``) are unique."""
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise SchemaError(
+            raise error(
                 f"{where}: column {name!r} appears more than once; column names must be unique, so rename or drop "
                 "the duplicates"
             )
@@ -231,7 +239,7 @@ def load_from_parquet(path: str | Path, *, batch_size: int = 65536) -> DataView:
         meta = pq.ParquetFile(p)
     except pa.ArrowException as exc:
         raise DataError(f"cannot read Parquet file {str(p)!r}: {exc}") from None
-    _check_unique_names(meta.schema_arrow.names, f"Parquet file {p.name!r}")
+    _check_unique_names(meta.schema_arrow.names, f"Parquet file {p.name!r}", DataError)
     schema = schema_from_arrow(meta.schema_arrow)
     rows = meta.metadata.num_rows
 
@@ -249,7 +257,27 @@ def load_from_parquet(path: str | Path, *, batch_size: int = 65536) -> DataView:
 # Text files
 
 
-def _leading_lines(path: Path, has_header: bool, separator: str) -> tuple[int, list[str] | None]:
+def _too_long(path: Path, what: str, limit: int) -> ParseError:
+    return ParseError(
+        f"text file {str(path)!r}: {what} is longer than {limit:,} bytes, the most one row may take; check the "
+        "separator and the quoting (an unclosed quote runs to the end of the file), or split the file"
+    )
+
+
+def _lines(f: IO[bytes], path: Path, limit: int) -> Iterator[bytes]:
+    """The lines of ``f`` (as ``for line in f``), each read with at most ``limit`` bytes in memory."""
+    number = 0
+    while True:
+        raw = f.readline(limit + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw.rstrip(b"\r\n")) > limit:
+            raise _too_long(path, f"line {number}", limit)
+        yield raw
+
+
+def _leading_lines(path: Path, has_header: bool, separator: str, limit: int) -> tuple[int, list[str] | None]:
     """Count the comment/blank lines before the data and read the header line, if any.
 
     Comment lines start with ``//`` or ``#@`` (ML.NET's schema lines) or, with no header, ``#``.
@@ -257,7 +285,7 @@ def _leading_lines(path: Path, has_header: bool, separator: str) -> tuple[int, l
     """
     skip = 0
     with path.open("rb") as f:
-        for raw in f:
+        for raw in _lines(f, path, limit):
             stripped = raw.decode("utf-8", errors="replace").strip()
             comment = stripped.startswith(("//", "#@")) or (not has_header and stripped.startswith("#"))
             if stripped and not comment:
@@ -290,7 +318,7 @@ def _split_line(line: str, separator: str) -> list[str]:
         return [str(table.column(k)[0]) for k in range(table.num_columns)]
 
 
-_BLOCK_LIMIT = (1 << 31) - 1  # pyarrow's largest block size
+_BLOCK_SLACK = 1 << 16  # a block holds a row of the longest length allowed, and its line break
 
 
 def _open_csv(
@@ -304,13 +332,18 @@ def _is_row_too_long(exc: pa.ArrowInvalid) -> bool:
     return "straddl" in str(exc)
 
 
-def _bigger_block(read: pacsv.ReadOptions, path: Path) -> pacsv.ReadOptions | None:
-    """The same read options with a 4x block (up to the file's size), or None when already there."""
-    if read.block_size > path.stat().st_size or read.block_size >= _BLOCK_LIMIT:
+def _bigger_block(read: pacsv.ReadOptions, path: Path, limit: int, row: int | None) -> pacsv.ReadOptions | None:
+    """The same read options with a 4x block, up to the longest row allowed (``limit``, then a
+    ParseError naming the ``row`` being read, if known), or None when the block already holds the
+    whole file."""
+    if read.block_size > path.stat().st_size:
         return None
+    if read.block_size >= limit + _BLOCK_SLACK:
+        what = f"row {row} (near line {read.skip_rows + row + 1})" if row is not None else "a row"
+        raise _too_long(path, what, limit)
     return pacsv.ReadOptions(
         use_threads=read.use_threads,
-        block_size=min(read.block_size * 4, _BLOCK_LIMIT),
+        block_size=min(read.block_size * 4, limit + _BLOCK_SLACK),
         skip_rows=read.skip_rows,
         skip_rows_after_names=read.skip_rows_after_names,
         column_names=read.column_names,
@@ -361,6 +394,7 @@ def load_from_text_file(
     allow_quoting: bool = True,
     missing_values: Sequence[str] = DEFAULT_MISSING,
     block_size: int = 1 << 20,
+    max_row_bytes: int = MAX_ROW_BYTES,
 ) -> DataView:
     """A lazy DataView over a delimited text file (CSV, TSV, ...), streamed block by block.
 
@@ -372,24 +406,33 @@ def load_from_text_file(
     the file's columns in order (a vector takes k of them). Without either, every file column
     is loaded with inferred types (reals as float32, as in ML.NET). Missing values
     (``missing_values``) become NaN in float columns and are an error elsewhere. Leading ``//``
-    comment lines are skipped.
+    comment lines are skipped. Column names must be unique (else a DataError). A row longer than
+    ``max_row_bytes`` (default :data:`MAX_ROW_BYTES`) is a ParseError naming it: rows are read
+    in blocks of ``block_size`` bytes, grown for longer rows up to that limit.
     """
     p = _check_file(path, "text file")
     if len(separator) != 1:
         raise SchemaError(f"separator must be one character, got {separator!r}")
-    skip, header = _leading_lines(p, has_header, separator)
+    if isinstance(max_row_bytes, bool) or not isinstance(max_row_bytes, int) or max_row_bytes <= 0:
+        raise InvalidArgumentError(f"max_row_bytes must be a positive number of bytes, got {max_row_bytes!r}")
+    skip, header = _leading_lines(p, has_header, separator, max_row_bytes)
     data_start = skip + (1 if has_header else 0)
     parse = pacsv.ParseOptions(delimiter=separator, quote_char='"' if allow_quoting else False)
 
     if header is None:
-        with p.open("r", encoding="utf-8", errors="replace") as f:
-            first = next((ln for i, ln in enumerate(f) if i >= data_start and ln.strip()), "")
+        with p.open("rb") as f:
+            first_raw = next(
+                (ln for i, ln in enumerate(_lines(f, p, max_row_bytes)) if i >= data_start and ln.strip()), b""
+            )
+        first = first_raw.decode("utf-8", errors="replace")
         width = len(_split_line(first, separator)) if first else 0
         names = [f"column{i}" for i in range(width)]
     else:
         names = header
+        _check_unique_names(names, f"text file {p.name!r}", DataError)
     if not names:
         raise DataError(f"text file {str(p)!r} has no data rows to read a column layout from")
+    block_size = min(block_size, max_row_bytes + _BLOCK_SLACK)
 
     if row_class is not None and schema is not None:
         raise InvalidArgumentError("load_from_text_file: give row_class or schema, not both")
@@ -399,7 +442,7 @@ def load_from_text_file(
     elif schema is not None:
         read_schema, plan = schema, _plan_from_schema(schema, names, has_header, p)
     else:
-        read_schema, plan = _plan_inferred(p, names, data_start, parse, missing_values)
+        read_schema, plan = _plan_inferred(p, names, data_start, parse, missing_values, max_row_bytes)
 
     source_types = {names[i]: t for i, t in plan.source_types.items()}
     convert = pacsv.ConvertOptions(
@@ -428,7 +471,7 @@ def load_from_text_file(
                 return
             except pa.ArrowInvalid as exc:
                 # A row longer than the block (e.g. a 10 MB text field): read again with bigger blocks.
-                bigger = _bigger_block(options, p) if _is_row_too_long(exc) else None
+                bigger = _bigger_block(options, p, max_row_bytes, row0) if _is_row_too_long(exc) else None
                 if bigger is None:
                     raise _parse_error(exc, p, names, separator, plan) from None
                 options = bigger
@@ -549,9 +592,10 @@ def _plan_from_schema(schema: Schema, names: list[str], has_header: bool, path: 
 
 
 def _plan_inferred(
-    path: Path, names: list[str], data_start: int, parse: pacsv.ParseOptions, missing: Sequence[str]
+    path: Path, names: list[str], data_start: int, parse: pacsv.ParseOptions, missing: Sequence[str], limit: int
 ) -> tuple[Schema, _Plan]:
-    read: pacsv.ReadOptions | None = pacsv.ReadOptions(skip_rows=data_start, column_names=names, block_size=1 << 20)
+    block = min(1 << 20, limit + _BLOCK_SLACK)
+    read: pacsv.ReadOptions | None = pacsv.ReadOptions(skip_rows=data_start, column_names=names, block_size=block)
     convert = pacsv.ConvertOptions(null_values=list(missing), strings_can_be_null=False)
     while read is not None:
         try:
@@ -563,7 +607,7 @@ def _plan_inferred(
             first = None
             break
         except pa.ArrowInvalid as exc:
-            bigger = _bigger_block(read, path) if _is_row_too_long(exc) else None
+            bigger = _bigger_block(read, path, limit, None) if _is_row_too_long(exc) else None
             if bigger is None:
                 raise _parse_error(exc, path, names, parse.delimiter, None) from None
             read = bigger

@@ -3,28 +3,43 @@
 :func:`inspect_model` describes a model file, :func:`render_model_info` turns that description
 into rich tables, and :func:`generate_schema_code` writes the ``OnnxInput`` / ``OnnxOutput``
 dataclasses a user declares to apply the model.
+
+Everything a model says is data. In the tables every name, type, dimension, property and
+metadata value goes through :func:`onnxpipe._display.shown` into a :class:`rich.text.Text` (never
+markup). In generated code, names reach only ASCII string literals and comments (every other
+character escaped), identifiers are ASCII and derived from the names, numbers are Python ints,
+and the finished source is parsed and checked to hold nothing but the expected imports and
+dataclasses of annotated fields before it is returned.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
-import json
 import keyword
 import re
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from onnxpipe.errors import InvalidArgumentError
+from onnxpipe._display import shown
+from onnxpipe.errors import InvalidArgumentError, ModelError
 from onnxpipe.onnx._model import ModelInfo, TensorInfo, describe_model, load_model
 from onnxpipe.schema import Column, ColumnType, DType, ImageType, MapType, Schema, TensorType
 
-__all__ = ["generate_schema_code", "generate_schema_code_for_columns", "inspect_model", "render_model_info"]
+__all__ = [
+    "check_generated_code",
+    "generate_schema_code",
+    "generate_schema_code_for_columns",
+    "inspect_model",
+    "render_model_info",
+]
 
 _METADATA_WIDTH = 80
 _DOC_WIDTH = 300
@@ -37,7 +52,7 @@ def inspect_model(path: str | Path) -> ModelInfo:
     Raises :class:`~onnxpipe.errors.DataFileNotFoundError` for a missing file and
     :class:`~onnxpipe.errors.ModelLoadError` for a malformed or unsafe one.
     """
-    loaded = load_model(model_file=path)
+    loaded = load_model(model_file=path, max_bytes=None)  # describing allocates nothing
     return describe_model(loaded.proto, str(path))
 
 
@@ -50,33 +65,38 @@ def _truncate(text: str, width: int) -> str:
 
 
 def _io_table(info: ModelInfo) -> Table:
-    title = Text(Path(info.path).name) if info.path else None  # a file name is not markup
+    title = Text(shown(Path(info.path).name)) if info.path else None  # a file name is not markup
     table = Table("Input/Output", "Name", "Type", "Dimensions", title=title, box=box.SQUARE)
-    # Tensor names are data, never markup or something to cut: Text cells, folded when long.
+    # Tensor names are data, never markup: escaped Text cells, folded when long.
     for column in table.columns[1:]:
         column.overflow = "fold"
     for kind, tensors in (("Input", info.inputs), ("Output", info.outputs)):
         for t in tensors:
-            table.add_row(Text(kind), Text(t.name), Text(t.type_text), Text(t.dims_text()))
+            table.add_row(Text(kind), Text(shown(t.name)), Text(shown(t.type_text)), Text(shown(t.dims_text())))
     return table
 
 
 def _properties(info: ModelInfo) -> list[tuple[str, str]]:
     rows = [("Format", f"ONNX v{info.ir_version}")]
-    rows.append(("Opsets", "\n".join(f"{domain}: {version}" for domain, version in info.opsets.items())))
-    producer = " ".join(p for p in (info.producer_name, info.producer_version) if p)
+    rows.append(("Opsets", "\n".join(f"{shown(domain)}: {version}" for domain, version in info.opsets.items())))
+    producer = shown(" ".join(p for p in (info.producer_name, info.producer_version) if p))
     # Unset fields are left out, as Netron does; an empty row says nothing.
     optional = [
         ("Producer", producer),
-        ("Domain", info.domain),
+        ("Domain", shown(info.domain)),
         ("Model version", str(info.model_version) if info.model_version else ""),
-        ("Graph", info.graph_name),
-        ("Description", _truncate(info.doc_string.strip(), _DOC_WIDTH)),
+        ("Graph", shown(info.graph_name)),
+        ("Description", _truncate(_lines(info.doc_string.strip()), _DOC_WIDTH)),
     ]
     rows.extend((k, v) for k, v in optional if v)
     if info.initializers_as_inputs:
         rows.append(("Weights listed as inputs", str(len(info.initializers_as_inputs))))
     return rows
+
+
+def _lines(text: str) -> str:
+    """Multi-line text with each line escaped (line breaks kept, everything else unprintable shown)."""
+    return "\n".join(shown(line, _DOC_WIDTH) for line in text.splitlines()[:_DOC_WIDTH])
 
 
 def _properties_table(info: ModelInfo) -> Table:
@@ -91,7 +111,7 @@ def _metadata_table(info: ModelInfo) -> Table:
     table = Table("Metadata", "Value", box=box.SQUARE)
     table.columns[1].overflow = "fold"
     for key, value in info.metadata.items():
-        table.add_row(Text(key), Text(_truncate(value, _METADATA_WIDTH)))
+        table.add_row(Text(shown(key)), Text(_truncate(shown(value), _METADATA_WIDTH)))
     return table
 
 
@@ -140,7 +160,18 @@ def _inner_annotation(ct: ColumnType) -> str | None:
 
 def _row_dims(dims: tuple[int | str | None, ...]) -> list[int]:
     """The model's shape for one row: an unknown first (batch) dimension is 1, other unknowns -1."""
-    return [d if isinstance(d, int) and d > 0 else (1 if i == 0 else -1) for i, d in enumerate(dims)]
+    return [_int(d) if isinstance(d, int) and d > 0 else (1 if i == 0 else -1) for i, d in enumerate(dims)]
+
+
+def _int(value: object) -> int:
+    """A dimension as a Python int literal (numpy integers accepted, anything else refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ModelError(f"schema code: dimension {shown(repr(value))} is not an integer")
+    return int(value)
+
+
+def _dims_literal(dims: list[int]) -> str:
+    return ", ".join(str(_int(d)) for d in dims)
 
 
 def _identifier(name: str) -> str:
@@ -158,9 +189,31 @@ def _identifier(name: str) -> str:
     return text
 
 
+def _escaped(text: str, quote: str = "") -> str:
+    """``text`` as printable ASCII: backslash, ``quote`` and every other character escaped as Python does."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\\" or ch == quote:
+            out.append("\\" + ch)
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
 def _literal(text: str) -> str:
-    # JSON string escapes are all valid Python escapes, and give the double quotes users write.
-    return json.dumps(text, ensure_ascii=False)
+    """A double-quoted ASCII string literal for ``text`` (the quotes users write)."""
+    if not isinstance(text, str):
+        raise ModelError(f"schema code: name {shown(repr(text))} is not text")
+    literal = '"' + _escaped(text, '"') + '"'
+    assert ast.literal_eval(literal) == text
+    return literal
 
 
 @dataclasses.dataclass
@@ -204,14 +257,15 @@ def _field_lines(t: TensorInfo, attr: str, *, imports: _Imports) -> list[str]:
             imports.np |= ct.dtype is not DType.STRING
         else:
             annotation = f"npt.NDArray[{_numpy_name(ct.dtype)}]"
-            extra = ["VectorType(" + ", ".join(str(d) for d in _row_dims(t.dims or ())) + ")"]
+            extra = ["VectorType(" + _dims_literal(_row_dims(t.dims or ())) + ")"]
             imports.np = imports.npt = imports.vector_type = True
     elif ct is not None:
         annotation = _inner_annotation(ct)
         imports.np |= annotation is not None and "np." in annotation
     imports.annotated = True
     if annotation is None:
-        comment = f"    # unsupported ONNX type: {t.type_text}{t.dims_text()}; onnxpipe cannot read or feed this tensor"
+        about = _escaped(shown(t.type_text + t.dims_text(), 80))
+        comment = f"    # unsupported ONNX type: {about}; onnxpipe cannot read or feed this tensor"
         return [comment, *_annotated(attr, ["object", column])]
     return _annotated(attr, [annotation, column, *extra])
 
@@ -221,18 +275,19 @@ def _column_field_lines(column: Column, attr: str, *, imports: _Imports) -> list
     parts: list[str] = []
     ct = column.type
     if isinstance(ct, ImageType):
-        dims = "" if ct.height is None and ct.width is None else f"{ct.height}, {ct.width}"
+        size = [ct.height, ct.width]
+        dims = "" if size == [None, None] else ", ".join("None" if d is None else str(_int(d)) for d in size)
         parts = ["npt.NDArray[np.uint8]", f"ColumnName({_literal(column.name)})", f"ImageType({dims})"]
         imports.np = imports.npt = imports.image_type = True
     elif isinstance(ct, TensorType):
-        extra = [f"KeyType({ct.key_count})"] if ct.key_count else []
+        extra = [f"KeyType({_int(ct.key_count)})"] if ct.key_count else []
         imports.key_type |= bool(extra)
         if ct.is_scalar:
             parts = ["str" if ct.dtype is DType.STRING else _numpy_name(ct.dtype)]
             imports.np |= ct.dtype is not DType.STRING
         else:
             parts = [f"npt.NDArray[{_numpy_name(ct.dtype)}]"]
-            extra.append("VectorType(" + ", ".join("-1" if d is None else str(d) for d in ct.shape) + ")")
+            extra.append("VectorType(" + _dims_literal([-1 if d is None else d for d in ct.shape]) + ")")
             imports.np = imports.npt = imports.vector_type = True
         parts += [f"ColumnName({_literal(column.name)})", *extra]
     else:
@@ -274,9 +329,22 @@ def _column_fields(schema: Schema, imports: _Imports) -> _Fields:
     return [(c.name, functools.partial(_column_field_lines, c, imports=imports)) for c in schema.columns]
 
 
+_CLASS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+# Names the generated module imports: a class named like one would shadow it.
+_IMPORTED = {"dataclass", "Annotated", "np", "npt", "ColumnName", "ImageType", "KeyType", "VectorType"}
+
+
 def _check_class_name(name: str, option: str) -> None:
-    if not name.isidentifier() or keyword.iskeyword(name):
-        raise InvalidArgumentError(f"{option}={name!r} is not a valid Python class name; use e.g. 'OnnxInput'")
+    if (
+        not isinstance(name, str)
+        or not _CLASS_NAME.fullmatch(name)
+        or keyword.iskeyword(name)
+        or (name.startswith("__") and name.endswith("__"))
+        or name in _IMPORTED
+    ):
+        raise InvalidArgumentError(
+            f"{option}={shown(repr(name))} is not a valid Python class name; use e.g. 'OnnxInput'"
+        )
 
 
 def generate_schema_code(info: ModelInfo, input_class: str = "OnnxInput", output_class: str = "OnnxOutput") -> str:
@@ -287,7 +355,7 @@ def generate_schema_code(info: ModelInfo, input_class: str = "OnnxInput", output
     any other unknown dimension -1.
     """
     imports = _Imports()
-    source = repr(Path(info.path).name) if info.path else "an ONNX model"
+    source = ascii(Path(info.path).name) if info.path else "an ONNX model"
     return _module(
         source,
         (input_class, _tensor_fields(info.inputs, imports)),
@@ -308,7 +376,7 @@ def generate_schema_code_for_columns(
     (what ``create_prediction_engine`` takes); ``source`` names the model in the header comment."""
     imports = _Imports()
     return _module(
-        repr(source),
+        ascii(source),
         (input_class, _column_fields(input_schema, imports)),
         (output_class, _column_fields(output_schema, imports)),
         imports,
@@ -334,4 +402,122 @@ def _module(source: str, inputs: tuple[str, _Fields], outputs: tuple[str, _Field
     out.extend(classes[0])
     out.extend(["", ""])
     out.extend(classes[1])
-    return "\n".join(out) + "\n"
+    code = "\n".join(out) + "\n"
+    check_generated_code(code)
+    return code
+
+
+# --------------------------------------------------------------------------------------------
+# The generated code holds only what it should
+
+_IMPORTS_FROM = {
+    "__future__": {"annotations"},
+    "dataclasses": {"dataclass"},
+    "typing": {"Annotated"},
+    "onnxpipe": {"ColumnName", "ImageType", "KeyType", "VectorType"},
+}
+_IMPORTS = {"numpy": "np", "numpy.typing": "npt"}
+_TYPE_NAMES = {"str", "int", "float", "bool", "object", "list", "dict"}
+_MARKERS = {"ColumnName", "ImageType", "KeyType", "VectorType"}
+_NUMPY_TYPE = re.compile(r"[a-z][a-z0-9]*_?")
+
+
+def check_generated_code(code: str) -> None:
+    """Refuse (ModelError) generated source that is anything but imports and dataclasses of annotated fields.
+
+    Allowed: ``from __future__ import annotations``, ``from dataclasses import dataclass``,
+    ``from typing import Annotated``, ``import numpy as np``, ``import numpy.typing as npt``,
+    ``from onnxpipe import`` the schema markers; classes decorated with exactly ``@dataclass``,
+    without bases, whose bodies hold a docstring, ``pass`` and ``name: annotation`` lines. An
+    annotation is built from builtin and numpy type names, subscripts, and in ``Annotated[...]``
+    metadata calls of ColumnName / VectorType / KeyType / ImageType with literal arguments.
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        raise ModelError(f"schema code: the generated source does not parse ({exc.msg}, line {exc.lineno})") from None
+    for statement in tree.body:
+        problem = _statement_problem(statement)
+        if problem is not None:
+            raise ModelError(f"schema code: refusing the generated source: line {statement.lineno} {problem}")
+
+
+def _statement_problem(node: ast.stmt) -> str | None:
+    if isinstance(node, ast.ImportFrom):
+        allowed = _IMPORTS_FROM.get(node.module or "")
+        if node.level or allowed is None or any(a.asname or a.name not in allowed for a in node.names):
+            return "imports something other than the schema's names"
+        return None
+    if isinstance(node, ast.Import):
+        if any(a.name not in _IMPORTS or _IMPORTS[a.name] != a.asname for a in node.names):
+            return "imports something other than numpy"
+        return None
+    if not isinstance(node, ast.ClassDef):
+        return f"is a {type(node).__name__}, not an import or a class"
+    decorators = [d.id for d in node.decorator_list if isinstance(d, ast.Name)]
+    if (
+        decorators != ["dataclass"]
+        or len(node.decorator_list) != 1
+        or node.bases
+        or node.keywords
+        or getattr(node, "type_params", None)
+        or not _CLASS_NAME.fullmatch(node.name)
+    ):
+        return "is not a plain @dataclass class"
+    for i, item in enumerate(node.body):
+        if isinstance(item, ast.Pass):
+            continue
+        if (
+            i == 0
+            and isinstance(item, ast.Expr)
+            and isinstance(item.value, ast.Constant)
+            and isinstance(item.value.value, str)
+        ):
+            continue
+        if not (
+            isinstance(item, ast.AnnAssign)
+            and isinstance(item.target, ast.Name)
+            and item.simple
+            and item.value is None
+            and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", item.target.id)
+        ):
+            return f"has a class body statement {type(item).__name__} that is not a field annotation"
+        if not _annotation_ok(item.annotation, top=True):
+            return f"has a field {item.target.id!r} whose annotation is not a plain schema type"
+    return None
+
+
+def _annotation_ok(node: ast.expr, *, top: bool = False) -> bool:
+    if top and isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "Annotated":
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        return len(parts) >= 2 and _annotation_ok(parts[0]) and all(_marker_ok(p) for p in parts[1:])
+    if isinstance(node, ast.Name):
+        return node.id in _TYPE_NAMES
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        if node.value.id == "np":
+            return bool(_NUMPY_TYPE.fullmatch(node.attr))
+        return node.value.id == "npt" and node.attr == "NDArray"
+    if isinstance(node, ast.Subscript):
+        base_ok = (isinstance(node.value, ast.Name) and node.value.id in ("list", "dict")) or (
+            isinstance(node.value, ast.Attribute) and _annotation_ok(node.value) and node.value.attr == "NDArray"
+        )
+        args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        return base_ok and 1 <= len(args) <= 2 and all(_annotation_ok(a) for a in args)
+    return False
+
+
+def _marker_ok(node: ast.expr) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _MARKERS
+        and not node.keywords
+        and all(_literal_ok(a) for a in node.args)
+    )
+
+
+def _literal_ok(node: ast.expr) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+        return isinstance(node, ast.Constant) and type(node.value) is int
+    return isinstance(node, ast.Constant) and (type(node.value) in (int, str) or node.value is None)

@@ -1,7 +1,8 @@
 """Reading ONNX models: type mapping, tensor descriptions and safe loading.
 
-One place maps ONNX types to column types, and one place loads model files (refusing external
-data that lives outside the model's folder).
+One place maps ONNX types to column types, and one place loads model files, after the checks of
+:mod:`onnxpipe.onnx._guard` (external data inside the model's folder, sizes within a limit, text
+that is text).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import Any
 import onnx
 from onnx import TensorProto
 
+from onnxpipe._display import shown
 from onnxpipe.errors import DataFileNotFoundError, ModelLoadError
+from onnxpipe.onnx._guard import DEFAULT_MAX_BYTES, check_model, check_strings, quoted, read_external_data
 from onnxpipe.schema import ColumnType, DType, MapType, SequenceType, TensorType
 
-__all__ = ["LoadedModel", "ModelInfo", "TensorInfo", "describe_model", "load_model"]
+__all__ = ["LoadedModel", "ModelInfo", "TensorInfo", "describe_model", "load_model", "model_with_data"]
 
 _ELEM: dict[int, DType] = {
     TensorProto.BOOL: DType.BOOL,
@@ -142,7 +145,24 @@ class ModelInfo:
         }
 
 
+def _check_described(model: onnx.ModelProto, label: str) -> None:
+    """The strings :func:`describe_model` reads are text (a model from :func:`load_model` is checked whole)."""
+    g = model.graph
+    parts: list[tuple[Any, str]] = [(vi, f"graph.input[{i}]") for i, vi in enumerate(g.input)]
+    parts += [(vi, f"graph.output[{i}]") for i, vi in enumerate(g.output)]
+    parts += [(o, f"opset_import[{i}]") for i, o in enumerate(model.opset_import)]
+    parts += [(p, f"metadata_props[{i}]") for i, p in enumerate(model.metadata_props)]
+    for message, where in parts:
+        check_strings(message, label, where)
+    texts = [model.producer_name, model.producer_version, model.domain, model.doc_string, g.name]
+    texts += [t.name for t in g.initializer]
+    if not all(isinstance(t, str) for t in texts):
+        check_strings(model, label)  # names the field
+
+
 def describe_model(model: onnx.ModelProto, path: str | None = None) -> ModelInfo:
+    """What Netron's Model Properties shows about ``model``; ModelLoadError for text that is not UTF-8."""
+    _check_described(model, Path(path).name if path else "<model>")
     g = model.graph
     init = {i.name for i in g.initializer}
     return ModelInfo(
@@ -169,34 +189,24 @@ class LoadedModel:
     proto: onnx.ModelProto  # without external tensor data
     source: bytes | str
     label: str  # file name, or "<bytes>", for messages
+    loops: bool = False  # the model has Loop or Scan nodes: its run time is not bounded by its size
 
 
-def _graph_tensors(graph: onnx.GraphProto) -> list[TensorProto]:
-    tensors = list(graph.initializer)
-    for node in graph.node:
-        for attr in node.attribute:
-            tensors.extend([attr.t] if attr.HasField("t") else [])
-            tensors.extend(attr.tensors)
-            for sub in [attr.g] if attr.HasField("g") else []:
-                tensors.extend(_graph_tensors(sub))
-            for sub in attr.graphs:
-                tensors.extend(_graph_tensors(sub))
-    return tensors
+def load_model(
+    model_file: str | Path | None = None,
+    model_bytes: bytes | None = None,
+    *,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+) -> LoadedModel:
+    """Parse a model from a file or from bytes, without executing or reading anything else.
 
-
-def _has_external_data(model: onnx.ModelProto) -> list[str]:
-    return [
-        next((e.value for e in t.external_data if e.key == "location"), "")
-        for t in _graph_tensors(model.graph)
-        if t.data_location == TensorProto.EXTERNAL
-    ]
-
-
-def load_model(model_file: str | Path | None = None, model_bytes: bytes | None = None) -> LoadedModel:
-    """Parse a model from a file or from bytes, without executing anything from it.
-
-    Models with external data are opened by path and every data file must lie inside the
-    model's folder.
+    The model is checked by :func:`onnxpipe.onnx._guard.check_model` before anything uses it:
+    every string is valid UTF-8; every external-data reference (any tensor, anywhere in the
+    model) is a relative path to a regular file inside the model's folder, symlinks resolved,
+    with its offset and length inside that file (a model given as bytes may have none); with
+    ``max_bytes`` (None: not checked, for describing a model) the file, the tensors it declares
+    and what constant folding would produce fit in that many bytes. Models with external data
+    are opened by path. Every refusal is a :class:`~onnxpipe.errors.ModelLoadError`.
     """
     if (model_file is None) == (model_bytes is None):
         raise ModelLoadError("give exactly one of model_file= or model_bytes=")
@@ -204,41 +214,51 @@ def load_model(model_file: str | Path | None = None, model_bytes: bytes | None =
         if not isinstance(model_bytes, bytes | bytearray | memoryview):
             raise ModelLoadError(f"model_bytes must be bytes, got {type(model_bytes).__name__}")
         data = bytes(model_bytes)
+        _check_file_size(len(data), "<bytes>", max_bytes)
         proto = _parse(data, "<bytes>")
-        if _has_external_data(proto):
-            raise ModelLoadError(
-                "the model keeps its weights in external data files, which cannot be found from "
-                "bytes; pass model_file= with the model's path instead"
-            )
-        return LoadedModel(proto, data, "<bytes>")
+        check = check_model(proto, folder=None, label="<bytes>", max_bytes=max_bytes)
+        return LoadedModel(proto, data, "<bytes>", check.loops)
     path = Path(model_file)  # type: ignore[arg-type]
     if not path.is_file():
-        raise DataFileNotFoundError(f"ONNX model file {str(path)!r} does not exist")
+        raise DataFileNotFoundError(f"ONNX model file {quoted(str(path))} does not exist")
+    _check_file_size(path.stat().st_size, path.name, max_bytes)
     data = path.read_bytes()
     proto = _parse(data, path.name)
-    external = _has_external_data(proto)
-    if not external:
-        return LoadedModel(proto, data, path.name)
     folder = path.resolve().parent
-    for loc in external:
-        target = (folder / loc).resolve()
-        if Path(loc).is_absolute() or not target.is_relative_to(folder):
-            raise ModelLoadError(
-                f"model {path.name!r} refers to external data {loc!r} outside its folder "
-                f"{str(folder)!r}; refusing to load it"
-            )
-        if not target.is_file():
-            raise DataFileNotFoundError(
-                f"model {path.name!r} needs external data file {str(target)!r}, which is missing"
-            )
-    return LoadedModel(proto, str(path.resolve()), path.name)
+    check = check_model(proto, folder=folder, label=path.name, max_bytes=max_bytes)
+    if not any(ref.flagged for ref in check.external):
+        return LoadedModel(proto, data, path.name, check.loops)
+    return LoadedModel(proto, str(path.resolve()), path.name, check.loops)
+
+
+def model_with_data(model: LoadedModel, max_bytes: int | None = DEFAULT_MAX_BYTES) -> onnx.ModelProto:
+    """The model with its external data read in (checked again now, so a file swapped since is caught)."""
+    if isinstance(model.source, bytes):
+        return model.proto
+    return read_external_data(model.proto, Path(model.source).parent, model.label, max_bytes)
+
+
+_PROTOBUF_LIMIT = (2 << 30) - 1  # protobuf parses no message of 2 GiB or more
+
+
+def _check_file_size(size: int, label: str, max_bytes: int | None) -> None:
+    if size > _PROTOBUF_LIMIT:
+        raise ModelLoadError(
+            f"{shown(label)} is not a valid ONNX model: it is {size:,} bytes, and an ONNX file holds at most 2 GiB "
+            "(larger models keep their weights in external data files)"
+        )
+    if max_bytes is not None and size > max_bytes:
+        raise ModelLoadError(
+            f"model {quoted(label)} is {size:,} bytes, more than max_bytes={max_bytes:,}; pass a larger max_bytes= "
+            "if the model really needs that much memory"
+        )
 
 
 def _parse(data: bytes, label: str) -> onnx.ModelProto:
     try:
         proto = onnx.load_model_from_string(data)
     except Exception as exc:  # protobuf DecodeError and friends
-        raise ModelLoadError(f"{label} is not a valid ONNX model: {exc}") from None
+        raise ModelLoadError(f"{shown(label)} is not a valid ONNX model: {shown(exc)}") from None
     if not proto.graph.node and not proto.graph.output:
-        raise ModelLoadError(f"{label} is not a valid ONNX model: it has no graph")
+        raise ModelLoadError(f"{shown(label)} is not a valid ONNX model: it has no graph")
     return proto

@@ -1,22 +1,30 @@
-"""The one place that creates ONNX Runtime sessions: providers, GPU, fallback and threads."""
+"""The one place that creates ONNX Runtime sessions: providers, GPU, fallback and threads; and
+:func:`run_with_deadline`, the one way to run an untrusted model on synthetic inputs while loading it.
+
+ONNX Runtime's own logging is off (fatal messages only): every failure reaches the caller as an
+onnxpipe error carrying ONNX Runtime's message, never as lines on stderr.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import onnxruntime as ort
 
-from onnxpipe.errors import DeviceError, InvalidArgumentError, ModelLoadError, OnnxPipeWarning
+from onnxpipe._display import shown
+from onnxpipe.errors import DeviceError, ExecutionError, InvalidArgumentError, ModelLoadError, OnnxPipeWarning
 
-__all__ = ["RunFunction", "SessionSettings", "create_session", "run_function"]
+__all__ = ["RunFunction", "SessionSettings", "create_session", "run_function", "run_with_deadline"]
 
 RunFunction = Callable[[list[str], dict[str, Any]], list[Any]]
 
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
+_QUIET = 4  # ONNX Runtime's log severity: fatal only (its errors come back as exceptions)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +47,7 @@ class SessionSettings:
 
 def _options(settings: SessionSettings) -> ort.SessionOptions:
     so = ort.SessionOptions()
-    so.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
+    so.log_severity_level = _QUIET  # ORT's warnings are not the user's business, its errors come back raised
     if settings.inter_op_num_threads is not None:
         so.inter_op_num_threads = settings.inter_op_num_threads
     if settings.intra_op_num_threads is not None:
@@ -51,7 +59,7 @@ def _open(source: bytes | str, settings: SessionSettings, providers: list[object
     try:
         return ort.InferenceSession(source, _options(settings), providers=providers)
     except Exception as exc:  # ORT raises its own Fail / InvalidGraph / NotImplemented types
-        raise ModelLoadError(f"ONNX Runtime cannot load model {label}: {exc}") from None
+        raise ModelLoadError(f"ONNX Runtime cannot load model {label}: {shown(exc, 2000)}") from None
 
 
 def create_session(source: bytes | str, settings: SessionSettings, label: str) -> ort.InferenceSession:
@@ -110,3 +118,49 @@ def run_function(session: ort.InferenceSession, settings: SessionSettings) -> Ru
     if run is None or settings.fallback_to_cpu:
         return session.run  # type: ignore[no-any-return]
     return lambda names, feeds: run(names, feeds, None)  # type: ignore[no-any-return]
+
+
+def run_with_deadline(
+    session: ort.InferenceSession,
+    output_names: list[str] | None,
+    feeds: dict[str, Any],
+    seconds: float | None,
+    *,
+    label: str = "the model",
+) -> list[Any]:
+    """``session.run(output_names, feeds)`` stopped after ``seconds`` (None: no deadline).
+
+    For running a model that is being loaded on synthetic inputs, where a crafted model (a
+    ``Loop`` with a huge trip count) could otherwise run forever: a :class:`threading.Timer`
+    sets ONNX Runtime's ``RunOptions.terminate``, which ONNX Runtime checks between nodes and
+    loop iterations. Raises :class:`~onnxpipe.errors.ModelLoadError` when the deadline passes
+    (saying how to raise it), :class:`~onnxpipe.errors.ExecutionError` when ONNX Runtime fails
+    otherwise; ``label`` names the model in both. ONNX Runtime logs nothing.
+    """
+    options = ort.RunOptions()
+    options.log_severity_level = _QUIET
+    expired = threading.Event()
+    timer: threading.Timer | None = None
+    if seconds is not None:
+
+        def stop() -> None:
+            expired.set()
+            options.terminate = True
+
+        timer = threading.Timer(seconds, stop)
+        timer.daemon = True
+        timer.start()
+    try:
+        results: list[Any] = session.run(output_names, feeds, options)
+        return results
+    except Exception as exc:
+        if expired.is_set():
+            raise ModelLoadError(
+                f"{label} did not finish in {seconds:g} s on a synthetic input while being loaded (a loop that "
+                "runs for too long?); refusing to load it. If the model is trusted and just slow, pass a larger "
+                "verify_timeout= (or None for no deadline)"
+            ) from None
+        raise ExecutionError(f"{label}: ONNX Runtime failed on a synthetic input: {shown(exc, 2000)}") from None
+    finally:
+        if timer is not None:
+            timer.cancel()

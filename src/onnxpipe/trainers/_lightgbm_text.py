@@ -39,9 +39,15 @@ def _lgbm_check_numbers(value: bytes, count: int, what: str) -> None:
         raise _LightGbmTextError(f"{what} must be {count} numbers")
 
 
+_LINE_BREAK = re.compile(rb"[\r\n]")
+_TRAILER = re.compile(rb"\s*(?:pandas_categorical:null\s*)?")  # what LightGBM's Python package writes last
+
+
 def _lgbm_line_end(data: bytes, pos: int) -> int:
-    ends = [i for i in (data.find(b"\n", pos), data.find(b"\r", pos)) if i >= 0]
-    return min(ends) if ends else len(data)
+    # One regex search, not two find() calls: find(b"\r") would scan to the end of a text
+    # without any, for every line (quadratic in the text's length).
+    found = _LINE_BREAK.search(data, pos)
+    return found.start() if found else len(data)
 
 
 def _lgbm_skip_newline(data: bytes, pos: int) -> int:
@@ -110,19 +116,27 @@ def _lgbm_tree(data: bytes, pos: int, index: int, max_feature: int) -> None:
 
 
 def _lgbm_parameters(data: bytes, pos: int) -> None:
-    """Check the ``parameters:`` section after the trees: LightGBM's GetLoadedParam reads the part
-    after the ':' of each "[name: value]" line without checking that there is one."""
+    """Check the ``parameters:`` section after the trees and what follows it.
+
+    LightGBM's GetLoadedParam reads the part after the ':' of each "[name: value]" line without
+    checking that there is one. After ``end of parameters`` LightGBM's Python package reads a
+    ``pandas_categorical:`` line as JSON; onnxpipe's trainers write ``null`` there, and anything
+    else (a JSON document of any size or depth) is refused before that parser sees it.
+    """
     inside = False
     while pos < len(data):
         end = _lgbm_line_end(data, pos)
         line = data[pos:end]
+        pos = _lgbm_skip_newline(data, end)
         if line == b"parameters:":
             inside = True
         elif line == b"end of parameters":
+            if not _TRAILER.fullmatch(data, pos):
+                raise _LightGbmTextError("only 'pandas_categorical:null' may follow its parameters")
             return
         elif inside and line and len([part for part in line.split(b":") if part]) < 2:
             raise _LightGbmTextError(f"its parameter line {line[:60]!r} is not '[name: value]'")
-        pos = _lgbm_skip_newline(data, end)
+    raise _LightGbmTextError("it has no 'end of parameters' line")
 
 
 def lightgbm_text_problem(text: object, num_features: object) -> str | None:

@@ -22,6 +22,7 @@ class values at the ``ArgMax`` of ``Score``.
 
 from __future__ import annotations
 
+import abc
 import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -286,6 +287,11 @@ class _MulticlassModel(_Immutable, Transformer):
         self._score_column = score_column(label_column, self.classes)
 
     @property
+    def label_column(self) -> Column:
+        """The label column the model was trained on (its name and type)."""
+        return Column(self.label_column_name, self.label_type)
+
+    @property
     def score_slot_names(self) -> tuple[str, ...]:
         """The class of each ``Score`` slot, as text."""
         return self._score_column.slot_names or _class_names(self.classes)
@@ -301,9 +307,9 @@ class _MulticlassModel(_Immutable, Transformer):
     def input_columns(self, input_schema: Schema) -> Sequence[str]:
         return [self.feature_column_name]
 
+    @abc.abstractmethod
     def _scores(self, x: np.ndarray) -> np.ndarray:
         """Float64 scores (rows, classes) of a float64 feature matrix."""
-        raise NotImplementedError
 
     def _export_scores(self, ctx: ExportContext, x: str) -> str:
         """The ONNX value of the float64 scores ``[N, classes]`` from the float64 features ``x``."""
@@ -801,6 +807,11 @@ class OneVersusAllModel(_Immutable, Transformer):
         self._score_column = score_column(label_column, self.classes)
         self.onnx_min_opset = max([13, *(getattr(m, "onnx_min_opset", 13) for m in self.models)])
         self._freeze()
+
+    @property
+    def label_column(self) -> Column:
+        """The label column the model was trained on (its name and type)."""
+        return Column(self.label_column_name, self.label_type)
 
     @property
     def score_slot_names(self) -> tuple[str, ...]:

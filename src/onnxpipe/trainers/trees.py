@@ -76,6 +76,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, Unpack
 
 import numpy as np
 
+from onnxpipe._limits import check_thread_count
 from onnxpipe.core import Estimator, Transformer
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
@@ -84,7 +85,6 @@ from onnxpipe.errors import (
     DataError,
     ExportError,
     InvalidArgumentError,
-    ModelLoadError,
     ShapeError,
     require,
 )
@@ -738,10 +738,44 @@ class LightGbmModel(Transformer):
         number_of_threads: int | None = None,
         catalog_name: str | None = None,
     ) -> None:
+        # Every argument is checked: a saved model rebuilds through here from a file of unknown origin.
         if task not in _TASKS:
-            raise InvalidArgumentError(f"task must be one of {list(_TASKS)}, got {task!r}")
+            raise InvalidArgumentError(f"task must be one of {list(_TASKS)}, got {task!r:.60}")
         if (classes is not None) != (task == MULTICLASS):
             raise InvalidArgumentError("classes are given for a multiclass model, and only for one")
+        for what, name in (("label_column_name", label_column_name), ("feature_column_name", feature_column_name)):
+            if not isinstance(name, str) or not name:
+                raise InvalidArgumentError(f"LightGbmModel: {what} must be a non-empty string, got {name!r:.60}")
+        if catalog_name is not None and (not isinstance(catalog_name, str) or not catalog_name):
+            raise InvalidArgumentError(
+                f"LightGbmModel: catalog_name must be a non-empty string, got {catalog_name!r:.60}"
+            )
+        if not isinstance(label_type, TensorType):
+            raise InvalidArgumentError(f"LightGbmModel: label_type must be a TensorType, got {label_type!r:.60}")
+        if isinstance(num_features, bool) or not isinstance(num_features, int | np.integer) or num_features < 1:
+            raise InvalidArgumentError(
+                f"LightGbmModel: num_features must be a positive integer, got {num_features!r:.60}"
+            )
+        if classes is not None:
+            classes = np.asarray(classes)
+            if (
+                classes.ndim != 1
+                or len(classes) < 2
+                or (classes.dtype.hasobject and label_type.dtype is not DType.STRING)
+            ):
+                raise InvalidArgumentError(
+                    f"LightGbmModel: classes must be 1-D with at least 2 values, got {classes!r:.60}"
+                )
+        if score_slot_names is not None and (
+            isinstance(score_slot_names, str) or not all(isinstance(n, str) for n in score_slot_names)
+        ):
+            raise InvalidArgumentError("LightGbmModel: score_slot_names must be a sequence of strings")
+        check_thread_count("LightGbmModel", "number_of_threads", number_of_threads)
+        # LightGBM's parser trusts its input (bad indexes crash the process): the text is checked
+        # before it ever sees it.
+        problem = lightgbm_text_problem(model_text, int(num_features))
+        if problem:
+            raise InvalidArgumentError(f"LightGbmModel: {problem}")
         values: dict[str, Any] = {
             "task": task,
             "model_text": model_text,
@@ -779,19 +813,10 @@ class LightGbmModel(Transformer):
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"{type(self).__name__} is frozen")
 
-    _DERIVED = ("_lock", "_booster_cache", "_sigmoid_value", "_average_value")
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in self._DERIVED}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # The state may come from a saved model of unknown origin, and LightGBM's parser trusts
-        # its input (bad indexes crash the process): check the text before it ever sees it.
-        problem = lightgbm_text_problem(state.get("model_text"), state.get("num_features"))
-        if problem:
-            raise ModelLoadError(problem)
-        self.__dict__.update(state)
-        self._derive()
+    @classmethod
+    def from_legacy_attributes(cls, attributes: dict[str, Any]) -> LightGbmModel:
+        # Format 1 stored exactly the constructor's arguments.
+        return cls.from_state(attributes)
 
     def _derive(self) -> None:
         """The per-process cache and the values read from the model text's header."""

@@ -227,6 +227,9 @@ class OneHotEncodingTransformer(OneToOneStep, Transformer):
     def _params(self) -> tuple[object, ...]:
         return (*super()._params(), self.output_kind, self._to_key)
 
+    def get_state(self) -> dict[str, Any]:
+        return {"output_column_name": self.output_column_name, "output_kind": self.output_kind, "keys": self._to_key}
+
     @property
     def keys(self) -> np.ndarray:
         """The values behind keys ``1..n`` (slot ``i`` of an indicator vector is ``keys[i]``)."""

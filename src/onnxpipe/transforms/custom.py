@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
+from onnxpipe._display import shown
 from onnxpipe.core import TrivialEstimator
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._rows import RowConverter
@@ -115,24 +116,30 @@ class CustomMappingTransformer(TrivialEstimator, Generic[In, Out]):
         # pickle does, registered or not.
         return (_rebuild, (self._arguments(),))
 
-    def __getstate__(self) -> dict[str, Any]:
+    def get_state(self) -> dict[str, Any]:
         # What a saved model holds: the contract name when this very mapping is registered under
         # it; otherwise the function, which saving refuses naming this step.
         if _registered.get(self.contract_name) == (self.fn, self.input_class, self.output_class):
             return {"contract_name": self.contract_name}
         return self._arguments()
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], version: int | None = None) -> CustomMappingTransformer[Any, Any]:
+        state = cls._current_state(state, version)
         name = state.get("contract_name")
         if set(state) != {"contract_name"} or not isinstance(name, str):
-            raise InvalidArgumentError("custom_mapping: a saved custom mapping holds only its contract name")
+            raise ModelLoadError("custom_mapping: a saved custom mapping holds only its contract name")
         if name not in _registered:
             raise ModelLoadError(
-                f"custom_mapping({name}): no custom mapping is registered under {name!r} in this process; call "
+                f"custom_mapping({shown(name)}): no custom mapping is registered under {name!r} in this process; call "
                 "onnxpipe.register_custom_mapping(name, fn, input_class, output_class) before loading"
             )
         fn, input_class, output_class = _registered[name]
-        self.__init__(fn, input_class, output_class, name)  # type: ignore[misc]
+        return cls(fn, input_class, output_class, name)
+
+    @classmethod
+    def from_legacy_attributes(cls, attributes: dict[str, Any]) -> CustomMappingTransformer[Any, Any]:
+        return cls.from_state(attributes)  # format 1 held the contract name alone too
 
 
 def _rebuild(arguments: dict[str, Any]) -> CustomMappingTransformer[Any, Any]:

@@ -113,7 +113,14 @@ import pyarrow as pa
 
 from onnxpipe.core import TrivialEstimator
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, to_arrow
-from onnxpipe.data._images import UnsupportedModeError, decode_image, pil_image, pillow
+from onnxpipe.data._images import (
+    MAX_BATCH_PIXELS,
+    UnsupportedModeError,
+    decode_image,
+    image_pixels,
+    pil_image,
+    pillow,
+)
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import (
     ColumnTypeError,
@@ -264,6 +271,10 @@ class _ImageStep(OneToOneStep, TrivialEstimator):
     def _drops_rows(self) -> bool:
         return False
 
+    def _pieces(self, part: pa.RecordBatch, schema: Schema) -> Iterator[tuple[int, pa.RecordBatch]]:
+        """``part`` as the batches this step computes at once, each with its first row's offset."""
+        yield 0, part
+
     def transform(self, data: DataView) -> DataView:
         in_schema = data.schema
         out_schema = self.output_schema(in_schema)
@@ -291,9 +302,10 @@ class _ImageStep(OneToOneStep, TrivialEstimator):
                 step = chunk or max(batch.num_rows, 1)
                 for start in range(0, max(batch.num_rows, 1), step):
                     part = batch if step >= batch.num_rows else batch.slice(start, step)
-                    out = convert(part, first_row + start)
-                    if out is not None:
-                        yield out
+                    for offset, piece in self._pieces(part, in_schema):
+                        out = convert(piece, first_row + start + offset)
+                        if out is not None:
+                            yield out
                 first_row += batch.num_rows
 
         return DataView(out_schema, batches, None if self._drops_rows() else data.row_count)
@@ -433,6 +445,20 @@ class ImageLoadingTransformer(_FileLoadingTransformer):
 
     def _read(self, path: str) -> np.ndarray:
         return decode_image(path)
+
+    def _pieces(self, part: pa.RecordBatch, schema: Schema) -> Iterator[tuple[int, pa.RecordBatch]]:
+        # Decoded images of one batch are held together: split it where their pixels, read from
+        # the files' headers, would pass MAX_BATCH_PIXELS (one image alone may always make a batch).
+        texts = [str(t) for t in from_arrow(part.column(self.input_column_name), schema[self.input_column_name].type)]
+        folder = self.image_folder
+        pixels = _map_rows(lambda t: image_pixels(os.path.join(folder, t) if folder else t) if t else 0, texts)
+        start, total = 0, 0
+        for i, count in enumerate(pixels):
+            if i > start and total + count > MAX_BATCH_PIXELS:
+                yield start, part.slice(start, i - start)
+                start, total = i, 0
+            total += count
+        yield start, part if start == 0 else part.slice(start)
 
     def output_schema(self, input_schema: Schema) -> Schema:
         pillow()  # a missing Pillow fails when the pipeline is checked, not at the first batch

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -138,6 +138,17 @@ class TopKLabelsTransformer(TrivialEstimator):
                 f"choose k <= {len(self.labels)}"
             )
         self.k = int(k)
+
+    def get_state(self) -> dict[str, Any]:
+        # A labels file is read once, at construction: the state holds the labels themselves.
+        return {
+            "output_column_name": self.output_column_name,
+            "score_column_name": self.score_column_name,
+            "labels": list(self.labels),
+            "labels_file": None,
+            "k": self.k,
+            "score_output_column_name": self.score_output_column_name,
+        }
 
     @property
     def step_name(self) -> str:

@@ -44,6 +44,7 @@ the data allows equal bins).
 
 from __future__ import annotations
 
+import abc
 import enum
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -644,9 +645,9 @@ class _SlotNormalizer(_Frozen, Transformer):
             out = self._apply(flat)
         return {self.output_column_name: out.reshape((n_rows, *self.shape)).astype(ct.dtype.numpy)}
 
+    @abc.abstractmethod
     def _apply(self, flat: np.ndarray) -> np.ndarray:
         """The normalized ``(rows, slots)`` float64 values."""
-        raise NotImplementedError
 
     # ONNX: the column as double, the step's nodes, the result cast back to the column's type.
     def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:

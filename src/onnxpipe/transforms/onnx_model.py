@@ -12,10 +12,20 @@ Batching. When every input's first dimension is unknown and every output keeps i
 stacked along it and scored ``batch_size`` at a time (rows whose resolved shapes differ go in
 separate calls), which gives the same results as scoring row by row. Otherwise rows are scored
 one at a time.
+
+Untrusted models. The model is checked before ONNX Runtime opens it (see
+:mod:`onnxpipe.onnx._guard`): external data only from regular files inside the model's folder,
+no external data at all from ``model_bytes``, and at most ``max_bytes`` (default
+:data:`~onnxpipe._limits.DEFAULT_MAX_BYTES`, 4 GiB) of declared tensors, of tensors constant
+folding would produce, and of synthetic inputs. A model with loops (``Loop``, ``Scan``, anywhere)
+is run once on a synthetic row at construction under a deadline of ``verify_timeout`` seconds
+(default :data:`~onnxpipe._limits.DEFAULT_VERIFY_TIMEOUT`, 10 s; None: not run), so that one
+that never ends is a ``ModelLoadError`` at once rather than a hang at the first batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -29,6 +39,8 @@ import onnx
 import onnx.version_converter
 import onnxruntime as ort
 
+from onnxpipe._display import shown
+from onnxpipe._limits import MAX_BATCH_ROWS, check_thread_count, current_load_limits
 from onnxpipe.core import TrivialEstimator
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.errors import (
@@ -43,6 +55,14 @@ from onnxpipe.errors import (
     TensorNotFoundError,
 )
 from onnxpipe.onnx._export import COLUMNS_METADATA_KEY, ExportContext
+from onnxpipe.onnx._guard import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_VERIFY_TIMEOUT,
+    check_feed,
+    check_max_bytes,
+    check_verify_timeout,
+    quoted,
+)
 from onnxpipe.onnx._model import (
     ONNX_ELEMENT,
     LoadedModel,
@@ -50,9 +70,10 @@ from onnxpipe.onnx._model import (
     TensorInfo,
     describe_model,
     load_model,
+    model_with_data,
     tensor_info,
 )
-from onnxpipe.onnx._session import RunFunction, SessionSettings, create_session, run_function
+from onnxpipe.onnx._session import RunFunction, SessionSettings, create_session, run_function, run_with_deadline
 from onnxpipe.schema import Column, ColumnType, DType, Schema, SequenceType, TensorType, column_type_from_json
 
 __all__ = ["OnnxTransformer"]
@@ -143,11 +164,24 @@ class OnnxTransformer(TrivialEstimator):
         inter_op_num_threads: int | None = None,
         intra_op_num_threads: int | None = None,
         batch_size: int | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        verify_timeout: float | None = DEFAULT_VERIFY_TIMEOUT,
+        model_label: str | None = None,
     ) -> None:
+        self.max_bytes = check_max_bytes(max_bytes)
+        self.verify_timeout = check_verify_timeout(verify_timeout)
         if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 0 < batch_size <= MAX_BATCH_ROWS
         ):
-            raise InvalidArgumentError(f"batch_size must be a positive number of rows, got {batch_size!r}")
+            raise InvalidArgumentError(
+                f"batch_size must be a number of rows from 1 to {MAX_BATCH_ROWS:,}, got {batch_size!r:.40}"
+            )
+        check_thread_count("apply_onnx_model", "inter_op_num_threads", inter_op_num_threads)
+        check_thread_count("apply_onnx_model", "intra_op_num_threads", intra_op_num_threads)
+        if model_label is not None and (not isinstance(model_label, str) or not 0 < len(model_label) <= 4096):
+            raise InvalidArgumentError(
+                f"apply_onnx_model: model_label must be a short non-empty string, got {model_label!r:.60}"
+            )
         self._arguments = {
             "output_column_names": None if output_column_names is None else list(output_column_names),
             "input_column_names": None if input_column_names is None else list(input_column_names),
@@ -156,7 +190,9 @@ class OnnxTransformer(TrivialEstimator):
             "intra_op_num_threads": intra_op_num_threads,
             "batch_size": batch_size,
         }
-        self._model: LoadedModel = load_model(model_file, model_bytes)
+        self._model: LoadedModel = load_model(model_file, model_bytes, max_bytes=self.max_bytes)
+        if model_label is not None:
+            self._model = dataclasses.replace(self._model, label=model_label)
         self.info: ModelInfo = describe_model(self._model.proto, str(model_file) if model_file else None)
         self._exported = _export_metadata(self.info.metadata)
         self.settings = SessionSettings(gpu_device_id, fallback_to_cpu, inter_op_num_threads, intra_op_num_threads)
@@ -188,13 +224,13 @@ class OnnxTransformer(TrivialEstimator):
         self._plans: dict[tuple[str, ColumnType], tuple[int, ...] | None] = {}
         self._prepared: _Prepared | None = None
         self._output_tensors = [o.tensor for o in self._outputs]
-        self._get_session()  # fail now, not at the first batch
+        self._verify(self._get_session())  # fail now, not at the first batch
 
     # ---------------------------------------------------------------- construction helpers
 
     @property
     def step_name(self) -> str:
-        return f"apply_onnx_model({self._model.label})"
+        return f"apply_onnx_model({shown(self._model.label)})"
 
     def _tensor_names(self) -> str:
         return f"inputs {[t.name for t in self.info.inputs]}, outputs {[t.name for t in self.info.outputs]}"
@@ -259,14 +295,43 @@ class OnnxTransformer(TrivialEstimator):
         return tuple(plans)
 
     def _mlnet_dummy_feeds(self) -> dict[str, np.ndarray]:
-        feeds = {}
-        for t in self.info.inputs:
-            if _is_mlnet_unused(t.name) and isinstance(t.column_type, TensorType):
-                shape = tuple(d or 1 for d in t.shape)
-                feeds[t.name] = np.zeros(shape, dtype=t.column_type.dtype.numpy)
-                if t.column_type.dtype is DType.STRING:
-                    feeds[t.name][...] = ""
-        return feeds
+        return {
+            t.name: self._synthetic(t.name, t.column_type, t.shape)
+            for t in self.info.inputs
+            if _is_mlnet_unused(t.name) and isinstance(t.column_type, TensorType)
+        }
+
+    def _synthetic(self, name: str, ct: TensorType, shape: Shape) -> np.ndarray:
+        """Zeros (empty strings) of a shape the model declares, unknown dimensions 1; never more than max_bytes."""
+        dims = tuple(d or 1 for d in shape)
+        item = 64 if ct.dtype is DType.STRING else ct.dtype.numpy.itemsize
+        check_feed(dims, item, self.max_bytes, f"{self.step_name}: input {quoted(name)}")
+        value = np.zeros(dims, dtype=ct.dtype.numpy)
+        if ct.dtype is DType.STRING:
+            value[...] = ""
+        return value
+
+    def _verify(self, session: ort.InferenceSession) -> None:
+        """Run a model with loops once on a synthetic row under ``verify_timeout``.
+
+        A model without Loop or Scan does work bounded by its size (checked against max_bytes);
+        one with loops can run for as long as its trip counts say, so it must prove it ends.
+        Only the deadline is enforced: a model may fail on made-up values (scoring real rows
+        reports that), so ONNX Runtime's other errors are ignored here.
+        """
+        if self.verify_timeout is None or not self._model.loops:
+            return
+        feeds = {
+            i.tensor: self._synthetic(i.tensor, i.info.column_type, i.row_shape)
+            for i in self._inputs
+            if isinstance(i.info.column_type, TensorType)
+        }
+        total = sum(v.nbytes for v in feeds.values())
+        check_feed((total,), 1, self.max_bytes, f"{self.step_name}: the synthetic row")
+        with contextlib.suppress(ExecutionError):
+            run_with_deadline(
+                session, self._output_tensors, {**self._dummy_feeds, **feeds}, self.verify_timeout, label=self.step_name
+            )
 
     def _column_name(self, tensor: str) -> str:
         if tensor in self._exported:
@@ -368,11 +433,8 @@ class OnnxTransformer(TrivialEstimator):
 
     def on_device(self, gpu_device_id: int | None, fallback_to_cpu: bool = False) -> OnnxTransformer:
         """The same step opened on another device (``None``: the CPU), e.g. after loading a saved model."""
-        state = self.__getstate__()
-        label = state.pop("label")
-        moved = OnnxTransformer(**state, gpu_device_id=gpu_device_id, fallback_to_cpu=fallback_to_cpu)
-        moved._model = dataclasses.replace(moved._model, label=label)
-        return moved
+        state = {**self.get_state(), "gpu_device_id": gpu_device_id, "fallback_to_cpu": fallback_to_cpu}
+        return OnnxTransformer(**state)
 
     @property
     def providers(self) -> list[str]:
@@ -394,27 +456,58 @@ class OnnxTransformer(TrivialEstimator):
 
     @property
     def model_bytes(self) -> bytes:
-        """The serialized model (with external data inlined when it was loaded from a path)."""
+        """The serialized model (with external data inlined when it was loaded from a path).
+
+        External data is read by :func:`~onnxpipe.onnx._model.model_with_data`, which checks
+        every location again (inside the model's folder, a regular file, within max_bytes).
+        """
         if isinstance(self._model.source, bytes):
             return self._model.source
-        data: bytes = onnx.load(self._model.source).SerializeToString()
+        proto = model_with_data(self._model, self.max_bytes)
+        try:
+            data: bytes = proto.SerializeToString()
+        except ValueError as exc:  # protobuf refuses to serialize 2 GiB or more
+            raise ModelLoadError(f"{self.step_name}: the model cannot be held as bytes: {shown(exc)}") from None
         return data
 
-    def __getstate__(self) -> dict[str, Any]:
-        # The model bytes and the arguments, not the parsed model or the session: restoring runs
-        # __init__ again, so a saved or pickled transformer is validated like a new one. The
-        # device settings stay with the process that loads it.
-        return {"model_bytes": self.model_bytes, "label": self._model.label, **self._arguments}
+    def get_state(self) -> dict[str, Any]:
+        # The model bytes and the arguments, not the parsed model or the session: rebuilding runs
+        # the constructor, so a saved or pickled transformer is validated like a new one. The
+        # device settings stay with the process that loads it; the model's label is kept aside.
+        return {
+            "model_file": None,
+            "model_bytes": self.model_bytes,
+            **self._arguments,
+            "gpu_device_id": None,
+            "fallback_to_cpu": False,
+            "max_bytes": self.max_bytes,
+            "verify_timeout": self.verify_timeout,
+            "model_label": self._model.label,
+        }
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        if "model_file" in state:  # __getstate__ embeds the bytes; a saved model never opens another file
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], version: int | None = None) -> OnnxTransformer:
+        if state.get("model_file") is not None:  # a saved model never opens another file
             raise ModelLoadError("apply_onnx_model: the state refers to a model file instead of holding its bytes")
-        label = state.pop("label", "<bytes>")
-        if not isinstance(label, str):
-            raise ModelLoadError(f"apply_onnx_model: invalid model label {label!r}")
-        self.__init__(**state)  # type: ignore[misc]
-        self._model = dataclasses.replace(self._model, label=label)
+        limits = current_load_limits()
+        if limits is not None:  # a file may lower the loader's limits, never raise or lift them
+            saved = check_max_bytes(state.get("max_bytes", limits.max_bytes))
+            state = {**state, "max_bytes": min(saved, limits.max_bytes), "verify_timeout": limits.verify_timeout}
+        return super().from_state(state, version)
+
+    @classmethod
+    def from_legacy_attributes(cls, attributes: dict[str, Any]) -> OnnxTransformer:
+        # Format 1 kept the constructor's arguments and the label, not attributes.
+        arguments = dict(attributes)
+        arguments["model_label"] = arguments.pop("label", None)
+        defaults = {
+            "model_file": None,
+            "gpu_device_id": None,
+            "fallback_to_cpu": False,
+            "max_bytes": DEFAULT_MAX_BYTES,
+            "verify_timeout": DEFAULT_VERIFY_TIMEOUT,
+        }
+        return cls.from_state({**defaults, **arguments})
 
     def __repr__(self) -> str:
         return (
@@ -469,7 +562,15 @@ class OnnxTransformer(TrivialEstimator):
         if node is None:
             return None
         attr = next((a for a in node.attribute if a.name == "keys_strings"), None)
-        return tuple(s.decode() for s in attr.strings) if attr is not None else None
+        if attr is None:
+            return None
+        try:
+            return tuple(s.decode() for s in attr.strings)
+        except UnicodeDecodeError:
+            raise ModelLoadError(
+                f"{self.step_name}: the slot names of column {quoted(column)} (node {quoted(node.name)}) are not "
+                "valid UTF-8 text"
+            ) from None
 
     def input_columns(self, input_schema: Schema) -> Sequence[str]:
         return [i.tensor for i in self._inputs]
@@ -717,7 +818,7 @@ def _export_metadata(metadata: Mapping[str, str]) -> dict[str, _ExportedColumn]:
             )
             for e in entries
         }
-    except (ValueError, KeyError, TypeError, SchemaError):
+    except (ValueError, KeyError, TypeError, SchemaError, RecursionError):
         return {}  # metadata from elsewhere or damaged: fall back to the model's own types
 
 
