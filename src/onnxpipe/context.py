@@ -72,12 +72,14 @@ class DataCatalog:
         has_header: bool = False,
         allow_quoting: bool = True,
         missing_values: Sequence[str] = _data._loaders.DEFAULT_MISSING,
+        max_row_bytes: int = _data._loaders.MAX_ROW_BYTES,
     ) -> DataView:
         """A delimited text file (CSV with ``separator=","``), streamed lazily. Fields of
         ``row_class`` read the file column of their ``LoadColumn`` index (a range makes a
         vector) or, with a header, of their name; a ``schema`` (e.g. a loaded model's input
         schema) reads columns by name, vectors from ``name.0``, ``name.1``... Missing values
-        become NaN in float columns."""
+        become NaN in float columns. A row longer than ``max_row_bytes`` (64 MiB) is a
+        ParseError naming it, not an unbounded allocation."""
         return _data.load_from_text_file(
             path,
             row_class,
@@ -86,6 +88,7 @@ class DataCatalog:
             has_header=has_header,
             allow_quoting=allow_quoting,
             missing_values=missing_values,
+            max_row_bytes=max_row_bytes,
         )
 
     def load_from_parquet(self, path: str | Path, *, batch_size: int = 65536) -> DataView:
