@@ -144,6 +144,11 @@ def _split_names(column: Column) -> list[str] | None:
     """``name.0`` ... for a tensor of known shape with more than zero values; None otherwise."""
     ct = column.type
     if isinstance(ct, TensorType) and not ct.is_scalar and ct.is_known_shape:
+        if (ct.size or 0) > MAX_ROW_BYTES // 2:  # each value takes a digit and a separator at least
+            raise DataError(
+                f"column {shown(repr(column.name))} holds {ct.size:,} values per row, more than a text row of "
+                f"{MAX_ROW_BYTES:,} bytes can hold; use Parquet or JSON lines"
+            )
         return [f"{column.name}.{k}" for k in range(ct.size or 0)]
     return None
 

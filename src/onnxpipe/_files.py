@@ -51,13 +51,19 @@ def _umask() -> int:
 
 
 def check_output_path(path: str | Path, what: str) -> Path:
-    """``path`` as a target to write ``what`` to: its folder must exist, and it must not be a
-    symbolic link (see the module docstring)."""
+    """``path`` as a target to write ``what`` to: its folder must exist, and it must be absent or
+    a regular file, not a symbolic link (see the module docstring)."""
     target = Path(path)
     if target.is_symlink():
         raise InvalidArgumentError(
             f"cannot write {what} to {str(target)!r}: it is a symbolic link, and onnxpipe does not write through "
             "links; give the path the link points to, or remove the link"
+        )
+    if target.exists() and not target.is_file():
+        # Renaming over a device (/dev/null, a disk), a pipe or a socket would replace that node.
+        raise InvalidArgumentError(
+            f"cannot write {what} to {str(target)!r}: it exists and is not a regular file (a folder, a device, a "
+            "pipe or a socket); write to a file"
         )
     parent = target.parent
     if not parent.is_dir():

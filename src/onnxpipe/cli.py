@@ -358,6 +358,16 @@ def _open_pipeline(model: str, max_bytes: int) -> _Pipeline:
 
         onnx_model = OnnxTransformer(path, max_bytes=max_bytes)
         columns = [Column(n, _onnx_input_type(onnx_model.info.input(n))) for n in onnx_model.input_column_names]
+        for column in columns:  # a declared [N, 2**40] would have the reader plan 2**40 values a row
+            ct = column.type
+            assert isinstance(ct, TensorType)
+            row_bytes = (ct.size or 1) * (ct.dtype.numpy.itemsize or 1)
+            if row_bytes > max_bytes:
+                _fail(
+                    f"input {_quoted(column.name)} of {_quoted(model)} declares {ct.size:,} values per row "
+                    f"({row_bytes:,} bytes), more than --max-bytes ({max_bytes:,})",
+                    EXIT_BAD_INPUT,
+                )
         return _Pipeline(onnx_model, Schema(columns), tuple(onnx_model.output_column_names))
     except OnnxPipeError as exc:
         _fail(str(exc), EXIT_BAD_INPUT)

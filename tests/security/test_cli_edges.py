@@ -1,0 +1,75 @@
+"""CLI arguments that name what is not a plain file, and models whose declared sizes would make
+the reader plan absurd rows: refused with one error line, nothing replaced or allocated."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import onnxpipe as op
+from onnxpipe.schema import Column, DType, Schema, TensorType
+from tests.security.conftest import run_isolated
+
+
+def _identity(path: Path, width: int) -> Path:
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def _single_error(stderr: str) -> str:
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("command", ["predict", "convert"])
+def test_an_output_that_is_a_pipe_or_device_is_never_replaced(tmp_path: Path, command: str) -> None:
+    """Writing beside the output and renaming over it would replace a device node (as root,
+    ``-o /dev/null`` would leave a regular file there): such outputs are refused."""
+    model = _identity(tmp_path / "m.onnx", 3)
+    (tmp_path / "in.csv").write_text("x.0,x.1,x.2\n1,2,3\n")
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    if command == "predict":
+        argv = ["predict", str(model), "-i", str(tmp_path / "in.csv"), "-o", str(fifo)]
+    else:
+        zipped = tmp_path / "m.zip"
+        ctx = op.MLContext()
+        ctx.model.save(
+            ctx.transforms.apply_onnx_model(str(model)), Schema([Column("x", TensorType(DType.FLOAT32, (3,)))]), zipped
+        )
+        argv = ["convert", str(zipped), "-o", str(fifo)]
+    out = run_isolated("", argv=argv, timeout=60)
+    assert out.returncode == 1 and not out.timed_out, out
+    assert "is not a regular file" in _single_error(out.stderr)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still the pipe it was
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
+
+@pytest.mark.parametrize(
+    ("width", "match"),
+    [
+        (1 << 40, r"input 'x' of .* declares 1,099,511,627,776 values per row .* more than --max-bytes"),
+        (1 << 28, r"column 'x' holds 268,435,456 values per row, more than a text row of 67,108,864 bytes"),
+    ],
+)
+def test_absurd_declared_row_sizes_are_refused_before_reading(tmp_path: Path, width: int, match: str) -> None:
+    model = _identity(tmp_path / "m.onnx", width)
+    (tmp_path / "in.csv").write_text("x.0\n1\n")
+    out = run_isolated("", argv=["predict", str(model), "-i", str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.csv")])
+    assert out.returncode == 2 and not out.timed_out and out.clean, out
+    assert re.search(match, _single_error(out.stderr)), out.stderr
+    assert not (tmp_path / "o.csv").exists()
