@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 from onnxpipe._display import shown
 from onnxpipe._limits import DEFAULT_MAX_BYTES
 from onnxpipe.data._convert import arrow_schema, from_arrow, schema_from_arrow, to_arrow
-from onnxpipe.data._loaders import MAX_ROW_BYTES, load_from_text_file, normalize_batch
+from onnxpipe.data._loaders import MAX_ROW_BYTES, check_unique_names, load_from_text_file, normalize_batch
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import (
     ColumnTypeError,
@@ -403,7 +403,7 @@ class TableSource:
                 names = list(pq.ParquetFile(self.path).schema_arrow.names)
             except (pa.ArrowException, OSError) as exc:
                 raise DataError(f"cannot read {self.where} as Parquet: {exc}") from None
-            _check_unique(names, self.where)
+            check_unique_names(names, self.where, DataError)
             return names
         try:
             names = list(self._json_schema().names)
@@ -411,7 +411,7 @@ class TableSource:
             if _JSON_TWICE.search(str(exc)):
                 raise _json_error(exc, self.where, 0) from None
             return self._first_json_keys()  # the first block's values may not infer; the keys are enough
-        _check_unique(names, self.where)
+        check_unique_names(names, self.where, DataError)
         return names
 
     def _json_schema(self) -> pa.Schema:
@@ -634,17 +634,6 @@ class TableSource:
         except pa.ArrowException as exc:
             raise _json_error(exc, self.where, 0) from None
         return {n: inferred.field(n).type if n in inferred.names else pa.string() for n in extras}
-
-
-def _check_unique(names: Sequence[str], where: str) -> None:
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise DataError(
-                f"{where}: column {name!r} appears more than once; column names must be unique, so rename or drop "
-                "the duplicates"
-            )
-        seen.add(name)
 
 
 _PHYSICAL_BYTES = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}

@@ -99,7 +99,7 @@ def _first_unencodable(values: Any) -> int:
     return 0
 
 
-def _check_unique_names(names: Sequence[str], where: str, error: type[OnnxPipeError] = SchemaError) -> None:
+def check_unique_names(names: Sequence[str], where: str, error: type[OnnxPipeError] = SchemaError) -> None:
     """Column names of a table (SchemaError) or a file (``error=DataError``) are unique."""
     seen: set[str] = set()
     for name in names:
@@ -180,7 +180,7 @@ def load_from_arrow(data: pa.Table | pa.RecordBatch, *, batch_size: int = 65536)
     if not isinstance(data, pa.Table):
         raise SchemaError(f"load_from_arrow expects a pyarrow Table or RecordBatch, got {type(data).__name__}")
     _check_batch_size(batch_size, "load_from_arrow")
-    _check_unique_names(data.schema.names, "load_from_arrow")
+    check_unique_names(data.schema.names, "load_from_arrow")
     schema = schema_from_arrow(data.schema)
     batches = []
     row0 = 0
@@ -200,7 +200,7 @@ def load_from_pandas(df: Any, *, batch_size: int = 65536) -> DataView:
             "build one with pandas.DataFrame(...)"
         )
     _check_batch_size(batch_size, "load_from_pandas")
-    _check_unique_names([str(c) for c in df.columns], "load_from_pandas")
+    check_unique_names([str(c) for c in df.columns], "load_from_pandas")
     # Copy first: Arrow may share the DataFrame's numpy buffers, and a DataView must not change
     # when the caller later edits the DataFrame in place.
     try:
@@ -239,7 +239,7 @@ def load_from_parquet(path: str | Path, *, batch_size: int = 65536) -> DataView:
         meta = pq.ParquetFile(p)
     except pa.ArrowException as exc:
         raise DataError(f"cannot read Parquet file {str(p)!r}: {exc}") from None
-    _check_unique_names(meta.schema_arrow.names, f"Parquet file {p.name!r}", DataError)
+    check_unique_names(meta.schema_arrow.names, f"Parquet file {p.name!r}", DataError)
     schema = schema_from_arrow(meta.schema_arrow)
     rows = meta.metadata.num_rows
 
@@ -429,7 +429,7 @@ def load_from_text_file(
         names = [f"column{i}" for i in range(width)]
     else:
         names = header
-        _check_unique_names(names, f"text file {p.name!r}", DataError)
+        check_unique_names(names, f"text file {p.name!r}", DataError)
     if not names:
         raise DataError(f"text file {str(p)!r} has no data rows to read a column layout from")
     block_size = min(block_size, max_row_bytes + _BLOCK_SLACK)
