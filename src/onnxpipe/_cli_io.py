@@ -42,7 +42,13 @@ import pyarrow.parquet as pq
 from onnxpipe._display import shown
 from onnxpipe._limits import DEFAULT_MAX_BYTES
 from onnxpipe.data._convert import arrow_schema, from_arrow, schema_from_arrow, to_arrow
-from onnxpipe.data._loaders import MAX_ROW_BYTES, check_unique_names, load_from_text_file, normalize_batch
+from onnxpipe.data._loaders import (
+    MAX_ROW_BYTES,
+    check_unique_names,
+    expand_dictionaries,
+    load_from_text_file,
+    normalize_batch,
+)
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import (
     ColumnTypeError,
@@ -562,13 +568,21 @@ class TableSource:
         schema = Schema([*columns, *extra_columns])
         read = list(dict.fromkeys([n for s in sources for n in s.file_columns] + list(extras)))
         _check_row_groups(meta, read, self.max_bytes, self.where)
-        path, where = self.path, self.where
+        path, where, max_bytes = self.path, self.where, self.max_bytes
+        # Texts and bytes are read dictionary-encoded and expanded only once their expanded size
+        # is known: one long value repeated by a dictionary page is a few bytes in the file.
+        texts = [
+            f.name
+            for f in meta.schema_arrow
+            if f.name in read and (pa.types.is_string(f.type) or pa.types.is_binary(f.type))
+        ]
 
         def batches() -> Iterator[pa.RecordBatch]:
             row0 = 0
             try:
-                with pq.ParquetFile(path) as f:
+                with pq.ParquetFile(path, read_dictionary=texts) as f:
                     for raw in f.iter_batches(batch_size=batch_rows, columns=read):
+                        raw = expand_dictionaries(raw, max_bytes, where, row0, option="--max-bytes")
                         yield _conform(raw, sources, extra_columns, schema, where, row0)
                         row0 += raw.num_rows
             except (pa.ArrowException, OSError) as exc:

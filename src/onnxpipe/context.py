@@ -91,8 +91,12 @@ class DataCatalog:
             max_row_bytes=max_row_bytes,
         )
 
-    def load_from_parquet(self, path: str | Path, *, batch_size: int = 65536) -> DataView:
-        return _data.load_from_parquet(path, batch_size=batch_size)
+    def load_from_parquet(
+        self, path: str | Path, *, batch_size: int = 65536, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> DataView:
+        """A Parquet file, streamed row group by row group; a batch's text that would expand past
+        ``max_bytes`` (a dictionary repeating one long value) is a DataError."""
+        return _data.load_from_parquet(path, batch_size=batch_size, max_bytes=max_bytes)
 
     def load_from_arrow(self, data: pa.Table | pa.RecordBatch, *, batch_size: int = 65536) -> DataView:
         return _data.load_from_arrow(data, batch_size=batch_size)

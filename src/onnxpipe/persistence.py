@@ -573,6 +573,11 @@ class _Reader:
             self.fail(f"entry {name!r} is not a valid Arrow stream ({exc})")
         if table.column_names != ["values"]:
             self.fail(f"entry {name!r} holds columns {table.column_names}, expected ['values']")
+        kind = table.schema.field(0).type
+        if not _flat_arrow_type(kind):
+            # A dictionary (or run-end) array repeats one value without storing it again: a few
+            # kilobytes that to_pylist would expand into terabytes. The writer never makes one.
+            self.fail(f"entry {name!r} holds Arrow values of type {kind}; a saved model holds only flat values")
         if table.num_rows > max(_MIN_ARROW_ROWS, 8 * len(data)):
             self.fail(f"entry {name!r} declares {table.num_rows:,} values in {len(data):,} bytes")
         return table.column(0)
@@ -674,6 +679,20 @@ class _Reader:
         "$enum": _enum,
         "$object": _object,
     }
+
+
+def _flat_arrow_type(kind: pa.DataType) -> bool:
+    """Whether ``kind`` stores every value in its own buffers (what :class:`_Writer` produces)."""
+    return bool(
+        pa.types.is_null(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    )
 
 
 def _unpack(fmt: str, buf: bytes, pos: int) -> int:

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from onnxpipe._limits import DEFAULT_MAX_BYTES
 from onnxpipe.data._convert import arrow_schema, from_arrow, list_values, schema_from_arrow, to_arrow
 from onnxpipe.data._rows import RowConverter
 from onnxpipe.data._view import DataView
@@ -231,9 +232,15 @@ def _check_file(path: str | Path, what: str) -> Path:
     return p
 
 
-def load_from_parquet(path: str | Path, *, batch_size: int = 65536) -> DataView:
-    """A lazy DataView over a Parquet file, streamed row group by row group."""
+def load_from_parquet(path: str | Path, *, batch_size: int = 65536, max_bytes: int = DEFAULT_MAX_BYTES) -> DataView:
+    """A lazy DataView over a Parquet file, streamed row group by row group. Text and bytes
+    columns are read dictionary-encoded and expanded only after checking that a batch's expanded
+    values fit in ``max_bytes`` (one long value repeated by a dictionary is a few bytes on disk)."""
     _check_batch_size(batch_size, "load_from_parquet")
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+        raise InvalidArgumentError(
+            f"load_from_parquet: max_bytes must be a positive number of bytes, got {max_bytes!r:.40}"
+        )
     p = _check_file(path, "Parquet file")
     try:
         meta = pq.ParquetFile(p)
@@ -242,12 +249,15 @@ def load_from_parquet(path: str | Path, *, batch_size: int = 65536) -> DataView:
     check_unique_names(meta.schema_arrow.names, f"Parquet file {p.name!r}", DataError)
     schema = schema_from_arrow(meta.schema_arrow)
     rows = meta.metadata.num_rows
+    texts = [f.name for f in meta.schema_arrow if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
+    where = f"Parquet file {p.name!r}"
 
     def batches() -> Iterator[pa.RecordBatch]:
-        with pq.ParquetFile(p) as f:
+        with pq.ParquetFile(p, read_dictionary=texts) as f:
             row0 = 0
             for b in f.iter_batches(batch_size=batch_size):
-                yield normalize_batch(b, schema, f"Parquet file {p.name!r}", row0)
+                b = expand_dictionaries(b, max_bytes, where, row0)
+                yield normalize_batch(b, schema, where, row0)
                 row0 += b.num_rows
 
     return DataView(schema, batches, rows)
@@ -255,6 +265,28 @@ def load_from_parquet(path: str | Path, *, batch_size: int = 65536) -> DataView:
 
 # --------------------------------------------------------------------------------------------
 # Text files
+
+
+def expand_dictionaries(
+    batch: pa.RecordBatch, max_bytes: int, where: str, row0: int, option: str = "max_bytes"
+) -> pa.RecordBatch:
+    """``batch`` with its dictionary-encoded columns decoded, each after checking the bytes that
+    decoding makes against ``max_bytes``."""
+    if not any(pa.types.is_dictionary(c.type) for c in batch.columns):
+        return batch
+    columns = []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if pa.types.is_dictionary(column.type):
+            lengths = pc.binary_length(column.dictionary)
+            size = pc.sum(pc.take(lengths, column.indices)).as_py() or 0
+            if size > max_bytes:
+                raise DataError(
+                    f"{where}: column {name!r} holds {size:,} bytes of text in rows {row0:,} to "
+                    f"{row0 + batch.num_rows - 1:,} once decoded, more than {option} ({max_bytes:,})"
+                )
+            column = column.dictionary_decode()
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _too_long(path: Path, what: str, limit: int) -> ParseError:

@@ -577,9 +577,16 @@ class _Known:
     shapes: ChainMap[str, tuple[int, ...]]  # static shapes
     types: ChainMap[str, int]  # element types
     folded: ChainMap[str, bool]  # values computed from constants only
+    elements: ChainMap[str, int]  # an upper bound on the elements of a folded value of unknown shape
 
     def child(self) -> _Known:
-        return _Known(self.values.new_child(), self.shapes.new_child(), self.types.new_child(), self.folded.new_child())
+        return _Known(
+            self.values.new_child(),
+            self.shapes.new_child(),
+            self.types.new_child(),
+            self.folded.new_child(),
+            self.elements.new_child(),
+        )
 
 
 def _value(tensor: TensorProto) -> np.ndarray | None:
@@ -596,7 +603,7 @@ def _value(tensor: TensorProto) -> np.ndarray | None:
 
 
 def _scope(graph: _Graph, outer: _Known | None) -> _Known:
-    known = _Known(ChainMap(), ChainMap(), ChainMap(), ChainMap()) if outer is None else outer.child()
+    known = _Known(ChainMap(), ChainMap(), ChainMap(), ChainMap(), ChainMap()) if outer is None else outer.child()
     for t in graph.initializers:
         known.shapes[t.name] = tuple(t.dims)
         known.types[t.name] = t.data_type
@@ -762,6 +769,21 @@ def _produced(node: NodeProto, known: _Known) -> tuple[tuple[int, ...], int, boo
             return None
         out = tuple(math.floor(min(d * f, _HUGE)) for d, f in zip(resized, factors, strict=True))
         return out, item_of(inputs[0]), False
+    if op == "Pad":  # opset 11+: pads is an input; earlier, an attribute
+        pads_attr = _attr(node, "pads")
+        pads = list(pads_attr.ints) if pads_attr is not None else ints(inputs[1])
+        if pads is None or len(pads) % 2:
+            return None
+        rank = len(pads) // 2
+        data = known.shapes.get(inputs[0]) or (1,) * rank
+        if len(data) != rank:
+            return None
+        return tuple(d + pads[i] + pads[i + rank] for i, d in enumerate(data)), item_of(inputs[0]), False
+    if op in ("HannWindow", "HammingWindow", "BlackmanWindow"):
+        size = _scalar(known, inputs[0]) if inputs[0] else None
+        if size is None or not math.isfinite(size):
+            return None
+        return (int(size),), 4, True
     if op == "OneHot":
         depth = _scalar(known, inputs[1]) if inputs[1] else None
         if depth is None or not math.isfinite(depth):
@@ -778,11 +800,14 @@ def _check_folding(graph: _Graph, known: _Known, label: str, max_bytes: int, tot
             if node.domain in ("", "ai.onnx") and node.op_type in _BOMBS and node.output
             else None
         )
+        folded = _is_folded(node, known)
         _propagate(node, known)
+        where = f"{_node_text(node)}{graph.where}"
         if produced is None:
+            if folded and node.output:
+                total = _check_folded(node, known, where, label, max_bytes, total)
             continue
         dims, item, constant = produced
-        where = f"{_node_text(node)}{graph.where}"
         if any(d < 0 for d in dims):
             if node.op_type == "ConstantOfShape":
                 raise ModelLoadError(
@@ -803,7 +828,296 @@ def _check_folding(graph: _Graph, known: _Known, label: str, max_bytes: int, tot
     return total
 
 
-_BOMBS = frozenset({"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "OneHot"})
+# Constant folding: ONNX Runtime computes, when it opens a model, every node whose inputs are all
+# constants (and a generator such as RandomNormal runs at the first call whatever its inputs). The
+# size of what such a node makes must be bounded from what is known, else the model is refused:
+# a chain the tracker above cannot evaluate (``Abs`` in front of ``ConstantOfShape``), a broadcast
+# of two constants ([N, 1] + [1, N]) or an op that makes a tensor from a few numbers would
+# otherwise allocate without a check.
+_SAME_SIZE = frozenset(
+    {
+        "Identity",
+        "Cast",
+        "CastLike",
+        "Abs",
+        "Neg",
+        "Floor",
+        "Ceil",
+        "Round",
+        "Sqrt",
+        "Exp",
+        "Log",
+        "Reciprocal",
+        "Relu",
+        "Sigmoid",
+        "Tanh",
+        "Sign",
+        "Not",
+        "Erf",
+        "IsNaN",
+        "IsInf",
+        "Softmax",
+        "LogSoftmax",
+        "Hardmax",
+        "Clip",
+        "Dropout",
+        "LeakyRelu",
+        "Elu",
+        "Selu",
+        "Celu",
+        "HardSigmoid",
+        "HardSwish",
+        "Softplus",
+        "Softsign",
+        "Sin",
+        "Cos",
+        "Tan",
+        "Asin",
+        "Acos",
+        "Atan",
+        "Sinh",
+        "Cosh",
+        "Asinh",
+        "Acosh",
+        "Atanh",
+        "BitwiseNot",
+        "CumSum",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Transpose",
+        "ScatterND",
+        "ScatterElements",
+        "Scatter",
+        "Shrink",
+        "Mish",
+        "Gelu",
+        "ThresholdedRelu",
+        "Trilu",
+        "EyeLike",
+        "LpNormalization",
+        "MeanVarianceNormalization",
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "LabelEncoder",
+        "Normalizer",
+        "Scaler",
+        "Binarizer",
+        "Imputer",
+    }
+)  # output 0 has as many elements as input 0
+_NOT_LARGER = frozenset(
+    {
+        "Slice",
+        "ReduceSum",
+        "ReduceMean",
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceProd",
+        "ReduceL1",
+        "ReduceL2",
+        "ReduceLogSum",
+        "ReduceLogSumExp",
+        "ReduceSumSquare",
+        "ArgMax",
+        "ArgMin",
+        "TopK",
+        "Unique",
+        "Compress",
+        "Split",
+        "Det",
+        "Shape",
+        "Size",
+        "IsNaN",
+    }
+)  # no output has more elements than input 0 (Shape: its rank)
+_BROADCAST = frozenset(
+    {
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Pow",
+        "Mod",
+        "Max",
+        "Min",
+        "Sum",
+        "Mean",
+        "Equal",
+        "Less",
+        "LessOrEqual",
+        "Greater",
+        "GreaterOrEqual",
+        "And",
+        "Or",
+        "Xor",
+        "Where",
+        "BitShift",
+        "BitwiseAnd",
+        "BitwiseOr",
+        "BitwiseXor",
+        "PRelu",
+    }
+)
+
+
+def _is_folded(node: NodeProto, known: _Known) -> bool:
+    """Whether ONNX Runtime computes ``node`` from constants alone (a Constant node is a tensor the
+    size checks count already)."""
+    if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+        return False
+    return all(i == "" or i in known.folded for i in node.input)
+
+
+def _elements(known: _Known, name: str) -> int | None:
+    shape = known.shapes.get(name)
+    if shape is not None:
+        return _count(shape)
+    return known.elements.get(name)
+
+
+def _broadcast(shapes: list[tuple[int, ...]]) -> tuple[int, ...] | None:
+    rank = max(len(s) for s in shapes)
+    out: list[int] = []
+    for axis in range(rank):
+        dims = {s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0} - {1}
+        if len(dims) > 1:
+            return None  # not broadcastable: ONNX Runtime refuses the model
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def _folded_shape(node: NodeProto, known: _Known) -> tuple[int, ...] | None:
+    """The exact shape of ``node``'s first output from its constant inputs' shapes, for the ops that
+    chain constants in real models (weights reshaped, transposed, multiplied); None when unknown."""
+    op = node.op_type
+    inputs = [i for i in node.input if i]
+    shapes = [known.shapes.get(i) for i in inputs]
+    first = shapes[0] if shapes else None
+    try:
+        if op in _SAME_SIZE and op not in ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"):
+            return first
+        if op in _BROADCAST and shapes and all(sh is not None for sh in shapes):
+            return _broadcast([sh for sh in shapes if sh is not None])
+        if first is None:
+            return None
+        if op == "Transpose":
+            perm = _attr(node, "perm")
+            order = list(perm.ints) if perm is not None else list(range(len(first)))[::-1]
+            return tuple(first[a] for a in order)
+        if op == "Reshape" and len(inputs) == 2:
+            target = _ints(known, inputs[1])
+            if target is None or target.count(-1) > 1:
+                return None
+            dims = [first[i] if d == 0 and i < len(first) else d for i, d in enumerate(target)]
+            if -1 in dims:
+                rest = _count([d for d in dims if d != -1]) or 1
+                dims[dims.index(-1)] = _count(first) // rest
+            return tuple(dims) if _count(dims) == _count(first) else None
+        if op == "Flatten":
+            axis_attr = _attr(node, "axis")
+            axis = axis_attr.i if axis_attr is not None else 1
+            axis = axis + len(first) if axis < 0 else axis
+            return (_count(first[:axis]), _count(first[axis:]))
+        if op in ("MatMul", "Gemm") and len(shapes) >= 2 and shapes[1] is not None:
+            a, b = list(first), list(shapes[1])
+            if op == "Gemm":
+                ta, tb = _attr(node, "transA"), _attr(node, "transB")
+                if ta is not None and ta.i:
+                    a = a[::-1]
+                if tb is not None and tb.i:
+                    b = b[::-1]
+            if len(a) == 1:
+                a = [1, *a]
+            if len(b) == 1:
+                b = [*b, 1]
+            if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
+                return None
+            batch = _broadcast([tuple(a[:-2]), tuple(b[:-2])]) if len(a) > 2 or len(b) > 2 else ()
+            return None if batch is None else (*batch, a[-2], b[-1])
+    except (IndexError, ValueError, TypeError):
+        return None
+    return None
+
+
+def _folded_elements(node: NodeProto, known: _Known) -> int | None:
+    """An upper bound on the elements of ``node``'s largest output when its inputs are constants."""
+    op = node.op_type
+    inputs = [i for i in node.input if i]
+    sizes = [_elements(known, i) for i in inputs]
+    if op in _SAME_SIZE or op in _NOT_LARGER:
+        if not inputs or sizes[0] is None:
+            return None
+        return max(sizes[0], 64) if op == "Shape" else sizes[0]
+    if op == "Concat":
+        return None if None in sizes else sum(s for s in sizes if s is not None)
+    if op in _BROADCAST or op in ("MatMul", "Gemm", "Gather", "GatherElements", "GatherND", "Einsum"):
+        shapes = [known.shapes.get(i) for i in inputs]
+        if op in _BROADCAST and shapes and all(s is not None for s in shapes):
+            out = _broadcast([s for s in shapes if s is not None])
+            return None if out is None else _count(out)
+        if None in sizes:
+            return None
+        bound = 1  # every output element comes from a combination of input elements
+        for s in sizes:
+            bound = min(bound * max(s or 1, 1), _CLAMP)
+        return bound
+    if op in ("RandomNormal", "RandomUniform"):
+        shape = _attr(node, "shape")
+        return None if shape is None else _count([max(d, 0) for d in shape.ints])
+    if op in ("RandomNormalLike", "RandomUniformLike", "Bernoulli", "Multinomial") and inputs:
+        return sizes[0]
+    return None
+
+
+def _check_folded(node: NodeProto, known: _Known, where: str, label: str, max_bytes: int, total: int) -> int:
+    if node.op_type in ("If", "Loop", "Scan"):
+        # Their bodies are checked as graphs of their own; what they give back has no bound here,
+        # so a size computed from it is refused.
+        return total
+    onnx_domain = node.domain in ("", "ai.onnx", "ai.onnx.ml")
+    shape = _folded_shape(node, known) if onnx_domain and node.domain != "ai.onnx.ml" else None
+    if shape is not None and all(d >= 0 for d in shape):
+        known.shapes.setdefault(node.output[0], shape)
+        elements: int | None = _count(shape)
+    else:
+        elements = _folded_elements(node, known) if onnx_domain else None
+    if elements is None:
+        raise ModelLoadError(
+            f"model {quoted(label)}: {where} computes a tensor from constants alone, and onnxpipe cannot tell "
+            "how large it would be (ONNX Runtime computes it when it opens the model); refusing to load it"
+        )
+    item = max([8, *(itemsize(known.types[i]) for i in node.input if i in known.types)])
+    size = elements * item
+    if size > max_bytes:
+        raise _too_big(
+            label, f"{where} would compute a tensor of {elements:,} elements from constants", size, max_bytes
+        )
+    total += size
+    if total > max_bytes:
+        text = f"with the constants it folds, the model needs this much in all (counted up to {where})"
+        raise _too_big(label, text, total, max_bytes)
+    for out in node.output:
+        if out and out not in known.shapes:
+            known.elements[out] = elements
+    return total
+
+
+_BOMBS = frozenset(
+    {
+        "ConstantOfShape",
+        "Expand",
+        "Tile",
+        "Range",
+        "Resize",
+        "OneHot",
+        "Pad",
+        "HannWindow",
+        "HammingWindow",
+        "BlackmanWindow",
+    }
+)
 
 
 # ------------------------------------------------------------------------------------------------
