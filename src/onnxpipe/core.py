@@ -59,7 +59,7 @@ def _init_parameters(cls: type) -> dict[str, bool]:
     parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
     variadic = [p.name for p in parameters if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if variadic:
-        raise TypeError(
+        raise ModelSaveError(
             f"{cls.__qualname__}.__init__ takes *{variadic[0]}: its state cannot be its constructor's arguments; "
             "override get_state and from_state"
         )

@@ -9,12 +9,16 @@ Layout of a saved model (``ctx.model.save`` / :func:`save_model`)::
     data/0002-<hint>.txt    long texts, e.g. a LightGBM model in LightGBM's own text format
     data/0003-<hint>.arrow  Arrow arrays (IPC stream) and numpy arrays of strings
 
-A component is written as its registered type name and its state: the instance attributes (or
-what its ``__getstate__`` returns), encoded value by value. The value kinds are fixed: JSON
-scalars, lists, tuples, dicts, numpy arrays and scalars, bytes, texts, Arrow arrays, column types,
-schemas, registered enums and registered components. Nothing else can be written, and loading
-builds objects only from :data:`component registry <registered_components>` entries: a file never
-makes onnxpipe unpickle, evaluate or import anything.
+A component is written as its registered type name, its type's ``state_version`` and its state:
+the arguments that rebuild it through its constructor (:meth:`onnxpipe.core.Component.get_state`),
+encoded value by value. The value kinds are fixed: JSON scalars, lists, tuples, dicts, numpy
+arrays and scalars, bytes, texts, flat Arrow arrays, column types, schemas, registered enums and
+registered components. Nothing else can be written, and loading builds objects only from
+:data:`component registry <registered_components>` entries, each through its constructor
+(:meth:`~onnxpipe.core.Component.from_state`: exactly the constructor's parameters, typed as its
+annotations say, then the constructor's own checks): a file never makes onnxpipe unpickle,
+evaluate or import anything, nor sets an attribute the constructor did not. Format 1 (before
+constructor states) is read through :meth:`~onnxpipe.core.Component.from_legacy_attributes`.
 
 Loading checks the archive before reading it (entry names, sizes against a budget, compression
 methods, duplicates, unexpected entries such as a planted pickle), reads each entry at most once and
@@ -114,8 +118,11 @@ def register_component(cls: T, name: str | None = None) -> T:
     """Allow instances of ``cls`` in saved models, under ``name`` (default: its qualified name).
 
     onnxpipe's own components are registered already; call this (or use it as a class decorator)
-    for your own :class:`~onnxpipe.core.Transformer` subclasses and the helper objects they hold.
-    Their state must be made of the value kinds listed in :mod:`onnxpipe.persistence`.
+    for your own :class:`~onnxpipe.core.Transformer` subclasses (and any
+    :class:`~onnxpipe.core.Component` they take as an argument). A component is saved as its
+    constructor's arguments: keep each one as an attribute of the same name (or with a leading
+    underscore), or override ``get_state``; their values must be of the kinds listed in
+    :mod:`onnxpipe.persistence`, and loading calls the constructor with them.
     """
     if not isinstance(cls, type):
         raise InvalidArgumentError(f"register_component takes a class, got {cls!r}")
