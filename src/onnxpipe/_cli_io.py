@@ -22,7 +22,6 @@ batch by batch. Limits on what one file may make onnxpipe hold (each an error na
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import json
@@ -211,17 +210,12 @@ class JsonLinesGuard:
         self._backslashes = 0  # parity of the run of backslashes that ended the previous piece
         self._line = 1  # the line the next byte belongs to (1-based)
         self._line_bytes = 0  # bytes of that line seen so far
-        self.failure: ParseError | None = None  # the error raised, should a reader wrap it in its own
 
     def scan(self, data: bytes | bytearray | memoryview) -> None:
         """Check the next bytes of the file; a ParseError names the line at fault."""
         view = memoryview(data).cast("B")
-        try:
-            for start in range(0, len(view), _SCAN_CHUNK):
-                self._scan(view[start : start + _SCAN_CHUNK].tobytes())
-        except ParseError as exc:
-            self.failure = exc
-            raise
+        for start in range(0, len(view), _SCAN_CHUNK):
+            self._scan(view[start : start + _SCAN_CHUNK].tobytes())
 
     def _too_long(self, line: int) -> ParseError:
         return ParseError(
@@ -304,31 +298,20 @@ class JsonLinesGuard:
         self._line_bytes = tail
 
 
-class _GuardedFile(io.RawIOBase):
-    """A file whose bytes pass through a :class:`JsonLinesGuard` as they are read."""
+def _scan_file(path: Path, guard: JsonLinesGuard, limit: int | None = None) -> bytes | None:
+    """Pass the file's bytes (its first ``limit`` bytes, which are returned) through ``guard``.
 
-    def __init__(self, path: Path, guard: JsonLinesGuard) -> None:
-        self._file = path.open("rb", buffering=0)
-        self._guard = guard
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self._file.readinto(buffer)
-        if n:
-            self._guard.scan(memoryview(buffer)[:n])
-        return n or 0
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
-@contextlib.contextmanager
-def _guarded(path: Path, guard: JsonLinesGuard) -> Iterator[BinaryIO]:
-    with io.BufferedReader(_GuardedFile(path, guard), buffer_size=1 << 16) as f:
-        yield f
+    The whole file is checked before pyarrow reads it from its own path: pyarrow's reader threads
+    never call back into Python (a Python file object read from them could still be in use when
+    an error ends the process, which then aborts at exit)."""
+    with path.open("rb") as f:
+        if limit is not None:
+            head = f.read(limit)
+            guard.scan(head)
+            return head
+        while chunk := f.read(1 << 20):
+            guard.scan(chunk)
+    return None
 
 
 _JSON_TWICE = re.compile(r"Column\(/([^)]*)\) was specified twice in row (\d+)")
@@ -424,16 +407,14 @@ class TableSource:
         """The schema pyarrow infers from the first block (grown for a long first line)."""
         size, limit = self._json_block(1 << 20), self._json_block(self.max_row_bytes + (1 << 16))
         while True:
-            guard = self._guard()
-            try:
-                with _guarded(self.path, guard) as f:
-                    return pajson.open_json(f, read_options=pajson.ReadOptions(block_size=size)).schema
-            except pa.ArrowException as exc:
-                if guard.failure is not None:  # the guard's error, wrapped by pyarrow
-                    raise guard.failure from None
-                if "straddl" not in str(exc) or size >= limit:
-                    raise
-                size = min(size * 4, limit)
+            head = _scan_file(self.path, self._guard(), size)
+            assert head is not None
+            lines = head[: head.rfind(b"\n") + 1] or head  # whole lines only
+            if not lines.endswith(b"\n") and len(head) == size and size < limit:
+                size = min(size * 4, limit)  # the first line is longer than the block: read more
+                continue
+            read = pajson.ReadOptions(block_size=len(lines) + 1)
+            return pajson.open_json(pa.BufferReader(lines), read_options=read).schema
 
     def _guard(self) -> JsonLinesGuard:
         return JsonLinesGuard(self.where, max_line=self.max_row_bytes)
@@ -610,14 +591,14 @@ class TableSource:
         path, where, guard = self.path, self.where, self._guard
 
         def batches() -> Iterator[pa.RecordBatch]:
+            _scan_file(path, guard())  # every byte is checked before pyarrow parses any
             row0 = 0  # rows yielded so far: a retry with a bigger block skips them
             size = block
             while True:
                 read = pajson.ReadOptions(block_size=size)
                 seen = 0
-                checked = guard()
                 try:
-                    with _guarded(path, checked) as f:
+                    with pa.OSFile(str(path)) as f:
                         for raw in pajson.open_json(f, read_options=read, parse_options=parse):
                             seen += raw.num_rows
                             fresh = seen - row0  # rows of this batch not yielded before a retry
@@ -630,8 +611,6 @@ class TableSource:
                                 row0 += part.num_rows
                     return
                 except pa.ArrowException as exc:
-                    if checked.failure is not None:  # the guard's error, wrapped by pyarrow
-                        raise checked.failure from None
                     # A line longer than the block (the guard checked it is not too long): a bigger block.
                     if "straddl" in str(exc) and size < limit:
                         size = min(size * 4, limit)

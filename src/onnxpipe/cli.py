@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import stat
 import sys
 import threading
@@ -65,6 +66,7 @@ from onnxpipe.onnx._inspect import (
     render_model_info,
 )
 from onnxpipe.onnx._model import ModelInfo, TensorInfo
+from onnxpipe.onnx._session import allow_runs, terminate_runs
 from onnxpipe.schema import Column, Schema, TensorType
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_OUTPUT", "EXIT_SIGINT", "EXIT_SIGTERM", "main"]
@@ -192,9 +194,30 @@ def _signals() -> Iterator[None]:
         yield
         return
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    # Python runs signal handlers only between bytecodes: while the main thread is inside one long
+    # ONNX Runtime call (a model looping as often as its input says), _stop waits. The C-level
+    # handler writes the signal's number to the wakeup socket at once; a thread reading it stops
+    # ONNX Runtime's calls, which then return, and _stop runs.
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while data := reader.recv(1):
+                if data[0] in (signal.SIGINT, signal.SIGTERM):
+                    terminate_runs()
+
+    threading.Thread(target=watch, name="onnxpipe-signals", daemon=True).start()
     try:
         yield
     finally:
+        signal.set_wakeup_fd(previous_fd)
+        with contextlib.suppress(OSError):
+            reader.shutdown(socket.SHUT_RDWR)  # wakes the watching thread, which then ends
+        writer.close()
+        reader.close()
+        allow_runs()  # the command is over; a caller running it in-process scores again
         for s, handler in previous.items():
             signal.signal(s, handler)
 

@@ -93,7 +93,10 @@ version 1 stored its attributes, which loading turns into constructor arguments
 
 
 _MANIFEST = "manifest.json"
-_MAX_MANIFEST_BYTES = 64 << 20  # JSON parsed into Python objects takes ~10x its size
+_MAX_MANIFEST_BYTES = 64 << 20
+_PARSED_VALUE_BYTES = 72  # a Python dict, list, int or short str, and its slot in its container
+_EOCD = b"PK\x05\x06"  # zip's end of central directory record
+_ZIP64_LOCATOR = b"PK\x06\x07"
 _MAX_ENTRIES = 100_000
 _MAX_DEPTH = 64
 _INLINE_TEXT = 1024  # longer strings get their own entry, so the manifest stays readable
@@ -761,8 +764,16 @@ def _read_manifest(reader: _Reader) -> dict[str, Any]:
         reader.fail(f"it has no {_MANIFEST}; is it a model saved by onnxpipe?")
     if reader.zf.getinfo(_MANIFEST).file_size > min(_MAX_MANIFEST_BYTES, reader.max_bytes):
         reader.fail(f"its {_MANIFEST} is larger than {min(_MAX_MANIFEST_BYTES, reader.max_bytes):,} bytes")
+    text = reader.read_entry(_MANIFEST)
+    # Parsed, JSON takes far more memory than its text: "{}," is three bytes and a 64-byte dict.
+    # Every value costs at most one of these characters, counted before parsing.
+    parsed = _PARSED_VALUE_BYTES * sum(text.count(c) for c in (b"{", b"[", b",", b":")) + 2 * len(text)
+    if parsed > reader.max_bytes:
+        reader.fail(
+            f"its {_MANIFEST} would take about {parsed:,} bytes once parsed, more than max_bytes ({reader.max_bytes:,})"
+        )
     try:
-        manifest = json.loads(reader.read_entry(_MANIFEST).decode("utf-8"))
+        manifest = json.loads(text.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # ValueError: also bad UTF-8 and integers of > 4300 digits
         reader.fail(f"its {_MANIFEST} is not valid JSON ({type(exc).__name__}: {exc})")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
@@ -779,9 +790,30 @@ def _read_manifest(reader: _Reader) -> dict[str, Any]:
     return manifest
 
 
+def _declared_entries(data: bytes) -> int | None:
+    """The entry count a zip's end records declare (zip64 included), read before ``zipfile`` builds
+    an object per central-directory entry (millions of them fit in a few hundred megabytes)."""
+    at = data.rfind(_EOCD, max(0, len(data) - (1 << 16) - 22))
+    if at < 0 or at + 22 > len(data):
+        return None  # not a zip: zipfile says so
+    entries = struct.unpack_from("<H", data, at + 10)[0]
+    locator = at - 20
+    if locator >= 0 and data[locator : locator + 4] == _ZIP64_LOCATOR:
+        record = struct.unpack_from("<Q", data, locator + 8)[0]
+        if record + 56 <= len(data) and data[record : record + 4] == b"PK\x06\x06":
+            entries = max(entries, struct.unpack_from("<Q", data, record + 32)[0])
+    return int(entries)
+
+
 def _decode_archive(
     data: bytes, label: str, max_bytes: int, verify_timeout: float | None
 ) -> tuple[Any, Schema, Schema | None]:
+    declared = _declared_entries(data)
+    if declared is not None and declared > _MAX_ENTRIES:
+        raise ModelLoadError(
+            f"cannot load saved model {label}: it declares {declared:,} entries; a saved model has at most "
+            f"{_MAX_ENTRIES:,}"
+        )
     with zipfile.ZipFile(io.BytesIO(data)) as zf, loading_limits(LoadLimits(max_bytes, verify_timeout)):
         reader = _Reader(zf, label, max_bytes)
         manifest = _read_manifest(reader)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import onnx
@@ -73,3 +77,71 @@ def test_absurd_declared_row_sizes_are_refused_before_reading(tmp_path: Path, wi
     assert out.returncode == 2 and not out.timed_out and out.clean, out
     assert re.search(match, _single_error(out.stderr)), out.stderr
     assert not (tmp_path / "o.csv").exists()
+
+
+def _loop_model(path: Path) -> Path:
+    """``y = x`` computed by a Loop that runs ``max(x)`` times: scoring time set by the data."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, []),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, []),
+        ],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])],
+    )
+    nodes = [
+        helper.make_node("ReduceMax", ["x"], ["mx"], keepdims=0),
+        helper.make_node("Cast", ["mx"], ["trip"], to=TensorProto.INT64),
+        helper.make_node("Loop", ["trip", "t", "z"], ["vf"], body=body),
+        helper.make_node("Reshape", ["vf", "s"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
+        [
+            helper.make_tensor("t", TensorProto.BOOL, [], [True]),
+            helper.make_tensor("z", TensorProto.FLOAT, [], [0.0]),
+            helper.make_tensor("s", TensorProto.INT64, [2], [1, 1]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_a_long_onnx_runtime_call(tmp_path: Path, signum: int) -> None:
+    """A model looping 10**12 times on one row: Python cannot run its signal handler while ONNX
+    Runtime runs, so the CLI stops ONNX Runtime's calls from a thread woken by the signal."""
+    model = _loop_model(tmp_path / "loop.onnx")
+    (tmp_path / "in.csv").write_text("x\n1e12\n")
+    output = tmp_path / "out.csv"
+    command = [sys.executable, "-m", "onnxpipe.cli", "predict", str(model), "-i", str(tmp_path / "in.csv")]
+    env = {**os.environ, "ONNXPIPE_PROGRESS": "0", "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [*command, "-o", str(output)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.name.endswith(".partial") for p in tmp_path.iterdir()):  # scoring has begun
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signum, stderr
+    assert "interrupted" in _single_error(stderr)
+    assert not output.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]

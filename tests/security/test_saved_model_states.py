@@ -318,3 +318,27 @@ def test_error_messages_never_carry_terminal_controls() -> None:
         assert not any(ch in text for ch in "\x1b\x07\u202e\u2066"), text
         assert "\\x1b[2J" in text and "\\u202e" in text
     assert "\nsecond line" in str(SchemaError("a\nsecond line"))
+
+
+def test_zip_declaring_millions_of_entries_is_refused_before_zipfile_reads_them(tmp_path: Path) -> None:
+    """zipfile builds an object per central-directory entry: the count is read from the end records first."""
+    import struct
+
+    blob = bytearray(_seed("HashingTransformer").read_bytes())
+    at = blob.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", blob, at + 8, 0xFFFF, 0xFFFF)  # what a zip64 archive says here
+    zip64 = b"PK\x06\x06" + struct.pack("<QHHIIQQQQ", 44, 45, 45, 0, 0, 3_000_000, 3_000_000, 0, 0)
+    # the zip64 record goes where the end record was; its locator points at it
+    crafted = bytes(blob[:at]) + zip64 + b"PK\x06\x07" + struct.pack("<IQI", 0, at, 1) + bytes(blob[at:])
+    with pytest.raises(ModelLoadError, match=r"declares 3,000,000 entries; a saved model has at most 100,000"):
+        model_from_bytes(crafted)
+
+
+def test_manifest_that_would_parse_into_more_than_max_bytes_is_refused() -> None:
+    items = _entries(_seed("HashingTransformer").read_bytes())
+    manifest = json.loads(items["manifest.json"])
+    manifest["junk"] = [{}] * 200_000  # 600 KB of text, ~14 MB of Python objects
+    items["manifest.json"] = json.dumps(manifest).encode()
+    with pytest.raises(ModelLoadError, match=r"would take about [\d,]+ bytes once parsed, more than max_bytes"):
+        model_from_bytes(_zip(items), max_bytes=4_000_000)
+    model_from_bytes(_zip(items))  # within the default budget it loads, the unknown key ignored

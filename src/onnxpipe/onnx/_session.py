@@ -104,6 +104,26 @@ def create_session(source: bytes | str, settings: SessionSettings, label: str) -
     return session
 
 
+_RUNS = ort.RunOptions()  # passed to every scoring call, so that they can all be stopped at once
+_RUNS.log_severity_level = _QUIET
+
+
+def terminate_runs() -> None:
+    """Stop every ONNX Runtime call onnxpipe is making in this process, now and from now on.
+
+    ONNX Runtime checks the flag between nodes and loop iterations, so a long call (a model that
+    loops as many times as its input says) ends with an error instead of running on. Safe to
+    call from any thread, e.g. one that watches for SIGTERM while the main thread is inside ONNX
+    Runtime and cannot run Python signal handlers. :func:`allow_runs` lets calls run again.
+    """
+    _RUNS.terminate = True
+
+
+def allow_runs() -> None:
+    """Undo :func:`terminate_runs`."""
+    _RUNS.terminate = False
+
+
 def run_function(session: ort.InferenceSession, settings: SessionSettings) -> RunFunction:
     """``session.run`` for feeds that onnxpipe has already checked.
 
@@ -116,8 +136,8 @@ def run_function(session: ort.InferenceSession, settings: SessionSettings) -> Ru
     inner = getattr(session, "_sess", None)
     run = getattr(inner, "run", None)
     if run is None or settings.fallback_to_cpu:
-        return session.run  # type: ignore[no-any-return]
-    return lambda names, feeds: run(names, feeds, None)  # type: ignore[no-any-return]
+        return lambda names, feeds: session.run(names, feeds, _RUNS)  # type: ignore[no-any-return]
+    return lambda names, feeds: run(names, feeds, _RUNS)  # type: ignore[no-any-return]
 
 
 def run_with_deadline(
