@@ -22,6 +22,7 @@ batch by batch. Limits on what one file may make onnxpipe hold (each an error na
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -767,6 +768,9 @@ class TableWriter(Protocol):
 
     def close(self) -> None: ...
 
+    def discard(self) -> None:
+        """Stop writing after a failure, before the file under the writer is closed and removed."""
+
 
 def open_writer(path: Path | BinaryIO, fmt: str, schema: Schema) -> TableWriter:
     """A writer of batches of ``schema`` (the storage DataViews yield) to ``path``: a file name,
@@ -807,6 +811,13 @@ class _ParquetWriter:
     def close(self) -> None:
         self._flush()
         self._writer.close()
+
+    def discard(self) -> None:
+        # pyarrow's writer closes itself when collected: while its file is still open, not after
+        # (it would print a traceback about writing to a closed file).
+        self._pending = []
+        with contextlib.suppress(Exception):
+            self._writer.close()
 
 
 def _text_columns(column: Column) -> list[str]:
@@ -856,6 +867,9 @@ class _TextWriter:
     def close(self) -> None:
         self._writer.close()
 
+    def discard(self) -> None:
+        pass  # nothing buffered outside the file
+
 
 class _JsonLinesWriter:
     """One JSON object per row; tensors as flat arrays (nested when several dimensions are unknown)."""
@@ -887,6 +901,9 @@ class _JsonLinesWriter:
         else:
             self._file.flush()
             self._file.detach()  # the binary file stays open: its owner closes it
+
+    def discard(self) -> None:
+        pass  # nothing buffered outside the file
 
 
 def _json_text(value: Any) -> str:

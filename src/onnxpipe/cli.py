@@ -101,6 +101,8 @@ class _Interrupted(BaseException):
 @dataclasses.dataclass
 class _Run:
     debug: bool = False
+    signal: int | None = None  # SIGINT or SIGTERM, as soon as it arrives (seen by the watching thread)
+    reporting: bool = False  # the failure is being reported: a signal handler must not raise now
 
 
 _run = _Run()
@@ -183,7 +185,9 @@ def _exit_now(signum: int, frame: FrameType | None) -> None:
 def _stop(signum: int, frame: FrameType | None) -> None:
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, _exit_now)
-    raise _Interrupted(signum)
+    _run.signal = _run.signal or signum
+    if not _run.reporting:
+        raise _Interrupted(signum)
 
 
 @contextlib.contextmanager
@@ -206,6 +210,7 @@ def _signals() -> Iterator[None]:
         with contextlib.suppress(OSError):
             while data := reader.recv(1):
                 if data[0] in (signal.SIGINT, signal.SIGTERM):
+                    _run.signal = _run.signal or data[0]
                     terminate_runs()
 
     threading.Thread(target=watch, name="onnxpipe-signals", daemon=True).start()
@@ -255,6 +260,7 @@ class _Cli(click.Group):
         **extra: Any,
     ) -> NoReturn:
         _run.debug = os.environ.get(_DEBUG_VARIABLE, "") not in ("", "0")
+        _run.signal, _run.reporting = None, False
         code = 0
         with _signals(), _warnings_as_lines():
             try:
@@ -263,7 +269,10 @@ class _Cli(click.Group):
             except SystemExit:
                 raise
             except BaseException as exc:
-                code = _report(exc)
+                _run.reporting = True
+                # A signal stops ONNX Runtime's call, whose error may come out before the signal's
+                # own handler has run: report the interruption, not that error.
+                code = _report(_Interrupted(_run.signal) if _run.signal is not None else exc)
         sys.exit(code)
 
 
@@ -733,18 +742,22 @@ def _write(view: DataView, names: Sequence[str], output: Path, fmt: str, progres
             except OSError as exc:
                 _fail(f"{cannot}: {exc.strerror or exc}", EXIT_OUTPUT)
             batches = iter(view.with_progress("predicting", enabled=progress).batches())
-            while True:
-                try:
-                    batch = next(batches)
-                except StopIteration:
-                    break
-                except OSError as exc:
-                    _fail(f"cannot read {source}: {exc.strerror or exc}", EXIT_BAD_INPUT)
-                try:
-                    writer.write(batch.select(list(names)))
-                except OSError as exc:
-                    _fail(f"{cannot}: {exc.strerror or exc}", EXIT_OUTPUT)
-                rows += batch.num_rows
+            try:
+                while True:
+                    try:
+                        batch = next(batches)
+                    except StopIteration:
+                        break
+                    except OSError as exc:
+                        _fail(f"cannot read {source}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+                    try:
+                        writer.write(batch.select(list(names)))
+                    except OSError as exc:
+                        _fail(f"{cannot}: {exc.strerror or exc}", EXIT_OUTPUT)
+                    rows += batch.num_rows
+            except BaseException:
+                writer.discard()
+                raise
             try:
                 writer.close()
             except OSError as exc:

@@ -3,6 +3,7 @@ the reader plan absurd rows: refused with one error line, nothing replaced or al
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -145,3 +146,36 @@ def test_a_signal_stops_a_long_onnx_runtime_call(tmp_path: Path, signum: int) ->
     assert proc.returncode == 128 + signum, stderr
     assert "interrupted" in _single_error(stderr)
     assert not output.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def _progressive_jpeg(scans_repeated: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(buffer, "JPEG", progressive=True, quality=90)
+    data = buffer.getvalue()
+    last_scan = data[data.rfind(b"\xff\xda") : -2]
+    return data[:-2] + last_scan * scans_repeated + b"\xff\xd9"
+
+
+def test_progressive_jpeg_with_thousands_of_scans_is_refused_and_parquet_output_fails_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """Each scan decodes the whole image again: a few kilobytes of repeated scans were hours of
+    work. And a failure while writing Parquet used to add pyarrow's own traceback after the error."""
+    pytest.importorskip("PIL")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "fine.jpg").write_bytes(_progressive_jpeg(0))
+    ctx = op.MLContext()
+    view = ctx.data.load_from_image_folder(folder)
+    step = ctx.transforms.load_images("Image", input_column_name="ImagePath")
+    assert step.transform(view).to_arrow().num_rows == 1  # an ordinary progressive JPEG decodes
+    ctx.model.save(step.fit(view), view.schema, tmp_path / "images.zip")
+    (folder / "scans.jpg").write_bytes(_progressive_jpeg(3000))
+    argv = ["predict", str(tmp_path / "images.zip"), "-i", str(folder), "-o", str(tmp_path / "out.parquet")]
+    out = run_isolated("", argv=argv, timeout=60)
+    assert out.returncode == 2 and not out.timed_out and out.clean, out
+    assert "progressive JPEG of 3,00" in _single_error(out.stderr) and "more than 100" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "out.parquet").exists()

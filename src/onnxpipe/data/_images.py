@@ -171,9 +171,37 @@ def decode_image(source: str | Path | bytes, *, max_pixels: int | None = None) -
     limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     with _open(source) as opened:
         _check_pixels(source, opened.size, limit)  # from the header: nothing decoded yet
+        if opened.format == "JPEG" and opened.info.get("progressive"):
+            _check_scans(source, opened)
         opened.load()
         ImageOps.exif_transpose(opened, in_place=True)  # in place: no copy when there is nothing to turn
         return pil_to_array(opened)
+
+
+MAX_JPEG_SCANS = 100
+"""Most scans a progressive JPEG may have. Each scan is a pass over every pixel (about 30 ms for
+8000 x 8000 here): encoders write about 10, and a few kilobytes of repeated scans would otherwise
+keep the decoder busy for hours (libjpeg-turbo's djpeg offers the same bound as -maxscans)."""
+
+
+def _check_scans(source: str | Path | bytes, opened: Any) -> None:
+    # Entropy-coded data escapes every 0xFF byte, so a raw FF DA is always a start-of-scan marker.
+    fp = getattr(opened, "fp", None)
+    if isinstance(source, bytes):
+        data = source
+    elif fp is not None and hasattr(fp, "seek"):
+        position = fp.tell()
+        fp.seek(0)
+        data = fp.read()
+        fp.seek(position)
+    else:
+        return
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        raise ImageDecodeError(
+            f"image {_name(source)} is a progressive JPEG of {scans:,} scans, more than {MAX_JPEG_SCANS} (each scan "
+            "decodes the whole image again); re-encode it"
+        )
 
 
 def pil_image(arr: np.ndarray) -> Any:

@@ -387,6 +387,8 @@ class _FileLoadingTransformer(_ImageStep):
             return _Failure(path, None)
         except UnsupportedModeError as exc:
             return _Failure(path, str(exc))
+        except MemoryError:
+            raise  # not a bad file: skipping it would drop a valid image
         except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, zlib errors ...
             return _Failure(path, f"{type(exc).__name__}: {exc}")
 
