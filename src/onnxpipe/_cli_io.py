@@ -39,7 +39,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from onnxpipe._display import shown
+from onnxpipe._display import quoted, shown
 from onnxpipe._limits import DEFAULT_MAX_BYTES
 from onnxpipe.data._convert import arrow_schema, from_arrow, schema_from_arrow, to_arrow
 from onnxpipe.data._loaders import (
@@ -61,7 +61,6 @@ from onnxpipe.errors import (
 from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
     "INPUT_FORMATS",
     "MAX_JSON_DEPTH",
     "OUTPUT_FORMATS",
@@ -152,7 +151,7 @@ def _split_names(column: Column) -> list[str] | None:
     if isinstance(ct, TensorType) and not ct.is_scalar and ct.is_known_shape:
         if (ct.size or 0) > MAX_ROW_BYTES // 2:  # each value takes a digit and a separator at least
             raise DataError(
-                f"column {shown(repr(column.name))} holds {ct.size:,} values per row, more than a text row of "
+                f"column {quoted(column.name)} holds {ct.size:,} values per row, more than a text row of "
                 f"{MAX_ROW_BYTES:,} bytes can hold; use Parquet or JSON lines"
             )
         return [f"{column.name}.{k}" for k in range(ct.size or 0)]

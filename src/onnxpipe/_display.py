@@ -8,7 +8,7 @@ reorder what follows (bidirectional overrides, the "Trojan Source" trick), or fl
 
 from __future__ import annotations
 
-__all__ = ["MAX_SHOWN", "inert", "shown"]
+__all__ = ["MAX_SHOWN", "inert", "quoted", "shown"]
 
 MAX_SHOWN = 200
 """Characters of one name shown before the rest is summarised."""
@@ -46,3 +46,9 @@ def inert(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() or ch in "\n\t" else _escape(ch) for ch in text)
+
+
+def quoted(text: object) -> str:
+    """``repr`` of a name from a file, for messages: every unprintable character escaped once,
+    long text cut."""
+    return shown(repr(text))

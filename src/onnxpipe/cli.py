@@ -44,7 +44,6 @@ from rich.text import Text
 
 from onnxpipe import __version__
 from onnxpipe._cli_io import (
-    DEFAULT_MAX_BYTES,
     INPUT_FORMATS,
     OUTPUT_FORMATS,
     TableSource,
@@ -53,8 +52,9 @@ from onnxpipe._cli_io import (
     format_of,
     open_writer,
 )
-from onnxpipe._display import shown
+from onnxpipe._display import quoted, shown
 from onnxpipe._files import atomic_output, remove_partial_files
+from onnxpipe._limits import DEFAULT_MAX_BYTES
 from onnxpipe.core import Transformer, TransformerChain
 from onnxpipe.data._convert import arrow_schema, from_arrow, to_arrow
 from onnxpipe.data._view import DataView
@@ -125,7 +125,7 @@ def _note(message: str) -> None:
 
 
 def _quoted(path: str | Path) -> str:
-    return repr(shown(os.fspath(path)))
+    return quoted(os.fspath(path))
 
 
 def _os_error(exc: OSError) -> str:

@@ -53,7 +53,7 @@ from typing import IO, Any, ClassVar, NoReturn, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from onnxpipe._display import shown
+from onnxpipe._display import quoted, shown
 from onnxpipe._files import write_file
 from onnxpipe._limits import DEFAULT_MAX_BYTES, DEFAULT_VERIFY_TIMEOUT, LoadLimits, loading_limits
 from onnxpipe.core import Component, Transformer
@@ -780,7 +780,7 @@ def _read_manifest(reader: _Reader) -> dict[str, Any]:
         reader.fail(f"its {_MANIFEST} does not describe an onnxpipe model (format {FORMAT_NAME!r} expected)")
     version = manifest.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        reader.fail(f"its format version {shown(repr(version))} is invalid")
+        reader.fail(f"its format version {quoted(version)} is invalid")
     if version > FORMAT_VERSION:
         reader.fail(
             f"it was saved in format version {version} by onnxpipe {shown(manifest.get('onnxpipe_version', '?'))}; "

@@ -50,20 +50,6 @@ def _edited(seed: Path, edit: Callable[[dict[str, Any]], object]) -> bytes:
     return _zip(items)
 
 
-def _state(manifest: dict[str, Any], type_name: str) -> dict[str, Any]:
-    stack: list[Any] = [manifest["model"]]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if node.get("$object") == type_name:
-                state: dict[str, Any] = node["state"]
-                return state
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    raise LookupError(type_name)
-
-
 def _node(manifest: dict[str, Any], type_name: str) -> dict[str, Any]:
     stack: list[Any] = [manifest["model"]]
     while stack:
@@ -75,6 +61,11 @@ def _node(manifest: dict[str, Any], type_name: str) -> dict[str, Any]:
         elif isinstance(node, list):
             stack.extend(node)
     raise LookupError(type_name)
+
+
+def _state(manifest: dict[str, Any], type_name: str) -> dict[str, Any]:
+    state: dict[str, Any] = _node(manifest, type_name)["state"]
+    return state
 
 
 def _load_in_child(tmp_path: Path, blob: bytes, extra: str = "", timeout: float = 60) -> Outcome:

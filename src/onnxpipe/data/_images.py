@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from onnxpipe._display import shown
+from onnxpipe._display import quoted
 from onnxpipe.data._convert import arrow_schema
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import (
@@ -138,7 +138,7 @@ def _open(source: str | Path | bytes) -> Any:
 
 
 def _name(source: str | Path | bytes) -> str:
-    return "<bytes>" if isinstance(source, bytes) else repr(shown(os.fspath(source)))
+    return "<bytes>" if isinstance(source, bytes) else quoted(os.fspath(source))
 
 
 def _check_pixels(source: str | Path | bytes, size: tuple[int, int], limit: int) -> None:

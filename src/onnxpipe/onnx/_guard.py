@@ -40,7 +40,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, SparseTensorProto, TensorProto, numpy_helper
 
-from onnxpipe._display import shown
+from onnxpipe._display import quoted, shown
 from onnxpipe._limits import DEFAULT_MAX_BYTES, DEFAULT_VERIFY_TIMEOUT
 from onnxpipe.errors import InvalidArgumentError, ModelLoadError
 
@@ -99,11 +99,6 @@ _UNKNOWN_ITEMSIZE = 16  # undefined or future types: an upper bound
 def itemsize(data_type: int) -> int:
     """Bytes per element of an ONNX element type (an upper bound for exotic types)."""
     return _ITEMSIZE.get(data_type, 1 if 17 <= data_type <= 24 else _UNKNOWN_ITEMSIZE)  # float8, 4-bit: 1
-
-
-def quoted(text: object) -> str:
-    """``repr`` of a name from a file, for messages: every unprintable character escaped, long text cut."""
-    return shown(repr(text))
 
 
 def check_max_bytes(value: object, what: str = "max_bytes") -> int:
@@ -929,7 +924,6 @@ _NOT_LARGER = frozenset(
         "Det",
         "Shape",
         "Size",
-        "IsNaN",
     }
 )  # no output has more elements than input 0 (Shape: its rank)
 _BROADCAST = frozenset(

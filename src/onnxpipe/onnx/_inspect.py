@@ -28,7 +28,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from onnxpipe._display import shown
+from onnxpipe._display import quoted, shown
 from onnxpipe.errors import InvalidArgumentError, ModelError
 from onnxpipe.onnx._model import ModelInfo, TensorInfo, describe_model, load_model
 from onnxpipe.schema import Column, ColumnType, DType, ImageType, MapType, Schema, TensorType
@@ -166,7 +166,7 @@ def _row_dims(dims: tuple[int | str | None, ...]) -> list[int]:
 def _int(value: object) -> int:
     """A dimension as a Python int literal (numpy integers accepted, anything else refused)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ModelError(f"schema code: dimension {shown(repr(value))} is not an integer")
+        raise ModelError(f"schema code: dimension {quoted(value)} is not an integer")
     return int(value)
 
 
@@ -210,7 +210,7 @@ def _escaped(text: str, quote: str = "") -> str:
 def _literal(text: str) -> str:
     """A double-quoted ASCII string literal for ``text`` (the quotes users write)."""
     if not isinstance(text, str):
-        raise ModelError(f"schema code: name {shown(repr(text))} is not text")
+        raise ModelError(f"schema code: name {quoted(text)} is not text")
     literal = '"' + _escaped(text, '"') + '"'
     assert ast.literal_eval(literal) == text
     return literal
@@ -342,9 +342,7 @@ def _check_class_name(name: str, option: str) -> None:
         or (name.startswith("__") and name.endswith("__"))
         or name in _IMPORTED
     ):
-        raise InvalidArgumentError(
-            f"{option}={shown(repr(name))} is not a valid Python class name; use e.g. 'OnnxInput'"
-        )
+        raise InvalidArgumentError(f"{option}={quoted(name)} is not a valid Python class name; use e.g. 'OnnxInput'")
 
 
 def generate_schema_code(info: ModelInfo, input_class: str = "OnnxInput", output_class: str = "OnnxOutput") -> str:

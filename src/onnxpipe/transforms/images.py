@@ -115,6 +115,7 @@ from onnxpipe.core import TrivialEstimator
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, to_arrow
 from onnxpipe.data._images import (
     MAX_BATCH_PIXELS,
+    MAX_IMAGE_PIXELS,
     UnsupportedModeError,
     decode_image,
     image_pixels,
@@ -451,6 +452,9 @@ class ImageLoadingTransformer(_FileLoadingTransformer):
     def _pieces(self, part: pa.RecordBatch, schema: Schema) -> Iterator[tuple[int, pa.RecordBatch]]:
         # Decoded images of one batch are held together: split it where their pixels, read from
         # the files' headers, would pass MAX_BATCH_PIXELS (one image alone may always make a batch).
+        if part.num_rows * MAX_IMAGE_PIXELS <= MAX_BATCH_PIXELS:  # cannot pass it: no header to read
+            yield 0, part
+            return
         texts = [str(t) for t in from_arrow(part.column(self.input_column_name), schema[self.input_column_name].type)]
         folder = self.image_folder
         pixels = _map_rows(lambda t: image_pixels(os.path.join(folder, t) if folder else t) if t else 0, texts)
