@@ -33,7 +33,7 @@ from rich.table import Table
 
 import onnxpipe as op
 from onnxpipe import ColumnName, LoadColumn, VectorType
-from onnxpipe.onnx._inspect import generate_schema_code, render_model_info
+from onnxpipe.runtime._inspect import generate_schema_code, render_model_info
 
 DEMO = Path(str(files("onnxpipe") / "demo_data"))
 console = Console()

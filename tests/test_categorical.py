@@ -16,7 +16,7 @@ import onnxpipe as op
 from onnxpipe import VectorType
 from onnxpipe.core import Estimator, Transformer
 from onnxpipe.errors import ColumnTypeError, InvalidArgumentError
-from onnxpipe.onnx._export import convert_to_onnx
+from onnxpipe.export import convert_to_onnx
 from onnxpipe.schema import DType, Schema, TensorType
 from onnxpipe.testing import check_component
 from onnxpipe.transforms.categorical import (

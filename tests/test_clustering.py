@@ -30,7 +30,7 @@ from onnxpipe.errors import (
     ShapeError,
 )
 from onnxpipe.evaluation_multiclass import ClusteringMetrics, evaluate_clustering
-from onnxpipe.onnx._export import convert_to_onnx
+from onnxpipe.export import convert_to_onnx
 from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
 from onnxpipe.testing import check_component
 from onnxpipe.trainers.clustering import KMeansModel, KMeansTrainer, kmeans_plus_plus, lloyd

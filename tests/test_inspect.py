@@ -19,7 +19,7 @@ from rich.console import Console
 
 import onnxpipe
 from onnxpipe.errors import ColumnTypeError, DataFileNotFoundError, InvalidArgumentError, ModelLoadError
-from onnxpipe.onnx import ModelInfo, TensorInfo, render_model_info
+from onnxpipe.runtime import ModelInfo, TensorInfo, render_model_info
 from onnxpipe.schema import Column, ColumnType, DType, MapType, SequenceType, TensorType, schema_of
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -20,7 +20,7 @@ from onnxpipe.errors import (
     InvalidArgumentError,
     ShapeError,
 )
-from onnxpipe.onnx._export import convert_to_onnx
+from onnxpipe.export import convert_to_onnx
 from onnxpipe.testing import check_component
 from onnxpipe.transforms.labels import TopKLabelsTransformer, read_labels_file
 

@@ -20,7 +20,7 @@ from sklearn.metrics import roc_auc_score
 import onnxpipe as op
 from onnxpipe import LoadColumn, VectorType
 from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, DataError, InvalidArgumentError, ShapeError
-from onnxpipe.onnx._export import convert_to_onnx
+from onnxpipe.export import convert_to_onnx
 from onnxpipe.schema import DType, TensorType
 from onnxpipe.testing import check_component
 from onnxpipe.trainers import (

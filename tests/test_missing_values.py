@@ -18,7 +18,7 @@ from onnxpipe.core import Estimator, Transformer
 from onnxpipe.data import DataView
 from onnxpipe.data._convert import arrow_schema
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, ShapeError
-from onnxpipe.onnx._export import convert_to_onnx
+from onnxpipe.export import convert_to_onnx
 from onnxpipe.schema import Column, DType, Schema, TensorType
 from onnxpipe.testing import check_component
 from onnxpipe.transforms.conversion import ValueToKeyMappingEstimator

@@ -45,7 +45,7 @@ from onnxpipe.errors import (
     ShapeError,
 )
 from onnxpipe.evaluation_multiclass import MulticlassClassificationMetrics, evaluate_multiclass
-from onnxpipe.onnx._export import ExportContext, convert_to_onnx
+from onnxpipe.export import ExportContext, convert_to_onnx
 from onnxpipe.persistence import register_component
 from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
 from onnxpipe.testing import assert_views_equal, check_component, check_onnx_parity

@@ -30,7 +30,7 @@ from onnxpipe.errors import (
     MissingDependencyError,
     ShapeError,
 )
-from onnxpipe.onnx._export import convert_to_onnx
+from onnxpipe.export import convert_to_onnx
 from onnxpipe.schema import DType, TensorType
 from onnxpipe.testing import check_component
 from onnxpipe.trainers.trees import (

@@ -59,14 +59,14 @@ from onnxpipe.core import Transformer, TransformerChain
 from onnxpipe.data._convert import arrow_schema, from_arrow, to_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnNotFoundError, InvalidArgumentError, OnnxPipeError, SchemaError
-from onnxpipe.onnx._inspect import (
+from onnxpipe.runtime._inspect import (
     generate_schema_code,
     generate_schema_code_for_columns,
     inspect_model,
     render_model_info,
 )
-from onnxpipe.onnx._model import ModelInfo, TensorInfo
-from onnxpipe.onnx._session import allow_runs, terminate_runs
+from onnxpipe.runtime._model import ModelInfo, TensorInfo
+from onnxpipe.runtime._session import allow_runs, terminate_runs
 from onnxpipe.schema import Column, Schema, TensorType
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_OUTPUT", "EXIT_SIGINT", "EXIT_SIGTERM", "main"]
@@ -643,7 +643,7 @@ def convert_command(
             EXIT_BAD_INPUT,
         )
     pipeline = _open_pipeline(model, max_bytes)
-    from onnxpipe.onnx._export import convert_to_onnx
+    from onnxpipe.export import convert_to_onnx
 
     try:
         output_schema = pipeline.model.output_schema(pipeline.input_schema)

@@ -27,7 +27,7 @@ from onnxpipe.data import DataView
 from onnxpipe.data._images import IMAGE_EXTENSIONS, load_from_image_folder
 from onnxpipe.engine import PredictionEngine
 from onnxpipe.errors import InvalidArgumentError
-from onnxpipe.onnx._export import convert_to_onnx
+from onnxpipe.export import convert_to_onnx
 from onnxpipe.persistence import load_model, save_model
 from onnxpipe.schema import DType, Schema
 from onnxpipe.transforms import categorical as _cat

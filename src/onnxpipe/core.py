@@ -33,7 +33,7 @@ from onnxpipe.errors import ExportError, ModelLoadError, ModelSaveError, OnnxPip
 from onnxpipe.schema import Schema
 
 if TYPE_CHECKING:
-    from onnxpipe.onnx._export import ExportContext
+    from onnxpipe.export import ExportContext
 
 __all__ = ["Component", "Estimator", "EstimatorChain", "Transformer", "TransformerChain", "TrivialEstimator"]
 
@@ -198,7 +198,7 @@ class Transformer(Component, abc.ABC):
         """
 
     def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
-        """Add this step's ONNX nodes to ``ctx`` (see :mod:`onnxpipe.onnx._export`).
+        """Add this step's ONNX nodes to ``ctx`` (see :mod:`onnxpipe.export`).
 
         Components that can be exported override this; the default names the step and says why
         it cannot be.

@@ -247,7 +247,7 @@ def check_save_load(model: Transformer, data: DataView, scored: DataView, savabl
 
 def check_onnx_parity(model: Transformer, data: DataView, scored: DataView, exportable: bool | None) -> None:
     """Export ``model``, apply the export with ONNX Runtime, and compare with ``scored``."""
-    from onnxpipe.onnx._export import convert_to_onnx
+    from onnxpipe.export import convert_to_onnx
     from onnxpipe.transforms.onnx_model import OnnxTransformer
 
     try:

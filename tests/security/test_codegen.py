@@ -24,8 +24,8 @@ from onnx import TensorProto, helper
 
 import onnxpipe
 from onnxpipe.errors import InvalidArgumentError, ModelError
-from onnxpipe.onnx._inspect import check_generated_code, generate_schema_code_for_columns
-from onnxpipe.onnx._model import ModelInfo, TensorInfo
+from onnxpipe.runtime._inspect import check_generated_code, generate_schema_code_for_columns
+from onnxpipe.runtime._model import ModelInfo, TensorInfo
 from onnxpipe.schema import Column, DType, ImageType, Schema, TensorType, schema_of
 from tests.security.conftest import Outcome
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from onnxpipe.errors import ModelLoadError
-from onnxpipe.onnx._guard import external_data
+from onnxpipe.runtime._guard import external_data
 from tests.security.conftest import Outcome, assert_untouched
 
 FLOAT = TensorProto.FLOAT

@@ -23,7 +23,7 @@ from onnx import TensorProto, helper
 
 import onnxpipe as op
 from onnxpipe.errors import InvalidArgumentError, ModelLoadError
-from onnxpipe.onnx._guard import DEFAULT_MAX_BYTES, DEFAULT_VERIFY_TIMEOUT
+from onnxpipe.runtime._guard import DEFAULT_MAX_BYTES, DEFAULT_VERIFY_TIMEOUT
 from onnxpipe.transforms.onnx_model import OnnxTransformer
 from tests.security.conftest import Outcome
 
@@ -315,7 +315,7 @@ def test_run_with_deadline_reports_other_failures_as_execution_errors() -> None:
     import onnxruntime as ort
 
     from onnxpipe.errors import ExecutionError
-    from onnxpipe.onnx._session import run_with_deadline
+    from onnxpipe.runtime._session import run_with_deadline
 
     data = model([helper.make_node("Identity", ["x"], ["y"])])
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])

@@ -18,8 +18,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from onnxpipe.errors import ModelLoadError
-from onnxpipe.onnx._guard import check_strings
-from onnxpipe.onnx._model import describe_model
+from onnxpipe.runtime._guard import check_strings
+from onnxpipe.runtime._model import describe_model
 from tests.security.conftest import Outcome
 
 PLACEHOLDER = "PLACEHOLDER_0123"

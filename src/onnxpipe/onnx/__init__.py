@@ -1,8 +1,28 @@
-"""The ONNX layer: model loading and type mapping, ONNX Runtime sessions, inspection."""
+"""Deprecated alias of :mod:`onnxpipe.runtime` (this name shadowed the ``onnx`` package).
 
-from onnxpipe.onnx._inspect import generate_schema_code, inspect_model, render_model_info
-from onnxpipe.onnx._model import ModelInfo, TensorInfo, describe_model, load_model
-from onnxpipe.onnx._session import SessionSettings, create_session
+Kept so that code written against onnxpipe 0.1 still imports; it will be removed in 0.3.
+"""
+
+import warnings
+
+from onnxpipe.runtime import (
+    ModelInfo,
+    SessionSettings,
+    TensorInfo,
+    create_session,
+    describe_model,
+    generate_schema_code,
+    inspect_model,
+    load_model,
+    render_model_info,
+)
+
+warnings.warn(
+    "onnxpipe.onnx is deprecated and will be removed in onnxpipe 0.3; import from onnxpipe.runtime "
+    "(sessions, inspection) or onnxpipe.export (ONNX export) instead",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 __all__ = [
     "ModelInfo",

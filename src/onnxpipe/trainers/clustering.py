@@ -56,7 +56,7 @@ from onnxpipe.trainers.multiclass import (
 )
 
 if TYPE_CHECKING:
-    from onnxpipe.onnx._export import ExportContext
+    from onnxpipe.export import ExportContext
 
 __all__ = ["INITIALIZATION_ALGORITHMS", "KMeansModel", "KMeansTrainer"]
 

@@ -43,7 +43,7 @@ from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, Sh
 from onnxpipe.schema import Column, DType, Schema, TensorType
 
 if TYPE_CHECKING:
-    from onnxpipe.onnx._export import ExportContext
+    from onnxpipe.export import ExportContext
 
 __all__ = [
     "AveragedPerceptronTrainer",

@@ -92,7 +92,7 @@ from onnxpipe.schema import Column, DType, Schema, TensorType
 from onnxpipe.trainers._lightgbm_text import lightgbm_text_problem
 
 if TYPE_CHECKING:
-    from onnxpipe.onnx._export import ExportContext
+    from onnxpipe.export import ExportContext
 
 __all__ = [
     "FastForestBinaryTrainer",

@@ -37,7 +37,7 @@ from onnxpipe.transforms.conversion import (
 )
 
 if TYPE_CHECKING:
-    from onnxpipe.onnx._export import ExportContext
+    from onnxpipe.export import ExportContext
 
 __all__ = [
     "OUTPUT_KINDS",

@@ -13,7 +13,7 @@ from onnxpipe.errors import ColumnTypeError, InvalidArgumentError
 from onnxpipe.schema import Column, Schema, TensorType
 
 if TYPE_CHECKING:
-    from onnxpipe.onnx._export import ExportContext
+    from onnxpipe.export import ExportContext
 
 __all__ = ["ColumnConcatenatingTransformer", "ColumnCopyingTransformer", "ColumnSelectingTransformer"]
 

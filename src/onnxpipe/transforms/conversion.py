@@ -31,11 +31,11 @@ from onnxpipe.core import Estimator, Transformer, TrivialEstimator
 from onnxpipe.data._convert import ColumnValues, from_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError
-from onnxpipe.onnx._model import ONNX_ELEMENT
+from onnxpipe.runtime._model import ONNX_ELEMENT
 from onnxpipe.schema import Column, DType, Schema, TensorType
 
 if TYPE_CHECKING:
-    from onnxpipe.onnx._export import ExportContext
+    from onnxpipe.export import ExportContext
 
 __all__ = [
     "KEY_ORDINALITIES",

@@ -20,7 +20,7 @@ from onnxpipe.schema import Column, DType, Schema, TensorType
 from onnxpipe.transforms.conversion import OneToOneStep, column_batches
 
 if TYPE_CHECKING:
-    from onnxpipe.onnx._export import ExportContext
+    from onnxpipe.export import ExportContext
 
 __all__ = ["CountFeatureSelectingEstimator", "CountFeatureSelectingTransformer"]
 

@@ -132,12 +132,12 @@ from onnxpipe.errors import (
     ShapeError,
     SkippedRowWarning,
 )
-from onnxpipe.onnx._model import ONNX_ELEMENT
+from onnxpipe.runtime._model import ONNX_ELEMENT
 from onnxpipe.schema import Column, ColumnType, DType, ImageType, Schema, TensorType
 from onnxpipe.transforms.conversion import OneToOneStep
 
 if TYPE_CHECKING:
-    from onnxpipe.onnx._export import ExportContext
+    from onnxpipe.export import ExportContext
 
 __all__ = [
     "CROP_ANCHORS",

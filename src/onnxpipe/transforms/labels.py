@@ -30,7 +30,7 @@ from onnxpipe.errors import ColumnTypeError, DataFileNotFoundError, InvalidArgum
 from onnxpipe.schema import Column, DType, Schema, TensorType
 
 if TYPE_CHECKING:
-    from onnxpipe.onnx._export import ExportContext
+    from onnxpipe.export import ExportContext
 
 __all__ = ["TopKLabelsTransformer", "read_labels_file"]
 

@@ -30,7 +30,7 @@ from onnxpipe.transforms.conversion import (
 )
 
 if TYPE_CHECKING:
-    from onnxpipe.onnx._export import ExportContext
+    from onnxpipe.export import ExportContext
 
 __all__ = [
     "REPLACEMENT_MODES",

@@ -14,7 +14,7 @@ separate calls), which gives the same results as scoring row by row. Otherwise r
 one at a time.
 
 Untrusted models. The model is checked before ONNX Runtime opens it (see
-:mod:`onnxpipe.onnx._guard`): external data only from regular files inside the model's folder,
+:mod:`onnxpipe.runtime._guard`): external data only from regular files inside the model's folder,
 no external data at all from ``model_bytes``, and at most ``max_bytes`` (default
 :data:`~onnxpipe._limits.DEFAULT_MAX_BYTES`, 4 GiB) of declared tensors, of tensors constant
 folding would produce, and of synthetic inputs. A model with loops (``Loop``, ``Scan``, anywhere)
@@ -54,8 +54,8 @@ from onnxpipe.errors import (
     ShapeError,
     TensorNotFoundError,
 )
-from onnxpipe.onnx._export import COLUMNS_METADATA_KEY, ExportContext
-from onnxpipe.onnx._guard import (
+from onnxpipe.export import COLUMNS_METADATA_KEY, ExportContext
+from onnxpipe.runtime._guard import (
     DEFAULT_MAX_BYTES,
     DEFAULT_VERIFY_TIMEOUT,
     check_feed,
@@ -63,7 +63,7 @@ from onnxpipe.onnx._guard import (
     check_verify_timeout,
     quoted,
 )
-from onnxpipe.onnx._model import (
+from onnxpipe.runtime._model import (
     ONNX_ELEMENT,
     LoadedModel,
     ModelInfo,
@@ -73,7 +73,7 @@ from onnxpipe.onnx._model import (
     model_with_data,
     tensor_info,
 )
-from onnxpipe.onnx._session import RunFunction, SessionSettings, create_session, run_function, run_with_deadline
+from onnxpipe.runtime._session import RunFunction, SessionSettings, create_session, run_function, run_with_deadline
 from onnxpipe.schema import Column, ColumnType, DType, Schema, SequenceType, TensorType, column_type_from_json
 
 __all__ = ["OnnxTransformer"]
@@ -458,7 +458,7 @@ class OnnxTransformer(TrivialEstimator):
     def model_bytes(self) -> bytes:
         """The serialized model (with external data inlined when it was loaded from a path).
 
-        External data is read by :func:`~onnxpipe.onnx._model.model_with_data`, which checks
+        External data is read by :func:`~onnxpipe.runtime._model.model_with_data`, which checks
         every location again (inside the model's folder, a regular file, within max_bytes).
         """
         if isinstance(self._model.source, bytes):

@@ -16,7 +16,7 @@ looks at all of that, on the parsed ``ModelProto`` and before any of it happens:
 - :func:`check_sizes` - the bytes the model declares (every tensor, sparse tensors at their dense
   size) and what constant folding of ``ConstantOfShape``, ``Expand``, ``Tile``, ``Range``,
   ``Resize`` and ``OneHot`` with constant sizes would produce stay within ``max_bytes``;
-- :func:`check_model` - all three, as :func:`onnxpipe.onnx._model.load_model` runs them;
+- :func:`check_model` - all three, as :func:`onnxpipe.runtime._model.load_model` runs them;
 - :func:`read_external_data` - a self-contained copy of a model, reading only checked locations.
 
 Every refusal is a :class:`~onnxpipe.errors.ModelLoadError` naming the tensor or node and, for

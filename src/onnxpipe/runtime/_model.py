@@ -1,7 +1,7 @@
 """Reading ONNX models: type mapping, tensor descriptions and safe loading.
 
 One place maps ONNX types to column types, and one place loads model files, after the checks of
-:mod:`onnxpipe.onnx._guard` (external data inside the model's folder, sizes within a limit, text
+:mod:`onnxpipe.runtime._guard` (external data inside the model's folder, sizes within a limit, text
 that is text).
 """
 
@@ -16,7 +16,7 @@ from onnx import TensorProto
 
 from onnxpipe._display import shown
 from onnxpipe.errors import DataFileNotFoundError, ModelLoadError
-from onnxpipe.onnx._guard import DEFAULT_MAX_BYTES, check_model, check_strings, quoted, read_external_data
+from onnxpipe.runtime._guard import DEFAULT_MAX_BYTES, check_model, check_strings, quoted, read_external_data
 from onnxpipe.schema import ColumnType, DType, MapType, SequenceType, TensorType
 
 __all__ = ["LoadedModel", "ModelInfo", "TensorInfo", "describe_model", "load_model", "model_with_data"]
@@ -200,7 +200,7 @@ def load_model(
 ) -> LoadedModel:
     """Parse a model from a file or from bytes, without executing or reading anything else.
 
-    The model is checked by :func:`onnxpipe.onnx._guard.check_model` before anything uses it:
+    The model is checked by :func:`onnxpipe.runtime._guard.check_model` before anything uses it:
     every string is valid UTF-8; every external-data reference (any tensor, anywhere in the
     model) is a relative path to a regular file inside the model's folder, symlinks resolved,
     with its offset and length inside that file (a model given as bytes may have none); with

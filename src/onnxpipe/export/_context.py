@@ -27,7 +27,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from onnxpipe.errors import ExportError
-from onnxpipe.onnx._model import ONNX_ELEMENT
+from onnxpipe.runtime._model import ONNX_ELEMENT
 from onnxpipe.schema import ColumnType, Schema, SequenceType, TensorType
 
 __all__ = [

@@ -30,7 +30,7 @@ from rich.text import Text
 
 from onnxpipe._display import quoted, shown
 from onnxpipe.errors import InvalidArgumentError, ModelError
-from onnxpipe.onnx._model import ModelInfo, TensorInfo, describe_model, load_model
+from onnxpipe.runtime._model import ModelInfo, TensorInfo, describe_model, load_model
 from onnxpipe.schema import Column, ColumnType, DType, ImageType, MapType, Schema, TensorType
 
 __all__ = [

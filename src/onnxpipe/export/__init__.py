@@ -1,0 +1,45 @@
+"""Exporting fitted pipelines to ONNX, and the contract a component implements to export itself.
+
+``convert_to_onnx(model, input_schema)`` (also ``ctx.model.convert_to_onnx``) walks the
+pipeline's steps and lets each one add its nodes to one :class:`ExportContext`. A component of
+your own becomes exportable by implementing :class:`OnnxExportable`'s ``export_onnx``:
+
+.. code-block:: python
+
+    import numpy as np
+    from onnxpipe.export import ExportContext
+
+    class Doubling(TrivialEstimator):   # output = 2 * input, a float column
+        ...
+        def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+            two = ctx.add_initializer(np.array(2, np.float32), "two")
+            (doubled,) = ctx.add_node("Mul", [ctx.value(self.input_column_name), two])
+            ctx.set_value(self.output_column_name, doubled)
+
+It reads the current tensor of each input column with :meth:`ExportContext.value`, adds nodes
+and initializers, and points each output column at its new tensor with
+:meth:`ExportContext.set_value`; a step that needs a newer opset than 13 says so in
+``onnx_min_opset``. The README's "Write your own component" section has the whole example.
+"""
+
+from onnxpipe.export._context import (
+    COLUMNS_METADATA_KEY,
+    DEFAULT_OPSET,
+    MAX_OPSET,
+    MIN_OPSET,
+    ExportContext,
+    OnnxExportable,
+    convert_to_onnx,
+    tensor_dims,
+)
+
+__all__ = [
+    "COLUMNS_METADATA_KEY",
+    "DEFAULT_OPSET",
+    "MAX_OPSET",
+    "MIN_OPSET",
+    "ExportContext",
+    "OnnxExportable",
+    "convert_to_onnx",
+    "tensor_dims",
+]

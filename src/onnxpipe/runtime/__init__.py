@@ -1,0 +1,20 @@
+"""The ONNX Runtime layer: model loading and type mapping, sessions, inspection.
+
+(Named ``runtime``, not ``onnx``, so that it never shadows the ``onnx`` package.)
+"""
+
+from onnxpipe.runtime._inspect import generate_schema_code, inspect_model, render_model_info
+from onnxpipe.runtime._model import ModelInfo, TensorInfo, describe_model, load_model
+from onnxpipe.runtime._session import SessionSettings, create_session
+
+__all__ = [
+    "ModelInfo",
+    "SessionSettings",
+    "TensorInfo",
+    "create_session",
+    "describe_model",
+    "generate_schema_code",
+    "inspect_model",
+    "load_model",
+    "render_model_info",
+]
