@@ -207,25 +207,22 @@ def max_abs(a: Any, b: Any) -> float:
 
 @contextlib.contextmanager
 def count_lbfgs_iterations(out: dict[str, Any]) -> Iterator[None]:
-    """Diagnostic only: record scipy's iteration counts of onnxpipe's L-BFGS (wraps the ``minimize``
-    that ``onnxpipe.trainers.linear`` imported; skipped if that name disappears)."""
-    from onnxpipe.trainers import linear
+    """Diagnostic only: record scipy's iteration counts of onnxpipe's L-BFGS (wraps
+    ``scipy.optimize.minimize``, which ``onnxpipe.trainers._lbfgs`` imports at each fit)."""
+    import scipy.optimize
 
-    original = getattr(linear, "minimize", None)
-    if original is None:
-        yield
-        return
+    original = scipy.optimize.minimize
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
         out.update(nit=int(result.nit), nfev=int(result.nfev), message=str(result.message))
         return result
 
-    linear.minimize = wrapped
+    scipy.optimize.minimize = wrapped
     try:
         yield
     finally:
-        linear.minimize = original
+        scipy.optimize.minimize = original
 
 
 def ort_op_profile(model_bytes: bytes, feeds: list[dict[str, np.ndarray]], passes: int = 3, top: int = 12) -> None:

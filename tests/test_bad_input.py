@@ -803,7 +803,10 @@ ONNX_CASES = [
         case(
             f"batch-size-{bad!r}",
             _onnx(lambda: _arrow(x=_vectors([[1, 2, 3]])), batch_size=bad),
-            Raises(InvalidArgumentError, rf"batch_size must be a number of rows from 1 to 1,048,576, got {bad!r}"),
+            Raises(
+                InvalidArgumentError,
+                rf"apply_onnx_model: batch_size must be a number of rows from 1 to 1,048,576 or None, got {bad!r}",
+            ),
         )
         for bad in (0, -1, True, 1.5, 10**9)
     ),
@@ -1323,7 +1326,10 @@ TRANSFORM_CASES = [
     case(
         "concatenate-no-inputs",
         lambda _: ctx.transforms.concatenate("F"),
-        Raises(InvalidArgumentError, r"concatenate needs one or more non-empty column names, got \[\]"),
+        Raises(
+            InvalidArgumentError,
+            r"concatenate: input_column_names must be one or more non-empty column names, got \[\]",
+        ),
     ),
     case(
         "concatenate-empty-data",
@@ -1428,7 +1434,7 @@ TRANSFORM_CASES = [
     case(
         "copy_columns-missing",
         lambda _: ctx.transforms.copy_columns("o", "q").transform(_TRAIN_TEXT()),
-        Raises(ColumnNotFoundError, r"copy_columns\(o<-q\): input column 'q' is not in the data; available columns"),
+        Raises(ColumnNotFoundError, r"copy_columns\(o <- q\): input column 'q' is not in the data; available columns"),
     ),
     case(
         "select_columns-missing",

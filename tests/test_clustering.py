@@ -29,7 +29,7 @@ from onnxpipe.errors import (
     OnnxPipeWarning,
     ShapeError,
 )
-from onnxpipe.evaluation_multiclass import ClusteringMetrics, evaluate_clustering
+from onnxpipe.evaluation import ClusteringMetrics, evaluate_clustering
 from onnxpipe.export import convert_to_onnx
 from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
 from onnxpipe.testing import check_component
@@ -204,17 +204,22 @@ def test_errors_name_the_step_the_column_and_the_fix() -> None:
 
 
 def test_invalid_arguments_are_rejected() -> None:
-    with pytest.raises(InvalidArgumentError, match=r"initialization_algorithm must be one of kmeans_plus_plus, random"):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"^kmeans: initialization_algorithm must be one of 'kmeans_plus_plus', 'random', got 'kmeans\+\+'$",
+    ):
         KMeansTrainer(initialization_algorithm="kmeans++")
-    with pytest.raises(InvalidArgumentError, match=r"k-means\|\| initialisation is not implemented"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"got 'kmeans_yinyang'; ML.NET's k-means\|\| initialisation is not implemented"
+    ):
         KMeansTrainer(initialization_algorithm="kmeans_yinyang")
-    with pytest.raises(InvalidArgumentError, match=r"number_of_clusters must be > 0, got 0"):
+    with pytest.raises(InvalidArgumentError, match=r"number_of_clusters must be a positive integer, got 0"):
         KMeansTrainer(number_of_clusters=0)
-    with pytest.raises(InvalidArgumentError, match=r"number_of_clusters must be an integer, got 2.0"):
+    with pytest.raises(InvalidArgumentError, match=r"number_of_clusters must be a positive integer, got 2\.0"):
         KMeansTrainer(number_of_clusters=2.0)  # type: ignore[arg-type]
-    with pytest.raises(InvalidArgumentError, match=r"optimization_tolerance must be > 0"):
+    with pytest.raises(InvalidArgumentError, match=r"optimization_tolerance must be a finite number > 0, got 0\.0"):
         KMeansTrainer(optimization_tolerance=0.0)
-    with pytest.raises(InvalidArgumentError, match=r"seed must be >= 0"):
+    with pytest.raises(InvalidArgumentError, match=r"seed must be an integer >= 0 or None, got -1"):
         KMeansTrainer(seed=-1)
 
 

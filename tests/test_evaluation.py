@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +18,7 @@ from sklearn import metrics as skm
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 import onnxpipe as op
+import onnxpipe.evaluation as op_evaluation
 from onnxpipe import LoadColumn
 from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, DataError
 from onnxpipe.evaluation import (
@@ -237,7 +241,7 @@ def test_metrics_print_as_tables_and_convert_to_dicts() -> None:
     m = evaluate_binary(_scored([True, False, True, False], [1.0, -1.0, -0.5, 0.5], probability=[0.7, 0.2, 0.4, 0.6]))
     assert isinstance(m, BinaryClassificationMetrics)
     text = str(m)
-    for name in ("accuracy", "area_under_roc_curve", "log_loss_reduction", "Confusion table", "Precision", "Recall"):
+    for name in ("accuracy", "area_under_roc_curve", "log_loss_reduction", "Confusion matrix", "Precision", "Recall"):
         assert name in text
     assert "0.5000" in text  # accuracy
     d = m.to_dict()
@@ -272,6 +276,33 @@ def test_confusion_matrix() -> None:
     assert three.per_class_recall == pytest.approx((1.0, 2 / 3, 1.0))
     with pytest.raises(DataError, match="2x2 table of counts"):
         ConfusionMatrix(((1, 2, 3),))
+    # Precision and recall of a class never predicted, or without rows, are 0 (ML.NET's), not NaN.
+    empty = ConfusionMatrix(((2, 0, 0), (1, 0, 0), (0, 0, 0)), ("a", "b", "c"))
+    assert empty.per_class_precision == pytest.approx((2 / 3, 0.0, 0.0))
+    assert empty.per_class_recall == pytest.approx((1.0, 0.0, 0.0))
+
+
+def test_confusion_matrix_in_the_argument_order_of_onnxpipe_0_1_multiclass() -> None:
+    with pytest.warns(DeprecationWarning, match=r"ConfusionMatrix\(class_names, counts\) is deprecated"):
+        old = ConfusionMatrix(("a", "b"), ((3, 1), (0, 2)))  # type: ignore[arg-type]
+    assert old == ConfusionMatrix(((3, 1), (0, 2)), ("a", "b"))
+
+
+def test_evaluation_multiclass_is_a_deprecated_alias() -> None:
+    sys.modules.pop("onnxpipe.evaluation_multiclass", None)  # its warning comes with the first import
+    with pytest.warns(DeprecationWarning, match="onnxpipe.evaluation_multiclass is deprecated"):
+        alias = importlib.import_module("onnxpipe.evaluation_multiclass")
+    for name in alias.__all__:
+        assert getattr(alias, name) is getattr(op_evaluation, name)
+
+
+def test_evaluation_imports_rich_only_to_render() -> None:
+    # rich is a dependency, but printing is the only thing that needs it: no module-level import.
+    for path in Path(op_evaluation.__file__).parent.glob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any(n.split(".")[0] == "rich" for n in names), f"{path.name} imports rich at import time"
 
 
 # --------------------------------------------------------------------------------------------

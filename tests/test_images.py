@@ -411,7 +411,7 @@ def test_skip_cannot_drop_the_row_of_a_prediction(tmp_path: Path) -> None:
 
 
 def test_load_images_checks_its_arguments_and_input(tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgumentError, match=r"on_error='ignore' is not valid; choose one of raise, skip"):
+    with pytest.raises(InvalidArgumentError, match=r"on_error must be one of 'raise', 'skip', got 'ignore'"):
         ctx.transforms.load_images("Image", tmp_path, "Path", on_error="ignore")  # type: ignore[arg-type]
     view = image_view(noise(2, 2, 3))
     with pytest.raises(ColumnTypeError, match=r"input column 'Id' is int64; expected a string column of file paths"):
@@ -542,11 +542,12 @@ def test_resize_matches_pillow_bilinear() -> None:
 
 def test_resize_checks_its_arguments() -> None:
     with pytest.raises(
-        InvalidArgumentError, match=r"resizing='crop' is not valid; choose one of iso_crop, iso_pad, fill"
+        InvalidArgumentError, match=r"resizing must be one of 'iso_crop', 'iso_pad', 'fill', got 'crop'"
     ):
         ctx.transforms.resize_images("a", 2, 2, resizing="crop")  # type: ignore[arg-type]
     with pytest.raises(
-        InvalidArgumentError, match=r"crop_anchor='middle' is not valid; choose one of center, left, right, top, bottom"
+        InvalidArgumentError,
+        match=r"crop_anchor must be one of 'center', 'left', 'right', 'top', 'bottom', got 'middle'",
     ):
         ctx.transforms.resize_images("a", 2, 2, crop_anchor="middle")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match=r"image_height must be a positive number of pixels, got 0"):
@@ -674,7 +675,7 @@ def test_an_image_smaller_than_the_crop_is_an_error() -> None:
 def test_crop_checks_its_arguments() -> None:
     with pytest.raises(
         InvalidArgumentError,
-        match=r"crop_anchor='top_left' is not valid; choose one of center, left, right, top, bottom",
+        match=r"crop_images\(a\): crop_anchor must be one of 'center', 'left', .*, 'bottom', got 'top_left'",
     ):
         ctx.transforms.crop_images("a", 2, 2, crop_anchor="top_left")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match=r"crop_images\(a\): image_width must be a positive number"):
@@ -757,9 +758,11 @@ def test_extract_pixels_conforms_and_exports_exactly(options: dict[str, Any]) ->
 def test_extract_pixels_checks_its_arguments_and_input() -> None:
     step = "extract_pixels\\(Px <- Image\\)"
     for bad in ("", "rgbx", "rr", 3):
-        with pytest.raises(InvalidArgumentError, match=rf"{step}: colors={bad!r} is not valid"):
+        with pytest.raises(InvalidArgumentError, match=rf"{step}: colors must be letters of 'argb', .*, got {bad!r}$"):
             ctx.transforms.extract_pixels("Px", "Image", colors=bad)  # type: ignore[arg-type]
-    with pytest.raises(InvalidArgumentError, match=r"order='rgba' is not valid; choose one of argb, arbg, abrg, abgr"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"order must be one of 'argb', 'arbg', 'abrg', 'abgr', .*, got 'rgba'; e\.g\. 'bgr'"
+    ):
         ctx.transforms.extract_pixels("Px", "Image", order="rgba")
     with pytest.raises(InvalidArgumentError, match=r"scale must not be 0"):
         ctx.transforms.extract_pixels("Px", "Image", scale=0)

@@ -106,7 +106,7 @@ def test_top_k_labels_checks_labels_against_the_scores() -> None:
         ctx.transforms.top_k_labels(labels=LABELS[:3], k=2).fit(_scores())
     with pytest.raises(InvalidArgumentError, match=r"k=5 is more than the 4 classes that have labels; choose k <= 4"):
         ctx.transforms.top_k_labels(labels=LABELS)
-    with pytest.raises(InvalidArgumentError, match=r"k must be an integer >= 1, got 0"):
+    with pytest.raises(InvalidArgumentError, match=r"^top_k_labels: k must be a positive integer, got 0$"):
         ctx.transforms.top_k_labels(labels=LABELS, k=0)
     with pytest.raises(InvalidArgumentError, match=r"either as labels=\[...\] or as labels_file=PATH \(exactly one\)"):
         ctx.transforms.top_k_labels(k=1)

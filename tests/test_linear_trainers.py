@@ -616,18 +616,33 @@ def test_bad_values_are_data_errors() -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: LbfgsLogisticRegressionBinaryTrainer(l2_regularization=-1), "l2_regularization must be >= 0"),
-        (lambda: LbfgsLogisticRegressionBinaryTrainer(optimization_tolerance=0), "optimization_tolerance must be > 0"),
-        (lambda: LbfgsLogisticRegressionBinaryTrainer(history_size=0), "history_size must be an integer >= 1"),
+        (
+            lambda: LbfgsLogisticRegressionBinaryTrainer(l2_regularization=-1),
+            "l2_regularization must be a finite number >= 0, got -1",
+        ),
+        (
+            lambda: LbfgsLogisticRegressionBinaryTrainer(optimization_tolerance=0),
+            "optimization_tolerance must be a finite number > 0",
+        ),
+        (
+            lambda: LbfgsLogisticRegressionBinaryTrainer(history_size=0),
+            "history_size must be a positive integer, got 0",
+        ),
         (lambda: LbfgsPoissonRegressionTrainer(l1_regularization=math.nan), "l1_regularization must be a finite"),
         (lambda: AveragedPerceptronTrainer(loss="squared"), "loss must be one of 'hinge', 'log', 'smoothed_hinge'"),
-        (lambda: AveragedPerceptronTrainer(l2_regularization=0.5), "l2_regularization must be < 0.5"),
-        (lambda: AveragedPerceptronTrainer(learning_rate=0), "learning_rate must be > 0"),
+        (
+            lambda: AveragedPerceptronTrainer(l2_regularization=0.5),
+            r"l2_regularization must be a number in \[0, 0\.5\), got 0\.5",
+        ),
+        (lambda: AveragedPerceptronTrainer(learning_rate=0), "learning_rate must be a finite number > 0, got 0"),
         (lambda: AveragedPerceptronTrainer(seed=-1), "seed must be an integer >= 0 or None"),
-        (lambda: LinearSvmTrainer(lambda_=0), "lambda_ must be > 0"),
-        (lambda: LinearSvmTrainer(batch_size=0), "batch_size must be an integer >= 1"),
+        (lambda: LinearSvmTrainer(lambda_=0), "^linear_svm: lambda_ must be a finite number > 0, got 0$"),
+        (lambda: LinearSvmTrainer(batch_size=0), "batch_size must be a positive integer, got 0"),
         (lambda: OnlineGradientDescentTrainer(loss="hinge"), "loss must be one of 'squared'"),
-        (lambda: OnlineGradientDescentTrainer(number_of_iterations=0), "number_of_iterations must be an integer"),
+        (
+            lambda: OnlineGradientDescentTrainer(number_of_iterations=0),
+            "number_of_iterations must be a positive integer, got 0",
+        ),
         (lambda: OlsTrainer(label_column_name=""), "label_column_name must be a non-empty column name"),
         (lambda: LinearBinaryModel([np.inf], 0.0), "one or more finite weights"),
     ],

@@ -215,7 +215,7 @@ def test_replace_missing_values_on_real_data(mlnet_data: Path) -> None:
 def test_replace_missing_values_errors() -> None:
     data = _data()
     with pytest.raises(
-        InvalidArgumentError, match="replacement_mode='median' is not valid; choose one of default, mean"
+        InvalidArgumentError, match=r"replacement_mode must be one of 'default', 'mean', .*, got 'median'"
     ):
         MissingValueReplacingEstimator("out", "v32", replacement_mode="median")  # type: ignore[arg-type]
     with pytest.raises(ColumnTypeError, match=r"input column 'n' is int64; expected a float column"):

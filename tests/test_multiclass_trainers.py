@@ -44,7 +44,7 @@ from onnxpipe.errors import (
     SchemaError,
     ShapeError,
 )
-from onnxpipe.evaluation_multiclass import MulticlassClassificationMetrics, evaluate_multiclass
+from onnxpipe.evaluation import MulticlassClassificationMetrics, evaluate_multiclass
 from onnxpipe.export import ExportContext, convert_to_onnx
 from onnxpipe.persistence import register_component
 from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
@@ -512,13 +512,22 @@ def test_errors_name_the_step_the_column_and_the_fix() -> None:
 
 def test_invalid_arguments_are_rejected() -> None:
     cases: list[tuple[Any, str]] = [
-        (lambda: LbfgsMaximumEntropyTrainer(l1_regularization=-1), r"l1_regularization must be >= 0, got -1"),
-        (lambda: LbfgsMaximumEntropyTrainer(optimization_tolerance=0), r"optimization_tolerance must be > 0"),
-        (lambda: LbfgsMaximumEntropyTrainer(history_size=2.5), r"history_size must be an integer"),
+        (
+            lambda: LbfgsMaximumEntropyTrainer(l1_regularization=-1),
+            r"l1_regularization must be a finite number >= 0, got -1",
+        ),
+        (
+            lambda: LbfgsMaximumEntropyTrainer(optimization_tolerance=0),
+            r"optimization_tolerance must be a finite number > 0, got 0",
+        ),
+        (lambda: LbfgsMaximumEntropyTrainer(history_size=2.5), r"history_size must be a positive integer, got 2\.5"),
         (lambda: LbfgsMaximumEntropyTrainer(label_column_name=""), r"label_column_name must be a non-empty"),
         (lambda: NaiveBayesTrainer(feature_column_name=3), r"feature_column_name must be a non-empty"),
-        (lambda: OneVersusAllTrainer("logistic"), r"binary_estimator must be an Estimator .* got str"),
-        (lambda: OneVersusAllTrainer(CentroidBinaryTrainer(), use_probabilities=1), r"use_probabilities must be"),
+        (lambda: OneVersusAllTrainer("logistic"), r"binary_estimator must be an Estimator .* got 'logistic'"),
+        (
+            lambda: OneVersusAllTrainer(CentroidBinaryTrainer(), use_probabilities=1),
+            r"use_probabilities must be True or False, got 1",
+        ),
     ]
     for build, message in cases:
         with pytest.raises(InvalidArgumentError, match=message):

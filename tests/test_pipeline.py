@@ -8,7 +8,7 @@ import pickle
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +17,8 @@ import pytest
 
 import onnxpipe as op
 from onnxpipe import VectorType
-from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, InvalidArgumentError
+from onnxpipe.data._rows import RowConverter
+from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, InvalidArgumentError, ShapeError
 from onnxpipe.testing import TOLERANCES, check_component
 
 from . import models
@@ -66,7 +67,9 @@ def test_column_transform_errors(parts: op.DataView) -> None:
         ctx.transforms.concatenate("F", "a", "name").fit(parts)
     with pytest.raises(ColumnNotFoundError, match=r"step 1 \(drop_columns\(zzz\)\): input column 'zzz'"):
         ctx.transforms.copy_columns("x", "a").append(ctx.transforms.drop_columns("zzz")).fit(parts)
-    with pytest.raises(InvalidArgumentError, match="needs one or more non-empty column names"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"select_columns: column_names must be one or more non-empty column names, got \[\]"
+    ):
         ctx.transforms.select_columns()
 
 
@@ -123,6 +126,51 @@ def test_engine_is_thread_safe() -> None:
     batch = engine.predict_batch([Raw(*r.tolist()) for r in x[:7]])
     np.testing.assert_allclose(np.concatenate([b.Score for b in batch]), expected[:7], **TOLERANCES)
     assert engine.predict_batch([]) == []
+
+
+@dataclass
+class Vec:
+    x: Annotated[npt.NDArray[np.float32], op.ColumnName("Features"), VectorType(3)]
+
+
+class KeywordScored:
+    """An output class built with keywords only (the engine cannot pass its fields by position)."""
+
+    Score: Annotated[npt.NDArray[np.float32], VectorType(1, 2)]
+
+    def __init__(self, *, Score: np.ndarray) -> None:  # noqa: N803 - the column's name
+        self.Score = Score
+
+
+@pytest.mark.parametrize("output_class", [Scored, KeywordScored])
+def test_engine_batch_path_matches_row_by_row(output_class: type) -> None:
+    model = ctx.transforms.apply_onnx_model(model_bytes=models.mlnet_style_export(), output_column_names=["Score"])
+    engine: op.PredictionEngine[Vec, Any] = ctx.model.create_prediction_engine(model, Vec, output_class)
+    x = np.random.default_rng(3).normal(size=(6, 3)).astype(np.float32)
+    uniform = [Vec(r.copy()) for r in x]  # the bulk path: equal float32 arrays
+    mixed = [Vec(x[0].reshape(1, 3)), Vec(x[1].astype(np.float64)), Vec(x[2].tolist()), *uniform[3:]]
+    want = np.stack([engine.predict(r).Score for r in uniform])
+    for rows in (uniform, mixed):
+        got = engine.predict_batch(rows)
+        assert all(type(o) is output_class for o in got)
+        np.testing.assert_allclose(np.stack([o.Score for o in got]), want, rtol=1e-6)
+    with pytest.raises(ShapeError, match=r"column 'Features' \(field Vec.x\), row 2: expected shape \(3\)"):
+        engine.predict_batch([*uniform[:2], Vec(np.ones(4, np.float32))])
+    with pytest.raises(ColumnTypeError, match=r"row 1: the value is None"):
+        engine.predict_batch([uniform[0], Vec(None)])  # type: ignore[arg-type]
+
+
+@dataclass
+class Words:
+    w: Annotated[npt.NDArray[np.str_], VectorType(2)]
+
+
+def test_string_rows_are_checked_value_by_value() -> None:
+    rows = RowConverter(Words)
+    cols = rows.to_columns([Words(np.array(["a", "b"], dtype=object)), Words(np.array(["c", "d"], dtype=object))])
+    assert cols["w"].tolist() == [["a", "b"], ["c", "d"]]  # type: ignore[union-attr]
+    with pytest.raises(ColumnTypeError, match=r"row 1: expected strings, got a int value 7"):
+        rows.to_columns([Words(np.array(["a", "b"], dtype=object)), Words(np.array(["c", 7], dtype=object))])
 
 
 def _score_in_child(blob: bytes) -> list[list[float]]:

@@ -15,8 +15,7 @@ import pytest
 from rich.console import Console
 
 import onnxpipe as op
-from onnxpipe import VectorType
-from onnxpipe.data import _view
+from onnxpipe import VectorType, _progress
 from onnxpipe.errors import InvalidArgumentError
 
 ctx = op.MLContext(seed=0)
@@ -77,10 +76,10 @@ def slow_batches(n: int, pause: float) -> Iterator[pa.RecordBatch]:
 
 def test_sink_progress_appears_only_after_the_delay_on_a_terminal() -> None:
     console, buffer = recording_console(terminal=True)
-    quick = list(_view.read_with_progress(slow_batches(3, 0.0), 6, "reading", delay=60.0, console=console))
+    quick = list(_progress.read_with_progress(slow_batches(3, 0.0), 6, "reading", delay=60.0, console=console))
     assert [b.num_rows for b in quick] == [2, 2, 2] and buffer.getvalue() == ""  # a short run shows nothing
     console, buffer = recording_console(terminal=True)
-    slow = list(_view.read_with_progress(slow_batches(3, 0.02), 6, "reading", delay=0.01, console=console))
+    slow = list(_progress.read_with_progress(slow_batches(3, 0.02), 6, "reading", delay=0.01, console=console))
     assert [b.column(0).to_pylist() for b in slow] == [[0, 0], [1, 1], [2, 2]]
     assert "reading" in buffer.getvalue()
 
@@ -88,11 +87,11 @@ def test_sink_progress_appears_only_after_the_delay_on_a_terminal() -> None:
 def test_sink_progress_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     console, buffer = recording_console(terminal=True)
     monkeypatch.setenv("ONNXPIPE_PROGRESS", "0")
-    list(_view.read_with_progress(slow_batches(2, 0.02), 4, "reading", delay=0.0, console=console))
+    list(_progress.read_with_progress(slow_batches(2, 0.02), 4, "reading", delay=0.0, console=console))
     assert buffer.getvalue() == ""  # off even on a terminal
     console, buffer = recording_console(terminal=False)
     monkeypatch.setenv("ONNXPIPE_PROGRESS", "1")
-    list(_view.read_with_progress(slow_batches(2, 0.02), 4, "reading", delay=0.0, console=console))
+    list(_progress.read_with_progress(slow_batches(2, 0.02), 4, "reading", delay=0.0, console=console))
     assert "reading" in buffer.getvalue()  # on even in a pipe
 
 
@@ -116,12 +115,12 @@ def test_force_color_is_not_a_terminal_and_one_bar_shows_at_a_time(
 ) -> None:
     monkeypatch.setenv("FORCE_COLOR", "1")  # rich would call stderr a terminal; a log is not one
     monkeypatch.delenv("ONNXPIPE_PROGRESS", raising=False)
-    list(_view.read_with_progress(slow_batches(2, 0.01), 4, "reading", delay=0.0))
+    list(_progress.read_with_progress(slow_batches(2, 0.01), 4, "reading", delay=0.0))
     assert capsys.readouterr().err == ""
     console, buffer = recording_console(terminal=True)
-    outer = _view.read_with_progress(slow_batches(3, 0.02), 6, "outer", delay=0.0, console=console)
+    outer = _progress.read_with_progress(slow_batches(3, 0.02), 6, "outer", delay=0.0, console=console)
     inner_console, inner_buffer = recording_console(terminal=True)
-    assert len(list(_view.read_with_progress(outer, 6, "inner", delay=0.01, console=inner_console))) == 3
+    assert len(list(_progress.read_with_progress(outer, 6, "inner", delay=0.01, console=inner_console))) == 3
     assert "outer" in buffer.getvalue() and inner_buffer.getvalue() == ""  # the delayed bar stayed away
 
 
@@ -137,16 +136,16 @@ def shows(buffer: io.StringIO, text: str, within: float = 10.0) -> bool:
 
 def test_step_status_appears_after_the_delay_and_names_the_step() -> None:
     console, buffer = recording_console(terminal=True)
-    with _view.StepStatus("fitting", 2, delay=60.0, console=console) as status:
+    with _progress.StepStatus("fitting", 2, delay=60.0, console=console) as status:
         status.step(0, "quick")
     assert buffer.getvalue() == ""  # short work shows nothing
     console, buffer = recording_console(terminal=True)
-    with _view.StepStatus("fitting", 2, delay=0.01, console=console) as status:
+    with _progress.StepStatus("fitting", 2, delay=0.01, console=console) as status:
         status.step(0, "normalize_min_max(x)")
         assert shows(buffer, "fitting step 1/2: normalize_min_max(x)")
         status.step(1, "lbfgs_logistic_regression(Features)")
         assert shows(buffer, "fitting step 2/2: lbfgs_logistic_regression(Features)")
-    assert not _view._active_bars
+    assert not _progress._active_bars
 
 
 def test_estimator_chain_fit_reports_each_step(monkeypatch: pytest.MonkeyPatch) -> None:

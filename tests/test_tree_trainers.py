@@ -441,7 +441,7 @@ def _raw_model(task: str, booster: Any, n_features: int) -> LightGbmModel:
         feature_column_name="Features",
         label_type=TensorType(DType.BOOL),
         num_features=n_features,
-        catalog_name="light_gbm_binary",
+        trainer_name="light_gbm_binary",
     )
 
 
@@ -569,7 +569,7 @@ def test_model_is_frozen_and_pickles() -> None:
     y = np.array(["x", "y", "z"], dtype=object)[class_index(x)]
     model = LightGbmMulticlassTrainer(**GBDT).fit(view(x, y))
     assert model.model_text.startswith("tree\nversion=")  # LightGBM's own text format
-    with pytest.raises(AttributeError, match="frozen"):
+    with pytest.raises(AttributeError, match="immutable"):
         model.task = "binary"  # type: ignore[misc]
     assert model.classes is not None
     with pytest.raises(ValueError, match="read-only"):
@@ -719,15 +719,33 @@ def test_scoring_other_features_is_rejected() -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: LightGbmBinaryTrainer(number_of_leaves=1), r"number_of_leaves must be an integer >= 2 or None"),
-        (lambda: LightGbmBinaryTrainer(learning_rate=0), r"learning_rate must be a number in \(0, inf\)"),
-        (lambda: LightGbmRegressionTrainer(number_of_iterations=0), "number_of_iterations must be an integer >= 1"),
-        (lambda: LightGbmRegressionTrainer(number_of_iterations=True), "number_of_iterations must be an integer"),
+        (
+            lambda: LightGbmBinaryTrainer(number_of_leaves=1),
+            r"number_of_leaves must be an integer >= 2 or None \(LightGBM's default\), got 1$",
+        ),
+        (
+            lambda: LightGbmBinaryTrainer(learning_rate=0),
+            r"learning_rate must be a finite number > 0 or None .*, got 0$",
+        ),
+        (
+            lambda: LightGbmRegressionTrainer(number_of_iterations=0),
+            "number_of_iterations must be a positive integer, got 0",
+        ),
+        (
+            lambda: LightGbmRegressionTrainer(number_of_iterations=True),
+            "number_of_iterations must be a positive integer",
+        ),
         (lambda: LightGbmMulticlassTrainer(feature_fraction=1.5), r"feature_fraction must be a number in \(0, 1\]"),
-        (lambda: LightGbmMulticlassTrainer(l2_regularization=-1), r"l2_regularization must be a number in \[0, inf\)"),
-        (lambda: LightGbmBinaryTrainer(sigmoid=float("nan")), "sigmoid must be a number"),
+        (
+            lambda: LightGbmMulticlassTrainer(l2_regularization=-1),
+            r"l2_regularization must be a finite number >= 0, got -1",
+        ),
+        (lambda: LightGbmBinaryTrainer(sigmoid=float("nan")), "sigmoid must be a finite number > 0, got nan"),
         (lambda: LightGbmBinaryTrainer(label_column_name=""), "label_column_name must be a non-empty column name"),
-        (lambda: FastForestBinaryTrainer(number_of_threads=0), "number_of_threads must be an integer >= 1 or None"),
+        (
+            lambda: FastForestBinaryTrainer(number_of_threads=0),
+            r"fast_forest_binary: number_of_threads must be a number of threads from 1 to 256 or None",
+        ),
         (
             lambda: FastForestRegressionTrainer(bagging_example_fraction=1.0, feature_fraction=1.0),
             r"fast_forest_regression: a random forest needs bagging .* or feature_fraction < 1",

@@ -30,14 +30,15 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
-import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # pyarrow.compute and pyarrow.parquet (60 ms) are imported where used: not by --help
+    import pyarrow.parquet as pq
 
 from onnxpipe._display import quoted, shown
 from onnxpipe._limits import DEFAULT_MAX_BYTES
@@ -388,6 +389,8 @@ class TableSource:
                 self.path, separator=self.separator, has_header=self.has_header, max_row_bytes=self.max_row_bytes
             ).schema.names
         if self.format == "parquet":
+            import pyarrow.parquet as pq
+
             try:
                 names = list(pq.ParquetFile(self.path).schema_arrow.names)
             except (pa.ArrowException, OSError) as exc:
@@ -540,6 +543,8 @@ class TableSource:
         return sources
 
     def _parquet_view(self, columns: Sequence[Column], extras: Sequence[str], batch_rows: int) -> DataView:
+        import pyarrow.parquet as pq
+
         try:
             meta = pq.ParquetFile(self.path)
         except (pa.ArrowException, OSError) as exc:
@@ -720,6 +725,8 @@ def _tensor_storage(arr: pa.Array, name: str, ct: TensorType, where: str, row0: 
             f"{where}: column {name!r} holds {arr.type} values, but the model reads it as {ct}; "
             "give a list column (or one column per value)"
         )
+    import pyarrow.compute as pc
+
     n = len(arr)
     rows = np.arange(n)
     values = arr
@@ -789,6 +796,8 @@ class _ParquetWriter:
     _GROUP_BYTES = 64 << 20
 
     def __init__(self, path: Path | BinaryIO, schema: Schema) -> None:
+        import pyarrow.parquet as pq
+
         self._schema = arrow_schema(schema)
         self._writer = pq.ParquetWriter(path, self._schema)
         self._pending: list[pa.RecordBatch] = []
@@ -887,6 +896,8 @@ class _JsonLinesWriter:
         # far faster than json.dumps of one dict per row.
         if batch.num_rows == 0:
             return
+        import pyarrow.compute as pc
+
         parts: list[pa.Array | str] = []
         for i, name in enumerate(self._schema.names):
             key = ("{" if i == 0 else ",") + _json_text(name) + ":"
@@ -911,6 +922,8 @@ def _json_text(value: Any) -> str:
 
 def _number_texts(values: pa.Array) -> pa.Array:
     """JSON texts of numbers or bools (Arrow's shortest decimals); NaN and infinities as null."""
+    import pyarrow.compute as pc
+
     if pa.types.is_float16(values.type):
         # Arrow cannot format float16: numpy gives its shortest decimal (0.1, as the other paths).
         half = values.to_numpy(zero_copy_only=False)
@@ -924,6 +937,8 @@ def _number_texts(values: pa.Array) -> pa.Array:
 
 def _json_fragments(arr: pa.Array, ct: ColumnType) -> pa.Array:
     """The JSON text of each row's value of one column of a batch, as an Arrow string array."""
+    import pyarrow.compute as pc
+
     if isinstance(ct, TensorType) and ct.is_known_shape and ct.dtype is not DType.STRING:
         if ct.is_scalar:
             return _number_texts(arr)

@@ -12,15 +12,12 @@ import contextvars
 import dataclasses
 from collections.abc import Iterator
 
-from onnxpipe.errors import InvalidArgumentError
-
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_VERIFY_TIMEOUT",
     "MAX_BATCH_ROWS",
     "MAX_THREADS",
     "LoadLimits",
-    "check_thread_count",
     "current_load_limits",
     "loading_limits",
 ]
@@ -37,17 +34,6 @@ MAX_THREADS = 256
 
 MAX_BATCH_ROWS = 1 << 20
 """Most rows a component may score in one call."""
-
-
-def check_thread_count(who: str, name: str, value: object) -> int | None:
-    """``value`` as a thread count: None (the library's default) or an int from 1 to MAX_THREADS."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_THREADS:
-        raise InvalidArgumentError(
-            f"{who}: {name} must be None or a number of threads from 1 to {MAX_THREADS}, got {value!r:.60}"
-        )
-    return value
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,24 +5,22 @@ and evaluation modules; the context's seed is the default seed."""
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Generic, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+from onnxpipe._catalog import Catalog, entry
 from onnxpipe.core import Estimator, Transformer
 from onnxpipe.data import DataView, cross_validation_folds
 from onnxpipe.evaluation import (
     BinaryClassificationMetrics,
-    RegressionMetrics,
-    evaluate_binary,
-    evaluate_regression,
-)
-from onnxpipe.evaluation_multiclass import (
     ClusteringMetrics,
     MulticlassClassificationMetrics,
+    RegressionMetrics,
+    evaluate_binary,
     evaluate_clustering,
     evaluate_multiclass,
+    evaluate_regression,
 )
 from onnxpipe.trainers import clustering, linear, multiclass, trees
-from onnxpipe.trainers.trees import LightGbmBinaryOptions, LightGbmOptions
 
 if TYPE_CHECKING:
     from onnxpipe.context import MLContext
@@ -38,38 +36,6 @@ __all__ = [
 M = TypeVar("M")
 
 
-class LbfgsOptions(TypedDict, total=False):
-    """Options of the L-BFGS trainers (ML.NET's names; see ``onnxpipe.trainers.linear``)."""
-
-    label_column_name: str
-    feature_column_name: str
-    example_weight_column_name: str | None
-    l1_regularization: float
-    l2_regularization: float
-    optimization_tolerance: float
-    history_size: int
-    maximum_number_of_iterations: int
-    enforce_non_negativity: bool
-
-
-class FastForestOptions(TypedDict, total=False):
-    """Options of the ``fast_forest`` trainers (a random forest on LightGBM)."""
-
-    label_column_name: str
-    feature_column_name: str
-    example_weight_column_name: str | None
-    number_of_trees: int
-    number_of_leaves: int
-    minimum_example_count_per_leaf: int
-    feature_fraction: float
-    feature_fraction_per_split: float
-    bagging_example_fraction: float
-    bagging_size: int
-    maximum_bin_count_per_feature: int
-    seed: int | None
-    number_of_threads: int | None
-
-
 @dataclasses.dataclass(frozen=True)
 class CrossValidationResult(Generic[M]):
     """One fold: the model trained on the other folds, its metrics and scores on this fold."""
@@ -80,11 +46,8 @@ class CrossValidationResult(Generic[M]):
     scored_test_data: DataView
 
 
-class _SupervisedCatalog(Generic[M]):
+class _SupervisedCatalog(Catalog, Generic[M]):
     """What the supervised task catalogs share: ``cross_validate`` over their own ``evaluate``."""
-
-    def __init__(self, ctx: MLContext) -> None:
-        self._ctx = ctx
 
     def evaluate(self, data: DataView, label_column_name: str = "Label") -> M:
         raise NotImplementedError
@@ -115,83 +78,22 @@ class _SupervisedCatalog(Generic[M]):
         return results
 
 
-class BinaryClassificationTrainers:
+class BinaryClassificationTrainers(Catalog):
     """``ctx.binary_classification.trainers``."""
 
-    def __init__(self, ctx: MLContext) -> None:
-        self._ctx = ctx
+    path = "binary_classification.trainers"
 
-    def lbfgs_logistic_regression(self, **options: Unpack[LbfgsOptions]) -> linear.LbfgsLogisticRegressionBinaryTrainer:
-        """Logistic regression by L-BFGS (outputs Score, Probability, PredictedLabel)."""
-        return linear.LbfgsLogisticRegressionBinaryTrainer(**options)
-
-    def averaged_perceptron(
-        self,
-        label_column_name: str = "Label",
-        feature_column_name: str = "Features",
-        *,
-        loss: str = "hinge",
-        learning_rate: float = 1.0,
-        decrease_learning_rate: bool = False,
-        l2_regularization: float = 0.0,
-        number_of_iterations: int = 10,
-        shuffle: bool = True,
-        seed: int | None = None,
-    ) -> linear.AveragedPerceptronTrainer:
-        """Averaged perceptron (outputs Score and PredictedLabel; not calibrated)."""
-        return linear.AveragedPerceptronTrainer(
-            label_column_name,
-            feature_column_name,
-            loss,
-            learning_rate,
-            decrease_learning_rate,
-            l2_regularization,
-            number_of_iterations,
-            shuffle=shuffle,
-            seed=self._ctx.seed if seed is None else seed,
-        )
-
-    def linear_svm(
-        self,
-        label_column_name: str = "Label",
-        feature_column_name: str = "Features",
-        example_weight_column_name: str | None = None,
-        *,
-        number_of_iterations: int = 1,
-        lambda_: float = 0.001,
-        batch_size: int = 1,
-        perform_projection: bool = False,
-        no_bias: bool = False,
-        shuffle: bool = True,
-        seed: int | None = None,
-    ) -> linear.LinearSvmTrainer:
-        """Linear SVM by Pegasos (outputs Score and PredictedLabel; not calibrated)."""
-        return linear.LinearSvmTrainer(
-            label_column_name,
-            feature_column_name,
-            example_weight_column_name,
-            number_of_iterations,
-            lambda_,
-            batch_size,
-            perform_projection,
-            no_bias,
-            shuffle=shuffle,
-            seed=self._ctx.seed if seed is None else seed,
-        )
-
-    def light_gbm(self, **options: Unpack[LightGbmBinaryOptions]) -> trees.LightGbmBinaryTrainer:
-        """Gradient-boosted trees on LightGBM (Score, Probability, PredictedLabel); needs ``onnxpipe[lightgbm]``."""
-        options.setdefault("seed", self._ctx.seed)
-        return trees.LightGbmBinaryTrainer(**options)
-
-    def fast_forest(self, **options: Unpack[FastForestOptions]) -> trees.FastForestBinaryTrainer:
-        """A random forest on LightGBM (Score, Probability, PredictedLabel); needs ``onnxpipe[lightgbm]``."""
-        options.setdefault("seed", self._ctx.seed)
-        return trees.FastForestBinaryTrainer(**options)
+    lbfgs_logistic_regression = entry(linear.LbfgsLogisticRegressionBinaryTrainer)
+    averaged_perceptron = entry(linear.AveragedPerceptronTrainer)
+    linear_svm = entry(linear.LinearSvmTrainer)
+    light_gbm = entry(trees.LightGbmBinaryTrainer)
+    fast_forest = entry(trees.FastForestBinaryTrainer)
 
 
 class BinaryClassificationCatalog(_SupervisedCatalog[BinaryClassificationMetrics]):
     """``ctx.binary_classification``: trainers, ``evaluate``, ``cross_validate``."""
+
+    path = "binary_classification"
 
     def __init__(self, ctx: MLContext) -> None:
         super().__init__(ctx)
@@ -213,66 +115,22 @@ class BinaryClassificationCatalog(_SupervisedCatalog[BinaryClassificationMetrics
         )
 
 
-class RegressionTrainers:
+class RegressionTrainers(Catalog):
     """``ctx.regression.trainers``."""
 
-    def __init__(self, ctx: MLContext) -> None:
-        self._ctx = ctx
+    path = "regression.trainers"
 
-    def ols(
-        self,
-        label_column_name: str = "Label",
-        feature_column_name: str = "Features",
-        example_weight_column_name: str | None = None,
-        *,
-        l2_regularization: float = 1e-6,
-    ) -> linear.OlsTrainer:
-        """Ordinary least squares (outputs Score)."""
-        return linear.OlsTrainer(label_column_name, feature_column_name, example_weight_column_name, l2_regularization)
-
-    def lbfgs_poisson_regression(self, **options: Unpack[LbfgsOptions]) -> linear.LbfgsPoissonRegressionTrainer:
-        """Poisson regression by L-BFGS (Score = exp(w·x + b))."""
-        return linear.LbfgsPoissonRegressionTrainer(**options)
-
-    def online_gradient_descent(
-        self,
-        label_column_name: str = "Label",
-        feature_column_name: str = "Features",
-        *,
-        loss: str = "squared",
-        learning_rate: float = 0.1,
-        decrease_learning_rate: bool = True,
-        l2_regularization: float = 0.0,
-        number_of_iterations: int = 1,
-        shuffle: bool = True,
-        seed: int | None = None,
-    ) -> linear.OnlineGradientDescentTrainer:
-        """Online (stochastic) gradient descent on the squared loss."""
-        return linear.OnlineGradientDescentTrainer(
-            label_column_name,
-            feature_column_name,
-            loss,
-            learning_rate,
-            decrease_learning_rate,
-            l2_regularization,
-            number_of_iterations,
-            shuffle=shuffle,
-            seed=self._ctx.seed if seed is None else seed,
-        )
-
-    def light_gbm(self, **options: Unpack[LightGbmOptions]) -> trees.LightGbmRegressionTrainer:
-        """Gradient-boosted regression trees on LightGBM; needs ``onnxpipe[lightgbm]``."""
-        options.setdefault("seed", self._ctx.seed)
-        return trees.LightGbmRegressionTrainer(**options)
-
-    def fast_forest(self, **options: Unpack[FastForestOptions]) -> trees.FastForestRegressionTrainer:
-        """A random regression forest on LightGBM; needs ``onnxpipe[lightgbm]``."""
-        options.setdefault("seed", self._ctx.seed)
-        return trees.FastForestRegressionTrainer(**options)
+    ols = entry(linear.OlsTrainer)
+    lbfgs_poisson_regression = entry(linear.LbfgsPoissonRegressionTrainer)
+    online_gradient_descent = entry(linear.OnlineGradientDescentTrainer)
+    light_gbm = entry(trees.LightGbmRegressionTrainer)
+    fast_forest = entry(trees.FastForestRegressionTrainer)
 
 
 class RegressionCatalog(_SupervisedCatalog[RegressionMetrics]):
     """``ctx.regression``: trainers, ``evaluate``, ``cross_validate``."""
+
+    path = "regression"
 
     def __init__(self, ctx: MLContext) -> None:
         super().__init__(ctx)
@@ -285,48 +143,21 @@ class RegressionCatalog(_SupervisedCatalog[RegressionMetrics]):
         return evaluate_regression(data, label_column_name, score_column_name)
 
 
-class MulticlassClassificationTrainers:
+class MulticlassClassificationTrainers(Catalog):
     """``ctx.multiclass_classification.trainers``."""
 
-    def __init__(self, ctx: MLContext) -> None:
-        self._ctx = ctx
+    path = "multiclass_classification.trainers"
 
-    def lbfgs_maximum_entropy(self, **options: Unpack[LbfgsOptions]) -> multiclass.LbfgsMaximumEntropyTrainer:
-        """Multinomial logistic regression by L-BFGS (Score: class probabilities)."""
-        return multiclass.LbfgsMaximumEntropyTrainer(**options)
-
-    def naive_bayes(
-        self, label_column_name: str = "Label", feature_column_name: str = "Features"
-    ) -> multiclass.NaiveBayesTrainer:
-        """ML.NET's naive Bayes over binary (> 0) features."""
-        return multiclass.NaiveBayesTrainer(label_column_name, feature_column_name)
-
-    def one_versus_all(
-        self,
-        binary_estimator: Estimator,
-        label_column_name: str = "Label",
-        *,
-        impute_missing_labels_as_negative: bool = False,
-        maximum_calibration_example_count: int = 1_000_000_000,
-        use_probabilities: bool = True,
-    ) -> multiclass.OneVersusAllTrainer:
-        """One binary model per class; the best score wins."""
-        return multiclass.OneVersusAllTrainer(
-            binary_estimator,
-            label_column_name,
-            impute_missing_labels_as_negative,
-            maximum_calibration_example_count,
-            use_probabilities,
-        )
-
-    def light_gbm(self, **options: Unpack[LightGbmOptions]) -> trees.LightGbmMulticlassTrainer:
-        """Gradient-boosted trees on LightGBM (Score: class probabilities); needs ``onnxpipe[lightgbm]``."""
-        options.setdefault("seed", self._ctx.seed)
-        return trees.LightGbmMulticlassTrainer(**options)
+    lbfgs_maximum_entropy = entry(multiclass.LbfgsMaximumEntropyTrainer)
+    naive_bayes = entry(multiclass.NaiveBayesTrainer)
+    one_versus_all = entry(multiclass.OneVersusAllTrainer)
+    light_gbm = entry(trees.LightGbmMulticlassTrainer)
 
 
 class MulticlassClassificationCatalog(_SupervisedCatalog[MulticlassClassificationMetrics]):
     """``ctx.multiclass_classification``: trainers, ``evaluate``, ``cross_validate``."""
+
+    path = "multiclass_classification"
 
     def __init__(self, ctx: MLContext) -> None:
         super().__init__(ctx)
@@ -346,40 +177,21 @@ class MulticlassClassificationCatalog(_SupervisedCatalog[MulticlassClassificatio
         )
 
 
-class ClusteringTrainers:
+class ClusteringTrainers(Catalog):
     """``ctx.clustering.trainers``."""
 
-    def __init__(self, ctx: MLContext) -> None:
-        self._ctx = ctx
+    path = "clustering.trainers"
 
-    def kmeans(
-        self,
-        feature_column_name: str = "Features",
-        example_weight_column_name: str | None = None,
-        number_of_clusters: int = 5,
-        *,
-        initialization_algorithm: str = "kmeans_plus_plus",
-        optimization_tolerance: float = 1e-7,
-        maximum_number_of_iterations: int = 1000,
-        seed: int | None = None,
-    ) -> clustering.KMeansTrainer:
-        """k-means (k-means++ initialisation, seeded): Score = squared distances, PredictedLabel = cluster key."""
-        return clustering.KMeansTrainer(
-            feature_column_name,
-            example_weight_column_name,
-            number_of_clusters,
-            initialization_algorithm,
-            optimization_tolerance,
-            maximum_number_of_iterations,
-            self._ctx.seed if seed is None else seed,
-        )
+    kmeans = entry(clustering.KMeansTrainer)
 
 
-class ClusteringCatalog:
+class ClusteringCatalog(Catalog):
     """``ctx.clustering``: trainers and ``evaluate``."""
 
+    path = "clustering"
+
     def __init__(self, ctx: MLContext) -> None:
-        self._ctx = ctx
+        super().__init__(ctx)
         self.trainers = ClusteringTrainers(ctx)
 
     def evaluate(

@@ -32,15 +32,11 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import numpy as np
 import pyarrow as pa
-from rich import box
-from rich.console import Console, Group
-from rich.table import Table
-from rich.text import Text
 
 from onnxpipe import __version__
 from onnxpipe._cli_io import (
@@ -68,6 +64,9 @@ from onnxpipe.runtime._inspect import (
 from onnxpipe.runtime._model import ModelInfo, TensorInfo
 from onnxpipe.runtime._session import allow_runs, terminate_runs
 from onnxpipe.schema import Column, Schema, TensorType
+
+if TYPE_CHECKING:  # rich is imported where something is printed: --help does not need it
+    from rich.text import Text
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_OUTPUT", "EXIT_SIGINT", "EXIT_SIGTERM", "main"]
 
@@ -113,6 +112,9 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _line(label: str, style: str, message: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
     # Rich picks colors only for a terminal, and honours NO_COLOR. The message is Text: a name
     # holding "[bold]" is printed as it is, and shown() escapes control characters.
     Console(stderr=True, highlight=False).print(
@@ -121,6 +123,9 @@ def _line(label: str, style: str, message: str) -> None:
 
 
 def _note(message: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
     Console(stderr=True, highlight=False).print(Text(shown(message, _MESSAGE_CHARS)), soft_wrap=True)
 
 
@@ -251,7 +256,7 @@ def _warnings_as_lines() -> Iterator[None]:
 class _Cli(click.Group):
     """The command group, whose ``main`` turns every failure into one ``error:`` line."""
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Sequence[str] | None = None,
         prog_name: str | None = None,
@@ -510,6 +515,8 @@ def inspect_command(model: str, as_json: bool, max_bytes: int) -> None:
         # Plain stdout, not rich: JSON must stay byte-exact for pipes (no wrapping, no colors).
         click.echo(_json_text(info.to_json()))
         return
+    from rich.console import Console
+
     Console(highlight=False).print(render_model_info(info))
 
 
@@ -519,6 +526,8 @@ def _result_columns(model: Transformer, input_schema: Schema) -> list[str]:
 
 def _shown_text(text: object) -> Text:
     """A name from a file, escaped, as rich Text (never markup), folded when too long for a cell."""
+    from rich.text import Text
+
     return Text(shown(text), overflow="fold")
 
 
@@ -541,6 +550,11 @@ def _inspect_saved(model: str, as_json: bool, max_bytes: int) -> None:
         }
         click.echo(_json_text(doc))
         return
+    from rich import box
+    from rich.console import Console, Group
+    from rich.table import Table
+    from rich.text import Text
+
     step_table = Table("#", "Step", "Class", title=_shown_text(Path(model).name), box=box.SQUARE)
     for i, s in enumerate(steps):
         step_table.add_row(Text(str(i)), _shown_text(s.step_name), _shown_text(type(s).__name__))

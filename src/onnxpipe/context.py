@@ -6,14 +6,14 @@ carries the defaults every component shares (seed, GPU id, CPU fallback).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-import onnx
 import pyarrow as pa
 
 from onnxpipe import data as _data
+from onnxpipe._catalog import Catalog, entry
 from onnxpipe._files import write_file
 from onnxpipe._limits import DEFAULT_MAX_BYTES, DEFAULT_VERIFY_TIMEOUT
 from onnxpipe._task_catalogs import (
@@ -27,9 +27,7 @@ from onnxpipe.data import DataView
 from onnxpipe.data._images import IMAGE_EXTENSIONS, load_from_image_folder
 from onnxpipe.engine import PredictionEngine
 from onnxpipe.errors import InvalidArgumentError
-from onnxpipe.export import convert_to_onnx
-from onnxpipe.persistence import load_model, save_model
-from onnxpipe.schema import DType, Schema
+from onnxpipe.schema import Schema
 from onnxpipe.transforms import categorical as _cat
 from onnxpipe.transforms import conversion as _conv
 from onnxpipe.transforms import feature_selection as _fs
@@ -39,11 +37,15 @@ from onnxpipe.transforms import normalization as _norm
 from onnxpipe.transforms.columns import (
     ColumnConcatenatingTransformer,
     ColumnCopyingTransformer,
+    ColumnDroppingTransformer,
     ColumnSelectingTransformer,
 )
 from onnxpipe.transforms.custom import CustomMappingTransformer
 from onnxpipe.transforms.labels import TopKLabelsTransformer
 from onnxpipe.transforms.onnx_model import OnnxTransformer
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = ["DataCatalog", "MLContext", "ModelCatalog", "TransformsCatalog"]
 
@@ -140,420 +142,72 @@ class DataCatalog:
         return _data.create_enumerable(data, row_class)
 
 
-class ConversionCatalog:
+class ConversionCatalog(Catalog):
     """``ctx.transforms.conversion``: keys, value maps, type conversion and hashing."""
 
-    def map_value_to_key(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        maximum_number_of_keys: int = 1_000_000,
-        key_ordinality: _conv.KeyOrdinality = "by_occurrence",
-        add_key_value_annotations_as_text: bool = False,
-        keys: Sequence[Any] | None = None,
-    ) -> _conv.ValueToKeyMappingEstimator:
-        """Learn a value -> key (1..n) dictionary; unseen and missing values map to key 0."""
-        return _conv.ValueToKeyMappingEstimator(
-            output_column_name,
-            input_column_name,
-            maximum_number_of_keys=maximum_number_of_keys,
-            key_ordinality=key_ordinality,
-            add_key_value_annotations_as_text=add_key_value_annotations_as_text,
-            keys=keys,
-        )
+    path = "transforms.conversion"
 
-    def map_key_to_value(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        key_values: Sequence[Any] | _conv.ValueToKeyMappingTransformer | None = None,
-    ) -> _conv.KeyToValueMappingTransformer:
-        """Keys back to their values (from a fitted ``map_value_to_key`` or a list of values)."""
-        return _conv.KeyToValueMappingTransformer(output_column_name, input_column_name, key_values=key_values)
-
-    def map_value(
-        self,
-        output_column_name: str,
-        key_value_pairs: Mapping[Any, Any],
-        input_column_name: str | None = None,
-        *,
-        treat_values_as_key_type: bool = False,
-    ) -> _conv.ValueMappingTransformer:
-        """Map values through a given dictionary."""
-        return _conv.ValueMappingTransformer(
-            output_column_name, key_value_pairs, input_column_name, treat_values_as_key_type=treat_values_as_key_type
-        )
-
-    def convert_type(
-        self, output_column_name: str, input_column_name: str | None = None, *, output_kind: DType | str = DType.FLOAT32
-    ) -> _conv.TypeConvertingTransformer:
-        """Convert a column to another element type (numbers, bool, text)."""
-        return _conv.TypeConvertingTransformer(output_column_name, input_column_name, output_kind=output_kind)
-
-    def hash(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        number_of_bits: int = 31,
-        seed: int = 314489979,
-        use_ordered_hashing: bool = False,
-    ) -> _conv.HashingTransformer:
-        """MurmurHash3 of each value into a key of ``2**number_of_bits`` values."""
-        return _conv.HashingTransformer(
-            output_column_name,
-            input_column_name,
-            number_of_bits=number_of_bits,
-            seed=seed,
-            use_ordered_hashing=use_ordered_hashing,
-        )
+    map_value_to_key = entry(_conv.ValueToKeyMappingEstimator)
+    map_key_to_value = entry(_conv.KeyToValueMappingTransformer)
+    map_value = entry(_conv.ValueMappingTransformer)
+    convert_type = entry(_conv.TypeConvertingTransformer)
+    hash = entry(_conv.HashingTransformer)
 
 
-class CategoricalCatalog:
+class CategoricalCatalog(Catalog):
     """``ctx.transforms.categorical``: one-hot encodings."""
 
-    def one_hot_encoding(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        output_kind: _cat.OneHotOutputKind = "indicator",
-        maximum_number_of_keys: int = 1_000_000,
-        key_ordinality: _conv.KeyOrdinality = "by_occurrence",
-        keys: Sequence[Any] | None = None,
-    ) -> _cat.OneHotEncodingEstimator:
-        """Categories as indicator vectors (or bag counts, keys, binary codes)."""
-        return _cat.OneHotEncodingEstimator(
-            output_column_name,
-            input_column_name,
-            output_kind=output_kind,
-            maximum_number_of_keys=maximum_number_of_keys,
-            key_ordinality=key_ordinality,
-            keys=keys,
-        )
+    path = "transforms.categorical"
 
-    def one_hot_hash_encoding(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        output_kind: _cat.OneHotOutputKind = "indicator",
-        number_of_bits: int = 16,
-        seed: int = 314489979,
-        use_ordered_hashing: bool = False,
-    ) -> _cat.OneHotHashEncodingTransformer:
-        """One-hot encoding of hashed values (no dictionary to learn)."""
-        return _cat.OneHotHashEncodingTransformer(
-            output_column_name,
-            input_column_name,
-            output_kind=output_kind,
-            number_of_bits=number_of_bits,
-            seed=seed,
-            use_ordered_hashing=use_ordered_hashing,
-        )
+    one_hot_encoding = entry(_cat.OneHotEncodingEstimator)
+    one_hot_hash_encoding = entry(_cat.OneHotHashEncodingTransformer)
 
 
-class FeatureSelectionCatalog:
+class FeatureSelectionCatalog(Catalog):
     """``ctx.transforms.feature_selection``."""
 
-    def select_features_based_on_count(
-        self, output_column_name: str, input_column_name: str | None = None, *, count: int = 1
-    ) -> _fs.CountFeatureSelectingEstimator:
-        """Keep the slots with at least ``count`` non-default values."""
-        return _fs.CountFeatureSelectingEstimator(output_column_name, input_column_name, count=count)
+    path = "transforms.feature_selection"
+
+    select_features_based_on_count = entry(_fs.CountFeatureSelectingEstimator)
 
 
-class TransformsCatalog:
+class TransformsCatalog(Catalog):
     """``ctx.transforms``: data transforms, including ``apply_onnx_model``."""
 
+    path = "transforms"
+
     def __init__(self, ctx: MLContext) -> None:
-        self._ctx = ctx
-        self.conversion = ConversionCatalog()
-        self.categorical = CategoricalCatalog()
-        self.feature_selection = FeatureSelectionCatalog()
+        super().__init__(ctx)
+        self.conversion = ConversionCatalog(ctx)
+        self.categorical = CategoricalCatalog(ctx)
+        self.feature_selection = FeatureSelectionCatalog(ctx)
 
-    def copy_columns(self, output_column_name: str, input_column_name: str) -> ColumnCopyingTransformer:
-        """Copy ``input_column_name`` to a new column ``output_column_name``."""
-        return ColumnCopyingTransformer([(output_column_name, input_column_name)])
+    copy_columns = entry(ColumnCopyingTransformer)
+    drop_columns = entry(ColumnDroppingTransformer)
+    select_columns = entry(ColumnSelectingTransformer)
+    concatenate = entry(ColumnConcatenatingTransformer)
 
-    def drop_columns(self, *column_names: str) -> ColumnSelectingTransformer:
-        return ColumnSelectingTransformer(column_names, keep=False)
+    normalize_min_max = entry(_norm.MinMaxNormalizingEstimator)
+    normalize_mean_variance = entry(_norm.MeanVarianceNormalizingEstimator)
+    normalize_log_mean_variance = entry(_norm.LogMeanVarianceNormalizingEstimator)
+    normalize_lp_norm = entry(_norm.LpNormalizingTransformer)
+    normalize_global_contrast = entry(_norm.GlobalContrastNormalizingTransformer)
+    normalize_robust_scaling = entry(_norm.RobustScalingNormalizingEstimator)
+    normalize_binning = entry(_norm.BinningNormalizingEstimator)
 
-    def select_columns(self, *column_names: str) -> ColumnSelectingTransformer:
-        """Keep only these columns, in this order."""
-        return ColumnSelectingTransformer(column_names, keep=True)
+    replace_missing_values = entry(_mv.MissingValueReplacingEstimator)
+    indicate_missing_values = entry(_mv.MissingValueIndicatorTransformer)
 
-    def concatenate(self, output_column_name: str, *input_column_names: str) -> ColumnConcatenatingTransformer:
-        """Join scalar and vector columns of one element type into a vector column."""
-        return ColumnConcatenatingTransformer(output_column_name, input_column_names)
+    load_images = entry(_img.ImageLoadingTransformer)
+    load_raw_image_bytes = entry(_img.RawImageBytesLoadingTransformer)
+    resize_images = entry(_img.ImageResizingTransformer)
+    crop_images = entry(_img.ImageCroppingTransformer)
+    extract_pixels = entry(_img.ImagePixelExtractingTransformer)
+    convert_to_grayscale = entry(_img.ImageGrayscalingTransformer)
 
-    # ---------------------------------------------------------------- normalization
+    top_k_labels = entry(TopKLabelsTransformer)
 
-    def normalize_min_max(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        maximum_example_count: int = _norm.DEFAULT_MAXIMUM_EXAMPLE_COUNT,
-        fix_zero: bool = True,
-    ) -> _norm.MinMaxNormalizingEstimator:
-        """Scale each slot by its training min and max (to [0, 1], or [-1, 1] keeping 0 with fix_zero)."""
-        return _norm.MinMaxNormalizingEstimator(
-            output_column_name, input_column_name, maximum_example_count=maximum_example_count, fix_zero=fix_zero
-        )
-
-    def normalize_mean_variance(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        maximum_example_count: int = _norm.DEFAULT_MAXIMUM_EXAMPLE_COUNT,
-        fix_zero: bool = True,
-        use_cdf: bool = False,
-    ) -> _norm.MeanVarianceNormalizingEstimator:
-        """Subtract each slot's training mean and divide by its standard deviation (or apply the normal CDF)."""
-        return _norm.MeanVarianceNormalizingEstimator(
-            output_column_name,
-            input_column_name,
-            maximum_example_count=maximum_example_count,
-            fix_zero=fix_zero,
-            use_cdf=use_cdf,
-        )
-
-    def normalize_log_mean_variance(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        maximum_example_count: int = _norm.DEFAULT_MAXIMUM_EXAMPLE_COUNT,
-        use_cdf: bool = False,
-        fix_zero: bool = False,
-    ) -> _norm.LogMeanVarianceNormalizingEstimator:
-        """Mean-variance normalization of ``ln x`` (or its normal CDF)."""
-        return _norm.LogMeanVarianceNormalizingEstimator(
-            output_column_name,
-            input_column_name,
-            maximum_example_count=maximum_example_count,
-            use_cdf=use_cdf,
-            fix_zero=fix_zero,
-        )
-
-    def normalize_lp_norm(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        norm: _norm.NormFunction | str = _norm.NormFunction.L2,
-        ensure_zero_mean: bool = False,
-    ) -> _norm.LpNormalizingTransformer:
-        """Divide each row by its L2 / L1 / infinity norm or standard deviation."""
-        return _norm.LpNormalizingTransformer(
-            output_column_name, input_column_name, norm=norm, ensure_zero_mean=ensure_zero_mean
-        )
-
-    def normalize_global_contrast(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        ensure_zero_mean: bool = True,
-        ensure_unit_standard_deviation: bool = False,
-        scale: float = 1.0,
-    ) -> _norm.GlobalContrastNormalizingTransformer:
-        """Per row: subtract the mean, divide by the standard deviation or L2 norm, times ``scale``."""
-        return _norm.GlobalContrastNormalizingTransformer(
-            output_column_name,
-            input_column_name,
-            ensure_zero_mean=ensure_zero_mean,
-            ensure_unit_standard_deviation=ensure_unit_standard_deviation,
-            scale=scale,
-        )
-
-    def normalize_robust_scaling(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        maximum_example_count: int = _norm.DEFAULT_MAXIMUM_EXAMPLE_COUNT,
-        center_data: bool = True,
-        quantile_min: float = 25,
-        quantile_max: float = 75,
-    ) -> _norm.RobustScalingNormalizingEstimator:
-        """Center on the median and scale by the inter-quantile range."""
-        return _norm.RobustScalingNormalizingEstimator(
-            output_column_name,
-            input_column_name,
-            maximum_example_count=maximum_example_count,
-            center_data=center_data,
-            quantile_min=quantile_min,
-            quantile_max=quantile_max,
-        )
-
-    def normalize_binning(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        maximum_example_count: int = _norm.DEFAULT_MAXIMUM_EXAMPLE_COUNT,
-        fix_zero: bool = True,
-        maximum_bin_count: int = 1024,
-    ) -> _norm.BinningNormalizingEstimator:
-        """Equal-population bins per slot: ``bin index / (bins - 1)`` (exportable, unlike ML.NET's)."""
-        return _norm.BinningNormalizingEstimator(
-            output_column_name,
-            input_column_name,
-            maximum_example_count=maximum_example_count,
-            fix_zero=fix_zero,
-            maximum_bin_count=maximum_bin_count,
-        )
-
-    # ---------------------------------------------------------------- missing values
-
-    def replace_missing_values(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        replacement_mode: _mv.ReplacementMode = "default",
-        impute_by_slot: bool = True,
-    ) -> _mv.MissingValueReplacingEstimator:
-        """Replace NaN by 0 (default) or by each slot's training mean, minimum, maximum or most frequent value."""
-        return _mv.MissingValueReplacingEstimator(
-            output_column_name, input_column_name, replacement_mode=replacement_mode, impute_by_slot=impute_by_slot
-        )
-
-    def indicate_missing_values(
-        self, output_column_name: str, input_column_name: str | None = None
-    ) -> _mv.MissingValueIndicatorTransformer:
-        """A bool column of the same shape: True where the value is missing."""
-        return _mv.MissingValueIndicatorTransformer(output_column_name, input_column_name)
-
-    # ---------------------------------------------------------------- images
-
-    def load_images(
-        self,
-        output_column_name: str,
-        image_folder: str | Path | None = None,
-        input_column_name: str | None = None,
-        *,
-        on_error: _img.OnError = "raise",
-    ) -> _img.ImageLoadingTransformer:
-        """Decode the image file whose path (joined to ``image_folder``) is in each row into an image
-        column (EXIF orientation applied; gray, RGB or RGBA). ``on_error="skip"`` drops the rows whose
-        file is missing or cannot be decoded, with a SkippedRowWarning, instead of raising."""
-        return _img.ImageLoadingTransformer(output_column_name, image_folder, input_column_name, on_error=on_error)
-
-    def load_raw_image_bytes(
-        self,
-        output_column_name: str,
-        image_folder: str | Path | None = None,
-        input_column_name: str | None = None,
-        *,
-        on_error: _img.OnError = "raise",
-    ) -> _img.RawImageBytesLoadingTransformer:
-        """The undecoded bytes of each row's file as a uint8 vector, for models that decode images."""
-        return _img.RawImageBytesLoadingTransformer(
-            output_column_name, image_folder, input_column_name, on_error=on_error
-        )
-
-    def resize_images(
-        self,
-        output_column_name: str,
-        image_width: int,
-        image_height: int,
-        input_column_name: str | None = None,
-        *,
-        resizing: _img.ResizingKind = "iso_crop",
-        crop_anchor: _img.CropAnchor = "center",
-    ) -> _img.ImageResizingTransformer:
-        """Resize images to ``image_width`` x ``image_height``: ``iso_crop`` (scale to cover, crop at
-        ``crop_anchor``), ``iso_pad`` (scale to fit, pad with black) or ``fill`` (stretch)."""
-        return _img.ImageResizingTransformer(
-            output_column_name,
-            image_width,
-            image_height,
-            input_column_name,
-            resizing=resizing,
-            crop_anchor=crop_anchor,
-        )
-
-    def crop_images(
-        self,
-        output_column_name: str,
-        image_width: int,
-        image_height: int,
-        input_column_name: str | None = None,
-        *,
-        crop_anchor: _img.CropAnchor = "center",
-    ) -> _img.ImageCroppingTransformer:
-        """Cut the ``image_width`` x ``image_height`` part at ``crop_anchor`` out of every image, without
-        scaling (torchvision's ``CenterCrop``: ``resize_images(256, 256)`` then ``crop_images(224, 224)``);
-        an image smaller than the crop is a ShapeError."""
-        return _img.ImageCroppingTransformer(
-            output_column_name, image_width, image_height, input_column_name, crop_anchor=crop_anchor
-        )
-
-    def extract_pixels(
-        self,
-        output_column_name: str,
-        input_column_name: str | None = None,
-        *,
-        colors: str = "rgb",
-        order: str = "argb",
-        interleave: bool = False,
-        offset: float | Sequence[float] = 0.0,
-        scale: float | Sequence[float] = 1.0,
-        output_as_float: bool = True,
-    ) -> _img.ImagePixelExtractingTransformer:
-        """Images of known size to a pixel vector ``(planes, height, width)`` (``interleave``:
-        ``(height, width, planes)``) of ``(pixel - offset) * scale``; ``colors`` picks the planes
-        (e.g. ``"rgb"``, ``"argb"``), ``order`` their order (e.g. ``"argb"``, ``"bgr"``).
-        ``offset`` and ``scale`` are one number or one per plane: ImageNet's normalisation is
-        ``offset=[123.675, 116.28, 103.53], scale=[1 / 58.395, 1 / 57.12, 1 / 57.375]``."""
-        return _img.ImagePixelExtractingTransformer(
-            output_column_name,
-            input_column_name,
-            colors=colors,
-            order=order,
-            interleave=interleave,
-            offset=offset,
-            scale=scale,
-            output_as_float=output_as_float,
-        )
-
-    def convert_to_grayscale(
-        self, output_column_name: str, input_column_name: str | None = None
-    ) -> _img.ImageGrayscalingTransformer:
-        """RGB / RGBA images to 1-channel gray images (Pillow's ``convert("L")``)."""
-        return _img.ImageGrayscalingTransformer(output_column_name, input_column_name)
-
-    # ---------------------------------------------------------------- labels
-
-    def top_k_labels(
-        self,
-        output_column_name: str = "TopLabels",
-        score_column_name: str = "Score",
-        *,
-        labels: Sequence[str] | None = None,
-        labels_file: str | Path | None = None,
-        k: int = 5,
-        score_output_column_name: str = "TopScores",
-    ) -> TopKLabelsTransformer:
-        """The ``k`` best classes of a score vector: their labels (from ``labels`` or ``labels_file``,
-        one per line) in ``output_column_name`` and their scores in ``score_output_column_name``,
-        by descending score."""
-        return TopKLabelsTransformer(
-            output_column_name,
-            score_column_name,
-            labels=labels,
-            labels_file=labels_file,
-            k=k,
-            score_output_column_name=score_output_column_name,
-        )
-
-    # ---------------------------------------------------------------- other
+    apply_onnx_model = entry(OnnxTransformer)
 
     def custom_mapping(
         self,
@@ -567,55 +221,6 @@ class TransformsCatalog:
         Saving needs the mapping registered under ``contract_name`` with
         ``onnxpipe.register_custom_mapping`` (in the saving and in the loading process)."""
         return CustomMappingTransformer(fn, input_class, output_class, contract_name)
-
-    def apply_onnx_model(
-        self,
-        model_file: str | Path | None = None,
-        *,
-        model_bytes: bytes | None = None,
-        output_column_names: Sequence[str] | str | None = None,
-        input_column_names: Sequence[str] | str | None = None,
-        shape_dictionary: Mapping[str, Sequence[int | None]] | None = None,
-        gpu_device_id: int | None = None,
-        fallback_to_cpu: bool | None = None,
-        inter_op_num_threads: int | None = None,
-        intra_op_num_threads: int | None = None,
-        batch_size: int | None = None,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        verify_timeout: float | None = DEFAULT_VERIFY_TIMEOUT,
-    ) -> OnnxTransformer:
-        """Score a pretrained ONNX model (from ``model_file`` or ``model_bytes``).
-
-        Column names are the model's tensor names; all inputs / outputs are used when the names
-        are omitted. ``shape_dictionary`` ({tensor: dims}, -1 for unknown) overrides unknown
-        dimensions. ``gpu_device_id`` (default: the context's) runs on that CUDA device;
-        without ``fallback_to_cpu`` a GPU that cannot be used is an error. ``batch_size`` rows
-        are scored per ONNX Runtime call when the model's batch axis is free (default: about
-        16 MiB of input per call).
-
-        The model may come from anyone: it is checked before ONNX Runtime opens it. External
-        data must be regular files inside the model's folder (none with ``model_bytes``); the
-        tensors it declares, those constant folding would produce and the synthetic inputs used
-        to check it must fit in ``max_bytes`` (default 4 GiB); a model with loops is run once on
-        a synthetic row and must finish within ``verify_timeout`` seconds (default 10; None: not
-        run). Refusals are ``ModelLoadError``.
-        """
-        gpu = gpu_device_id if gpu_device_id is not None else self._ctx.gpu_device_id
-        fallback = fallback_to_cpu if fallback_to_cpu is not None else self._ctx.fallback_to_cpu
-        return OnnxTransformer(
-            model_file,
-            model_bytes=model_bytes,
-            output_column_names=[output_column_names] if isinstance(output_column_names, str) else output_column_names,
-            input_column_names=[input_column_names] if isinstance(input_column_names, str) else input_column_names,
-            shape_dictionary=shape_dictionary,
-            gpu_device_id=gpu,
-            fallback_to_cpu=fallback,
-            inter_op_num_threads=inter_op_num_threads,
-            intra_op_num_threads=intra_op_num_threads,
-            batch_size=batch_size,
-            max_bytes=max_bytes,
-            verify_timeout=verify_timeout,
-        )
 
 
 class ModelCatalog:
@@ -643,6 +248,8 @@ class ModelCatalog:
         as its contract name when registered with ``onnxpipe.register_custom_mapping``; otherwise
         ModelSaveError names the step. See :mod:`onnxpipe.persistence`.
         """
+        from onnxpipe.persistence import save_model
+
         save_model(model, input_schema, file)
 
     def load(
@@ -662,6 +269,8 @@ class ModelCatalog:
         ModelLoadError. A saved model records no device: its ``apply_onnx_model`` steps open on
         ``gpu_device_id`` / ``fallback_to_cpu`` (default: the context's), else on the CPU.
         """
+        from onnxpipe.persistence import load_model
+
         model, schema = load_model(file, max_bytes=max_bytes, verify_timeout=verify_timeout)
         gpu = gpu_device_id if gpu_device_id is not None else self._ctx.gpu_device_id
         fallback = fallback_to_cpu if fallback_to_cpu is not None else self._ctx.fallback_to_cpu
@@ -686,6 +295,8 @@ class ModelCatalog:
                 f"convert_to_onnx needs a fitted model (a Transformer), got {type(model).__name__}; "
                 "call .fit(data) first"
             )
+        from onnxpipe.export import convert_to_onnx
+
         schema = data.schema if isinstance(data, DataView) else data
         proto = convert_to_onnx(model, schema, opset=opset, output_columns=output_columns)
         if path_or_stream is not None:

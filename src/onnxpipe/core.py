@@ -20,22 +20,45 @@
 from __future__ import annotations
 
 import abc
+import collections.abc
+import dataclasses
+import importlib
 import inspect
-from collections.abc import Iterator, Mapping, Sequence
+import pkgutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import pyarrow as pa
 
 from onnxpipe._annotations import annotation_problem, parameter_annotations
+from onnxpipe._progress import StepStatus
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, to_arrow
-from onnxpipe.data._view import DataView, StepStatus
-from onnxpipe.errors import ExportError, ModelLoadError, ModelSaveError, OnnxPipeError
+from onnxpipe.data._view import DataView
+from onnxpipe.errors import (
+    ExportError,
+    FrozenComponentError,
+    InvalidArgumentError,
+    ModelLoadError,
+    ModelSaveError,
+    OnnxPipeError,
+)
 from onnxpipe.schema import Schema
 
 if TYPE_CHECKING:
     from onnxpipe.export import ExportContext
 
-__all__ = ["Component", "Estimator", "EstimatorChain", "Transformer", "TransformerChain", "TrivialEstimator"]
+__all__ = [
+    "Component",
+    "ComponentInfo",
+    "Estimator",
+    "EstimatorChain",
+    "Transformer",
+    "TransformerChain",
+    "TrivialEstimator",
+    "component",
+    "register_type",
+    "registered_components",
+]
 
 E = TypeVar("E", bound=OnnxPipeError)
 
@@ -48,22 +71,26 @@ def _in_step(exc: E, index: int, step: str) -> E:
     return type(exc)(f"step {index} ({step}): {message}")
 
 
-_PARAMETERS: dict[type, dict[str, bool]] = {}
+_PARAMETERS: dict[type, dict[str, inspect.Parameter]] = {}
 
 
-def _init_parameters(cls: type) -> dict[str, bool]:
-    """The keyword parameters of ``cls``'s constructor, each with whether it is required."""
+def _init_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The parameters of ``cls``'s constructor (without ``self``); a ``*args`` parameter is kept
+    (its state is the list of values), ``**kwargs`` cannot be a state."""
     known = _PARAMETERS.get(cls)
     if known is not None:
         return known
+    if cls.__init__ is object.__init__:  # type: ignore[misc]  # no constructor of its own: no parameters
+        _PARAMETERS[cls] = {}
+        return _PARAMETERS[cls]
     parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
-    variadic = [p.name for p in parameters if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    if variadic:
+    keywords = [p.name for p in parameters if p.kind is p.VAR_KEYWORD]
+    if keywords:
         raise ModelSaveError(
-            f"{cls.__qualname__}.__init__ takes *{variadic[0]}: its state cannot be its constructor's arguments; "
-            "override get_state and from_state"
+            f"{cls.__qualname__}.__init__ takes **{keywords[0]}: its state cannot be its constructor's arguments; "
+            "declare each parameter, or override get_state and from_state"
         )
-    _PARAMETERS[cls] = {p.name: p.default is inspect.Parameter.empty for p in parameters}
+    _PARAMETERS[cls] = {p.name: p for p in parameters}
     return _PARAMETERS[cls]
 
 
@@ -71,37 +98,114 @@ def _shown_type(annotation: Any) -> str:
     return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
 
 
-class Component:
-    """What every estimator and transformer shares: a state made of its constructor's arguments.
+class _ComponentType(abc.ABCMeta):
+    """Freezes every component once its constructor returns (see :class:`Component`)."""
 
-    ``get_state()`` returns the arguments that rebuild the component, read from the attribute of
-    the same name (or with a leading underscore), as scikit-learn's ``get_params`` does.
-    ``from_state(state, version)`` rebuilds it by calling the constructor with exactly those
-    arguments: unknown or missing ones are refused, and the constructor's own checks run. A
-    component whose attributes differ from its constructor's parameters overrides
-    :meth:`get_state`. When the parameters change, bump :attr:`state_version` and turn the old
-    layout into the new one in :meth:`upgrade_state`.
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        instance = super().__call__(*args, **kwargs)
+        object.__setattr__(instance, "_frozen", True)
+        return instance
+
+    @property
+    def __signature__(cls) -> inspect.Signature:
+        # What help(), IDEs and the catalogs show: the constructor's parameters, not __call__'s.
+        if cls.__init__ is object.__init__:  # type: ignore[misc]
+            return inspect.Signature(return_annotation=cls)
+        signature = inspect.signature(cls.__init__)  # type: ignore[misc]
+        return signature.replace(parameters=list(signature.parameters.values())[1:], return_annotation=cls)
+
+
+class Component(metaclass=_ComponentType):
+    """What every estimator and transformer shares: immutable parameters, a state made of its
+    constructor's arguments, and a name in the catalogs.
+
+    * **Parameters** are the constructor's arguments, declared once in its signature, typed and
+      checked there (with :mod:`onnxpipe._validation`). Once the constructor returns, the
+      component is frozen: assigning an attribute raises
+      :class:`~onnxpipe.errors.FrozenComponentError`; :meth:`with_parameters` builds a changed copy.
+    * **State**: ``get_state()`` returns the arguments that rebuild the component, read from the
+      attribute of the same name (or with a leading underscore), as scikit-learn's ``get_params``
+      does. ``from_state(state, version)`` rebuilds it by calling the constructor with exactly those
+      arguments: unknown or missing ones are refused, each is checked against the constructor's
+      annotation, then the constructor's own checks run. A component whose attributes differ from
+      its constructor's parameters overrides :meth:`get_state`. When the parameters change, bump
+      :attr:`state_version` and turn the old layout into the new one in :meth:`upgrade_state`.
+    * **Registration**: the :func:`component` class decorator, in the component's own module,
+      gives it its catalog name and makes it known to persistence, the catalogs and the
+      conformance suite (:mod:`onnxpipe.testing`).
+    * **Export**: a transformer that can be exported implements ``export_onnx`` (the protocol is
+      :class:`onnxpipe.export.OnnxExportable`).
     """
 
     state_version: ClassVar[int] = 1
     """The layout of this component type's state; saved with it."""
 
+    catalog_name: ClassVar[str] = ""
+    """The catalog method that builds this component (``"one_hot_encoding"``); set by :func:`component`."""
+
+    conformance_skips: ClassVar[Mapping[str, str]] = {}
+    """Conformance checks (:data:`onnxpipe.testing.CHECKS`) this type opts out of, each with the reason."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen"):
+            raise FrozenComponentError(
+                f"{self._own_name()}: components are immutable, so {name!r} cannot be assigned after construction; "
+                f"build a changed copy with .with_parameters({name}=...)"
+            )
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if self.__dict__.get("_frozen"):
+            raise FrozenComponentError(f"{self._own_name()}: components are immutable, so {name!r} cannot be deleted")
+        object.__delattr__(self, name)
+
+    @property
+    def step_name(self) -> str:
+        """How errors and reports name this step: its catalog name and the columns it works on,
+        ``normalize_min_max(Features <- Raw)`` or ``sdca(Label, Features)``."""
+        name = self.catalog_name or type(self).__name__
+        state = self.__dict__
+        output, source = state.get("output_column_name"), state.get("input_column_name")
+        if isinstance(output, str):
+            return f"{name}({output})" if source in (None, output) else f"{name}({output} <- {source})"
+        label, features = state.get("label_column_name"), state.get("feature_column_name")
+        if isinstance(label, str) and isinstance(features, str):
+            return f"{name}({label}, {features})"
+        return name
+
+    def _own_name(self) -> str:
+        try:
+            return str(getattr(self, "step_name", "")) or type(self).__name__
+        except Exception:  # a step_name reading an attribute not yet set
+            return type(self).__name__
+
+    def with_parameters(self, **changes: Any) -> Self:
+        """A new component of the same type with some constructor arguments changed (this one is
+        unchanged): ``trainer.with_parameters(l2_regularization=0.1)``."""
+        unknown = sorted(set(changes) - set(_init_parameters(type(self))))
+        if unknown:
+            raise InvalidArgumentError(
+                f"{self._own_name()}: with_parameters got unknown parameters {unknown}; "
+                f"valid ones: {list(_init_parameters(type(self)))}"
+            )
+        return type(self)._construct({**self.get_state(), **changes})
+
     def get_state(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this component."""
         state: dict[str, Any] = {}
-        for name in _init_parameters(type(self)):
+        for name, parameter in _init_parameters(type(self)).items():
             for attribute in (name, "_" + name):
                 try:
-                    state[name] = getattr(self, attribute)
+                    value = getattr(self, attribute)
                     break
                 except AttributeError:
                     continue
             else:
                 raise ModelSaveError(
-                    f"{getattr(self, 'step_name', type(self).__name__)}: its constructor argument {name!r} is not "
-                    f"kept as an attribute {name!r} or {'_' + name!r}; {type(self).__qualname__} must override "
-                    "get_state() to say how it is rebuilt"
+                    f"{self._own_name()}: its constructor argument {name!r} is not kept as an attribute {name!r} "
+                    f"or {'_' + name!r}; {type(self).__qualname__} must override get_state() to say how it is rebuilt"
                 )
+            state[name] = list(value) if parameter.kind is parameter.VAR_POSITIONAL else value
         return state
 
     @classmethod
@@ -115,7 +219,7 @@ class Component:
         """Rebuild a component from :meth:`get_state`'s result, through the constructor.
 
         Raises :class:`~onnxpipe.errors.ModelLoadError` for a version this onnxpipe does not know
-        or for unknown or missing arguments; the constructor raises for invalid values.
+        or for unknown, missing or mistyped arguments; the constructor raises for invalid values.
         """
         arguments = cls._current_state(state, version)
         parameters = _init_parameters(cls)
@@ -128,12 +232,36 @@ class Component:
             )
         annotations = parameter_annotations(cls)
         for name, value in arguments.items():
-            problem = annotation_problem(value, annotations.get(name, Any))
+            annotation = annotations.get(name, Any)
+            if parameters[name].kind is inspect.Parameter.VAR_POSITIONAL:
+                annotation = collections.abc.Sequence[annotation]  # type: ignore[valid-type]
+            problem = annotation_problem(value, annotation)
             if problem:
                 raise ModelLoadError(
-                    f"{cls.__qualname__}: its state field {name!r} must be {_shown_type(annotations[name])} ({problem})"
+                    f"{cls.__qualname__}: its state field {name!r} must be {_shown_type(annotation)} ({problem})"
                 )
-        return cls(**arguments)
+        return cls._construct(arguments)
+
+    @classmethod
+    def _construct(cls, arguments: Mapping[str, Any]) -> Self:
+        """Call the constructor with a state's arguments (a ``*args`` parameter's list spread out)."""
+        parameters = _init_parameters(cls)
+        spread = any(p.kind is p.VAR_POSITIONAL for p in parameters.values())
+        positional: list[Any] = []
+        keywords: dict[str, Any] = {}
+        for name, parameter in parameters.items():
+            if name not in arguments:
+                continue
+            if parameter.kind is parameter.VAR_POSITIONAL:
+                positional.extend(arguments[name])
+                spread = False
+            elif parameter.kind is parameter.POSITIONAL_ONLY or (
+                spread and parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+            ):
+                positional.append(arguments[name])  # comes before the *args, so it must be positional
+            else:
+                keywords[name] = arguments[name]
+        return cls(*positional, **keywords)
 
     @classmethod
     def _current_state(cls, state: Mapping[str, Any], version: int | None) -> dict[str, Any]:
@@ -159,16 +287,114 @@ class Component:
         """
         bare = object.__new__(cls)
         vars(bare).update(attributes)
-        return cls.from_state(bare.get_state())
+        return cls.from_state(bare.get_state(), 1)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickling (multiprocessing, deepcopy, Ray/Dask/Spark workers) goes through the state, so
+        # no internals or ONNX Runtime sessions are pickled, and unpickling runs the constructor.
+        return _from_state, (type(self), type(self).state_version, self.get_state())
+
+
+def _from_state(cls: type[Component], version: int, state: dict[str, Any]) -> Component:
+    return cls.from_state(state, version)
+
+
+# --------------------------------------------------------------------------- registration
+
+C = TypeVar("C", bound=type)
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentInfo:
+    """One registered component type."""
+
+    name: str
+    """The name saved models record it under (its qualified name unless registered otherwise)."""
+    cls: type[Component]
+    catalog: str | None
+    """The catalog that builds it, as a path from the context (``"transforms.categorical"``), or
+    None for a type the user never builds (a fitted transformer, a helper)."""
+
+    @property
+    def is_estimator(self) -> bool:
+        return issubclass(self.cls, Estimator)
+
+
+_REGISTRY: dict[str, ComponentInfo] = {}
+_BUILTIN_PACKAGES = ("onnxpipe.transforms", "onnxpipe.trainers")
+_builtins_imported = False
+
+
+def component(
+    catalog_name: str | None = None, *, catalog: str | None = None, saved_as: str | None = None
+) -> Callable[[C], C]:
+    """Class decorator that registers a component, in its own module::
+
+        @component("one_hot_encoding", catalog="transforms.categorical")
+        class OneHotEncodingEstimator(Estimator): ...
+
+        @component("one_hot_encoding")   # the fitted transformer: named like its estimator
+        class OneHotEncodingTransformer(Transformer): ...
+
+    ``catalog_name`` is how steps are named in messages and the method that builds it; with
+    ``catalog`` (a path from :class:`~onnxpipe.MLContext`), ``ctx.<catalog>.<catalog_name>(...)``
+    builds it with exactly the constructor's parameters. Registered components can be saved
+    (under ``saved_as``, default: the class's qualified name) and are found by
+    :func:`onnxpipe.testing.all_components`. Nothing else needs editing.
+    """
+
+    def register(cls: C) -> C:
+        if not (isinstance(cls, type) and issubclass(cls, Component)):
+            raise InvalidArgumentError(f"@component decorates a Component subclass, got {cls!r}")
+        if catalog_name is not None:
+            if not catalog_name.isidentifier():
+                raise InvalidArgumentError(f"{cls.__qualname__}: catalog name {catalog_name!r} is not an identifier")
+            cls.catalog_name = catalog_name
+        if catalog is not None and not (catalog_name and all(p.isidentifier() for p in catalog.split("."))):
+            raise InvalidArgumentError(
+                f"{cls.__qualname__}: catalog {catalog!r} must be a dotted path like 'transforms.text', "
+                "given with a catalog name"
+            )
+        register_type(cls, saved_as, catalog=catalog)
+        return cls
+
+    return register
+
+
+def register_type(cls: type[Component], name: str | None = None, *, catalog: str | None = None) -> None:
+    """Register ``cls`` under ``name`` (default: its qualified name); see :func:`component`."""
+    key = name or cls.__qualname__
+    known = _REGISTRY.get(key)
+    if known is not None and known.cls is not cls:
+        raise InvalidArgumentError(
+            f"the component name {key!r} is already registered for {known.cls.__module__}.{known.cls.__qualname__}; "
+            f"register {cls.__module__}.{cls.__qualname__} under another name (saved_as=...)"
+        )
+    if catalog is not None:
+        for other in _REGISTRY.values():
+            if other.cls is not cls and other.catalog == catalog and other.cls.catalog_name == cls.catalog_name:
+                raise InvalidArgumentError(
+                    f"ctx.{catalog}.{cls.catalog_name} already builds {other.cls.__qualname__}; "
+                    f"give {cls.__qualname__} another catalog name"
+                )
+    _REGISTRY[key] = ComponentInfo(key, cls, catalog if catalog is not None else getattr(known, "catalog", None))
+
+
+def registered_components() -> dict[str, ComponentInfo]:
+    """Every registered component type by the name saved models record (onnxpipe's own are
+    imported, and so registered, on the first call)."""
+    global _builtins_imported
+    if not _builtins_imported:
+        for package in _BUILTIN_PACKAGES:
+            module = importlib.import_module(package)
+            for found in pkgutil.walk_packages(module.__path__, package + "."):
+                importlib.import_module(found.name)
+        _builtins_imported = True
+    return dict(_REGISTRY)
 
 
 class Transformer(Component, abc.ABC):
     """A fitted, frozen component that maps data to data."""
-
-    @property
-    def step_name(self) -> str:
-        """How errors and reports name this step (its catalog name)."""
-        return type(self).__name__
 
     @abc.abstractmethod
     def output_schema(self, input_schema: Schema) -> Schema:
@@ -239,20 +465,9 @@ class Transformer(Component, abc.ABC):
     def steps(self) -> tuple[Transformer, ...]:
         return (self,)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickling (multiprocessing, deepcopy) goes through the safe saved-model format, so no
-        # internals or ONNX Runtime sessions are pickled, and unpickling rebuilds like a load.
-        from onnxpipe.persistence import reduce_transformer
-
-        return reduce_transformer(self)
-
 
 class Estimator(Component, abc.ABC):
     """An immutable specification that learns a Transformer from data."""
-
-    @property
-    def step_name(self) -> str:
-        return type(self).__name__
 
     @abc.abstractmethod
     def output_schema(self, input_schema: Schema) -> Schema:
@@ -429,3 +644,7 @@ class EstimatorChain(Estimator):
 
     def __repr__(self) -> str:
         return "EstimatorChain([" + ", ".join(repr(s) for s in self._steps) + "])"
+
+
+register_type(TransformerChain)
+register_type(EstimatorChain)

@@ -19,6 +19,7 @@ Each error subclasses the built-in exception a caller would catch for the same p
     ├── ExecutionError (RuntimeError)            ONNX Runtime failed while scoring
     ├── DeviceError (RuntimeError)               a requested GPU cannot be used
     ├── InvalidArgumentError (ValueError)        an option's value is out of range
+    ├── FrozenComponentError (AttributeError)    assigning to a built estimator or transformer
     ├── DataFileNotFoundError (FileNotFoundError) a data or model file is missing
     └── MissingDependencyError (ImportError)     an optional extra is not installed
 
@@ -45,6 +46,7 @@ __all__ = [
     "DeviceError",
     "ExecutionError",
     "ExportError",
+    "FrozenComponentError",
     "ImageDecodeError",
     "InvalidArgumentError",
     "MissingDependencyError",
@@ -127,6 +129,10 @@ class DeviceError(OnnxPipeError, RuntimeError):
 
 class InvalidArgumentError(OnnxPipeError, ValueError):
     """An argument's value is invalid (e.g. a negative batch size); the message lists valid values."""
+
+
+class FrozenComponentError(OnnxPipeError, AttributeError):
+    """An estimator or transformer is immutable: build a new one (``with_parameters``) instead."""
 
 
 class DataFileNotFoundError(OnnxPipeError, FileNotFoundError):

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import inspect
 import io
 import json
 import math
@@ -46,7 +45,7 @@ import types
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, ClassVar, NoReturn, TypeVar
 
@@ -56,7 +55,8 @@ import pyarrow as pa
 from onnxpipe._display import quoted, shown
 from onnxpipe._files import write_file
 from onnxpipe._limits import DEFAULT_MAX_BYTES, DEFAULT_VERIFY_TIMEOUT, LoadLimits, loading_limits
-from onnxpipe.core import Component, Transformer
+from onnxpipe.core import Component, Transformer, register_type
+from onnxpipe.core import registered_components as core_registry
 from onnxpipe.data._convert import ColumnValues, to_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataFileNotFoundError, InvalidArgumentError, ModelLoadError, ModelSaveError, OnnxPipeError
@@ -113,79 +113,72 @@ T = TypeVar("T", bound=type)
 
 # --------------------------------------------------------------------------- the registry
 
-_components: dict[str, type] = {}
 _enums: dict[str, type[enum.Enum]] = {}
 
 
 def register_component(cls: T, name: str | None = None) -> T:
     """Allow instances of ``cls`` in saved models, under ``name`` (default: its qualified name).
 
-    onnxpipe's own components are registered already; call this (or use it as a class decorator)
-    for your own :class:`~onnxpipe.core.Transformer` subclasses (and any
-    :class:`~onnxpipe.core.Component` they take as an argument). A component is saved as its
-    constructor's arguments: keep each one as an attribute of the same name (or with a leading
-    underscore), or override ``get_state``; their values must be of the kinds listed in
+    onnxpipe's own components are registered already. Your own components are registered by
+    the :func:`onnxpipe.core.component` decorator (which also names them in the catalogs and the
+    conformance suite); this function does the same without a catalog name, for a
+    :class:`~onnxpipe.core.Component` subclass or an enum its state holds. A component is saved as
+    its constructor's arguments: keep each one as an attribute of the same name (or with a
+    leading underscore), or override ``get_state``; their values must be of the kinds listed in
     :mod:`onnxpipe.persistence`, and loading calls the constructor with them.
     """
     if not isinstance(cls, type):
         raise InvalidArgumentError(f"register_component takes a class, got {cls!r}")
     if name is not None and (not isinstance(name, str) or not name):
         raise InvalidArgumentError(f"the name of a registered component must be a non-empty string, got {name!r}")
-    _register_builtins()  # so that a user's class cannot take the name of one of onnxpipe's
-    _register(cls, name or cls.__qualname__)
-    return cls
-
-
-def _register(cls: type, key: str) -> None:
-    registry: dict[str, Any] = _enums if issubclass(cls, enum.Enum) else _components
-    if registry.get(key, cls) is not cls:
+    core_registry()  # so that a user's class cannot take the name of one of onnxpipe's
+    _register_builtins()
+    if issubclass(cls, enum.Enum):
+        key = name or cls.__qualname__
+        if _enums.get(key, cls) is not cls:
+            raise InvalidArgumentError(
+                f"the enum name {key!r} is already registered for {_enums[key]!r}; "
+                f"register {cls.__module__}.{cls.__qualname__} under another name (register_component(cls, name=...))"
+            )
+        _enums[key] = cls
+    elif issubclass(cls, Component):
+        register_type(cls, name)
+    else:
         raise InvalidArgumentError(
-            f"the component name {key!r} is already registered for {registry[key]!r}; "
-            f"register {cls.__module__}.{cls.__qualname__} under another name (register_component(cls, name=...))"
+            f"register_component takes an onnxpipe Component subclass or an enum, got {cls.__qualname__}; "
+            "subclass onnxpipe.core.Component so that its constructor's arguments are its state"
         )
-    registry[key] = cls
-
-
-def _subclasses(cls: type) -> Iterator[type]:
-    sub: type
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
+    return cls
 
 
 def registered_components() -> dict[str, type]:
     """Every type a saved model may contain, by the name written in the file."""
     _register_builtins()
-    return {**_components, **_enums}
-
-
-_builtins_done = False
+    return {**{name: info.cls for name, info in core_registry().items()}, **_enums}
 
 
 def _register_builtins() -> None:
-    global _builtins_done
-    if _builtins_done:
-        return
-    # Importing the package's component modules is what defines the classes below.
-    import onnxpipe.trainers
-    import onnxpipe.transforms
-    from onnxpipe.transforms import conversion, missing_values, normalization
+    if not _enums:
+        from onnxpipe.transforms.normalization import NormFunction
 
-    for cls in _subclasses(Transformer):
-        if cls.__module__.startswith("onnxpipe.") and not inspect.isabstract(cls):
-            _register(cls, cls.__qualname__)
-    for helper in (conversion._KeyMapper, missing_values._Statistic):
-        _register(helper, helper.__qualname__)
-    for enum_cls in (DType, normalization.NormFunction):
-        _register(enum_cls, enum_cls.__qualname__)
-    del onnxpipe
-    _builtins_done = True
+        _enums.update({DType.__qualname__: DType, NormFunction.__qualname__: NormFunction})
+
+
+_FORMAT1_HELPERS = ("_KeyMapper", "_Statistic")
+"""Helper objects format 1 saved inside components (read only to rebuild those components)."""
+
+
+def _format1_helper(name: str) -> type:
+    from onnxpipe.transforms import conversion, missing_values
+
+    return {"_KeyMapper": conversion._KeyMapper, "_Statistic": missing_values._Statistic}[name]
 
 
 def _type_name(cls: type) -> str | None:
-    _register_builtins()
-    registry: dict[str, Any] = _enums if issubclass(cls, enum.Enum) else _components
-    return next((name for name, c in registry.items() if c is cls), None)
+    if issubclass(cls, enum.Enum):
+        _register_builtins()
+        return next((name for name, c in _enums.items() if c is cls), None)
+    return next((name for name, info in core_registry().items() if info.cls is cls), None)
 
 
 # --------------------------------------------------------------------------- writing
@@ -631,6 +624,7 @@ class _Reader:
         return Schema.from_json([v["$column"]]).columns[0]
 
     def _enum(self, v: dict[str, Any], depth: int) -> enum.Enum:
+        _register_builtins()
         cls = _enums.get(v["$enum"])
         if cls is None:
             self.fail(f"unknown enum type {v['$enum']!r}")
@@ -641,7 +635,10 @@ class _Reader:
 
     def _object(self, v: dict[str, Any], depth: int) -> Any:
         name = v["$object"]
-        cls = _components.get(name) if isinstance(name, str) else None
+        info = core_registry().get(name) if isinstance(name, str) else None
+        cls = info.cls if info is not None else None
+        if cls is None and self.format_version == 1 and name in _FORMAT1_HELPERS:
+            cls = _format1_helper(name)
         if cls is None:
             self.fail(
                 f"it contains a component of unknown type {name!r}; a saved model can only hold onnxpipe's "

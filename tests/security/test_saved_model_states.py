@@ -111,16 +111,16 @@ def test_saved_lightgbm_model_asking_for_a_thousand_threads_is_refused(tmp_path:
     _refused(
         tmp_path,
         blob,
-        r"LightGbmModel cannot be rebuilt .*number_of_threads must be None or a number of threads from 1 to 256, "
-        "got 1000",
+        r"LightGbmModel cannot be rebuilt .*number_of_threads must be a number of threads from 1 to 256 or None "
+        r"\(the default\), got 1000",
     )
 
 
 @pytest.mark.parametrize(
     ("field", "value", "match"),
     [
-        ("intra_op_num_threads", 1000, r"intra_op_num_threads must be None or a number of threads from 1 to 256"),
-        ("inter_op_num_threads", -1, r"inter_op_num_threads must be None or a number of threads"),
+        ("intra_op_num_threads", 1000, r"intra_op_num_threads must be a number of threads from 1 to 256 or None"),
+        ("inter_op_num_threads", -1, r"inter_op_num_threads must be a number of threads from 1 to 256 or None"),
         ("batch_size", 10**12, r"batch_size must be a number of rows from 1 to 1,048,576"),
     ],
 )

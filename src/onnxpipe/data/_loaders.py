@@ -11,9 +11,7 @@ from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+import pyarrow.csv as pacsv  # pyarrow.compute and pyarrow.parquet (60 ms) are imported where used
 
 from onnxpipe._limits import DEFAULT_MAX_BYTES
 from onnxpipe.data._convert import arrow_schema, from_arrow, list_values, schema_from_arrow, to_arrow
@@ -116,6 +114,24 @@ def _is_list(t: pa.DataType) -> bool:
     return bool(pa.types.is_list(t) or pa.types.is_fixed_size_list(t))
 
 
+def _same_storage(have: pa.Schema, want: pa.Schema) -> bool:
+    """Same column names and Arrow types: nullability and metadata aside (a nullable column without
+    missing values fits onnxpipe's non-null field as it is)."""
+    return bool(have.names == want.names and have.types == want.types)
+
+
+def _has_missing(column: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether ``column``, or the values of its rows for a list column, holds a missing value."""
+    if column.null_count:
+        return True
+    if not _is_list(column.type):
+        return False
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    # The values of a sliced list array extend beyond its rows: they are narrowed to its rows (a
+    # few Python calls) only when the whole child array holds a missing value.
+    return any(c.values.null_count and list_values(c).null_count for c in chunks)
+
+
 def _first_nested_null(arr: pa.Array) -> int | None:
     """The first row of a list-like array whose values contain a missing value, if any."""
     if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(arr.type)):
@@ -124,6 +140,8 @@ def _first_nested_null(arr: pa.Array) -> int | None:
     if not values.null_count:
         return None
     first = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+    import pyarrow.compute as pc
+
     return int(pc.list_parent_indices(arr)[first].as_py())
 
 
@@ -133,9 +151,7 @@ def normalize_batch(batch: pa.RecordBatch, schema: Schema, where: str, row_offse
     ``row_offset`` is the batch's first row in the whole source, so that errors name the real row.
     """
     target = arrow_schema(schema)
-    if batch.schema.equals(target, check_metadata=False) and not any(
-        c.null_count or (_is_list(c.type) and list_values(c).null_count) for c in batch.columns
-    ):
+    if _same_storage(batch.schema, target) and not any(_has_missing(c) for c in batch.columns):
         return (
             batch
             if batch.schema.equals(target, check_metadata=True)
@@ -151,6 +167,8 @@ def normalize_batch(batch: pa.RecordBatch, schema: Schema, where: str, row_offse
         if arr.null_count:
             ct = col.type
             if isinstance(ct, TensorType) and ct.is_scalar and ct.dtype.is_float:
+                import pyarrow.compute as pc
+
                 arr = pc.fill_null(arr, pa.scalar(float("nan"), arr.type))
             else:
                 row = row_offset + int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
@@ -183,13 +201,17 @@ def load_from_arrow(data: pa.Table | pa.RecordBatch, *, batch_size: int = 65536)
     _check_batch_size(batch_size, "load_from_arrow")
     check_unique_names(data.schema.names, "load_from_arrow")
     schema = schema_from_arrow(data.schema)
+    target = arrow_schema(schema)
+    if _same_storage(data.schema, target) and not any(_has_missing(c) for c in data.columns):
+        # Stored as onnxpipe stores it already: only the field metadata changes, for the whole
+        # table at once (normalize_batch would do the same, batch by batch).
+        return _table_view(pa.Table.from_arrays(data.columns, schema=target), schema, batch_size)
     batches = []
     row0 = 0
     for b in data.to_batches(max_chunksize=batch_size):
         batches.append(normalize_batch(b, schema, "load_from_arrow", row0))
         row0 += b.num_rows
-    table = pa.Table.from_batches(batches, schema=arrow_schema(schema))
-    return _table_view(table, schema, batch_size)
+    return _table_view(pa.Table.from_batches(batches, schema=target), schema, batch_size)
 
 
 def load_from_pandas(df: Any, *, batch_size: int = 65536) -> DataView:
@@ -242,6 +264,8 @@ def load_from_parquet(path: str | Path, *, batch_size: int = 65536, max_bytes: i
             f"load_from_parquet: max_bytes must be a positive number of bytes, got {max_bytes!r:.40}"
         )
     p = _check_file(path, "Parquet file")
+    import pyarrow.parquet as pq
+
     try:
         meta = pq.ParquetFile(p)
     except pa.ArrowException as exc:
@@ -274,6 +298,8 @@ def expand_dictionaries(
     decoding makes against ``max_bytes``."""
     if not any(pa.types.is_dictionary(c.type) for c in batch.columns):
         return batch
+    import pyarrow.compute as pc
+
     columns = []
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
         if pa.types.is_dictionary(column.type):

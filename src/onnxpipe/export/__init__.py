@@ -17,9 +17,10 @@ your own becomes exportable by implementing :class:`OnnxExportable`'s ``export_o
             ctx.set_value(self.output_column_name, doubled)
 
 It reads the current tensor of each input column with :meth:`ExportContext.value`, adds nodes
-and initializers, and points each output column at its new tensor with
-:meth:`ExportContext.set_value`; a step that needs a newer opset than 13 says so in
-``onnx_min_opset``. The README's "Write your own component" section has the whole example.
+and initializers (:class:`ElemType` names ONNX's element types, e.g. for ``Cast``), and points
+each output column at its new tensor with :meth:`ExportContext.set_value`; a step that needs a
+newer opset than 13 says so in ``onnx_min_opset``. The README's "Adding a component" section has
+the whole example, and ``tests/test_conformance.py`` runs it through the conformance checks.
 """
 
 from onnxpipe.export._context import (
@@ -32,12 +33,14 @@ from onnxpipe.export._context import (
     convert_to_onnx,
     tensor_dims,
 )
+from onnxpipe.runtime._elem_type import ElemType
 
 __all__ = [
     "COLUMNS_METADATA_KEY",
     "DEFAULT_OPSET",
     "MAX_OPSET",
     "MIN_OPSET",
+    "ElemType",
     "ExportContext",
     "OnnxExportable",
     "convert_to_onnx",

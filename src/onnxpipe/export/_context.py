@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
 
 from onnxpipe.errors import ExportError
 from onnxpipe.runtime._model import ONNX_ELEMENT
 from onnxpipe.schema import ColumnType, Schema, SequenceType, TensorType
+
+# onnx (most of a second to import) is imported by the methods that build protos, so that
+# importing onnxpipe, and every component module that imports this one, does not load it.
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = [
     "COLUMNS_METADATA_KEY",
@@ -98,6 +101,8 @@ class ExportContext:
 
     def add_input(self, column: str, ct: TensorType) -> None:
         """Declare a graph input for ``column``."""
+        from onnx import helper
+
         self.reserve(column)
         self.inputs.append(helper.make_tensor_value_info(column, ONNX_ELEMENT[ct.dtype], tensor_dims(ct)))
         self._values[column] = column
@@ -142,6 +147,8 @@ class ExportContext:
         **attributes: Any,
     ) -> list[str]:
         """Add a node; ``outputs`` is a count (fresh names) or explicit names. Returns the outputs."""
+        from onnx import helper
+
         if domain not in self.domains:
             self.require_opset(domain, ML_OPSET if domain == "ai.onnx.ml" else 1)
         if isinstance(outputs, int):
@@ -157,11 +164,13 @@ class ExportContext:
 
     def add_initializer(self, array: np.ndarray | float | int, hint: str = "const") -> str:
         """A constant tensor; returns its value name."""
+        from onnx import TensorProto, helper, numpy_helper
+
         name = self.unique(hint)
         arr = np.asarray(array)
         if arr.dtype.kind in "OUS":
             strings: list[Any] = [str(x).encode() for x in arr.reshape(-1)]
-            tensor = helper.make_tensor(name, onnx.TensorProto.STRING, arr.shape, strings)
+            tensor = helper.make_tensor(name, TensorProto.STRING, arr.shape, strings)
         else:
             tensor = numpy_helper.from_array(arr, name)
         self.initializers.append(tensor)
@@ -183,6 +192,8 @@ class ExportContext:
 
         Returns the value names of the graph's outputs (by original output name).
         """
+        import onnx
+
         rename: dict[str, str] = dict(feeds)
 
         def renamed(name: str) -> str:
@@ -243,6 +254,8 @@ class ExportContext:
         self, outputs: Sequence[tuple[str, ColumnType, tuple[str, ...] | None]], producer_version: str
     ) -> onnx.ModelProto:
         """The finished model, with ``outputs`` as (column, type, slot names)."""
+        from onnx import helper
+
         input_names = {i.name for i in self.inputs}
         graph_outputs = []
         described = []
@@ -272,6 +285,8 @@ class ExportContext:
 
 def _type_proto(ct: ColumnType, top: bool = False) -> onnx.TypeProto:
     """ONNX type of a column: tensors as ``[N, *shape]`` at the top level, plain inside maps."""
+    from onnx import helper
+
     if isinstance(ct, TensorType):
         return helper.make_tensor_type_proto(ONNX_ELEMENT[ct.dtype], tensor_dims(ct) if top else None)
     if isinstance(ct, SequenceType):
@@ -294,6 +309,8 @@ def convert_to_onnx(
     makes the whole export fail with an ExportError naming it. ``opset`` defaults to the lowest
     version every step needs (at least 13); ``output_columns`` keeps only those columns.
     """
+    import onnx
+
     from onnxpipe import __version__
     from onnxpipe.core import TransformerChain
 

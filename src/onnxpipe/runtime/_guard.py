@@ -34,15 +34,18 @@ import stat
 from collections import ChainMap
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, SparseTensorProto, TensorProto, numpy_helper
 
 from onnxpipe._display import quoted, shown
 from onnxpipe._limits import DEFAULT_MAX_BYTES, DEFAULT_VERIFY_TIMEOUT
 from onnxpipe.errors import InvalidArgumentError, ModelLoadError
+from onnxpipe.runtime._elem_type import ElemType
+
+if TYPE_CHECKING:  # the functions that need onnx at run time import it (see _elem_type for why)
+    import onnx
+    from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, SparseTensorProto, TensorProto
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -76,22 +79,22 @@ _HUGE = float(1 << 62)  # a dimension no model can have: what an overflowing siz
 
 # Bytes per element as ONNX Runtime holds them (4-bit types rounded up; a string is a std::string).
 _ITEMSIZE: dict[int, int] = {
-    TensorProto.FLOAT: 4,
-    TensorProto.UINT8: 1,
-    TensorProto.INT8: 1,
-    TensorProto.UINT16: 2,
-    TensorProto.INT16: 2,
-    TensorProto.INT32: 4,
-    TensorProto.INT64: 8,
-    TensorProto.STRING: 32,
-    TensorProto.BOOL: 1,
-    TensorProto.FLOAT16: 2,
-    TensorProto.DOUBLE: 8,
-    TensorProto.UINT32: 4,
-    TensorProto.UINT64: 8,
-    TensorProto.COMPLEX64: 8,
-    TensorProto.COMPLEX128: 16,
-    TensorProto.BFLOAT16: 2,
+    ElemType.FLOAT: 4,
+    ElemType.UINT8: 1,
+    ElemType.INT8: 1,
+    ElemType.UINT16: 2,
+    ElemType.INT16: 2,
+    ElemType.INT32: 4,
+    ElemType.INT64: 8,
+    ElemType.STRING: 32,
+    ElemType.BOOL: 1,
+    ElemType.FLOAT16: 2,
+    ElemType.DOUBLE: 8,
+    ElemType.UINT32: 4,
+    ElemType.UINT64: 8,
+    ElemType.COMPLEX64: 8,
+    ElemType.COMPLEX128: 16,
+    ElemType.BFLOAT16: 2,
 }
 _UNKNOWN_ITEMSIZE = 16  # undefined or future types: an upper bound
 
@@ -228,6 +231,8 @@ def _node_text(node: NodeProto) -> str:
 
 def _walk(model: ModelProto) -> _Walk:
     """Every tensor, sparse tensor and node list in the model, with where each one is."""
+    from onnx import GraphProto
+
     out = _Walk()
     pending: list[tuple[GraphProto | onnx.FunctionProto, str, _Graph | None]] = [(model.graph, "", None)]
     for function in model.functions:
@@ -369,6 +374,8 @@ def external_data(
     file inside ``folder``, with a decimal ``offset`` and ``length`` inside that file. Tensors
     that carry external-data entries without being marked external are checked the same way.
     """
+    from onnx import TensorProto
+
     found: list[tuple[TensorProto, ExternalData]] = []
     root = folder.resolve() if folder is not None else None
     for tensor, where in _all_tensors(walk or _walk(model)):
@@ -423,6 +430,8 @@ def external_data(
 
 def read_external_data(model: ModelProto, folder: Path, label: str, max_bytes: int | None) -> ModelProto:
     """A copy of ``model`` with its external data read in (only from checked locations, checked again now)."""
+    from onnx import ModelProto, TensorProto
+
     copy = ModelProto()
     copy.CopyFrom(model)
     total = 0
@@ -585,9 +594,11 @@ class _Known:
 
 
 def _value(tensor: TensorProto) -> np.ndarray | None:
+    from onnx import TensorProto, numpy_helper
+
     if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
         return None
-    if tensor.data_type not in (TensorProto.INT64, TensorProto.INT32, TensorProto.FLOAT, TensorProto.DOUBLE):
+    if tensor.data_type not in (ElemType.INT64, ElemType.INT32, ElemType.FLOAT, ElemType.DOUBLE):
         return None
     if any(d < 0 for d in tensor.dims) or _count(list(tensor.dims), _SMALL) > _SMALL:
         return None
@@ -610,9 +621,11 @@ def _scope(graph: _Graph, outer: _Known | None) -> _Known:
 def _get(known: _Known, name: str, *, ints: bool = False) -> np.ndarray | None:
     """The value of ``name`` if it is a small constant (of integers with ``ints``, what sizes are made of);
     an initializer is read the first time it is asked for."""
+    from onnx import TensorProto
+
     v = known.values.get(name)
     if isinstance(v, TensorProto):
-        if ints and v.data_type not in (TensorProto.INT64, TensorProto.INT32):
+        if ints and v.data_type not in (ElemType.INT64, ElemType.INT32):
             return None
         v = known.values[name] = _value(v)
     if v is not None and ints and v.dtype.kind not in "iuO":
@@ -670,7 +683,7 @@ def _propagate(node: NodeProto, known: _Known) -> None:
                 result = src.reshape(-1) if src.ndim else src
                 if op == "Cast":
                     to = _attr(node, "to")
-                    if to is not None and to.i in (TensorProto.INT64, TensorProto.INT32):
+                    if to is not None and to.i in (ElemType.INT64, ElemType.INT32):
                         result = result.astype(np.int64)
         elif op == "Shape" and inputs and inputs[0] in known.shapes:
             dims = known.shapes[inputs[0]]

@@ -21,17 +21,18 @@ import keyword
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from rich import box
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
 
 from onnxpipe._display import quoted, shown
 from onnxpipe.errors import InvalidArgumentError, ModelError
 from onnxpipe.runtime._model import ModelInfo, TensorInfo, describe_model, load_model
 from onnxpipe.schema import Column, ColumnType, DType, ImageType, MapType, Schema, TensorType
+
+if TYPE_CHECKING:  # rich is imported by the functions that display (import onnxpipe stays light)
+    from rich.console import RenderableType
+    from rich.table import Table
 
 __all__ = [
     "check_generated_code",
@@ -65,6 +66,10 @@ def _truncate(text: str, width: int) -> str:
 
 
 def _io_table(info: ModelInfo) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     title = Text(shown(Path(info.path).name)) if info.path else None  # a file name is not markup
     table = Table("Input/Output", "Name", "Type", "Dimensions", title=title, box=box.SQUARE)
     # Tensor names are data, never markup: escaped Text cells, folded when long.
@@ -100,6 +105,10 @@ def _lines(text: str) -> str:
 
 
 def _properties_table(info: ModelInfo) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table("Property", "Value", box=box.SQUARE)
     table.columns[1].overflow = "fold"
     for key, value in _properties(info):
@@ -108,6 +117,10 @@ def _properties_table(info: ModelInfo) -> Table:
 
 
 def _metadata_table(info: ModelInfo) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table("Metadata", "Value", box=box.SQUARE)
     table.columns[1].overflow = "fold"
     for key, value in info.metadata.items():
@@ -117,6 +130,8 @@ def _metadata_table(info: ModelInfo) -> Table:
 
 def render_model_info(info: ModelInfo) -> RenderableType:
     """Rich tables for a model: its inputs and outputs, its properties, and its metadata if any."""
+    from rich.console import Group
+
     parts: list[RenderableType] = [_io_table(info), _properties_table(info)]
     if info.metadata:
         parts.append(_metadata_table(info))

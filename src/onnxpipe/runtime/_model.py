@@ -9,32 +9,33 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
-
-import onnx
-from onnx import TensorProto
+from typing import TYPE_CHECKING, Any
 
 from onnxpipe._display import shown
 from onnxpipe.errors import DataFileNotFoundError, ModelLoadError
+from onnxpipe.runtime._elem_type import ElemType
 from onnxpipe.runtime._guard import DEFAULT_MAX_BYTES, check_model, check_strings, quoted, read_external_data
 from onnxpipe.schema import ColumnType, DType, MapType, SequenceType, TensorType
+
+if TYPE_CHECKING:  # onnx is imported where a model is parsed (see _elem_type for why)
+    import onnx
 
 __all__ = ["LoadedModel", "ModelInfo", "TensorInfo", "describe_model", "load_model", "model_with_data"]
 
 _ELEM: dict[int, DType] = {
-    TensorProto.BOOL: DType.BOOL,
-    TensorProto.INT8: DType.INT8,
-    TensorProto.INT16: DType.INT16,
-    TensorProto.INT32: DType.INT32,
-    TensorProto.INT64: DType.INT64,
-    TensorProto.UINT8: DType.UINT8,
-    TensorProto.UINT16: DType.UINT16,
-    TensorProto.UINT32: DType.UINT32,
-    TensorProto.UINT64: DType.UINT64,
-    TensorProto.FLOAT16: DType.FLOAT16,
-    TensorProto.FLOAT: DType.FLOAT32,
-    TensorProto.DOUBLE: DType.FLOAT64,
-    TensorProto.STRING: DType.STRING,
+    ElemType.BOOL: DType.BOOL,
+    ElemType.INT8: DType.INT8,
+    ElemType.INT16: DType.INT16,
+    ElemType.INT32: DType.INT32,
+    ElemType.INT64: DType.INT64,
+    ElemType.UINT8: DType.UINT8,
+    ElemType.UINT16: DType.UINT16,
+    ElemType.UINT32: DType.UINT32,
+    ElemType.UINT64: DType.UINT64,
+    ElemType.FLOAT16: DType.FLOAT16,
+    ElemType.FLOAT: DType.FLOAT32,
+    ElemType.DOUBLE: DType.FLOAT64,
+    ElemType.STRING: DType.STRING,
 }
 ONNX_ELEMENT: dict[DType, int] = {v: k for k, v in _ELEM.items()}
 
@@ -44,6 +45,8 @@ RawDim = int | str | None  # a size, a symbolic name, or nothing (unnamed unknow
 def _elem_name(code: int) -> str:
     if code in _ELEM:
         return _ELEM[code].value
+    from onnx import TensorProto  # a model is being read: onnx is loaded already
+
     return TensorProto.DataType.Name(code).lower() if code in TensorProto.DataType.values() else f"type{code}"
 
 
@@ -255,6 +258,8 @@ def _check_file_size(size: int, label: str, max_bytes: int | None) -> None:
 
 
 def _parse(data: bytes, label: str) -> onnx.ModelProto:
+    import onnx
+
     try:
         proto = onnx.load_model_from_string(data)
     except Exception as exc:  # protobuf DecodeError and friends

@@ -18,9 +18,16 @@ import onnxruntime as ort
 from onnxpipe._display import shown
 from onnxpipe.errors import DeviceError, ExecutionError, InvalidArgumentError, ModelLoadError, OnnxPipeWarning
 
-__all__ = ["RunFunction", "SessionSettings", "create_session", "run_function", "run_with_deadline"]
+__all__ = [
+    "SCORING_RUN_OPTIONS",
+    "RunFunction",
+    "SessionSettings",
+    "create_session",
+    "run_function",
+    "run_with_deadline",
+]
 
-RunFunction = Callable[[list[str], dict[str, Any]], list[Any]]
+RunFunction = Callable[[list[str], dict[str, Any], ort.RunOptions], list[Any]]
 
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
@@ -104,8 +111,8 @@ def create_session(source: bytes | str, settings: SessionSettings, label: str) -
     return session
 
 
-_RUNS = ort.RunOptions()  # passed to every scoring call, so that they can all be stopped at once
-_RUNS.log_severity_level = _QUIET
+SCORING_RUN_OPTIONS = ort.RunOptions()  # passed to every scoring call, so that they can all be stopped at once
+SCORING_RUN_OPTIONS.log_severity_level = _QUIET
 
 
 def terminate_runs() -> None:
@@ -116,28 +123,29 @@ def terminate_runs() -> None:
     call from any thread, e.g. one that watches for SIGTERM while the main thread is inside ONNX
     Runtime and cannot run Python signal handlers. :func:`allow_runs` lets calls run again.
     """
-    _RUNS.terminate = True
+    SCORING_RUN_OPTIONS.terminate = True
 
 
 def allow_runs() -> None:
     """Undo :func:`terminate_runs`."""
-    _RUNS.terminate = False
+    SCORING_RUN_OPTIONS.terminate = False
 
 
 def run_function(session: ort.InferenceSession, settings: SessionSettings) -> RunFunction:
-    """``session.run`` for feeds that onnxpipe has already checked.
+    """``session.run`` for feeds that onnxpipe has already checked, called as
+    ``run(output_names, feeds, SCORING_RUN_OPTIONS)``.
 
     ``InferenceSession.run`` re-validates the feed names and OrtValue ownership on every call,
     which costs about as much as running a tiny model. onnxpipe builds every feed itself from
     the model's inputs (checked once, at construction), so it calls the session's binding
-    directly. It keeps the wrapper when ONNX Runtime's own provider fallback may be needed, or
+    directly (the binding itself: a lambda around it would add a Python call to every
+    prediction). It keeps the wrapper when ONNX Runtime's own provider fallback may be needed, or
     when the binding is not where this ONNX Runtime version keeps it.
     """
     inner = getattr(session, "_sess", None)
-    run = getattr(inner, "run", None)
-    if run is None or settings.fallback_to_cpu:
-        return lambda names, feeds: session.run(names, feeds, _RUNS)  # type: ignore[no-any-return]
-    return lambda names, feeds: run(names, feeds, _RUNS)  # type: ignore[no-any-return]
+    binding = getattr(inner, "run", None)
+    run: RunFunction = session.run if binding is None or settings.fallback_to_cpu else binding
+    return run
 
 
 def run_with_deadline(

@@ -31,19 +31,16 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from onnx import TensorProto
 
-from onnxpipe.core import Estimator, Transformer
+from onnxpipe import _validation
+from onnxpipe.core import Estimator, Transformer, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
-from onnxpipe.errors import DataError, InvalidArgumentError
+from onnxpipe.errors import DataError
 from onnxpipe.schema import Column, DType, Schema, TensorType
 from onnxpipe.trainers.multiclass import (
     PREDICTED_LABEL,
     SCORE,
-    _check_name,
-    _check_number,
-    _Immutable,
     _readonly,
     as_matrix,
     check_feature_column,
@@ -78,14 +75,14 @@ def squared_distances(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return np.asarray(np.maximum(xx - 2.0 * (x @ centroids.T) + cc, 0.0))
 
 
-class KMeansModel(_Immutable, Transformer):
+@component("kmeans")
+class KMeansModel(Transformer):
     """Fitted k-means: ``Score`` (squared distances to the centroids) and ``PredictedLabel``."""
 
     def __init__(self, *, feature_column_name: str, feature_type: TensorType, centroids: np.ndarray) -> None:
         self.feature_column_name = feature_column_name
         self.feature_type = feature_type
         self.centroids = _readonly(np.asarray(centroids, dtype=np.float64))  # (k, features)
-        self._freeze()
 
     @property
     def number_of_clusters(self) -> int:
@@ -114,6 +111,8 @@ class KMeansModel(_Immutable, Transformer):
         return {SCORE: score, PREDICTED_LABEL: label}
 
     def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        from onnx import TensorProto  # exporting: not loaded by import onnxpipe
+
         x = onnx_features(ctx, self.feature_column_name)  # float64 [N, d]
         if ctx.opset >= 18:
             axes = ctx.add_initializer(np.array([1], np.int64), "axes")
@@ -157,7 +156,8 @@ class KMeansModel(_Immutable, Transformer):
         )
 
 
-class KMeansTrainer(_Immutable, Estimator):
+@component("kmeans", catalog="clustering.trainers")
+class KMeansTrainer(Estimator):
     """ML.NET's ``KMeans`` clustering trainer (see the module docstring)."""
 
     def __init__(
@@ -171,31 +171,29 @@ class KMeansTrainer(_Immutable, Estimator):
         seed: int | None = None,
     ) -> None:
         step = "kmeans"
-        _check_name(feature_column_name, "feature_column_name", step)
-        _check_name(example_weight_column_name, "example_weight_column_name", step, optional=True)
-        _check_number(number_of_clusters, "number_of_clusters", step, integer=True, positive=True)
-        if initialization_algorithm not in INITIALIZATION_ALGORITHMS:
-            hint = (
-                " (ML.NET's k-means|| initialisation is not implemented; kmeans_plus_plus is its sequential form)"
+        self.feature_column_name = _validation.column_name(feature_column_name, "feature_column_name", step)
+        self.example_weight_column_name = _validation.column_name(
+            example_weight_column_name, "example_weight_column_name", step, optional=True
+        )
+        self.number_of_clusters = _validation.integer(number_of_clusters, "number_of_clusters", step, low=1)
+        self.initialization_algorithm = _validation.choice(
+            initialization_algorithm,
+            "initialization_algorithm",
+            step,
+            INITIALIZATION_ALGORITHMS,
+            fix=(
+                "ML.NET's k-means|| initialisation is not implemented; kmeans_plus_plus is its sequential form"
                 if initialization_algorithm == "kmeans_yinyang"
-                else ""
-            )
-            raise InvalidArgumentError(
-                f"{step}: initialization_algorithm must be one of {', '.join(INITIALIZATION_ALGORITHMS)}, "
-                f"got {initialization_algorithm!r}{hint}"
-            )
-        _check_number(optimization_tolerance, "optimization_tolerance", step, positive=True)
-        _check_number(maximum_number_of_iterations, "maximum_number_of_iterations", step, integer=True, positive=True)
-        if seed is not None:
-            _check_number(seed, "seed", step, integer=True)
-        self.feature_column_name = feature_column_name
-        self.example_weight_column_name = example_weight_column_name
-        self.number_of_clusters = int(number_of_clusters)
-        self.initialization_algorithm = initialization_algorithm
-        self.optimization_tolerance = float(optimization_tolerance)
-        self.maximum_number_of_iterations = int(maximum_number_of_iterations)
-        self.seed = seed
-        self._freeze()
+                else None
+            ),
+        )
+        self.optimization_tolerance = _validation.number(
+            optimization_tolerance, "optimization_tolerance", step, low=0, low_open=True
+        )
+        self.maximum_number_of_iterations = _validation.integer(
+            maximum_number_of_iterations, "maximum_number_of_iterations", step, low=1
+        )
+        self.seed = _validation.integer(seed, "seed", step, low=0, optional=True)
 
     @property
     def step_name(self) -> str:

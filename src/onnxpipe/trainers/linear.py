@@ -32,15 +32,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-from scipy.optimize import minimize  # type: ignore[import-untyped]
-from scipy.special import expit  # type: ignore[import-untyped]
 
-from onnxpipe.core import Estimator, Transformer
+from onnxpipe import _validation
+from onnxpipe.core import Estimator, Transformer, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, ShapeError
+from onnxpipe.export import ElemType
 from onnxpipe.schema import Column, DType, Schema, TensorType
+from onnxpipe.trainers._lbfgs import minimize_lbfgs
 
 if TYPE_CHECKING:
     from onnxpipe.export import ExportContext
@@ -206,61 +206,6 @@ def _training_set(
 
 
 # --------------------------------------------------------------------------------------------
-# Argument validation
-
-
-def _check_name(value: object, what: str, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"{what} must be a non-empty column name, got {value!r}")
-
-
-def _check_number(
-    value: object, what: str, *, low: float | None = None, high: float | None = None, low_open: bool = False
-) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float | np.integer | np.floating)
-        or not math.isfinite(value)
-    ):
-        raise InvalidArgumentError(f"{what} must be a finite number, got {value!r}")
-    v = float(value)
-    if low is not None and (v < low or (low_open and v == low)):
-        raise InvalidArgumentError(f"{what} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and v >= high:
-        raise InvalidArgumentError(f"{what} must be < {high}, got {value!r}")
-    return v
-
-
-def _check_int(value: object, what: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise InvalidArgumentError(f"{what} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_bool(value: object, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidArgumentError(f"{what} must be True or False, got {value!r}")
-    return value
-
-
-def _check_seed(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise InvalidArgumentError(f"seed must be an integer >= 0 or None, got {value!r}")
-    return int(value)
-
-
-def _check_choice(value: object, what: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise InvalidArgumentError(f"{what} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
-    assert isinstance(value, str)
-    return value
-
-
-# --------------------------------------------------------------------------------------------
 # Fitted models
 
 
@@ -281,9 +226,8 @@ class _LinearModel(Transformer):
         w = np.array(weights, dtype=np.float64).reshape(-1)
         if w.size == 0 or not np.isfinite(w).all():
             raise InvalidArgumentError(f"a linear model needs one or more finite weights, got {w!r}")
-        if isinstance(bias, bool) or not isinstance(bias, int | float | np.floating) or not math.isfinite(bias):
-            raise InvalidArgumentError(f"a linear model needs a finite bias, got {bias!r}")
-        _check_name(feature_column_name, "feature_column_name")
+        bias = _validation.number(bias, "bias", type(self).__name__)
+        _validation.column_name(feature_column_name, "feature_column_name", type(self).__name__)
         w.flags.writeable = False
         self._weights = w
         self._bias = float(bias)
@@ -319,7 +263,7 @@ class _LinearModel(Transformer):
         return (self._weights.tobytes(), self._bias, self._feature_column_name, self._trainer_name)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._key() == self._key()  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._key() == self._key()
 
     def __hash__(self) -> int:
         return hash((type(self), self._key()))
@@ -360,7 +304,7 @@ class _LinearModel(Transformer):
         ct = input_schema[self._feature_column_name].type
         assert isinstance(ct, TensorType)
         if ct.dtype is not DType.FLOAT64:
-            (x,) = ctx.add_node("Cast", [x], to=onnx.TensorProto.DOUBLE)
+            (x,) = ctx.add_node("Cast", [x], to=ElemType.DOUBLE)
         w = ctx.add_initializer(self._weights.reshape(-1, 1), "weights")
         b = ctx.add_initializer(np.array([self._bias], dtype=np.float64), "bias")
         (product,) = ctx.add_node("MatMul", [x, w])
@@ -369,9 +313,10 @@ class _LinearModel(Transformer):
 
     @staticmethod
     def _to_float(ctx: ExportContext, value: str) -> str:
-        return ctx.add_node("Cast", [value], to=onnx.TensorProto.FLOAT)[0]
+        return ctx.add_node("Cast", [value], to=ElemType.FLOAT)[0]
 
 
+@component()
 class LinearBinaryModel(_LinearModel):
     """A fitted linear binary classifier (ML.NET's ``LinearBinaryModelParameters``).
 
@@ -395,7 +340,7 @@ class LinearBinaryModel(_LinearModel):
         super().__init__(
             weights, bias, feature_column_name=feature_column_name, trainer_name=trainer_name, rows_skipped=rows_skipped
         )
-        self._calibrated = _check_bool(calibrated, "calibrated")
+        self._calibrated = _validation.boolean(calibrated, "calibrated", type(self).__name__)
 
     @property
     def calibrated(self) -> bool:
@@ -419,6 +364,8 @@ class LinearBinaryModel(_LinearModel):
             score = raw.astype(np.float32)
             out: dict[str, ColumnValues] = {SCORE: score}
             if self._calibrated:
+                from scipy.special import expit
+
                 out[PROBABILITY] = expit(raw).astype(np.float32)
         out[PREDICTED_LABEL] = score > 0
         return out
@@ -435,6 +382,7 @@ class LinearBinaryModel(_LinearModel):
         ctx.set_value(PREDICTED_LABEL, predicted)
 
 
+@component()
 class LinearRegressionModel(_LinearModel):
     """A fitted linear regressor (ML.NET's ``LinearRegressionModelParameters``): ``Score = w·x + b``."""
 
@@ -454,6 +402,7 @@ class LinearRegressionModel(_LinearModel):
         ctx.set_value(SCORE, self._to_float(ctx, self._export_raw(ctx, input_schema)))
 
 
+@component()
 class PoissonRegressionModel(_LinearModel):
     """A fitted Poisson regressor (ML.NET's ``PoissonRegressionModelParameters``): ``Score = exp(w·x + b)``."""
 
@@ -496,9 +445,9 @@ class _Trainer(Estimator):
     def __init__(
         self, label_column_name: str, feature_column_name: str, example_weight_column_name: str | None
     ) -> None:
-        _check_name(label_column_name, "label_column_name")
-        _check_name(feature_column_name, "feature_column_name")
-        _check_name(example_weight_column_name, "example_weight_column_name", optional=True)
+        _validation.column_name(label_column_name, "label_column_name", self.name)
+        _validation.column_name(feature_column_name, "feature_column_name", self.name)
+        _validation.column_name(example_weight_column_name, "example_weight_column_name", self.name, optional=True)
         self._label = label_column_name
         self._features = feature_column_name
         self._weight = example_weight_column_name
@@ -530,7 +479,7 @@ class _Trainer(Estimator):
         return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in self._arguments().items()) + ")"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._arguments() == self._arguments()  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._arguments() == self._arguments()
 
     def __hash__(self) -> int:
         return hash((type(self), tuple(self._arguments().items())))
@@ -586,70 +535,46 @@ def _lbfgs(
     non_negative: bool,
     initial_bias: float = 0.0,
 ) -> tuple[np.ndarray, float]:
-    """Minimise ML.NET's L-BFGS objective with scipy's L-BFGS-B.
+    """Minimise ML.NET's L-BFGS objective; returns (w, b).
 
     ML.NET (``LbfgsTrainerBase``) minimises, with ``W`` the sum of example weights and ``N`` the
     number of usable rows::
 
         (sum_i s_i * loss_i + l2 / 2 * ||w||^2) / W  +  l1 / N * ||w||_1
 
-    (the bias is not regularised). ML.NET handles the L1 term with OWL-QN. Here L1 is made smooth
-    exactly by splitting ``w = u - v`` with ``u, v >= 0``: ``||w||_1`` becomes the linear term
-    ``sum(u + v)`` and L-BFGS-B's bound constraints keep the split valid, so the minimiser is the
-    same and weights that L1 drives to zero end exactly at 0 (on the bound). Non-negativity
-    (``enforce_non_negativity``) is the bound ``w >= 0`` (``v = 0`` when split).
+    (the bias is not regularised). The L1 term and non-negativity (``enforce_non_negativity``, the
+    bound ``w >= 0``) are :func:`onnxpipe.trainers._lbfgs.minimize_lbfgs`'s; the parameters are
+    ``[w, b]``.
     """
     # The products run in the features' own type (float32 input stays float32, as scikit-learn
     # does: half the memory traffic); sums, loss and parameters are float64.
     x, d = train.features, train.features.shape[1]
     scale = 1.0 / train.weight_sum
-    l1n = l1 / train.n
-    split = l1 > 0
-
-    def unpack(theta: np.ndarray) -> tuple[np.ndarray, float]:
-        w = theta[:d] - theta[d : 2 * d] if split else theta[:d]
-        return w, float(theta[-1])
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w, b = unpack(theta)
+        w, b = theta[:d], float(theta[-1])
         z = (x @ w.astype(x.dtype)).astype(np.float64) + b
         loss, dz = loss_grad(z)  # dz is already multiplied by the example weights
         gw = ((x.T @ dz.astype(x.dtype)).astype(np.float64) + l2 * w) * scale
         gb = float(dz.sum()) * scale
         value = (loss + 0.5 * l2 * float(w @ w)) * scale
-        if split:
-            value += l1n * float(theta[: 2 * d].sum())
-            grad = np.concatenate([gw + l1n, -gw + l1n, [gb]])
-        else:
-            grad = np.concatenate([gw, [gb]])
-        return value, grad
+        return value, np.concatenate([gw, [gb]])
 
-    if split:
-        theta0 = np.zeros(2 * d + 1)
-        bounds: list[tuple[float | None, float | None]] | None = (
-            [(0.0, None)] * d + [(0.0, 0.0 if non_negative else None)] * d + [(None, None)]
-        )
-    else:
-        theta0 = np.zeros(d + 1)
-        bounds = [(0.0, None)] * d + [(None, None)] if non_negative else None
+    theta0 = np.zeros(d + 1)
     theta0[-1] = initial_bias
-    result = minimize(
+    theta = minimize_lbfgs(
         objective,
         theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={
-            "maxcor": history_size,
-            "ftol": tolerance,
-            "gtol": tolerance,
-            "maxiter": max_iterations,
-            "maxfun": min(_INT_MAX, max(15000, 2 * max_iterations)),
-            "maxls": 50,
-        },
+        penalized=slice(0, d),
+        l1=l1 / train.n,
+        non_negative=non_negative,
+        history_size=history_size,
+        tolerance=tolerance,
+        max_iterations=max_iterations,
+        max_evaluations=min(_INT_MAX, max(15000, 2 * max_iterations)),
+        max_line_search_steps=50,
     )
-    w, b = unpack(np.asarray(result.x, dtype=np.float64))
-    return np.array(w, dtype=np.float64), b
+    return theta[:d].copy(), float(theta[-1])
 
 
 class _LbfgsTrainer(_Trainer):
@@ -666,12 +591,16 @@ class _LbfgsTrainer(_Trainer):
         enforce_non_negativity: bool = False,
     ) -> None:
         super().__init__(label_column_name, feature_column_name, example_weight_column_name)
-        self._l1 = _check_number(l1_regularization, "l1_regularization", low=0)
-        self._l2 = _check_number(l2_regularization, "l2_regularization", low=0)
-        self._tol = _check_number(optimization_tolerance, "optimization_tolerance", low=0, low_open=True)
-        self._history = _check_int(history_size, "history_size")
-        self._max_iter = _check_int(maximum_number_of_iterations, "maximum_number_of_iterations")
-        self._non_negative = _check_bool(enforce_non_negativity, "enforce_non_negativity")
+        self._l1 = _validation.number(l1_regularization, "l1_regularization", self.name, low=0)
+        self._l2 = _validation.number(l2_regularization, "l2_regularization", self.name, low=0)
+        self._tol = _validation.number(
+            optimization_tolerance, "optimization_tolerance", self.name, low=0, low_open=True
+        )
+        self._history = _validation.integer(history_size, "history_size", self.name, low=1)
+        self._max_iter = _validation.integer(
+            maximum_number_of_iterations, "maximum_number_of_iterations", self.name, low=1
+        )
+        self._non_negative = _validation.boolean(enforce_non_negativity, "enforce_non_negativity", self.name)
 
     @property
     def l1_regularization(self) -> float:
@@ -722,6 +651,7 @@ class _LbfgsTrainer(_Trainer):
         )
 
 
+@component("lbfgs_logistic_regression", catalog="binary_classification.trainers")
 class LbfgsLogisticRegressionBinaryTrainer(_LbfgsTrainer):
     """L-BFGS logistic regression (``lbfgs_logistic_regression``), calibrated.
 
@@ -736,6 +666,8 @@ class LbfgsLogisticRegressionBinaryTrainer(_LbfgsTrainer):
         return _binary_columns(True)
 
     def _train(self, train: _TrainingSet) -> tuple[np.ndarray, float]:
+        from scipy.special import expit
+
         y, sw = train.y, train.weights
 
         def loss_grad(z: np.ndarray) -> tuple[float, np.ndarray]:
@@ -758,6 +690,7 @@ class LbfgsLogisticRegressionBinaryTrainer(_LbfgsTrainer):
         )
 
 
+@component("lbfgs_poisson_regression", catalog="regression.trainers")
 class LbfgsPoissonRegressionTrainer(_LbfgsTrainer):
     """L-BFGS Poisson regression (``lbfgs_poisson_regression``): ``Score = exp(w·x + b)``.
 
@@ -802,6 +735,7 @@ class LbfgsPoissonRegressionTrainer(_LbfgsTrainer):
 # ---------------------------------------------------------------- ordinary least squares
 
 
+@component("ols", catalog="regression.trainers")
 class OlsTrainer(_Trainer):
     """Ordinary least squares (``ols``), as ML.NET's ``OlsTrainer``.
 
@@ -823,7 +757,7 @@ class OlsTrainer(_Trainer):
         l2_regularization: float = 1e-6,
     ) -> None:
         super().__init__(label_column_name, feature_column_name, example_weight_column_name)
-        self._l2 = _check_number(l2_regularization, "l2_regularization", low=0)
+        self._l2 = _validation.number(l2_regularization, "l2_regularization", self.name, low=0)
 
     @property
     def l2_regularization(self) -> float:
@@ -978,14 +912,16 @@ class _OnlineTrainer(_Trainer):
         seed: int | None,
     ) -> None:
         super().__init__(label_column_name, feature_column_name, None)
-        self._loss = _check_choice(loss, "loss", losses)
-        self._rate = _check_number(learning_rate, "learning_rate", low=0, low_open=True)
-        self._decrease = _check_bool(decrease_learning_rate, "decrease_learning_rate")
+        self._loss = _validation.choice(loss, "loss", self.name, losses)
+        self._rate = _validation.number(learning_rate, "learning_rate", self.name, low=0, low_open=True)
+        self._decrease = _validation.boolean(decrease_learning_rate, "decrease_learning_rate", self.name)
         # ML.NET: weights shrink by (1 - 2 * l2) per update, so 0.5 and above make no sense.
-        self._l2 = _check_number(l2_regularization, "l2_regularization", low=0, high=0.5)
-        self._iterations = _check_int(number_of_iterations, "number_of_iterations")
-        self._shuffle = _check_bool(shuffle, "shuffle")
-        self._seed = _check_seed(seed)
+        self._l2 = _validation.number(
+            l2_regularization, "l2_regularization", self.name, low=0, high=0.5, high_open=True
+        )
+        self._iterations = _validation.integer(number_of_iterations, "number_of_iterations", self.name, low=1)
+        self._shuffle = _validation.boolean(shuffle, "shuffle", self.name)
+        self._seed = _validation.integer(seed, "seed", self.name, low=0, optional=True)
 
     @property
     def loss(self) -> str:
@@ -1028,6 +964,7 @@ class _OnlineTrainer(_Trainer):
         }
 
 
+@component("averaged_perceptron", catalog="binary_classification.trainers")
 class AveragedPerceptronTrainer(_OnlineTrainer):
     """Averaged perceptron (``averaged_perceptron``), not calibrated: ``Score`` and ``PredictedLabel``.
 
@@ -1091,6 +1028,7 @@ class AveragedPerceptronTrainer(_OnlineTrainer):
         )
 
 
+@component("online_gradient_descent", catalog="regression.trainers")
 class OnlineGradientDescentTrainer(_OnlineTrainer):
     """Online gradient descent regression (``online_gradient_descent``): averaged SGD on the squared loss.
 
@@ -1149,6 +1087,7 @@ class OnlineGradientDescentTrainer(_OnlineTrainer):
         )
 
 
+@component("linear_svm", catalog="binary_classification.trainers")
 class LinearSvmTrainer(_Trainer):
     """Linear SVM trained with Pegasos (``linear_svm``), as ML.NET's ``LinearSvmTrainer``; not calibrated.
 
@@ -1178,13 +1117,13 @@ class LinearSvmTrainer(_Trainer):
         seed: int | None = None,
     ) -> None:
         super().__init__(label_column_name, feature_column_name, example_weight_column_name)
-        self._iterations = _check_int(number_of_iterations, "number_of_iterations")
-        self._lambda = _check_number(lambda_, "lambda_", low=0, low_open=True)
-        self._batch_size = _check_int(batch_size, "batch_size")
-        self._projection = _check_bool(perform_projection, "perform_projection")
-        self._no_bias = _check_bool(no_bias, "no_bias")
-        self._shuffle = _check_bool(shuffle, "shuffle")
-        self._seed = _check_seed(seed)
+        self._iterations = _validation.integer(number_of_iterations, "number_of_iterations", self.name, low=1)
+        self._lambda = _validation.number(lambda_, "lambda_", self.name, low=0, low_open=True)
+        self._batch_size = _validation.integer(batch_size, "batch_size", self.name, low=1)
+        self._projection = _validation.boolean(perform_projection, "perform_projection", self.name)
+        self._no_bias = _validation.boolean(no_bias, "no_bias", self.name)
+        self._shuffle = _validation.boolean(shuffle, "shuffle", self.name)
+        self._seed = _validation.integer(seed, "seed", self.name, low=0, optional=True)
 
     @property
     def number_of_iterations(self) -> int:

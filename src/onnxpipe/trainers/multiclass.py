@@ -30,15 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-from onnx import TensorProto
-from scipy.optimize import minimize
-from scipy.special import expit
 
-from onnxpipe.core import Estimator, Transformer
+from onnxpipe import _validation
+from onnxpipe.core import Estimator, Transformer, component
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, OnnxPipeWarning, SchemaError, ShapeError
+from onnxpipe.export import ElemType
 from onnxpipe.schema import Column, DType, Schema, TensorType
+from onnxpipe.trainers._lbfgs import minimize_lbfgs
 
 if TYPE_CHECKING:
     from onnxpipe.export import ExportContext
@@ -62,44 +62,10 @@ _INT32_MAX = 2**31 - 1
 # Shared helpers (clustering.py uses the feature and weight ones too)
 
 
-class _Immutable:
-    """Attributes are set in ``__init__`` and then frozen (pickle and deepcopy restore ``__dict__``)."""
-
-    _frozen: bool
-
-    def _freeze(self) -> None:
-        object.__setattr__(self, "_frozen", True)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if self.__dict__.get("_frozen", False):
-            raise AttributeError(f"{type(self).__name__} is immutable: build a new one instead of setting {name!r}")
-        object.__setattr__(self, name, value)
-
-
 def _readonly(array: np.ndarray) -> np.ndarray:
     out = np.array(array)  # a private copy: the caller's array stays writable and ours cannot change
     out.setflags(write=False)
     return out
-
-
-def _check_name(value: object, what: str, step: str, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"{step}: {what} must be a non-empty column name, got {value!r}")
-
-
-def _check_number(
-    value: object, what: str, step: str, *, integer: bool = False, positive: bool = False, minimum: float = 0.0
-) -> None:
-    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok_type or not math.isfinite(float(value)):  # type: ignore[arg-type]
-        kind = "an integer" if integer else "a finite number"
-        raise InvalidArgumentError(f"{step}: {what} must be {kind}, got {value!r}")
-    number = float(value)  # type: ignore[arg-type]
-    if (positive and number <= 0) or number < minimum:
-        bound = "> 0" if positive else f">= {minimum:g}"
-        raise InvalidArgumentError(f"{step}: {what} must be {bound}, got {value!r}")
 
 
 def check_feature_column(schema: Schema, name: str, step: str, promise: bool = False) -> TensorType:
@@ -180,7 +146,7 @@ def warn_skipped(step: str, skipped: int, total: int, what: str) -> None:
 def onnx_features(ctx: ExportContext, column: str) -> str:
     """The feature column as a float64 matrix ``[N, features]`` in the export."""
     (flat,) = ctx.add_node("Flatten", [ctx.value(column)], axis=1)
-    (double,) = ctx.add_node("Cast", [flat], to=TensorProto.DOUBLE)
+    (double,) = ctx.add_node("Cast", [flat], to=ElemType.DOUBLE)
     return double
 
 
@@ -266,10 +232,8 @@ def _predicted(classes: np.ndarray, scores32: np.ndarray) -> np.ndarray:
 # The common fitted multiclass model
 
 
-class _MulticlassModel(_Immutable, Transformer):
+class _MulticlassModel(Transformer):
     """A fitted multiclass model: reads the features, writes ``Score`` and ``PredictedLabel``."""
-
-    _catalog_name = "multiclass"
 
     def __init__(
         self,
@@ -298,7 +262,7 @@ class _MulticlassModel(_Immutable, Transformer):
 
     @property
     def step_name(self) -> str:
-        return f"{self._catalog_name}({self.label_column_name}, {self.feature_column_name})"
+        return f"{self.catalog_name}({self.label_column_name}, {self.feature_column_name})"
 
     def output_schema(self, input_schema: Schema) -> Schema:
         check_scoring_features(input_schema, self.feature_column_name, self.feature_type, self.step_name)
@@ -360,7 +324,7 @@ def _outputs(scores: np.ndarray, classes: np.ndarray, score_col: Column) -> dict
 
 def _export_outputs(ctx: ExportContext, scores: str, classes: np.ndarray) -> None:
     """``Score`` (float32) and ``PredictedLabel`` (the class at the ArgMax of ``Score``)."""
-    (score,) = ctx.add_node("Cast", [scores], to=TensorProto.FLOAT)
+    (score,) = ctx.add_node("Cast", [scores], to=ElemType.FLOAT)
     (index,) = ctx.add_node("ArgMax", [score], axis=1, keepdims=1)  # [N, 1], the first maximum
     values = ctx.add_initializer(classes, "classes")
     (label,) = ctx.add_node("Gather", [values, index], axis=0)  # [N, 1] of the label's type
@@ -368,16 +332,15 @@ def _export_outputs(ctx: ExportContext, scores: str, classes: np.ndarray) -> Non
     ctx.set_value(PREDICTED_LABEL, label)
 
 
-class _MulticlassTrainer(_Immutable, Estimator):
+class _MulticlassTrainer(Estimator):
     """What the multiclass trainers share: the label and feature columns and their checks."""
 
-    _catalog_name = "multiclass"
     label_column_name: str
     feature_column_name: str
 
     @property
     def step_name(self) -> str:
-        return f"{self._catalog_name}({self.label_column_name}, {self.feature_column_name})"
+        return f"{self.catalog_name}({self.label_column_name}, {self.feature_column_name})"
 
     def _check(self, input_schema: Schema, promise: bool = False) -> tuple[Column, TensorType]:
         feature_type = check_feature_column(input_schema, self.feature_column_name, self.step_name, promise)
@@ -429,10 +392,9 @@ def _training_set(
 # L-BFGS maximum entropy (multinomial logistic regression)
 
 
+@component("lbfgs_maximum_entropy")
 class LbfgsMaximumEntropyModel(_MulticlassModel):
     """Softmax regression: ``Score = softmax(W x + b)``, one probability per class."""
-
-    _catalog_name = "lbfgs_maximum_entropy"
 
     def __init__(
         self,
@@ -452,7 +414,6 @@ class LbfgsMaximumEntropyModel(_MulticlassModel):
         )
         self.weights = _readonly(np.asarray(weights, dtype=np.float64))  # (classes, features)
         self.bias = _readonly(np.asarray(bias, dtype=np.float64))  # (classes,)
-        self._freeze()
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
         return (self.classes, self.weights, self.bias)
@@ -471,6 +432,7 @@ class LbfgsMaximumEntropyModel(_MulticlassModel):
         return p
 
 
+@component("lbfgs_maximum_entropy", catalog="multiclass_classification.trainers")
 class LbfgsMaximumEntropyTrainer(_MulticlassTrainer):
     """ML.NET's ``LbfgsMaximumEntropy``: multinomial logistic regression fitted by L-BFGS.
 
@@ -484,8 +446,6 @@ class LbfgsMaximumEntropyTrainer(_MulticlassTrainer):
     ``enforce_non_negativity`` constrains the weights (not the biases) to be >= 0, as ML.NET's.
     """
 
-    _catalog_name = "lbfgs_maximum_entropy"
-
     def __init__(
         self,
         label_column_name: str = "Label",
@@ -498,29 +458,22 @@ class LbfgsMaximumEntropyTrainer(_MulticlassTrainer):
         maximum_number_of_iterations: int = _INT32_MAX,
         enforce_non_negativity: bool = False,
     ) -> None:
-        step = self._catalog_name
-        _check_name(label_column_name, "label_column_name", step)
-        _check_name(feature_column_name, "feature_column_name", step)
-        _check_name(example_weight_column_name, "example_weight_column_name", step, optional=True)
-        _check_number(l1_regularization, "l1_regularization", step)
-        _check_number(l2_regularization, "l2_regularization", step)
-        _check_number(optimization_tolerance, "optimization_tolerance", step, positive=True)
-        _check_number(history_size, "history_size", step, integer=True, positive=True)
-        _check_number(maximum_number_of_iterations, "maximum_number_of_iterations", step, integer=True, positive=True)
-        if not isinstance(enforce_non_negativity, bool):
-            raise InvalidArgumentError(
-                f"{step}: enforce_non_negativity must be True or False, got {enforce_non_negativity!r}"
-            )
-        self.label_column_name = label_column_name
-        self.feature_column_name = feature_column_name
-        self.example_weight_column_name = example_weight_column_name
-        self.l1_regularization = float(l1_regularization)
-        self.l2_regularization = float(l2_regularization)
-        self.optimization_tolerance = float(optimization_tolerance)
-        self.history_size = int(history_size)
-        self.maximum_number_of_iterations = min(int(maximum_number_of_iterations), _INT32_MAX)
-        self.enforce_non_negativity = enforce_non_negativity
-        self._freeze()
+        step = self.catalog_name
+        self.label_column_name = _validation.column_name(label_column_name, "label_column_name", step)
+        self.feature_column_name = _validation.column_name(feature_column_name, "feature_column_name", step)
+        self.example_weight_column_name = _validation.column_name(
+            example_weight_column_name, "example_weight_column_name", step, optional=True
+        )
+        self.l1_regularization = _validation.number(l1_regularization, "l1_regularization", step, low=0)
+        self.l2_regularization = _validation.number(l2_regularization, "l2_regularization", step, low=0)
+        self.optimization_tolerance = _validation.number(
+            optimization_tolerance, "optimization_tolerance", step, low=0, low_open=True
+        )
+        self.history_size = _validation.integer(history_size, "history_size", step, low=1)
+        self.maximum_number_of_iterations = min(
+            _validation.integer(maximum_number_of_iterations, "maximum_number_of_iterations", step, low=1), _INT32_MAX
+        )
+        self.enforce_non_negativity = _validation.boolean(enforce_non_negativity, "enforce_non_negativity", step)
 
     def _args(self) -> dict[str, Any]:
         return {
@@ -582,8 +535,8 @@ def _fit_softmax(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Minimise ML.NET's regularised softmax loss; returns (W (k, d), b (k,)).
 
-    The parameters are ``[b, W]``, or ``[b, W+, W-]`` with ``W = W+ - W-`` and both bounded at 0
-    when L1 applies (so L-BFGS-B sees a smooth objective); with ``non_negative`` only ``W >= 0``.
+    The parameters are ``[b, W]``; the L1 term on ``W`` and ``W >= 0`` (``non_negative``) are
+    :func:`onnxpipe.trainers._lbfgs.minimize_lbfgs`'s.
     """
     n, d = x.shape
     total = float(w.sum())
@@ -591,17 +544,9 @@ def _fit_softmax(
         raise DataError("lbfgs_maximum_entropy: the example weights of the training rows sum to 0")
     rows = np.arange(n)
     xt = np.ascontiguousarray(x.T)  # (d, n): xt @ g is much faster than g.T @ x for tall x
-    split = l1 > 0 and not non_negative  # W >= 0 makes |W| = W smooth already
-    l1_scaled = l1 / n  # ML.NET: L1Weight / NumGoodRows on the loss scaled by 1 / WeightSum
-
-    def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        b = theta[:k]
-        if split:
-            return theta[k : k + k * d].reshape(k, d) - theta[k + k * d :].reshape(k, d), b
-        return theta[k:].reshape(k, d), b
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        weights, b = unpack(theta)
+        weights, b = theta[k:].reshape(k, d), theta[:k]
         z = x @ np.ascontiguousarray(weights.T) + b
         top = z.max(axis=1, keepdims=True)
         e = np.exp(z - top)
@@ -615,31 +560,27 @@ def _fit_softmax(
         value = (loss + 0.5 * l2 * float(np.sum(weights * weights))) / total
         grad_w /= total
         grad_b = g.sum(axis=0) / total
-        value += l1_scaled * float(theta[k:].sum()) if split or non_negative else 0.0
-        if split:
-            grad = np.concatenate([grad_b, (grad_w + l1_scaled).ravel(), (-grad_w + l1_scaled).ravel()])
-        else:
-            grad = np.concatenate([grad_b, (grad_w + (l1_scaled if non_negative else 0.0)).ravel()])
-        return value, grad
+        return value, np.concatenate([grad_b, grad_w.ravel()])
 
-    size = k + (2 if split else 1) * k * d
-    bounds = [(None, None)] * k + [(0.0, None)] * (size - k) if split or non_negative else None
-    result = minimize(
+    theta = minimize_lbfgs(
         objective,
-        np.zeros(size),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxcor": memory, "ftol": tol, "gtol": tol, "maxiter": max_iter, "maxfun": _INT32_MAX},
+        np.zeros(k + k * d),
+        penalized=slice(k, k + k * d),
+        l1=l1 / n,  # ML.NET: L1Weight / NumGoodRows on the loss scaled by 1 / WeightSum
+        non_negative=non_negative,
+        history_size=memory,
+        tolerance=tol,
+        max_iterations=max_iter,
+        max_evaluations=_INT32_MAX,
     )
-    weights, bias = unpack(np.asarray(result.x, dtype=np.float64))
-    return weights.copy(), bias.copy()
+    return theta[k:].reshape(k, d).copy(), theta[:k].copy()
 
 
 # --------------------------------------------------------------------------------------------
 # Naive Bayes
 
 
+@component("naive_bayes")
 class NaiveBayesModel(_MulticlassModel):
     """ML.NET's multiclass naive Bayes over binary features (``feature > 0`` is present).
 
@@ -653,8 +594,6 @@ class NaiveBayesModel(_MulticlassModel):
     (possible with a key label) scores ``-inf``. A NaN feature counts as absent (``NaN > 0`` is
     false), as in ML.NET's ONNX export.
     """
-
-    _catalog_name = "naive_bayes"
 
     def __init__(
         self,
@@ -677,7 +616,6 @@ class NaiveBayesModel(_MulticlassModel):
         base, delta = _naive_bayes_tables(self.label_histogram, self.feature_histogram)
         self._base = _readonly(base)
         self._delta = _readonly(delta)
-        self._freeze()
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
         return (self.classes, self.label_histogram, self.feature_histogram)
@@ -688,7 +626,7 @@ class NaiveBayesModel(_MulticlassModel):
     def _export_scores(self, ctx: ExportContext, x: str) -> str:
         zero = ctx.add_initializer(np.array(0.0), "zero")
         (present,) = ctx.add_node("Greater", [x, zero])
-        (ones,) = ctx.add_node("Cast", [present], to=TensorProto.DOUBLE)
+        (ones,) = ctx.add_node("Cast", [present], to=ElemType.DOUBLE)
         delta = ctx.add_initializer(np.ascontiguousarray(self._delta.T), "naive_bayes_log_ratio")
         base = ctx.add_initializer(self._base.copy(), "naive_bayes_base")
         (scores,) = ctx.add_node("Gemm", [ones, delta, base])
@@ -711,6 +649,7 @@ def _naive_bayes_tables(labels: np.ndarray, features: np.ndarray) -> tuple[np.nd
     return base, delta
 
 
+@component("naive_bayes", catalog="multiclass_classification.trainers")
 class NaiveBayesTrainer(_MulticlassTrainer):
     """ML.NET's ``NaiveBayes`` multiclass trainer (binary features; see :class:`NaiveBayesModel`).
 
@@ -718,14 +657,11 @@ class NaiveBayesTrainer(_MulticlassTrainer):
     counts once.
     """
 
-    _catalog_name = "naive_bayes"
-
     def __init__(self, label_column_name: str = "Label", feature_column_name: str = "Features") -> None:
-        _check_name(label_column_name, "label_column_name", self._catalog_name)
-        _check_name(feature_column_name, "feature_column_name", self._catalog_name)
-        self.label_column_name = label_column_name
-        self.feature_column_name = feature_column_name
-        self._freeze()
+        self.label_column_name = _validation.column_name(label_column_name, "label_column_name", self.catalog_name)
+        self.feature_column_name = _validation.column_name(
+            feature_column_name, "feature_column_name", self.catalog_name
+        )
 
     def _args(self) -> dict[str, Any]:
         return {"label_column_name": self.label_column_name, "feature_column_name": self.feature_column_name}
@@ -780,7 +716,8 @@ def _restore_values(ctx: ExportContext, saved: Mapping[str, str | None]) -> None
             ctx.set_value(n, v)
 
 
-class OneVersusAllModel(_Immutable, Transformer):
+@component("one_versus_all")
+class OneVersusAllModel(Transformer):
     """One binary model per class; ``Score`` collects their outputs.
 
     With ``use_probabilities`` the per-class probabilities (the binary model's ``Probability``,
@@ -806,7 +743,6 @@ class OneVersusAllModel(_Immutable, Transformer):
         self.use_probabilities = bool(use_probabilities)
         self._score_column = score_column(label_column, self.classes)
         self.onnx_min_opset = max([13, *(getattr(m, "onnx_min_opset", 13) for m in self.models)])
-        self._freeze()
 
     @property
     def label_column(self) -> Column:
@@ -836,6 +772,8 @@ class OneVersusAllModel(_Immutable, Transformer):
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
     ) -> dict[str, ColumnValues]:
+        from scipy.special import expit
+
         per_class = []
         for c, m in enumerate(self.models):
             produced = m.map_columns(columns, input_schema, n_rows)
@@ -866,9 +804,9 @@ class OneVersusAllModel(_Immutable, Transformer):
             saved = _save_values(ctx, written)
             m.export_onnx(ctx, input_schema)
             if self.use_probabilities and self.platt is None:
-                (value,) = ctx.add_node("Cast", [ctx.value(PROBABILITY)], to=TensorProto.DOUBLE)
+                (value,) = ctx.add_node("Cast", [ctx.value(PROBABILITY)], to=ElemType.DOUBLE)
             else:
-                (value,) = ctx.add_node("Cast", [ctx.value(SCORE)], to=TensorProto.DOUBLE)
+                (value,) = ctx.add_node("Cast", [ctx.value(SCORE)], to=ElemType.DOUBLE)
                 if self.use_probabilities:
                     assert self.platt is not None
                     a = ctx.add_initializer(np.array(self.platt[c, 0]), "platt_slope")
@@ -914,7 +852,8 @@ class OneVersusAllModel(_Immutable, Transformer):
         )
 
 
-class OneVersusAllTrainer(_Immutable, Estimator):
+@component("one_versus_all", catalog="multiclass_classification.trainers")
+class OneVersusAllTrainer(Estimator):
     """ML.NET's ``OneVersusAll``: one binary estimator fitted per class, class against the rest.
 
     For each class the binary estimator is fitted on the training data with its own label column
@@ -936,28 +875,22 @@ class OneVersusAllTrainer(_Immutable, Estimator):
     ) -> None:
         step = "one_versus_all"
         if not isinstance(binary_estimator, Estimator):
-            raise InvalidArgumentError(
-                f"{step}: binary_estimator must be an Estimator (e.g. a binary classification trainer), "
-                f"got {type(binary_estimator).__name__}"
+            raise _validation.invalid(
+                step,
+                "binary_estimator",
+                "an Estimator (e.g. a binary classification trainer)",
+                binary_estimator,
             )
-        _check_name(label_column_name, "label_column_name", step)
-        _check_number(
-            maximum_calibration_example_count, "maximum_calibration_example_count", step, integer=True, positive=True
-        )
-        flags = {
-            "impute_missing_labels_as_negative": impute_missing_labels_as_negative,
-            "use_probabilities": use_probabilities,
-        }
-        for what, flag in flags.items():
-            if not isinstance(flag, bool):
-                raise InvalidArgumentError(f"{step}: {what} must be True or False, got {flag!r}")
         self.binary_estimator = binary_estimator
-        self.label_column_name = label_column_name
-        self.impute_missing_labels_as_negative = impute_missing_labels_as_negative
-        self.maximum_calibration_example_count = int(maximum_calibration_example_count)
-        self.use_probabilities = use_probabilities
+        self.label_column_name = _validation.column_name(label_column_name, "label_column_name", step)
+        self.impute_missing_labels_as_negative = _validation.boolean(
+            impute_missing_labels_as_negative, "impute_missing_labels_as_negative", step
+        )
+        self.maximum_calibration_example_count = _validation.integer(
+            maximum_calibration_example_count, "maximum_calibration_example_count", step, low=1
+        )
+        self.use_probabilities = _validation.boolean(use_probabilities, "use_probabilities", step)
         self._binary_label = _binary_label_name(binary_estimator)
-        self._freeze()
 
     @property
     def step_name(self) -> str:
@@ -1061,6 +994,8 @@ def _with_bool_label(table: pa.Table, schema: Schema, name: str, positive: np.nd
 
 def _fit_platt(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
     """Platt's sigmoid ``P = 1 / (1 + exp(-(a * score + b)))`` with his smoothed targets, as ML.NET."""
+    from scipy.special import expit
+
     ok = np.isfinite(scores)
     s, t = scores[ok], positive[ok]
     n_pos, n_neg = float(t.sum()), float((~t).sum())
@@ -1073,6 +1008,5 @@ def _fit_platt(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
         g = expit(z) - target
         return value, np.array([float(g @ s), float(g.sum())])
 
-    result = minimize(loss, np.array([0.0, math.log((n_pos + 1) / (n_neg + 1))]), jac=True, method="L-BFGS-B")
-    a, b = (float(v) for v in result.x)
+    a, b = (float(v) for v in minimize_lbfgs(loss, np.array([0.0, math.log((n_pos + 1) / (n_neg + 1))])))
     return a, b

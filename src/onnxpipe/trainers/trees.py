@@ -68,16 +68,15 @@ reproduces LightGBM's decisions exactly:
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 import numpy as np
 
-from onnxpipe._limits import check_thread_count
-from onnxpipe.core import Estimator, Transformer
+from onnxpipe import _validation
+from onnxpipe.core import Estimator, Transformer, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import (
@@ -123,45 +122,8 @@ def _lightgbm() -> Any:
 # Argument checks
 
 
-def _check_name(value: object, what: str, step: str, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value:
-        kind = "a non-empty column name or None" if optional else "a non-empty column name"
-        raise InvalidArgumentError(f"{step}: {what} must be {kind}, got {value!r}")
-    return value
-
-
-def _check_int(value: object, what: str, step: str, low: int, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-        none = " or None (LightGBM's default)" if optional else ""
-        raise InvalidArgumentError(f"{step}: {what} must be an integer >= {low}{none}, got {value!r}")
-    return int(value)
-
-
-def _check_float(
-    value: object,
-    what: str,
-    step: str,
-    *,
-    low: float,
-    high: float = math.inf,
-    low_open: bool = False,
-    optional: bool = False,
-) -> float | None:
-    if value is None and optional:
-        return None
-    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-    if ok:
-        v = float(value)  # type: ignore[arg-type]
-        ok = math.isfinite(v) and (v > low if low_open else v >= low) and v <= high
-    if not ok:
-        bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
-        none = " or None (LightGBM's default)" if optional else ""
-        raise InvalidArgumentError(f"{step}: {what} must be a number in {bounds}{none}, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+_DEFAULT = "LightGBM's default"
+"""What None means for the options that take it (for the messages of the argument checks)."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -253,7 +215,6 @@ class _LightGbmTrainer(Estimator):
     """What every tree trainer shares: columns, validation, the LightGBM call."""
 
     _task: ClassVar[str]
-    _catalog: ClassVar[str]  # the step name's prefix
     _arg_names: ClassVar[tuple[str, ...]]
 
     label_column_name: str
@@ -262,21 +223,20 @@ class _LightGbmTrainer(Estimator):
     seed: int | None
     number_of_threads: int | None
 
-    def _freeze(self, **values: Any) -> None:
+    def _set(self, **values: Any) -> None:
         for k, v in values.items():
-            object.__setattr__(self, k, v)
+            setattr(self, k, v)
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable; create a new trainer to change {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
+    @property
+    def _catalog(self) -> str:
+        """The step name's prefix: the catalog name and the task (``light_gbm_binary``)."""
+        return f"{self.catalog_name}_{self._task}"
 
     def _args(self) -> tuple[tuple[str, object], ...]:
         return tuple((n, getattr(self, n)) for n in self._arg_names)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._args() == self._args()  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._args() == self._args()
 
     def __hash__(self) -> int:
         return hash((type(self), self._args()))
@@ -422,7 +382,7 @@ class _LightGbmTrainer(Estimator):
             num_features=features.size or 0,
             classes=classes,
             number_of_threads=self.number_of_threads,
-            catalog_name=self._catalog,
+            trainer_name=self._catalog,
         )
 
 
@@ -502,30 +462,34 @@ class _GbdtTrainer(_LightGbmTrainer):
         number_of_threads: int | None = None,
     ) -> None:
         step = self._catalog
-        self._freeze(
-            label_column_name=_check_name(label_column_name, "label_column_name", step),
-            feature_column_name=_check_name(feature_column_name, "feature_column_name", step),
-            example_weight_column_name=_check_name(
+        self._set(
+            label_column_name=_validation.column_name(label_column_name, "label_column_name", step),
+            feature_column_name=_validation.column_name(feature_column_name, "feature_column_name", step),
+            example_weight_column_name=_validation.column_name(
                 example_weight_column_name, "example_weight_column_name", step, optional=True
             ),
-            number_of_leaves=_check_int(number_of_leaves, "number_of_leaves", step, 2, optional=True),
-            minimum_example_count_per_leaf=_check_int(
-                minimum_example_count_per_leaf, "minimum_example_count_per_leaf", step, 1, optional=True
+            number_of_leaves=_validation.integer(number_of_leaves, "number_of_leaves", step, low=2, optional=_DEFAULT),
+            minimum_example_count_per_leaf=_validation.integer(
+                minimum_example_count_per_leaf, "minimum_example_count_per_leaf", step, low=1, optional=_DEFAULT
             ),
-            learning_rate=_check_float(learning_rate, "learning_rate", step, low=0, low_open=True, optional=True),
-            number_of_iterations=_check_int(number_of_iterations, "number_of_iterations", step, 1),
-            l1_regularization=_check_float(l1_regularization, "l1_regularization", step, low=0),
-            l2_regularization=_check_float(l2_regularization, "l2_regularization", step, low=0),
-            feature_fraction=_check_float(feature_fraction, "feature_fraction", step, low=0, high=1, low_open=True),
-            subsample_fraction=_check_float(
+            learning_rate=_validation.number(
+                learning_rate, "learning_rate", step, low=0, low_open=True, optional=_DEFAULT
+            ),
+            number_of_iterations=_validation.integer(number_of_iterations, "number_of_iterations", step, low=1),
+            l1_regularization=_validation.number(l1_regularization, "l1_regularization", step, low=0),
+            l2_regularization=_validation.number(l2_regularization, "l2_regularization", step, low=0),
+            feature_fraction=_validation.number(
+                feature_fraction, "feature_fraction", step, low=0, high=1, low_open=True
+            ),
+            subsample_fraction=_validation.number(
                 subsample_fraction, "subsample_fraction", step, low=0, high=1, low_open=True
             ),
-            subsample_frequency=_check_int(subsample_frequency, "subsample_frequency", step, 0),
-            maximum_bin_count_per_feature=_check_int(
-                maximum_bin_count_per_feature, "maximum_bin_count_per_feature", step, 2
+            subsample_frequency=_validation.integer(subsample_frequency, "subsample_frequency", step, low=0),
+            maximum_bin_count_per_feature=_validation.integer(
+                maximum_bin_count_per_feature, "maximum_bin_count_per_feature", step, low=2
             ),
-            seed=_check_int(seed, "seed", step, 0, optional=True),
-            number_of_threads=_check_int(number_of_threads, "number_of_threads", step, 1, optional=True),
+            seed=_validation.integer(seed, "seed", step, low=0, optional=_DEFAULT),
+            number_of_threads=_validation.thread_count(number_of_threads, "number_of_threads", step),
         )
 
     def _objective_params(self) -> dict[str, Any]:
@@ -552,6 +516,7 @@ class _GbdtTrainer(_LightGbmTrainer):
         return self.number_of_iterations
 
 
+@component("light_gbm", catalog="binary_classification.trainers")
 class LightGbmBinaryTrainer(_GbdtTrainer):
     """``binary_classification.trainers.light_gbm``: gradient-boosted trees for bool (or 0/1) labels.
 
@@ -561,19 +526,54 @@ class LightGbmBinaryTrainer(_GbdtTrainer):
     """
 
     _task = BINARY
-    _catalog = "light_gbm_binary"
     _arg_names: ClassVar[tuple[str, ...]] = (*_GbdtTrainer._arg_names, "sigmoid")
 
     sigmoid: float
 
-    def __init__(self, *, sigmoid: float = 0.5, **options: Unpack[LightGbmOptions]) -> None:
-        super().__init__(**options)
-        self._freeze(sigmoid=_check_float(sigmoid, "sigmoid", self._catalog, low=0, low_open=True))
+    def __init__(
+        self,
+        *,
+        label_column_name: str = "Label",
+        feature_column_name: str = "Features",
+        example_weight_column_name: str | None = None,
+        number_of_leaves: int | None = None,
+        minimum_example_count_per_leaf: int | None = None,
+        learning_rate: float | None = None,
+        number_of_iterations: int = 100,
+        l1_regularization: float = 0.0,
+        l2_regularization: float = 0.01,
+        feature_fraction: float = 1.0,
+        subsample_fraction: float = 1.0,
+        subsample_frequency: int = 0,
+        maximum_bin_count_per_feature: int = 255,
+        seed: int | None = None,
+        number_of_threads: int | None = None,
+        sigmoid: float = 0.5,
+    ) -> None:
+        super().__init__(
+            label_column_name=label_column_name,
+            feature_column_name=feature_column_name,
+            example_weight_column_name=example_weight_column_name,
+            number_of_leaves=number_of_leaves,
+            minimum_example_count_per_leaf=minimum_example_count_per_leaf,
+            learning_rate=learning_rate,
+            number_of_iterations=number_of_iterations,
+            l1_regularization=l1_regularization,
+            l2_regularization=l2_regularization,
+            feature_fraction=feature_fraction,
+            subsample_fraction=subsample_fraction,
+            subsample_frequency=subsample_frequency,
+            maximum_bin_count_per_feature=maximum_bin_count_per_feature,
+            seed=seed,
+            number_of_threads=number_of_threads,
+        )
+        self._set(sigmoid=_validation.number(sigmoid, "sigmoid", self._catalog, low=0, low_open=True))
 
     def _objective_params(self) -> dict[str, Any]:
         return {**super()._objective_params(), "sigmoid": self.sigmoid}
 
 
+@component("light_gbm", catalog="multiclass_classification.trainers")
 class LightGbmMulticlassTrainer(_GbdtTrainer):
     """``multiclass_classification.trainers.light_gbm``: gradient-boosted trees, softmax objective.
 
@@ -582,14 +582,13 @@ class LightGbmMulticlassTrainer(_GbdtTrainer):
     """
 
     _task = MULTICLASS
-    _catalog = "light_gbm_multiclass"
 
 
+@component("light_gbm", catalog="regression.trainers")
 class LightGbmRegressionTrainer(_GbdtTrainer):
     """``regression.trainers.light_gbm``: gradient-boosted trees, squared-error objective."""
 
     _task = REGRESSION
-    _catalog = "light_gbm_regression"
 
 
 class _ForestTrainer(_LightGbmTrainer):
@@ -645,30 +644,32 @@ class _ForestTrainer(_LightGbmTrainer):
         number_of_threads: int | None = None,
     ) -> None:
         step = self._catalog
-        self._freeze(
-            label_column_name=_check_name(label_column_name, "label_column_name", step),
-            feature_column_name=_check_name(feature_column_name, "feature_column_name", step),
-            example_weight_column_name=_check_name(
+        self._set(
+            label_column_name=_validation.column_name(label_column_name, "label_column_name", step),
+            feature_column_name=_validation.column_name(feature_column_name, "feature_column_name", step),
+            example_weight_column_name=_validation.column_name(
                 example_weight_column_name, "example_weight_column_name", step, optional=True
             ),
-            number_of_trees=_check_int(number_of_trees, "number_of_trees", step, 1),
-            number_of_leaves=_check_int(number_of_leaves, "number_of_leaves", step, 2),
-            minimum_example_count_per_leaf=_check_int(
-                minimum_example_count_per_leaf, "minimum_example_count_per_leaf", step, 1
+            number_of_trees=_validation.integer(number_of_trees, "number_of_trees", step, low=1),
+            number_of_leaves=_validation.integer(number_of_leaves, "number_of_leaves", step, low=2),
+            minimum_example_count_per_leaf=_validation.integer(
+                minimum_example_count_per_leaf, "minimum_example_count_per_leaf", step, low=1
             ),
-            feature_fraction=_check_float(feature_fraction, "feature_fraction", step, low=0, high=1, low_open=True),
-            feature_fraction_per_split=_check_float(
+            feature_fraction=_validation.number(
+                feature_fraction, "feature_fraction", step, low=0, high=1, low_open=True
+            ),
+            feature_fraction_per_split=_validation.number(
                 feature_fraction_per_split, "feature_fraction_per_split", step, low=0, high=1, low_open=True
             ),
-            bagging_example_fraction=_check_float(
+            bagging_example_fraction=_validation.number(
                 bagging_example_fraction, "bagging_example_fraction", step, low=0, high=1, low_open=True
             ),
-            bagging_size=_check_int(bagging_size, "bagging_size", step, 0),
-            maximum_bin_count_per_feature=_check_int(
-                maximum_bin_count_per_feature, "maximum_bin_count_per_feature", step, 2
+            bagging_size=_validation.integer(bagging_size, "bagging_size", step, low=0),
+            maximum_bin_count_per_feature=_validation.integer(
+                maximum_bin_count_per_feature, "maximum_bin_count_per_feature", step, low=2
             ),
-            seed=_check_int(seed, "seed", step, 0, optional=True),
-            number_of_threads=_check_int(number_of_threads, "number_of_threads", step, 1, optional=True),
+            seed=_validation.integer(seed, "seed", step, low=0, optional=_DEFAULT),
+            number_of_threads=_validation.thread_count(number_of_threads, "number_of_threads", step),
         )
         # LightGBM's random forest needs some randomness, or every tree would be the same.
         if not ((self.bagging_size > 0 and self.bagging_example_fraction < 1) or self.feature_fraction < 1):
@@ -694,6 +695,7 @@ class _ForestTrainer(_LightGbmTrainer):
         return self.number_of_trees
 
 
+@component("fast_forest", catalog="binary_classification.trainers")
 class FastForestBinaryTrainer(_ForestTrainer):
     """``binary_classification.trainers.fast_forest``: a random forest for bool (or 0/1) labels.
 
@@ -702,20 +704,20 @@ class FastForestBinaryTrainer(_ForestTrainer):
     """
 
     _task = BINARY
-    _catalog = "fast_forest_binary"
 
 
+@component("fast_forest", catalog="regression.trainers")
 class FastForestRegressionTrainer(_ForestTrainer):
     """``regression.trainers.fast_forest``: a random forest; ``Score`` is the trees' average."""
 
     _task = REGRESSION
-    _catalog = "fast_forest_regression"
 
 
 # ------------------------------------------------------------------------------------------------
 # The fitted model
 
 
+@component()
 class LightGbmModel(Transformer):
     """A fitted LightGBM model: scores with LightGBM, exports to ``ai.onnx.ml`` TreeEnsembleRegressor.
 
@@ -736,26 +738,20 @@ class LightGbmModel(Transformer):
         classes: np.ndarray | None = None,
         score_slot_names: Sequence[str] | None = None,
         number_of_threads: int | None = None,
-        catalog_name: str | None = None,
+        trainer_name: str | None = None,
     ) -> None:
         # Every argument is checked: a saved model rebuilds through here from a file of unknown origin.
-        if task not in _TASKS:
-            raise InvalidArgumentError(f"task must be one of {list(_TASKS)}, got {task!r:.60}")
+        who = "LightGbmModel"
+        _validation.choice(task, "task", who, _TASKS)
         if (classes is not None) != (task == MULTICLASS):
             raise InvalidArgumentError("classes are given for a multiclass model, and only for one")
-        for what, name in (("label_column_name", label_column_name), ("feature_column_name", feature_column_name)):
-            if not isinstance(name, str) or not name:
-                raise InvalidArgumentError(f"LightGbmModel: {what} must be a non-empty string, got {name!r:.60}")
-        if catalog_name is not None and (not isinstance(catalog_name, str) or not catalog_name):
-            raise InvalidArgumentError(
-                f"LightGbmModel: catalog_name must be a non-empty string, got {catalog_name!r:.60}"
-            )
+        _validation.column_name(label_column_name, "label_column_name", who)
+        _validation.column_name(feature_column_name, "feature_column_name", who)
+        if trainer_name is not None and (not isinstance(trainer_name, str) or not trainer_name):
+            raise _validation.invalid(who, "trainer_name", "a non-empty string or None", trainer_name)
         if not isinstance(label_type, TensorType):
-            raise InvalidArgumentError(f"LightGbmModel: label_type must be a TensorType, got {label_type!r:.60}")
-        if isinstance(num_features, bool) or not isinstance(num_features, int | np.integer) or num_features < 1:
-            raise InvalidArgumentError(
-                f"LightGbmModel: num_features must be a positive integer, got {num_features!r:.60}"
-            )
+            raise _validation.invalid(who, "label_type", "a TensorType", label_type)
+        _validation.integer(num_features, "num_features", who, low=1)
         if classes is not None:
             classes = np.asarray(classes)
             if (
@@ -769,8 +765,8 @@ class LightGbmModel(Transformer):
         if score_slot_names is not None and (
             isinstance(score_slot_names, str) or not all(isinstance(n, str) for n in score_slot_names)
         ):
-            raise InvalidArgumentError("LightGbmModel: score_slot_names must be a sequence of strings")
-        check_thread_count("LightGbmModel", "number_of_threads", number_of_threads)
+            raise _validation.invalid(who, "score_slot_names", "a sequence of strings or None", score_slot_names)
+        _validation.thread_count(number_of_threads, "number_of_threads", who)
         # LightGBM's parser trusts its input (bad indexes crash the process): the text is checked
         # before it ever sees it.
         problem = lightgbm_text_problem(model_text, int(num_features))
@@ -786,7 +782,7 @@ class LightGbmModel(Transformer):
             "classes": None if classes is None else np.array(classes, copy=True),
             "score_slot_names": None if score_slot_names is None else tuple(score_slot_names),
             "number_of_threads": number_of_threads,
-            "catalog_name": catalog_name or f"light_gbm_{task}",
+            "trainer_name": trainer_name or f"light_gbm_{task}",
         }
         if values["classes"] is not None:
             values["classes"].flags.writeable = False
@@ -803,20 +799,23 @@ class LightGbmModel(Transformer):
     classes: np.ndarray | None
     score_slot_names: tuple[str, ...] | None
     number_of_threads: int | None
-    catalog_name: str
+    trainer_name: str
 
     # -------------------------------------------------------------- plumbing
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is frozen")
+    state_version = 2  # version 1 called trainer_name catalog_name
 
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is frozen")
+    @classmethod
+    def upgrade_state(cls, state: dict[str, Any], version: int) -> dict[str, Any]:
+        if version == 1 and "catalog_name" in state:
+            state["trainer_name"] = state.pop("catalog_name")
+            return state
+        return super().upgrade_state(state, version)
 
     @classmethod
     def from_legacy_attributes(cls, attributes: dict[str, Any]) -> LightGbmModel:
-        # Format 1 stored exactly the constructor's arguments.
-        return cls.from_state(attributes)
+        # Format 1 stored exactly the constructor's arguments (of state version 1).
+        return cls.from_state(attributes, 1)
 
     def _derive(self) -> None:
         """The per-process cache and the values read from the model text's header."""
@@ -837,7 +836,7 @@ class LightGbmModel(Transformer):
             self.num_features,
             classes,
             self.score_slot_names,
-            self.catalog_name,
+            self.trainer_name,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -855,7 +854,7 @@ class LightGbmModel(Transformer):
 
     @property
     def step_name(self) -> str:
-        return f"{self.catalog_name}({self.label_column_name}, {self.feature_column_name})"
+        return f"{self.trainer_name}({self.label_column_name}, {self.feature_column_name})"
 
     def _booster(self) -> Any:
         booster = self.__dict__["_booster_cache"]

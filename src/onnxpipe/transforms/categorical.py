@@ -17,14 +17,14 @@ scikit-learn's ``OneHotEncoder(handle_unknown="ignore")``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
-from onnxpipe.core import Estimator, Transformer, TrivialEstimator
+from onnxpipe import _validation
+from onnxpipe.core import Estimator, Transformer, TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
-from onnxpipe.errors import InvalidArgumentError
 from onnxpipe.schema import Column, DType, Schema, TensorType
 from onnxpipe.transforms.conversion import (
     UNKNOWN_KEY_COUNT,
@@ -48,13 +48,6 @@ __all__ = [
 
 OneHotOutputKind = Literal["indicator", "bag", "key", "binary"]
 OUTPUT_KINDS: tuple[str, ...] = ("indicator", "bag", "key", "binary")
-
-
-def _check_kind(step: str, output_kind: str) -> None:
-    if output_kind not in OUTPUT_KINDS:
-        raise InvalidArgumentError(
-            f"{step}: output_kind={output_kind!r} is not valid; choose one of {', '.join(OUTPUT_KINDS)}"
-        )
 
 
 def _slot_labels(column: Column, ct: TensorType) -> list[str] | None:
@@ -146,6 +139,7 @@ def _export_encode(ctx: ExportContext, keys: str, n: int, kind: str) -> str:
 # one_hot_encoding
 
 
+@component("one_hot_encoding", catalog="transforms.categorical")
 class OneHotEncodingEstimator(OneToOneStep, Estimator):
     """Learns the distinct values of a column (as ``map_value_to_key``) and one-hot encodes them.
 
@@ -153,8 +147,6 @@ class OneHotEncodingEstimator(OneToOneStep, Estimator):
     :data:`~onnxpipe.transforms.conversion.UNKNOWN_KEY_COUNT` keys or a float32 vector of
     unknown size; with ``keys=[...]`` the promise is exact.
     """
-
-    catalog_name = "one_hot_encoding"
 
     def __init__(
         self,
@@ -167,8 +159,9 @@ class OneHotEncodingEstimator(OneToOneStep, Estimator):
         keys: Sequence[Any] | np.ndarray | None = None,
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
-        _check_kind(self.step_name, output_kind)
-        self.output_kind: OneHotOutputKind = output_kind
+        self.output_kind = cast(
+            "OneHotOutputKind", _validation.choice(output_kind, "output_kind", self.step_name, OUTPUT_KINDS)
+        )
         self._to_key = ValueToKeyMappingEstimator(
             self.output_column_name,
             self.input_column_name,
@@ -209,19 +202,25 @@ class OneHotEncodingEstimator(OneToOneStep, Estimator):
         return OneHotEncodingTransformer(self.output_column_name, self.output_kind, self._to_key.fit(data))
 
 
+@component("one_hot_encoding")
 class OneHotEncodingTransformer(OneToOneStep, Transformer):
     """One-hot encodes a column with the keys of a fitted ``map_value_to_key`` transformer."""
-
-    catalog_name = "one_hot_encoding"
 
     def __init__(
         self, output_column_name: str, output_kind: OneHotOutputKind, keys: ValueToKeyMappingTransformer
     ) -> None:
         if not isinstance(keys, ValueToKeyMappingTransformer):
-            raise InvalidArgumentError(f"one_hot_encoding needs a fitted map_value_to_key transformer, got {keys!r}")
+            raise _validation.invalid(
+                "one_hot_encoding",
+                "keys",
+                "a fitted map_value_to_key transformer",
+                keys,
+                fix="pass what fitting map_value_to_key returns",
+            )
         self._set_columns(output_column_name, keys.input_column_name)
-        _check_kind(self.step_name, output_kind)
-        self.output_kind: OneHotOutputKind = output_kind
+        self.output_kind = cast(
+            "OneHotOutputKind", _validation.choice(output_kind, "output_kind", self.step_name, OUTPUT_KINDS)
+        )
         self._to_key = keys
 
     def _params(self) -> tuple[object, ...]:
@@ -266,11 +265,10 @@ class OneHotEncodingTransformer(OneToOneStep, Transformer):
 # one_hot_hash_encoding
 
 
+@component("one_hot_hash_encoding", catalog="transforms.categorical")
 class OneHotHashEncodingTransformer(OneToOneStep, TrivialEstimator):
     """Hashes each element (as ``hash``) to one of ``2**number_of_bits`` keys and one-hot encodes
     it; nothing is learned. Missing values (NaN, '') encode as all zeros."""
-
-    catalog_name = "one_hot_hash_encoding"
 
     def __init__(
         self,
@@ -283,12 +281,10 @@ class OneHotHashEncodingTransformer(OneToOneStep, TrivialEstimator):
         use_ordered_hashing: bool = False,
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
-        _check_kind(self.step_name, output_kind)
-        if isinstance(number_of_bits, bool) or not isinstance(number_of_bits, int) or not 1 <= number_of_bits <= 30:
-            raise InvalidArgumentError(
-                f"{self.step_name}: number_of_bits must be an integer from 1 to 30, got {number_of_bits!r}"
-            )
-        self.output_kind: OneHotOutputKind = output_kind
+        self.output_kind = cast(
+            "OneHotOutputKind", _validation.choice(output_kind, "output_kind", self.step_name, OUTPUT_KINDS)
+        )
+        _validation.integer(number_of_bits, "number_of_bits", self.step_name, low=1, high=30)
         self._hash = HashingTransformer(
             self.output_column_name,
             self.input_column_name,

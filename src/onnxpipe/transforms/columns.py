@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 import numpy as np
 
-from onnxpipe.core import TrivialEstimator
+from onnxpipe import _validation
+from onnxpipe.core import TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues
-from onnxpipe.errors import ColumnTypeError, InvalidArgumentError
+from onnxpipe.errors import ColumnTypeError
 from onnxpipe.schema import Column, Schema, TensorType
 
 if TYPE_CHECKING:
     from onnxpipe.export import ExportContext
 
-__all__ = ["ColumnConcatenatingTransformer", "ColumnCopyingTransformer", "ColumnSelectingTransformer"]
+__all__ = [
+    "ColumnConcatenatingTransformer",
+    "ColumnCopyingTransformer",
+    "ColumnDroppingTransformer",
+    "ColumnSelectingTransformer",
+]
 
 
-def _names(names: Sequence[str], what: str) -> tuple[str, ...]:
-    if isinstance(names, str):
-        names = [names]
-    out = tuple(names)
-    if not out or not all(isinstance(n, str) and n for n in out):
-        raise InvalidArgumentError(f"{what} needs one or more non-empty column names, got {list(names)!r}")
-    return out
+def _legacy_names(names: tuple[Any, ...], what: str) -> tuple[Any, ...]:
+    """onnxpipe 0.1 took the column names as one list; still accepted, with a DeprecationWarning."""
+    if len(names) == 1 and isinstance(names[0], list | tuple):
+        warnings.warn(
+            f"{what}: pass the column names as separate arguments, not as one list (deprecated in onnxpipe 0.2)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return tuple(names[0])
+    return names
 
 
 class _Frozen:
@@ -33,7 +43,7 @@ class _Frozen:
     _args: tuple[object, ...]
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._args == self._args  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._args == self._args
 
     def __hash__(self) -> int:
         return hash((type(self), self._args))
@@ -42,59 +52,66 @@ class _Frozen:
         return f"{type(self).__name__}{self._args!r}"
 
 
+@component("copy_columns", catalog="transforms")
 class ColumnCopyingTransformer(_Frozen, TrivialEstimator):
-    """Copies columns under new names: ``pairs`` is a sequence of (output, input)."""
+    """Copies the column ``input_column_name`` as ``output_column_name`` (ML.NET's CopyColumns)."""
 
-    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
-        if not pairs:
-            raise InvalidArgumentError("copy_columns needs at least one (output, input) pair")
-        self.pairs = tuple((o, i) for o, i in pairs)
-        for pair in self.pairs:
-            _names(pair, "copy_columns")
-        self._args = (self.pairs,)
+    state_version = 2  # version 1 held a list of (output, input) pairs
 
-    @property
-    def step_name(self) -> str:
-        return "copy_columns(" + ", ".join(f"{o}<-{i}" for o, i in self.pairs) + ")"
+    def __init__(self, output_column_name: str, input_column_name: str) -> None:
+        self.output_column_name = _validation.column_name(output_column_name, "output_column_name", "copy_columns")
+        self.input_column_name = _validation.column_name(input_column_name, "input_column_name", "copy_columns")
+        self._args = (self.output_column_name, self.input_column_name)
+
+    @classmethod
+    def upgrade_state(cls, state: dict[str, Any], version: int) -> dict[str, Any]:
+        pairs = state.get("pairs")
+        if version == 1 and isinstance(pairs, list | tuple) and len(pairs) == 1 and len(pairs[0]) == 2:
+            return {"output_column_name": pairs[0][0], "input_column_name": pairs[0][1]}
+        return super().upgrade_state(state, version)
+
+    @classmethod
+    def from_legacy_attributes(cls, attributes: dict[str, Any]) -> Self:
+        return cls.from_state({"pairs": attributes.get("pairs")}, 1)
 
     def output_schema(self, input_schema: Schema) -> Schema:
-        cols = [input_schema.require(i, self.step_name) for _, i in self.pairs]
-        return input_schema.with_columns(
-            *(Column(o, c.type, c.slot_names) for (o, _), c in zip(self.pairs, cols, strict=True))
-        )
+        c = input_schema.require(self.input_column_name, self.step_name)
+        return input_schema.with_columns(Column(self.output_column_name, c.type, c.slot_names))
 
     def input_columns(self, input_schema: Schema) -> Sequence[str]:
-        return list(dict.fromkeys(i for _, i in self.pairs))
+        return [self.input_column_name]
 
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
     ) -> dict[str, ColumnValues]:
-        return {o: columns[i] for o, i in self.pairs}
+        return {self.output_column_name: columns[self.input_column_name]}
 
     def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
-        values = [ctx.value(i) for _, i in self.pairs]  # read all before writing: swaps stay correct
-        for (o, _), value in zip(self.pairs, values, strict=True):
-            ctx.set_value(o, value)
+        ctx.set_value(self.output_column_name, ctx.value(self.input_column_name))
 
 
-class ColumnSelectingTransformer(_Frozen, TrivialEstimator):
-    """Keeps (``keep=True``) or drops the named columns."""
+class _ColumnSubset(_Frozen, TrivialEstimator):
+    """Keeps or drops the named columns."""
 
-    def __init__(self, names: Sequence[str], *, keep: bool) -> None:
-        self.names = _names(names, "select_columns" if keep else "drop_columns")
-        self.keep = keep
-        self._args = (self.names, keep)
+    _keep: ClassVar[bool]
+    state_version = 2  # version 1 was one class with names and keep=True/False
+
+    def __init__(self, *column_names: str) -> None:
+        self.column_names = _validation.names(
+            _legacy_names(column_names, self.catalog_name), "column_names", self.catalog_name
+        )
+        self._args = self.column_names
 
     @property
     def step_name(self) -> str:
-        return ("select_columns" if self.keep else "drop_columns") + f"({', '.join(self.names)})"
+        return f"{self.catalog_name}({', '.join(self.column_names)})"
 
     def output_schema(self, input_schema: Schema) -> Schema:
-        for n in self.names:
+        for n in self.column_names:
             input_schema.require(n, self.step_name)
-        if self.keep:
-            return input_schema.select(self.names)
-        return input_schema.without(*self.names)
+        if self._keep:
+            return input_schema.select(self.column_names)
+        return input_schema.without(*self.column_names)
 
     def input_columns(self, input_schema: Schema) -> Sequence[str]:
         return []
@@ -108,12 +125,48 @@ class ColumnSelectingTransformer(_Frozen, TrivialEstimator):
         pass  # the converter drops the values of the columns this step removes
 
 
+@component("select_columns", catalog="transforms")
+class ColumnSelectingTransformer(_ColumnSubset):
+    """Keeps only the named columns, in that order (ML.NET's SelectColumns)."""
+
+    _keep = True
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], version: int | None = None) -> Self:
+        # Version 1 saved select_columns and drop_columns both as this class, told apart by ``keep``.
+        if version == 1 and state.get("keep") is False:
+            names = state.get("names")
+            return cast(Self, ColumnDroppingTransformer.from_state({"column_names": names}))
+        return super().from_state(state, version)
+
+    @classmethod
+    def upgrade_state(cls, state: dict[str, Any], version: int) -> dict[str, Any]:
+        if version == 1 and state.get("keep") is True:
+            return {"column_names": state.get("names")}
+        return super().upgrade_state(state, version)
+
+    @classmethod
+    def from_legacy_attributes(cls, attributes: dict[str, Any]) -> Self:
+        return cls.from_state({"names": attributes.get("names"), "keep": attributes.get("keep")}, 1)
+
+
+@component("drop_columns", catalog="transforms")
+class ColumnDroppingTransformer(_ColumnSubset):
+    """Removes the named columns (ML.NET's DropColumns)."""
+
+    _keep = False
+    state_version = 1
+
+
+@component("concatenate", catalog="transforms")
 class ColumnConcatenatingTransformer(_Frozen, TrivialEstimator):
     """Joins scalar and vector columns of one element type into one flat vector column."""
 
-    def __init__(self, output_column_name: str, input_column_names: Sequence[str]) -> None:
-        (self.output_column_name,) = _names([output_column_name], "concatenate")
-        self.input_column_names = _names(input_column_names, "concatenate")
+    def __init__(self, output_column_name: str, *input_column_names: str) -> None:
+        self.output_column_name = _validation.column_name(output_column_name, "output_column_name", "concatenate")
+        self.input_column_names = _validation.names(
+            _legacy_names(input_column_names, "concatenate"), "input_column_names", "concatenate"
+        )
         self._args = (self.output_column_name, self.input_column_names)
 
     @property

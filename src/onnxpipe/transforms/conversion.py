@@ -12,8 +12,9 @@ the schema has no place for them yet, see :class:`KeyToValueMappingTransformer`.
 What an estimator cannot know before ``fit`` (the number of keys learned from data) it promises
 as :data:`UNKNOWN_KEY_COUNT` (a key column whose count is decided by fit).
 
-MurmurHash3 (x86, 32-bit) is written here in numpy, vectorised over values; it agrees bit for bit
-with ONNX Runtime's ``com.microsoft.MurmurHash3`` kernel, which the exported graphs use.
+The ``hash`` transform hashes with MurmurHash3 (x86, 32-bit) of :mod:`onnxpipe._hashing`, which
+agrees bit for bit with ONNX Runtime's ``com.microsoft.MurmurHash3`` kernel that the exported
+graphs use (``murmur3_32`` is re-exported here).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-from onnx import TensorProto, numpy_helper
 
-from onnxpipe.core import Estimator, Transformer, TrivialEstimator
+from onnxpipe import _validation
+from onnxpipe._hashing import murmur3_32, murmur_round
+from onnxpipe.core import Estimator, Transformer, TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues, from_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError
@@ -91,19 +92,21 @@ def _hashable(value: object) -> object:
 class OneToOneStep:
     """One output column computed from one input column: names, ``step_name``, equality, repr.
 
-    Subclasses set ``catalog_name`` and return their constructor arguments from ``_params``.
+    Subclasses are registered with ``@component(catalog_name, ...)`` and return their
+    constructor arguments from ``_params``.
     """
 
-    catalog_name: ClassVar[str] = "?"
+    catalog_name: ClassVar[str]  # set by @component on the Component subclasses
+
     output_column_name: str
     input_column_name: str
 
     def _set_columns(self, output_column_name: str, input_column_name: str | None) -> None:
-        for what, name in (("output_column_name", output_column_name), ("input_column_name", input_column_name)):
-            if name is not None and (not isinstance(name, str) or not name):
-                raise InvalidArgumentError(f"{self.catalog_name}: {what} must be a non-empty string, got {name!r}")
-        self.output_column_name = output_column_name
-        self.input_column_name = input_column_name if input_column_name is not None else output_column_name
+        who = self.catalog_name
+        output = _validation.column_name(output_column_name, "output_column_name", who)
+        input_ = _validation.column_name(input_column_name, "input_column_name", who, optional="same as the output")
+        self.output_column_name = output
+        self.input_column_name = input_ if input_ is not None else output
 
     def _params(self) -> tuple[object, ...]:
         return (self.output_column_name, self.input_column_name)
@@ -128,7 +131,7 @@ class OneToOneStep:
         return ct
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and _same(self._params(), other._params())  # type: ignore[attr-defined]
+        return type(other) is type(self) and _same(self._params(), other._params())
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, _hashable(self._params())))
@@ -304,6 +307,8 @@ class _KeyMapper:
 
     def __call__(self, flat: np.ndarray) -> np.ndarray:
         if self.keys.dtype == object:  # strings: Arrow's hash lookup, not a Python loop
+            import pyarrow.compute as pc  # ~40 ms to load: not at import onnxpipe
+
             found = pc.index_in(pa.array(flat, type=pa.string()), value_set=self.value_set)
             return np.asarray(pc.fill_null(pc.add(found, 1), 0).to_numpy(zero_copy_only=False), dtype=np.uint32)
         n = len(self.sorted)
@@ -320,6 +325,8 @@ class _KeyMapper:
 def export_key_lookup(ctx: ExportContext, value: str, dtype: DType, keys: np.ndarray) -> str:
     """An int64 tensor of the same shape as ``value``: the 1-based index of each element in
     ``keys``, 0 when absent (missing values are never keys). Uses ai.onnx.ml LabelEncoder."""
+    from onnx import TensorProto, numpy_helper  # exporting: not loaded by import onnxpipe
+
     n = len(keys)
     positions = list(range(1, n + 1))
     if dtype is DType.STRING:
@@ -377,19 +384,6 @@ def export_cast(ctx: ExportContext, value: str, dtype: DType) -> str:
 # map_value_to_key
 
 
-def _check_ordinality(step: str, key_ordinality: str) -> None:
-    if key_ordinality not in KEY_ORDINALITIES:
-        raise InvalidArgumentError(
-            f"{step}: key_ordinality={key_ordinality!r} is not valid; choose one of {', '.join(KEY_ORDINALITIES)}"
-        )
-
-
-def _check_positive(step: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise InvalidArgumentError(f"{step}: {name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _keyable(ct: TensorType) -> bool:
     return True
 
@@ -397,6 +391,7 @@ def _keyable(ct: TensorType) -> bool:
 _KEYABLE = "a tensor column of strings, numbers, bools or keys"
 
 
+@component("map_value_to_key", catalog="transforms.conversion")
 class ValueToKeyMappingEstimator(OneToOneStep, Estimator):
     """Learns the distinct values of a column and maps each to a key ``1..n`` (0 = missing/unseen).
 
@@ -405,8 +400,6 @@ class ValueToKeyMappingEstimator(OneToOneStep, Estimator):
     first ones seen). ``keys`` gives the values up front instead of learning them from data.
     Strings' empty value and floats' NaN are missing: they never become keys.
     """
-
-    catalog_name = "map_value_to_key"
 
     def __init__(
         self,
@@ -419,13 +412,18 @@ class ValueToKeyMappingEstimator(OneToOneStep, Estimator):
         keys: Sequence[Any] | np.ndarray | None = None,
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
-        self.maximum_number_of_keys = _check_positive(self.step_name, "maximum_number_of_keys", maximum_number_of_keys)
-        _check_ordinality(self.step_name, key_ordinality)
-        self.key_ordinality: KeyOrdinality = key_ordinality
-        self.add_key_value_annotations_as_text = bool(add_key_value_annotations_as_text)
+        self.maximum_number_of_keys = _validation.integer(
+            maximum_number_of_keys, "maximum_number_of_keys", self.step_name, low=1
+        )
+        self.key_ordinality = cast(
+            "KeyOrdinality", _validation.choice(key_ordinality, "key_ordinality", self.step_name, KEY_ORDINALITIES)
+        )
+        self.add_key_value_annotations_as_text = _validation.boolean(
+            add_key_value_annotations_as_text, "add_key_value_annotations_as_text", self.step_name
+        )
         if keys is not None:
             if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
-                raise InvalidArgumentError(f"{self.step_name}: keys must be a sequence of values, got {keys!r}")
+                raise _validation.invalid(self.step_name, "keys", "a sequence of values or None", keys)
             keys = (
                 tuple(np.asarray(keys, dtype=object).reshape(-1).tolist())
                 if isinstance(keys, np.ndarray)
@@ -501,10 +499,9 @@ class ValueToKeyMappingEstimator(OneToOneStep, Estimator):
         return self._transformer(keys)
 
 
+@component("map_value_to_key")
 class ValueToKeyMappingTransformer(OneToOneStep, Transformer):
     """Maps values to keys ``1..n`` by position in ``keys`` (0 for missing or unseen values)."""
-
-    catalog_name = "map_value_to_key"
 
     def __init__(
         self,
@@ -521,7 +518,9 @@ class ValueToKeyMappingTransformer(OneToOneStep, Transformer):
         keys.flags.writeable = False
         self._keys = keys
         self._dtype = DType.from_numpy(keys.dtype)
-        self.add_key_value_annotations_as_text = bool(add_key_value_annotations_as_text)
+        self.add_key_value_annotations_as_text = _validation.boolean(
+            add_key_value_annotations_as_text, "add_key_value_annotations_as_text", self.step_name
+        )
         self._mapper = _KeyMapper(keys)
 
     def _params(self) -> tuple[object, ...]:
@@ -587,6 +586,7 @@ class ValueToKeyMappingTransformer(OneToOneStep, Transformer):
 # map_key_to_value
 
 
+@component("map_key_to_value", catalog="transforms.conversion")
 class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator):
     """Maps keys ``1..n`` back to their values; key 0 (and keys beyond ``n``) give the missing
     value of the value type (NaN, '', 0 or False).
@@ -596,8 +596,6 @@ class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator):
     the keys. ML.NET reads them from the key column's KeyValues annotation; onnxpipe's schema does
     not carry them yet, so they are given here.
     """
-
-    catalog_name = "map_key_to_value"
 
     def __init__(
         self,
@@ -614,7 +612,7 @@ class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator):
             )
         source = getattr(key_values, "key_values", key_values)
         if isinstance(source, str | bytes) or not isinstance(source, Iterable):
-            raise InvalidArgumentError(f"{self.step_name}: key_values must be a sequence of values, got {source!r}")
+            raise _validation.invalid(self.step_name, "key_values", "a sequence of values", source)
         arr = source if isinstance(source, np.ndarray) else _infer_array(list(source), f"{self.step_name} key_values")
         arr = np.array(arr, dtype=arr.dtype, copy=True).reshape(-1)
         if not len(arr):
@@ -693,6 +691,7 @@ def _infer_array(values: list[Any], what: str) -> np.ndarray:
 # map_value
 
 
+@component("map_value", catalog="transforms.conversion")
 class ValueMappingTransformer(OneToOneStep, TrivialEstimator):
     """Maps values through ``key_value_pairs``; values not in the mapping (and NaN) give the
     missing value of the value type (NaN, '', 0, False).
@@ -701,8 +700,6 @@ class ValueMappingTransformer(OneToOneStep, TrivialEstimator):
     (float32), or a numpy scalar type. ``treat_values_as_key_type=True`` outputs keys instead:
     the distinct values, in order of first appearance in the mapping, numbered ``1..n``.
     """
-
-    catalog_name = "map_value"
 
     def __init__(
         self,
@@ -714,12 +711,13 @@ class ValueMappingTransformer(OneToOneStep, TrivialEstimator):
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
         if not isinstance(key_value_pairs, Mapping) or not key_value_pairs:
-            raise InvalidArgumentError(
-                f"{self.step_name}: key_value_pairs must be a non-empty mapping of input value -> output value, "
-                f"got {key_value_pairs!r}"
+            raise _validation.invalid(
+                self.step_name, "key_value_pairs", "a non-empty mapping of input value -> output value", key_value_pairs
             )
         self.key_value_pairs: dict[Any, Any] = dict(key_value_pairs)
-        self.treat_values_as_key_type = bool(treat_values_as_key_type)
+        self.treat_values_as_key_type = _validation.boolean(
+            treat_values_as_key_type, "treat_values_as_key_type", self.step_name
+        )
         values = _infer_array(list(self.key_value_pairs.values()), f"{self.step_name} values")
         self._value_dtype = DType.from_numpy(values.dtype)
         if self.treat_values_as_key_type:
@@ -885,14 +883,10 @@ def _convert_numbers(flat: np.ndarray, src: DType, dst: DType, fail: Callable[[A
 def _to_dtype(kind: DType | str, step: str) -> DType:
     if isinstance(kind, DType):
         return kind
-    try:
-        return DType(kind)
-    except ValueError:
-        raise InvalidArgumentError(
-            f"{step}: output_kind={kind!r} is not an element type; choose one of {', '.join(t.value for t in DType)}"
-        ) from None
+    return DType(_validation.choice(kind, "output_kind", step, [t.value for t in DType]))
 
 
+@component("convert_type", catalog="transforms.conversion")
 class TypeConvertingTransformer(OneToOneStep, TrivialEstimator):
     """Converts a column's elements to ``output_kind`` (ML.NET's ConvertType).
 
@@ -905,8 +899,6 @@ class TypeConvertingTransformer(OneToOneStep, TrivialEstimator):
     with 8 significant digits, ``NaN``, ``INF``, ``-INF``) and bools as ``True``/``False``.
     Key columns convert as their uint32 values.
     """
-
-    catalog_name = "convert_type"
 
     def __init__(
         self, output_column_name: str, input_column_name: str | None = None, *, output_kind: DType | str = DType.FLOAT32
@@ -985,6 +977,7 @@ class TypeConvertingTransformer(OneToOneStep, TrivialEstimator):
         ctx.set_value(self.output_column_name, out)
 
 
+@component("convert_type")
 class _BoundTypeConverter(TypeConvertingTransformer):
     """A fitted text -> float conversion: its export validates text with RegexFullMatch (opset 20)."""
 
@@ -996,124 +989,7 @@ class _BoundTypeConverter(TypeConvertingTransformer):
 
 
 # --------------------------------------------------------------------------------------------
-# MurmurHash3 x86 32 and hash
-
-_C1 = np.uint32(0xCC9E2D51)
-_C2 = np.uint32(0x1B873593)
-_M5 = np.uint32(5)
-_N1 = np.uint32(0xE6546B64)
-_F1 = np.uint32(0x85EBCA6B)
-_F2 = np.uint32(0xC2B2AE35)
-_MAX_CHUNK_BYTES = 1 << 22  # bytes of padded strings hashed at once
-
-
-def _rotl(x: np.ndarray, r: int) -> np.ndarray:
-    return np.asarray((x << np.uint32(r)) | (x >> np.uint32(32 - r)), dtype=np.uint32)
-
-
-def _mix_k(k: np.ndarray) -> np.ndarray:
-    return np.asarray(_rotl(np.asarray(k * _C1, dtype=np.uint32), 15) * _C2, dtype=np.uint32)
-
-
-def _fmix(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> np.uint32(16))
-    h = np.asarray(h * _F1, dtype=np.uint32)
-    h = h ^ (h >> np.uint32(13))
-    h = np.asarray(h * _F2, dtype=np.uint32)
-    return np.asarray(h ^ (h >> np.uint32(16)), dtype=np.uint32)
-
-
-def _murmur_words(words: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """MurmurHash3 x86 32 of fixed-size keys given as little-endian uint32 words ``[n, w]``."""
-    h = np.array(np.broadcast_to(seeds, (words.shape[0],)), dtype=np.uint32)
-    for j in range(words.shape[1]):
-        h = h ^ _mix_k(words[:, j])
-        h = np.asarray(_rotl(h, 13) * _M5 + _N1, dtype=np.uint32)
-    return _fmix(h ^ np.uint32(4 * words.shape[1]))
-
-
-def _murmur_bytes(encoded: Sequence[bytes], seeds: np.ndarray) -> np.ndarray:
-    """MurmurHash3 x86 32 of byte strings, vectorised over strings of similar length."""
-    n = len(encoded)
-    out = np.zeros(n, dtype=np.uint32)
-    seeds = np.array(np.broadcast_to(seeds, (n,)), dtype=np.uint32)
-    lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=n)
-    order = np.argsort(lengths, kind="stable")
-    start = 0
-    while start < n:
-        # Rows sorted by length; one chunk pads to its longest string (plus a zero word for the tail).
-        stop = start + 1
-        while stop < n and (stop - start + 1) * (lengths[order[stop]] + 4) <= _MAX_CHUNK_BYTES:
-            stop += 1
-        rows = order[start:stop]
-        lens = lengths[rows]
-        width = (int(lens.max()) // 4 + 1) * 4
-        if len(rows) <= _FEW_ROWS and width > 64:
-            # A few long strings: one numpy call per 4 bytes would cost ~20 us each (a minute for
-            # 10 MB); the sequential chain is cheaper in Python ints.
-            for i in rows:
-                out[i] = _murmur_long(encoded[i], int(seeds[i]))
-            start = stop
-            continue
-        buf = np.zeros((len(rows), width), dtype=np.uint8)
-        buf[np.arange(width) < lens[:, None]] = np.frombuffer(b"".join(encoded[i] for i in rows), dtype=np.uint8)
-        words = buf.view("<u4")
-        nblocks = lens // 4
-        h = seeds[rows].copy()
-        for j in range(width // 4 - 1):
-            mixed = np.asarray(_rotl(h ^ _mix_k(words[:, j]), 13) * _M5 + _N1, dtype=np.uint32)
-            h = np.where(nblocks > j, mixed, h)
-        tail = words[np.arange(len(rows)), nblocks]  # the zero padding clears bytes beyond the end
-        h = np.where((lens & 3) > 0, h ^ _mix_k(tail), h)
-        out[rows] = _fmix(h ^ lens.astype(np.uint32))
-        start = stop
-    return out
-
-
-_FEW_ROWS = 16  # below this many strings per chunk, each long string is hashed on its own
-
-
-def _murmur_long(data: bytes, seed: int) -> int:
-    """MurmurHash3 x86 32 of one byte string: the word mixing vectorised, the chain in Python."""
-    nblocks = len(data) // 4
-    h = seed
-    for k in _mix_k(np.frombuffer(data, dtype="<u4", count=nblocks)).tolist():
-        h ^= k
-        h = ((((h << 13) | (h >> 19)) & 0xFFFFFFFF) * 5 + 0xE6546B64) & 0xFFFFFFFF
-    tail = data[nblocks * 4 :]
-    if tail:
-        h ^= int(_mix_k(np.frombuffer(tail.ljust(4, b"\0"), dtype="<u4"))[0])
-    return int(_fmix(np.array([h ^ (len(data) & 0xFFFFFFFF)], dtype=np.uint32))[0])
-
-
-def murmur3_32(values: np.ndarray | Sequence[Any], seed: int | np.ndarray = 0) -> np.ndarray:
-    """MurmurHash3 x86 32-bit of each element, as ONNX Runtime's ``com.microsoft.MurmurHash3``
-    computes it: strings hash their UTF-8 bytes, numbers their little-endian bytes (4 or 8).
-    ``seed`` is one seed or one per element."""
-    arr = np.asarray(values)
-    flat = arr.reshape(-1)
-    seeds = np.asarray(seed, dtype=np.uint64).astype(np.uint32).reshape(-1)
-    if seeds.size not in (1, flat.size):
-        raise InvalidArgumentError(f"murmur3_32: {seeds.size} seeds for {flat.size} values")
-    if flat.dtype.kind in "OUS":
-        encoded = [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in flat.tolist()]
-        return _murmur_bytes(encoded, seeds).reshape(arr.shape)
-    if flat.dtype.itemsize not in (4, 8):
-        raise InvalidArgumentError(f"murmur3_32 hashes 4- and 8-byte numbers, got {flat.dtype}")
-    little = flat.astype(flat.dtype.newbyteorder("<"), copy=False)
-    words = np.ascontiguousarray(little).view("<u4").reshape(len(flat), -1)
-    return _murmur_words(words, seeds).reshape(arr.shape)
-
-
-def murmur_round(h: int, k: int) -> int:
-    """One MurmurHash3 body round on 32-bit values (ML.NET's ``Hashing.MurmurRound``)."""
-    k = (k * 0xCC9E2D51) & 0xFFFFFFFF
-    k = ((k << 15) | (k >> 17)) & 0xFFFFFFFF
-    k = (k * 0x1B873593) & 0xFFFFFFFF
-    h ^= k
-    h = ((h << 13) | (h >> 19)) & 0xFFFFFFFF
-    return (h * 5 + 0xE6546B64) & 0xFFFFFFFF
-
+# hash (MurmurHash3 x86 32: onnxpipe._hashing)
 
 _HASH_SEED = 314489979
 _SIGNED_32 = {DType.INT8: DType.INT32, DType.INT16: DType.INT32}
@@ -1133,6 +1009,7 @@ def _hash_prepare(flat: np.ndarray, ct: TensorType) -> tuple[np.ndarray, np.ndar
     return flat, missing
 
 
+@component("hash", catalog="transforms.conversion")
 class HashingTransformer(OneToOneStep, TrivialEstimator):
     """Hashes each element to a key ``1..2**number_of_bits`` (ML.NET's Hash); missing values (NaN,
     '', key 0) give key 0.
@@ -1144,8 +1021,6 @@ class HashingTransformer(OneToOneStep, TrivialEstimator):
     slots get different keys.
     """
 
-    catalog_name = "hash"
-
     def __init__(
         self,
         output_column_name: str,
@@ -1156,15 +1031,9 @@ class HashingTransformer(OneToOneStep, TrivialEstimator):
         use_ordered_hashing: bool = False,
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
-        if isinstance(number_of_bits, bool) or not isinstance(number_of_bits, int) or not 1 <= number_of_bits <= 31:
-            raise InvalidArgumentError(
-                f"{self.step_name}: number_of_bits must be an integer from 1 to 31, got {number_of_bits!r}"
-            )
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
-            raise InvalidArgumentError(f"{self.step_name}: seed must be an integer from 0 to 2**32-1, got {seed!r}")
-        self.number_of_bits = number_of_bits
-        self.seed = int(seed)
-        self.use_ordered_hashing = bool(use_ordered_hashing)
+        self.number_of_bits = _validation.integer(number_of_bits, "number_of_bits", self.step_name, low=1, high=31)
+        self.seed = _validation.integer(seed, "seed", self.step_name, low=0, high=2**32 - 1)
+        self.use_ordered_hashing = _validation.boolean(use_ordered_hashing, "use_ordered_hashing", self.step_name)
 
     def _params(self) -> tuple[object, ...]:
         return (*super()._params(), self.number_of_bits, self.seed, self.use_ordered_hashing)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
+from onnxpipe import _validation
 from onnxpipe._display import shown
-from onnxpipe.core import TrivialEstimator
+from onnxpipe.core import TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._rows import RowConverter
 from onnxpipe.errors import DataError, InvalidArgumentError, ModelLoadError
@@ -34,12 +35,11 @@ def register_custom_mapping(
     Saved models record only ``contract_name``; a process that loads them must have registered
     the same name. Registering a name again with other values raises InvalidArgumentError.
     """
+    who = "register_custom_mapping"
     if not isinstance(contract_name, str) or not contract_name:
-        raise InvalidArgumentError(
-            f"register_custom_mapping: contract_name must be a non-empty string, got {contract_name!r}"
-        )
+        raise _validation.invalid(who, "contract_name", "a non-empty string", contract_name)
     if not callable(fn):
-        raise InvalidArgumentError(f"register_custom_mapping: fn must be callable, got {type(fn).__name__}")
+        raise _validation.invalid(who, "fn", "a callable (a function or a class)", fn)
     entry = (fn, input_class, output_class)
     if _registered.get(contract_name, entry) != entry:
         raise InvalidArgumentError(
@@ -49,6 +49,7 @@ def register_custom_mapping(
     _registered[contract_name] = entry
 
 
+@component("custom_mapping")
 class CustomMappingTransformer(TrivialEstimator, Generic[In, Out]):
     """Calls ``fn(row: In) -> Out`` on every row; the fields of ``Out`` become columns.
 
@@ -62,7 +63,7 @@ class CustomMappingTransformer(TrivialEstimator, Generic[In, Out]):
         self, fn: Callable[[In], Out], input_class: type[In], output_class: type[Out], contract_name: str | None = None
     ) -> None:
         if not callable(fn):
-            raise InvalidArgumentError(f"custom_mapping needs a callable, got {type(fn).__name__}")
+            raise _validation.invalid("custom_mapping", "fn", "a callable (a function or a class)", fn)
         self.fn = fn
         self.input_class = input_class
         self.output_class = output_class

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from onnxpipe.core import Estimator, Transformer
+from onnxpipe import _validation
+from onnxpipe.core import Estimator, Transformer, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
-from onnxpipe.errors import DataError, InvalidArgumentError, ShapeError
+from onnxpipe.errors import DataError, ShapeError
 from onnxpipe.schema import Column, DType, Schema, TensorType
 from onnxpipe.transforms.conversion import OneToOneStep, column_batches
 
@@ -40,6 +41,7 @@ def _non_default(block: np.ndarray, dtype: DType) -> np.ndarray:
     return np.asarray(block != 0)
 
 
+@component("select_features_based_on_count", catalog="transforms.feature_selection")
 class CountFeatureSelectingEstimator(OneToOneStep, Estimator):
     """Keeps the slots of a column that hold at least ``count`` non-default values in the data.
 
@@ -47,13 +49,9 @@ class CountFeatureSelectingEstimator(OneToOneStep, Estimator):
     unknown size (a scalar input stays a scalar).
     """
 
-    catalog_name = "select_features_based_on_count"
-
     def __init__(self, output_column_name: str, input_column_name: str | None = None, *, count: int = 1) -> None:
         self._set_columns(output_column_name, input_column_name)
-        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
-            raise InvalidArgumentError(f"{self.step_name}: count must be a positive integer, got {count!r}")
-        self.count = int(count)
+        self.count = _validation.integer(count, "count", self.step_name, low=1)
 
     def _params(self) -> tuple[object, ...]:
         return (*super()._params(), self.count)
@@ -80,10 +78,9 @@ class CountFeatureSelectingEstimator(OneToOneStep, Estimator):
         return CountFeatureSelectingTransformer(self.output_column_name, self.input_column_name, kept, size)
 
 
+@component("select_features_based_on_count")
 class CountFeatureSelectingTransformer(OneToOneStep, Transformer):
     """Keeps the slots ``kept_slots`` (flat indices into an input of ``input_size`` values)."""
-
-    catalog_name = "select_features_based_on_count"
 
     def __init__(
         self, output_column_name: str, input_column_name: str | None, kept_slots: np.ndarray, input_size: int
@@ -91,8 +88,8 @@ class CountFeatureSelectingTransformer(OneToOneStep, Transformer):
         self._set_columns(output_column_name, input_column_name)
         kept = np.array(kept_slots, dtype=np.int64, copy=True).reshape(-1)
         if not len(kept) or kept.min() < 0 or kept.max() >= input_size or np.any(np.diff(kept) <= 0):
-            raise InvalidArgumentError(
-                f"{self.step_name}: kept_slots must be increasing indices in 0..{input_size - 1}, got {kept.tolist()}"
+            raise _validation.invalid(
+                self.step_name, "kept_slots", f"increasing indices in 0..{input_size - 1}", kept.tolist()
             )
         kept.flags.writeable = False
         self._kept = kept

@@ -106,12 +106,13 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
 
-from onnxpipe.core import TrivialEstimator
+from onnxpipe import _validation
+from onnxpipe.core import TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, to_arrow
 from onnxpipe.data._images import (
     MAX_BATCH_PIXELS,
@@ -209,12 +210,6 @@ def _load_batch_rows() -> int:
 
 # --------------------------------------------------------------------------------------------
 # Shared plumbing
-
-
-def _choice(value: object, valid: tuple[str, ...], what: str, step: str) -> str:
-    if not isinstance(value, str) or value not in valid:
-        raise InvalidArgumentError(f"{step}: {what}={value!r} is not valid; choose one of {', '.join(valid)}")
-    return value
 
 
 def _image_input(step: OneToOneStep, schema: Schema) -> ImageType:
@@ -343,9 +338,7 @@ class _FileLoadingTransformer(_ImageStep):
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
         if image_folder is not None and not isinstance(image_folder, str | os.PathLike):
-            raise InvalidArgumentError(
-                f"{self.step_name}: image_folder must be a folder path or None, got {image_folder!r}"
-            )
+            raise _validation.invalid(self.step_name, "image_folder", "a folder path or None", image_folder)
         folder = os.fspath(image_folder) if image_folder is not None else ""
         if folder and not os.path.isdir(folder):
             raise DataFileNotFoundError(
@@ -353,7 +346,7 @@ class _FileLoadingTransformer(_ImageStep):
                 "the paths are relative to, or None when they are absolute"
             )
         self.image_folder = folder
-        self.on_error: OnError = _choice(on_error, _ON_ERROR, "on_error", self.step_name)  # type: ignore[assignment]
+        self.on_error = cast("OnError", _validation.choice(on_error, "on_error", self.step_name, _ON_ERROR))
 
     def _params(self) -> tuple[object, ...]:
         return (self.output_column_name, self.image_folder, self.input_column_name, self.on_error)
@@ -407,7 +400,7 @@ class _FileLoadingTransformer(_ImageStep):
         results = _map_rows(self._read_row, texts)
         failed = [i for i, r in enumerate(results) if isinstance(r, _Failure)]
         if not failed:
-            return results, None  # type: ignore[return-value]  # no failures: all arrays
+            return results, None  # no failures: all arrays
         skip = may_skip and self.on_error == "skip"
         if not skip:
             i = failed[0]
@@ -435,11 +428,11 @@ class _FileLoadingTransformer(_ImageStep):
         return [r for r in results if not isinstance(r, _Failure)], kept
 
 
+@component("load_images", catalog="transforms")
 class ImageLoadingTransformer(_FileLoadingTransformer):
     """``load_images``: decodes the image file named in each row into an image column
     (``ImageType()``); see the module docstring for the modes, EXIF orientation and errors."""
 
-    catalog_name = "load_images"
     _unreadable = ImageDecodeError
     _what = "image file"
 
@@ -471,11 +464,10 @@ class ImageLoadingTransformer(_FileLoadingTransformer):
         return super().output_schema(input_schema)
 
 
+@component("load_raw_image_bytes", catalog="transforms")
 class RawImageBytesLoadingTransformer(_FileLoadingTransformer):
     """``load_raw_image_bytes``: the bytes of the file named in each row, undecoded, as a uint8
     vector (``uint8[?]``), for models that decode images themselves. Image steps do not accept it."""
-
-    catalog_name = "load_raw_image_bytes"
 
     def _output_type(self) -> ColumnType:
         return TensorType(DType.UINT8, (None,))
@@ -502,11 +494,11 @@ def _scaled_size(height: int, width: int, target_h: int, target_w: int, resizing
     return target_h, max(1, (2 * width * target_h + height) // (2 * height))
 
 
+@component("resize_images", catalog="transforms")
 class ImageResizingTransformer(_ImageStep):
     """``resize_images``: every image to ``image_width`` x ``image_height`` (``fill``, ``iso_crop``
     or ``iso_pad``; see the module docstring); the output is ``ImageType(image_height, image_width)``."""
 
-    catalog_name = "resize_images"
     onnx_min_opset = 18  # Resize's antialias attribute
     onnx_parity_tolerance: ClassVar[float] = 2  # levels of 255 between Pillow and ONNX Runtime
 
@@ -521,15 +513,12 @@ class ImageResizingTransformer(_ImageStep):
         crop_anchor: CropAnchor = "center",
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
-        for what, size in (("image_width", image_width), ("image_height", image_height)):
-            if isinstance(size, bool) or not isinstance(size, int | np.integer) or size <= 0:
-                raise InvalidArgumentError(
-                    f"{self.step_name}: {what} must be a positive number of pixels, got {size!r}"
-                )
-        self.image_width = int(image_width)
-        self.image_height = int(image_height)
-        self.resizing: ResizingKind = _choice(resizing, RESIZING_KINDS, "resizing", self.step_name)  # type: ignore[assignment]
-        self.crop_anchor: CropAnchor = _choice(crop_anchor, CROP_ANCHORS, "crop_anchor", self.step_name)  # type: ignore[assignment]
+        self.image_width = _validation.integer(image_width, "image_width", self.step_name, low=1, unit="pixels")
+        self.image_height = _validation.integer(image_height, "image_height", self.step_name, low=1, unit="pixels")
+        self.resizing = cast("ResizingKind", _validation.choice(resizing, "resizing", self.step_name, RESIZING_KINDS))
+        self.crop_anchor = cast(
+            "CropAnchor", _validation.choice(crop_anchor, "crop_anchor", self.step_name, CROP_ANCHORS)
+        )
         if self.crop_anchor != "center" and self.resizing != "iso_crop":
             raise InvalidArgumentError(
                 f"{self.step_name}: crop_anchor={crop_anchor!r} applies only to resizing='iso_crop' "
@@ -646,12 +635,11 @@ def _centre_offset(extra: int) -> int:
     return half + odd * (half % 2)
 
 
+@component("crop_images", catalog="transforms")
 class ImageCroppingTransformer(_ImageStep):
     """``crop_images``: the ``image_width`` x ``image_height`` part of every image at ``crop_anchor``,
     without scaling (torchvision's ``CenterCrop``; see the module docstring); the output is
     ``ImageType(image_height, image_width)``. An image smaller than the crop is a ShapeError."""
-
-    catalog_name = "crop_images"
 
     def __init__(
         self,
@@ -663,14 +651,11 @@ class ImageCroppingTransformer(_ImageStep):
         crop_anchor: CropAnchor = "center",
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
-        for what, size in (("image_width", image_width), ("image_height", image_height)):
-            if isinstance(size, bool) or not isinstance(size, int | np.integer) or size <= 0:
-                raise InvalidArgumentError(
-                    f"{self.step_name}: {what} must be a positive number of pixels, got {size!r}"
-                )
-        self.image_width = int(image_width)
-        self.image_height = int(image_height)
-        self.crop_anchor: CropAnchor = _choice(crop_anchor, CROP_ANCHORS, "crop_anchor", self.step_name)  # type: ignore[assignment]
+        self.image_width = _validation.integer(image_width, "image_width", self.step_name, low=1, unit="pixels")
+        self.image_height = _validation.integer(image_height, "image_height", self.step_name, low=1, unit="pixels")
+        self.crop_anchor = cast(
+            "CropAnchor", _validation.choice(crop_anchor, "crop_anchor", self.step_name, CROP_ANCHORS)
+        )
 
     def _params(self) -> tuple[object, ...]:
         return (self.output_column_name, self.image_width, self.image_height, self.input_column_name, self.crop_anchor)
@@ -749,9 +734,8 @@ def _parse_colors(colors: object, step: str) -> str:
     text = colors.lower() if isinstance(colors, str) else ""
     text = "argb" if text == "all" else text
     if not text or any(c not in "argb" for c in text) or len(set(text)) != len(text):
-        raise InvalidArgumentError(
-            f"{step}: colors={colors!r} is not valid; give the planes to extract as letters of 'argb' (each at most "
-            "once, e.g. 'rgb', 'argb', 'g') or 'all'"
+        raise _validation.invalid(
+            step, "colors", "letters of 'argb', each at most once (e.g. 'rgb', 'argb', 'g'), or 'all'", colors
         )
     return "".join(c for c in "argb" if c in text)
 
@@ -761,19 +745,21 @@ def _parse_order(order: object, step: str) -> str:
     if len(text) == 3 and "a" + text in EXTRACT_ORDERS:
         text = "a" + text
     if text not in EXTRACT_ORDERS:
-        raise InvalidArgumentError(
-            f"{step}: order={order!r} is not valid; choose one of {', '.join(EXTRACT_ORDERS)} (ML.NET's orders, "
-            "alpha first), or the same without 'a' (e.g. 'bgr')"
+        raise _validation.invalid(
+            step,
+            "order",
+            f"one of {', '.join(map(repr, EXTRACT_ORDERS))} (ML.NET's orders, alpha first) or the same without 'a'",
+            order,
+            fix="e.g. 'bgr' for 'abgr'",
         )
     return text
 
 
+@component("extract_pixels", catalog="transforms")
 class ImagePixelExtractingTransformer(_ImageStep):
     """``extract_pixels``: an image column of known size to a float32 (or uint8) pixel vector of
     shape ``(planes, height, width)`` or, with ``interleave``, ``(height, width, planes)``; see the
     module docstring for ``colors``, ``order``, ``offset`` and ``scale``."""
-
-    catalog_name = "extract_pixels"
 
     def __init__(
         self,
@@ -790,8 +776,8 @@ class ImagePixelExtractingTransformer(_ImageStep):
         self._set_columns(output_column_name, input_column_name)
         self.colors = _parse_colors(colors, self.step_name)
         self.order = _parse_order(order, self.step_name)
-        self.interleave = bool(interleave)
-        self.output_as_float = bool(output_as_float)
+        self.interleave = _validation.boolean(interleave, "interleave", self.step_name)
+        self.output_as_float = _validation.boolean(output_as_float, "output_as_float", self.step_name)
         self.planes = "".join(c for c in self.order if c in self.colors)
         self.offset = self._per_plane("offset", offset)
         self.scale = self._per_plane("scale", scale)
@@ -808,9 +794,7 @@ class ImagePixelExtractingTransformer(_ImageStep):
         values: list[Any] = list(value) if isinstance(value, Sequence | np.ndarray) else [value]
         for v in values:
             if isinstance(v, bool) or not isinstance(v, int | float | np.number) or not math.isfinite(v):
-                raise InvalidArgumentError(
-                    f"{self.step_name}: {what} must be a finite number (or one per plane), got {value!r}"
-                )
+                raise _validation.invalid(self.step_name, what, "a finite number (or one per plane)", value)
         if len(values) == 1 and not isinstance(value, Sequence | np.ndarray):
             return float(values[0])
         if len(values) != len(self.planes):
@@ -923,11 +907,10 @@ def _grayscale(img: np.ndarray) -> np.ndarray:
     return ((r + g + b + np.uint32(1 << 15)) >> np.uint32(16)).astype(np.uint8)[..., np.newaxis]
 
 
+@component("convert_to_grayscale", catalog="transforms")
 class ImageGrayscalingTransformer(_ImageStep):
     """``convert_to_grayscale``: RGB and RGBA images to 1-channel gray (Pillow's ``convert("L")``);
     the output is an image column of the input's size."""
-
-    catalog_name = "convert_to_grayscale"
 
     def __init__(self, output_column_name: str, input_column_name: str | None = None) -> None:
         self._set_columns(output_column_name, input_column_name)

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from onnxpipe.core import TrivialEstimator
+from onnxpipe import _validation
+from onnxpipe.core import TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.errors import ColumnTypeError, DataFileNotFoundError, InvalidArgumentError, ShapeError
 from onnxpipe.schema import Column, DType, Schema, TensorType
@@ -82,6 +83,7 @@ def _preview(values: Sequence[object]) -> str:
     return head + (", ..." if len(values) > 6 else "")
 
 
+@component("top_k_labels", catalog="transforms")
 class TopKLabelsTransformer(TrivialEstimator):
     """The ``k`` highest scores of a vector column and the labels of their classes.
 
@@ -105,8 +107,7 @@ class TopKLabelsTransformer(TrivialEstimator):
             ("score_column_name", score_column_name),
             ("score_output_column_name", score_output_column_name),
         ):
-            if not isinstance(name, str) or not name:
-                raise InvalidArgumentError(f"top_k_labels: {what} must be a non-empty string, got {name!r}")
+            _validation.column_name(name, what, "top_k_labels")
         if output_column_name == score_output_column_name:
             raise InvalidArgumentError(
                 f"top_k_labels: output_column_name and score_output_column_name are both {output_column_name!r}; "
@@ -121,17 +122,14 @@ class TopKLabelsTransformer(TrivialEstimator):
             )
         if labels is not None:
             if isinstance(labels, str) or not all(isinstance(label, str) for label in labels):
-                raise InvalidArgumentError(
-                    f"top_k_labels: labels must be a sequence of strings (one per class), got {labels!r:.80}"
-                )
+                raise _validation.invalid("top_k_labels", "labels", "a sequence of strings (one per class)", labels)
             self.labels: tuple[str, ...] = tuple(labels)
             if not self.labels:
                 raise InvalidArgumentError("top_k_labels: labels is empty; give one label per class")
         else:
             assert labels_file is not None
             self.labels = read_labels_file(labels_file)
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise InvalidArgumentError(f"top_k_labels: k must be an integer >= 1, got {k!r}")
+        k = _validation.integer(k, "k", "top_k_labels", low=1)
         if k > len(self.labels):
             raise InvalidArgumentError(
                 f"top_k_labels: k={k} is more than the {len(self.labels)} classes that have labels; "
@@ -224,7 +222,7 @@ class TopKLabelsTransformer(TrivialEstimator):
         return (self.output_column_name, self.score_column_name, self.labels, self.k, self.score_output_column_name)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._params() == self._params()  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._params() == self._params()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._params()))

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 
-from onnxpipe.core import Estimator, Transformer, TrivialEstimator
+from onnxpipe import _validation
+from onnxpipe.core import Estimator, Transformer, TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
-from onnxpipe.errors import InvalidArgumentError, ShapeError
+from onnxpipe.errors import ShapeError
 from onnxpipe.schema import Column, DType, Schema, TensorType
 from onnxpipe.transforms.conversion import (
     OneToOneStep,
@@ -95,6 +96,7 @@ class _Statistic:
             return out.astype(dtype.numpy)
 
 
+@component("replace_missing_values", catalog="transforms")
 class MissingValueReplacingEstimator(OneToOneStep, Estimator):
     """Replaces NaN in a float column by 0 (``"default"``) or by a statistic of the training data:
     ``"mean"``, ``"minimum"``, ``"maximum"`` or ``"most_frequent"`` (ties: the smallest value).
@@ -102,8 +104,6 @@ class MissingValueReplacingEstimator(OneToOneStep, Estimator):
     With ``impute_by_slot`` (the default) each slot of a vector gets its own statistic, otherwise
     one statistic covers every value of the column. A slot without any value is replaced by 0.
     """
-
-    catalog_name = "replace_missing_values"
 
     def __init__(
         self,
@@ -114,13 +114,11 @@ class MissingValueReplacingEstimator(OneToOneStep, Estimator):
         impute_by_slot: bool = True,
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
-        if replacement_mode not in REPLACEMENT_MODES:
-            raise InvalidArgumentError(
-                f"{self.step_name}: replacement_mode={replacement_mode!r} is not valid; "
-                f"choose one of {', '.join(REPLACEMENT_MODES)}"
-            )
-        self.replacement_mode: ReplacementMode = replacement_mode
-        self.impute_by_slot = bool(impute_by_slot)
+        self.replacement_mode = cast(
+            "ReplacementMode",
+            _validation.choice(replacement_mode, "replacement_mode", self.step_name, REPLACEMENT_MODES),
+        )
+        self.impute_by_slot = _validation.boolean(impute_by_slot, "impute_by_slot", self.step_name)
 
     def _params(self) -> tuple[object, ...]:
         return (*super()._params(), self.replacement_mode, self.impute_by_slot)
@@ -156,10 +154,9 @@ class MissingValueReplacingEstimator(OneToOneStep, Estimator):
         )
 
 
+@component("replace_missing_values")
 class MissingValueReplacingTransformer(OneToOneStep, Transformer):
     """Replaces NaN by ``replacements``: one value, or one per slot of a known-shape vector."""
-
-    catalog_name = "replace_missing_values"
 
     def __init__(
         self,
@@ -172,9 +169,7 @@ class MissingValueReplacingTransformer(OneToOneStep, Transformer):
         self._set_columns(output_column_name, input_column_name)
         values = np.array(replacements, copy=True).reshape(-1)
         if not len(values) or values.dtype.kind != "f":
-            raise InvalidArgumentError(
-                f"{self.step_name}: replacements must be one or more float values, got {values!r}"
-            )
+            raise _validation.invalid(self.step_name, "replacements", "one or more float values", replacements)
         values.flags.writeable = False
         self._values = values
         self.replacement_mode = replacement_mode
@@ -248,10 +243,9 @@ def _has_missing(ct: TensorType) -> bool:
     return ct.dtype.is_float or ct.dtype is DType.STRING or is_key(ct)
 
 
+@component("indicate_missing_values", catalog="transforms")
 class MissingValueIndicatorTransformer(OneToOneStep, TrivialEstimator):
     """A bool column of the input's shape: True where the value is missing (NaN, '', key 0)."""
-
-    catalog_name = "indicate_missing_values"
 
     def __init__(self, output_column_name: str, input_column_name: str | None = None) -> None:
         self._set_columns(output_column_name, input_column_name)

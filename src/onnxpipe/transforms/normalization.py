@@ -51,13 +51,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-from scipy import special
 
-from onnxpipe.core import Estimator, Transformer, TrivialEstimator
+from onnxpipe import _validation
+from onnxpipe.core import Estimator, Transformer, TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues, from_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, ShapeError
+from onnxpipe.runtime._elem_type import ElemType
 from onnxpipe.schema import Column, DType, Schema, TensorType
 
 if TYPE_CHECKING:
@@ -84,8 +84,8 @@ MIN_ROW_SCALE = 1e-8
 _F64 = np.float64
 _FLOAT_TYPES = (DType.FLOAT32, DType.FLOAT64)
 _SQRT2 = math.sqrt(2.0)
-_DOUBLE = onnx.TensorProto.DOUBLE
-_ONNX_OF = {DType.FLOAT32: onnx.TensorProto.FLOAT, DType.FLOAT64: onnx.TensorProto.DOUBLE}
+_DOUBLE = ElemType.DOUBLE
+_ONNX_OF = {DType.FLOAT32: ElemType.FLOAT, DType.FLOAT64: ElemType.DOUBLE}
 
 
 class NormFunction(enum.StrEnum):
@@ -104,9 +104,7 @@ class NormFunction(enum.StrEnum):
             for member in cls:
                 if value.lower() in (member.value.lower(), member.name.lower()):
                     return member
-        raise InvalidArgumentError(
-            f"{step}: norm {value!r} is not valid; choose one of {', '.join(m.value for m in cls)}"
-        )
+        raise _validation.invalid(step, "norm", "one of " + ", ".join(repr(m.value) for m in cls), value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,27 +116,9 @@ def _step_name(catalog: str, output: str, input_: str) -> str:
 
 
 def _column_names(catalog: str, output: object, input_: object) -> tuple[str, str]:
-    if not isinstance(output, str) or not output:
-        raise InvalidArgumentError(f"{catalog}: output_column_name must be a non-empty string, got {output!r}")
-    if input_ is None:
-        input_ = output
-    if not isinstance(input_, str) or not input_:
-        raise InvalidArgumentError(
-            f"{catalog}: input_column_name must be a non-empty string or None (same as the output), got {input_!r}"
-        )
-    return output, input_
-
-
-def _check_bool(step: str, name: str, value: object) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise InvalidArgumentError(f"{step}: {name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def _check_int(step: str, name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise InvalidArgumentError(f"{step}: {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    out = _validation.column_name(output, "output_column_name", catalog)
+    in_ = _validation.column_name(input_, "input_column_name", catalog, optional="same as the output")
+    return out, in_ or out
 
 
 def _float_column(schema: Schema, name: str, step: str, promise: bool = False) -> tuple[Column, TensorType]:
@@ -176,20 +156,6 @@ def _frozen_array(values: Any, size: int, what: str) -> np.ndarray:
         raise InvalidArgumentError(f"{what} needs {size} values (one per slot), got {arr.size}")
     arr.flags.writeable = False
     return arr
-
-
-class _Frozen:
-    """Attributes are set once, in ``__init__``; afterwards the object is immutable."""
-
-    _frozen = False
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if self._frozen:
-            raise AttributeError(f"{type(self).__name__} is immutable; build a new one instead of setting {name!r}")
-        object.__setattr__(self, name, value)
-
-    def _freeze(self) -> None:
-        object.__setattr__(self, "_frozen", True)
 
 
 def _slot_batches(data: DataView, column: str, ct: TensorType, limit: int, step: str) -> Iterator[np.ndarray]:
@@ -278,7 +244,7 @@ def _affine_from_mean_var(mv: _MeanVar, fix_zero: bool) -> tuple[np.ndarray, np.
 # Estimators
 
 
-class _NormalizingEstimator(_Frozen, Estimator):
+class _NormalizingEstimator(Estimator):
     """Common part of the estimators: column names, schema checks, reading the training values."""
 
     catalog = "normalize"
@@ -287,7 +253,9 @@ class _NormalizingEstimator(_Frozen, Estimator):
         self.output_column_name, self.input_column_name = _column_names(
             self.catalog, output_column_name, input_column_name
         )
-        self.maximum_example_count = _check_int(self.step_name, "maximum_example_count", maximum_example_count, 2)
+        self.maximum_example_count = _validation.integer(
+            maximum_example_count, "maximum_example_count", self.step_name, low=2
+        )
 
     @property
     def step_name(self) -> str:
@@ -329,6 +297,7 @@ class _NormalizingEstimator(_Frozen, Estimator):
         return hash((type(self), self.output_column_name, self.input_column_name, self._options()))
 
 
+@component("normalize_min_max", catalog="transforms")
 class MinMaxNormalizingEstimator(_NormalizingEstimator):
     """``normalize_min_max``: ``(x - min) * scale`` with ``scale = 1 / (max - min)``.
 
@@ -349,8 +318,7 @@ class MinMaxNormalizingEstimator(_NormalizingEstimator):
         fix_zero: bool = True,
     ) -> None:
         super().__init__(output_column_name, input_column_name, maximum_example_count)
-        self.fix_zero = _check_bool(self.step_name, "fix_zero", fix_zero)
-        self._freeze()
+        self.fix_zero = _validation.boolean(fix_zero, "fix_zero", self.step_name)
 
     def _options(self) -> tuple[tuple[str, object], ...]:
         return (*super()._options(), ("fix_zero", self.fix_zero))
@@ -376,6 +344,7 @@ class MinMaxNormalizingEstimator(_NormalizingEstimator):
         )
 
 
+@component("normalize_mean_variance", catalog="transforms")
 class MeanVarianceNormalizingEstimator(_NormalizingEstimator):
     """``normalize_mean_variance``: ``(x - mean) / std`` (population std of the finite values).
 
@@ -398,9 +367,8 @@ class MeanVarianceNormalizingEstimator(_NormalizingEstimator):
         use_cdf: bool = False,
     ) -> None:
         super().__init__(output_column_name, input_column_name, maximum_example_count)
-        self.fix_zero = _check_bool(self.step_name, "fix_zero", fix_zero)
-        self.use_cdf = _check_bool(self.step_name, "use_cdf", use_cdf)
-        self._freeze()
+        self.fix_zero = _validation.boolean(fix_zero, "fix_zero", self.step_name)
+        self.use_cdf = _validation.boolean(use_cdf, "use_cdf", self.step_name)
 
     def _options(self) -> tuple[tuple[str, object], ...]:
         return (*super()._options(), ("fix_zero", self.fix_zero), ("use_cdf", self.use_cdf))
@@ -432,6 +400,7 @@ class MeanVarianceNormalizingEstimator(_NormalizingEstimator):
         )
 
 
+@component("normalize_log_mean_variance", catalog="transforms")
 class LogMeanVarianceNormalizingEstimator(MeanVarianceNormalizingEstimator):
     """``normalize_log_mean_variance``: mean and std of ``ln x`` over the positive training values.
 
@@ -464,6 +433,7 @@ class LogMeanVarianceNormalizingEstimator(MeanVarianceNormalizingEstimator):
         )
 
 
+@component("normalize_robust_scaling", catalog="transforms")
 class RobustScalingNormalizingEstimator(_NormalizingEstimator):
     """``normalize_robust_scaling``: ``(x - median) / (q(quantile_max) - q(quantile_min))``.
 
@@ -486,10 +456,9 @@ class RobustScalingNormalizingEstimator(_NormalizingEstimator):
     ) -> None:
         super().__init__(output_column_name, input_column_name, maximum_example_count)
         step = self.step_name
-        self.center_data = _check_bool(step, "center_data", center_data)
+        self.center_data = _validation.boolean(center_data, "center_data", step)
         for name, q in (("quantile_min", quantile_min), ("quantile_max", quantile_max)):
-            if isinstance(q, bool) or not isinstance(q, int | float | np.integer | np.floating) or not 0 <= q <= 100:
-                raise InvalidArgumentError(f"{step}: {name} must be a percentile from 0 to 100, got {q!r}")
+            _validation.number(q, name, step, low=0, high=100)
         if not quantile_min < quantile_max:
             raise InvalidArgumentError(
                 f"{step}: quantile_min ({quantile_min}) must be less than quantile_max ({quantile_max}); "
@@ -497,7 +466,6 @@ class RobustScalingNormalizingEstimator(_NormalizingEstimator):
             )
         self.quantile_min = quantile_min
         self.quantile_max = quantile_max
-        self._freeze()
 
     def _options(self) -> tuple[tuple[str, object], ...]:
         return (
@@ -528,6 +496,7 @@ class RobustScalingNormalizingEstimator(_NormalizingEstimator):
         )
 
 
+@component("normalize_binning", catalog="transforms")
 class BinningNormalizingEstimator(_NormalizingEstimator):
     """``normalize_binning``: ``bin index / (bins - 1)`` with equal-population bins per slot.
 
@@ -553,9 +522,8 @@ class BinningNormalizingEstimator(_NormalizingEstimator):
         maximum_bin_count: int = 1024,
     ) -> None:
         super().__init__(output_column_name, input_column_name, maximum_example_count)
-        self.fix_zero = _check_bool(self.step_name, "fix_zero", fix_zero)
-        self.maximum_bin_count = _check_int(self.step_name, "maximum_bin_count", maximum_bin_count, 2)
-        self._freeze()
+        self.fix_zero = _validation.boolean(fix_zero, "fix_zero", self.step_name)
+        self.maximum_bin_count = _validation.integer(maximum_bin_count, "maximum_bin_count", self.step_name, low=2)
 
     def _options(self) -> tuple[tuple[str, object], ...]:
         return (*super()._options(), ("fix_zero", self.fix_zero), ("maximum_bin_count", self.maximum_bin_count))
@@ -605,7 +573,7 @@ def _bin_upper_bounds(values: np.ndarray, max_bins: int) -> np.ndarray:
 # Fitted slot-wise normalizers
 
 
-class _SlotNormalizer(_Frozen, Transformer):
+class _SlotNormalizer(Transformer):
     """A fitted normalizer of one column: per-slot parameters applied element-wise."""
 
     def __init__(self, catalog: str, output_column_name: str, input_column_name: str, shape: Sequence[int]) -> None:
@@ -693,6 +661,7 @@ def _fmt(values: np.ndarray) -> str:
     return np.array2string(values, threshold=6, precision=6, separator=", ")
 
 
+@component()
 class AffineNormalizingTransformer(_SlotNormalizer):
     """A fitted affine normalizer: ``(x - offset) * scale`` per slot (``ln x`` for ``use_log``).
 
@@ -715,8 +684,7 @@ class AffineNormalizingTransformer(_SlotNormalizer):
         super().__init__(catalog, output_column_name, input_column_name, shape)
         self._offset = _frozen_array(offset, self.size, f"{self.step_name}: offset")
         self._scale = _frozen_array(scale, self.size, f"{self.step_name}: scale")
-        self.use_log = _check_bool(self.step_name, "use_log", use_log)
-        self._freeze()
+        self.use_log = _validation.boolean(use_log, "use_log", self.step_name)
 
     @property
     def offset(self) -> np.ndarray:
@@ -756,6 +724,7 @@ class AffineNormalizingTransformer(_SlotNormalizer):
         )
 
 
+@component()
 class CdfNormalizingTransformer(_SlotNormalizer):
     """A fitted CDF normalizer: ``Phi((t - mean) / stddev)`` per slot, ``t = x`` or ``ln x``.
 
@@ -781,10 +750,9 @@ class CdfNormalizingTransformer(_SlotNormalizer):
         self._stddev = _frozen_array(stddev, self.size, f"{self.step_name}: stddev")
         if not np.all(self._stddev >= 0):
             raise InvalidArgumentError(f"{self.step_name}: stddev must be >= 0 in every slot")
-        self.use_log = _check_bool(self.step_name, "use_log", use_log)
+        self.use_log = _validation.boolean(use_log, "use_log", self.step_name)
         self._degenerate = self._stddev <= 0
         self._inv = np.where(self._degenerate, 0.0, 1.0 / (np.where(self._degenerate, 1.0, self._stddev) * _SQRT2))
-        self._freeze()
 
     @property
     def mean(self) -> np.ndarray:
@@ -797,6 +765,8 @@ class CdfNormalizingTransformer(_SlotNormalizer):
         return _readonly(self._stddev, self.shape)
 
     def _apply(self, flat: np.ndarray) -> np.ndarray:
+        from scipy import special  # imported when used: it takes a tenth of a second to load
+
         t = np.log(flat) if self.use_log else flat
         y = 0.5 + 0.5 * special.erf((t - self._mean) * self._inv)
         y = np.where(self._degenerate, 0.0, y)
@@ -811,7 +781,7 @@ class CdfNormalizingTransformer(_SlotNormalizer):
         t = ctx.add_node("Log", [x])[0] if self.use_log else x
         z = ctx.add_node("Sub", [t, self._param(ctx, self._mean, "mean", ct)])[0]
         z = ctx.add_node("Mul", [z, self._param(ctx, self._inv, "inv_stddev_sqrt2", ct)])[0]
-        z = ctx.add_node("Cast", [z], to=onnx.TensorProto.FLOAT)[0]  # ONNX Runtime's Erf is float32 only
+        z = ctx.add_node("Cast", [z], to=ElemType.FLOAT)[0]  # ONNX Runtime's Erf is float32 only
         e = ctx.add_node("Erf", [z])[0]
         e = ctx.add_node("Cast", [e], to=_DOUBLE)[0]
         y = ctx.add_node("Add", [half, ctx.add_node("Mul", [half, e])[0]])[0]
@@ -836,6 +806,7 @@ class CdfNormalizingTransformer(_SlotNormalizer):
         )
 
 
+@component()
 class BinNormalizingTransformer(_SlotNormalizer):
     """A fitted binning normalizer: ``index / max(1, bins - 1) - offset`` per slot.
 
@@ -868,11 +839,10 @@ class BinNormalizingTransformer(_SlotNormalizer):
             arr.flags.writeable = False
             bounds.append(arr)
         self._bounds = tuple(bounds)
-        self.fix_zero = _check_bool(self.step_name, "fix_zero", fix_zero)
+        self.fix_zero = _validation.boolean(fix_zero, "fix_zero", self.step_name)
         self._den = np.array([max(1, b.size - 1) for b in bounds], dtype=_F64)
         zero_bin = np.array([np.searchsorted(b[:-1], 0.0, side="left") for b in bounds], dtype=_F64)
         self._zero_value = zero_bin / self._den if self.fix_zero else np.zeros(self.size)
-        self._freeze()
 
     @property
     def upper_bounds(self) -> tuple[np.ndarray, ...]:
@@ -926,7 +896,8 @@ class BinNormalizingTransformer(_SlotNormalizer):
 # Row-wise normalizers (nothing to learn)
 
 
-class LpNormalizingTransformer(_Frozen, TrivialEstimator):
+@component("normalize_lp_norm", catalog="transforms")
+class LpNormalizingTransformer(TrivialEstimator):
     """``normalize_lp_norm``: each row divided by its norm (ML.NET's LpNormNormalizingEstimator).
 
     ``y = (x - m) * f`` with ``m`` the row mean when ``ensure_zero_mean`` (else 0) and
@@ -955,15 +926,8 @@ class LpNormalizingTransformer(_Frozen, TrivialEstimator):
         self.output_column_name, self.input_column_name = _column_names(self.catalog, output, input_)
         step = self.step_name
         self.norm = NormFunction.parse(norm, step)
-        self.ensure_zero_mean = _check_bool(step, "ensure_zero_mean", ensure_zero_mean)
-        if (
-            isinstance(scale, bool)
-            or not isinstance(scale, int | float | np.integer | np.floating)
-            or not 0 < scale < math.inf
-        ):
-            raise InvalidArgumentError(f"{step}: scale must be a positive finite number, got {scale!r}")
-        self.scale = float(scale)
-        self._freeze()
+        self.ensure_zero_mean = _validation.boolean(ensure_zero_mean, "ensure_zero_mean", step)
+        self.scale = _validation.number(scale, "scale", step, low=0, low_open=True)
 
     @property
     def step_name(self) -> str:
@@ -1070,6 +1034,7 @@ class LpNormalizingTransformer(_Frozen, TrivialEstimator):
         return hash((type(self), self.output_column_name, self.input_column_name, self.norm, self.scale))
 
 
+@component("normalize_global_contrast", catalog="transforms")
 class GlobalContrastNormalizingTransformer(LpNormalizingTransformer):
     """``normalize_global_contrast``: ``scale * (x - m) / D`` per row (ML.NET's GCN).
 
@@ -1089,10 +1054,10 @@ class GlobalContrastNormalizingTransformer(LpNormalizingTransformer):
         ensure_unit_standard_deviation: bool = False,
         scale: float = 1.0,
     ) -> None:
-        unit_std = _check_bool(
-            _step_name(self.catalog, str(output_column_name), str(input_column_name or output_column_name)),
-            "ensure_unit_standard_deviation",
+        unit_std = _validation.boolean(
             ensure_unit_standard_deviation,
+            "ensure_unit_standard_deviation",
+            _step_name(self.catalog, str(output_column_name), str(input_column_name or output_column_name)),
         )
         norm = NormFunction.STANDARD_DEVIATION if unit_std else NormFunction.L2
         self._init(output_column_name, input_column_name, norm, ensure_zero_mean, scale)

@@ -35,13 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
-import onnx.version_converter
 import onnxruntime as ort
 
+from onnxpipe import _validation
 from onnxpipe._display import shown
-from onnxpipe._limits import MAX_BATCH_ROWS, check_thread_count, current_load_limits
-from onnxpipe.core import TrivialEstimator
+from onnxpipe._limits import MAX_BATCH_ROWS, current_load_limits
+from onnxpipe.core import TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.errors import (
     ColumnTypeError,
@@ -73,7 +72,14 @@ from onnxpipe.runtime._model import (
     model_with_data,
     tensor_info,
 )
-from onnxpipe.runtime._session import RunFunction, SessionSettings, create_session, run_function, run_with_deadline
+from onnxpipe.runtime._session import (
+    SCORING_RUN_OPTIONS,
+    RunFunction,
+    SessionSettings,
+    create_session,
+    run_function,
+    run_with_deadline,
+)
 from onnxpipe.schema import Column, ColumnType, DType, Schema, SequenceType, TensorType, column_type_from_json
 
 __all__ = ["OnnxTransformer"]
@@ -142,13 +148,26 @@ def _resolve_row_shape(given: tuple[int, ...], want: Shape) -> tuple[int, ...] |
     return None
 
 
+@component("apply_onnx_model", catalog="transforms")
 class OnnxTransformer(TrivialEstimator):
-    """Scores an ONNX model: reads its input columns, adds its output columns.
+    """Score a pretrained ONNX model (from ``model_file`` or ``model_bytes``): reads its input
+    columns, adds its output columns (``ctx.transforms.apply_onnx_model``).
 
-    Built by ``ctx.transforms.apply_onnx_model``; see that method for the arguments. The model
-    is parsed and opened in ONNX Runtime at construction, so a bad model, name or shape fails
-    at once. The transformer pickles by holding the model bytes; each process opens its own
-    session on first use.
+    Column names are the model's tensor names; all inputs / outputs are used when the names
+    are omitted. ``shape_dictionary`` ({tensor: dims}, -1 for unknown) overrides unknown
+    dimensions. ``gpu_device_id`` (default: the context's) runs on that CUDA device; without
+    ``fallback_to_cpu`` (default: the context's) a GPU that cannot be used is an error.
+    ``batch_size`` rows are scored per ONNX Runtime call when the model's batch axis is free
+    (default: about 16 MiB of input per call). ``model_label`` names the model in step names
+    and messages when it comes from bytes.
+
+    The model may come from anyone: it is checked before ONNX Runtime opens it. External data
+    must be regular files inside the model's folder (none with ``model_bytes``); the tensors it
+    declares, those constant folding would produce and the synthetic inputs used to check it
+    must fit in ``max_bytes`` (default 4 GiB); a model with loops is run once on a synthetic row
+    and must finish within ``verify_timeout`` seconds (default 10; None: not run). Refusals are
+    ``ModelLoadError``. The model is parsed and opened at construction, so a bad model, name or
+    shape fails at once; each process opens its own session on first use.
     """
 
     def __init__(
@@ -156,11 +175,11 @@ class OnnxTransformer(TrivialEstimator):
         model_file: str | Path | None = None,
         *,
         model_bytes: bytes | None = None,
-        output_column_names: Sequence[str] | None = None,
-        input_column_names: Sequence[str] | None = None,
+        output_column_names: Sequence[str] | str | None = None,
+        input_column_names: Sequence[str] | str | None = None,
         shape_dictionary: Mapping[str, Sequence[int | None]] | None = None,
         gpu_device_id: int | None = None,
-        fallback_to_cpu: bool = False,
+        fallback_to_cpu: bool | None = None,
         inter_op_num_threads: int | None = None,
         intra_op_num_threads: int | None = None,
         batch_size: int | None = None,
@@ -168,20 +187,21 @@ class OnnxTransformer(TrivialEstimator):
         verify_timeout: float | None = DEFAULT_VERIFY_TIMEOUT,
         model_label: str | None = None,
     ) -> None:
+        if isinstance(output_column_names, str):
+            output_column_names = [output_column_names]
+        if isinstance(input_column_names, str):
+            input_column_names = [input_column_names]
+        fallback_to_cpu = bool(fallback_to_cpu)  # None: the context's default, which is False outside a context
         self.max_bytes = check_max_bytes(max_bytes)
         self.verify_timeout = check_verify_timeout(verify_timeout)
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 0 < batch_size <= MAX_BATCH_ROWS
-        ):
-            raise InvalidArgumentError(
-                f"batch_size must be a number of rows from 1 to {MAX_BATCH_ROWS:,}, got {batch_size!r:.40}"
-            )
-        check_thread_count("apply_onnx_model", "inter_op_num_threads", inter_op_num_threads)
-        check_thread_count("apply_onnx_model", "intra_op_num_threads", intra_op_num_threads)
+        who = "apply_onnx_model"
+        batch_size = _validation.integer(
+            batch_size, "batch_size", who, low=1, high=MAX_BATCH_ROWS, unit="rows", optional=True
+        )
+        inter_op_num_threads = _validation.thread_count(inter_op_num_threads, "inter_op_num_threads", who)
+        intra_op_num_threads = _validation.thread_count(intra_op_num_threads, "intra_op_num_threads", who)
         if model_label is not None and (not isinstance(model_label, str) or not 0 < len(model_label) <= 4096):
-            raise InvalidArgumentError(
-                f"apply_onnx_model: model_label must be a short non-empty string, got {model_label!r:.60}"
-            )
+            raise _validation.invalid(who, "model_label", "a non-empty string of at most 4096 characters", model_label)
         self._arguments = {
             "output_column_names": None if output_column_names is None else list(output_column_names),
             "input_column_names": None if input_column_names is None else list(input_column_names),
@@ -222,7 +242,9 @@ class OnnxTransformer(TrivialEstimator):
         self._session: ort.InferenceSession | None = None
         self._run_fn: RunFunction | None = None
         self._plans: dict[tuple[str, ColumnType], tuple[int, ...] | None] = {}
-        self._prepared: _Prepared | None = None
+        # The plan for the latest input schema; a one-slot list, since the component itself is
+        # frozen after construction and the plan is made at the first batch.
+        self._prepared: list[_Prepared | None] = [None]
         self._output_tensors = [o.tensor for o in self._outputs]
         self._verify(self._get_session())  # fail now, not at the first batch
 
@@ -368,6 +390,8 @@ class OnnxTransformer(TrivialEstimator):
 
     def _infer_output_shapes(self) -> dict[str, Shape]:
         """Output shapes given the per-row input shapes, by ONNX shape inference (best effort)."""
+        import onnx  # loaded already: the model was parsed (imported here to keep import onnxpipe light)
+
         proto = onnx.ModelProto()
         proto.CopyFrom(self._model.proto)
         del proto.graph.initializer[:]  # shapes only: weights are not needed
@@ -588,6 +612,9 @@ class OnnxTransformer(TrivialEstimator):
                 f"{self.step_name} cannot be exported to ONNX: the model scores one row at a time (its batch "
                 "dimension is fixed or absent), which a graph over N rows cannot express"
             )
+        import onnx
+        import onnx.version_converter
+
         proto = onnx.load_model_from_string(self.model_bytes)
         if self.info.opsets.get("ai.onnx", ctx.opset) < ctx.opset:
             try:
@@ -631,9 +658,9 @@ class OnnxTransformer(TrivialEstimator):
         session = self._session or self._get_session()
         if n_rows == 0:
             return {o.column: _empty(o.type) for o in self._outputs}
-        prepared = self._prepared
+        prepared = self._prepared[0]
         if prepared is None or prepared.schema is not input_schema:
-            prepared = self._prepared = self._prepare(input_schema)  # once per input schema
+            prepared = self._prepared[0] = self._prepare(input_schema)  # once per input schema
         if prepared.uniform:
             if n_rows == 1:
                 return self._score_one(session, prepared, columns)
@@ -663,7 +690,9 @@ class OnnxTransformer(TrivialEstimator):
         """The prediction engine's path: one row, fixed feed shapes."""
         feeds = {}
         for inp, shape, cast in prepared.feeds:
-            arr = columns[inp.tensor].reshape(shape)  # type: ignore[union-attr]  # known shapes are arrays
+            arr: np.ndarray = columns[inp.tensor]  # type: ignore[assignment]  # known shapes are arrays
+            if arr.shape != shape:  # the engine's one-row views mostly have the feed's shape already
+                arr = arr.reshape(shape)
             feeds[inp.tensor] = arr if cast is None else _astype(arr, cast)
         results = self._run(session, feeds)
         out: dict[str, ColumnValues] = {}
@@ -730,7 +759,7 @@ class OnnxTransformer(TrivialEstimator):
             feeds = {**self._dummy_feeds, **feeds}
         try:
             run = self._run_fn or session.run
-            results: list[Any] = run(self._output_tensors, feeds)
+            results: list[Any] = run(self._output_tensors, feeds, SCORING_RUN_OPTIONS)
             return results
         except Exception as exc:
             shapes = {k: v.shape for k, v in feeds.items()}
@@ -860,7 +889,7 @@ def _concat_parts(parts: list[dict[str, ColumnValues]], outputs: Sequence[_Outpu
     for o in outputs:
         values = [p[o.column] for p in parts]
         if isinstance(values[0], np.ndarray):
-            out[o.column] = np.concatenate(values)  # type: ignore[arg-type]
+            out[o.column] = np.concatenate(values)
         else:
             out[o.column] = [v for part in values for v in part]
     return out
