@@ -51,6 +51,10 @@ NUMBERS = _table(
     City=pa.array(["Pune", "Oslo", "Lima", "Oslo"] * (ROWS // 4)),
 )
 CITIES = ["Pune", "Oslo", "Lima"]
+TEXT = _table(
+    Text=pa.array(["Héllo, Wörld 42!", "ÇA VA? naïve café", "", "Straße № 7 — end."]),
+    Words=pa.FixedSizeListArray.from_arrays(pa.array(["é", "Ab", "x", "ÿ", "Q", "ß", "", "Ω"]), 2),
+)
 WITH_MISSING = _table(Value=pa.array([1.0, None, 3.0, np.nan, 5.0, 2.0], pa.float32()))
 BINARY = {"label_column_name": "Label", "feature_column_name": "Features"}
 REGRESSION = {"label_column_name": "Target", "feature_column_name": "Features"}
@@ -162,6 +166,8 @@ EXAMPLES: list[Example] = [
         exportable=True,
         id="chain",
     ),
+    Example(T.text.normalize_text("Clean", "Text", keep_punctuations=False), TEXT, exportable=False),
+    Example(T.text.normalize_text("Upper", "Words", case_mode="upper", keep_diacritics=True), TEXT, exportable=True),
     _onnx_example(),
     *_image_examples(),
 ]

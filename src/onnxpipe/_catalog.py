@@ -7,7 +7,8 @@ fills in the context's defaults: a ``seed``, ``gpu_device_id`` or ``fallback_to_
 left out (or None) takes the context's value.
 
 A component registered with ``@component(name, catalog="transforms")`` but not listed (a user's
-own, or one added since) is found too, through :meth:`Catalog.__getattr__`, untyped.
+own, or one added since) is found too, through :meth:`Catalog.__getattr__`, untyped; so is a
+catalog only registered components name (``catalog="transforms.text"`` makes ``ctx.transforms.text``).
 """
 
 from __future__ import annotations
@@ -85,14 +86,26 @@ class Catalog:
             info.cls.catalog_name: info.cls for info in registered_components().values() if info.catalog == cls.path
         }
 
+    @classmethod
+    def _sub_catalogs(cls) -> set[str]:
+        """Names of catalogs below this one that only registered components define."""
+        prefix = cls.path + "."
+        return {
+            info.catalog[len(prefix) :].split(".")[0]
+            for info in registered_components().values()
+            if info.catalog is not None and info.catalog.startswith(prefix)
+        }
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         found = self._registered().get(name)
-        if found is None:
-            known = sorted({n for n in dir(self) if not n.startswith("_")})
-            raise AttributeError(f"ctx.{self.path} has no {name!r}; it has {', '.join(known)}")
-        return _bind(found, self._ctx, name)
+        if found is not None:
+            return _bind(found, self._ctx, name)
+        if name in self._sub_catalogs():  # e.g. ctx.transforms.text, from its components' registrations
+            return type(name.title() + "Catalog", (Catalog,), {"path": f"{self.path}.{name}"})(self._ctx)
+        known = sorted({n for n in dir(self) if not n.startswith("_")})
+        raise AttributeError(f"ctx.{self.path} has no {name!r}; it has {', '.join(known)}")
 
     def __dir__(self) -> list[str]:
-        return sorted({*super().__dir__(), *self._registered()})
+        return sorted({*super().__dir__(), *self._registered(), *self._sub_catalogs()})
