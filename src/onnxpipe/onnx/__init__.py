@@ -5,17 +5,8 @@ Kept so that code written against onnxpipe 0.1 still imports; it will be removed
 
 import warnings
 
-from onnxpipe.runtime import (
-    ModelInfo,
-    SessionSettings,
-    TensorInfo,
-    create_session,
-    describe_model,
-    generate_schema_code,
-    inspect_model,
-    load_model,
-    render_model_info,
-)
+from onnxpipe import runtime as _runtime
+from onnxpipe.runtime import *  # noqa: F403
 
 warnings.warn(
     "onnxpipe.onnx is deprecated and will be removed in onnxpipe 0.3; import from onnxpipe.runtime "
@@ -24,14 +15,4 @@ warnings.warn(
     stacklevel=2,
 )
 
-__all__ = [
-    "ModelInfo",
-    "SessionSettings",
-    "TensorInfo",
-    "create_session",
-    "describe_model",
-    "generate_schema_code",
-    "inspect_model",
-    "load_model",
-    "render_model_info",
-]
+__all__ = _runtime.__all__
