@@ -98,6 +98,19 @@ def _matches(given: Sequence[int | None], want: Sequence[int | None]) -> bool:
     return len(given) == len(want) and all(g is None or w is None or g == w for g, w in zip(given, want, strict=True))
 
 
+def _column_map(mapping: Mapping[str, str] | None, parameter: str) -> dict[str, str] | None:
+    """A {tensor: column} argument, checked and copied."""
+    if mapping is None:
+        return None
+    if not isinstance(mapping, Mapping) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in mapping.items()
+    ):
+        raise _validation.invalid(
+            "apply_onnx_model", parameter, "a mapping of tensor names to non-empty column names", mapping
+        )
+    return dict(mapping)
+
+
 def _is_mlnet_unused(name: str) -> bool:
     return name.startswith("mlnet.") and name.endswith(_MLNET_UNUSED)
 
@@ -105,6 +118,7 @@ def _is_mlnet_unused(name: str) -> bool:
 @dataclasses.dataclass(frozen=True)
 class _Input:
     tensor: str
+    column: str  # the column that feeds it (its own name unless input_columns maps it)
     info: TensorInfo
     row_shape: Shape  # per-row tensor shape (unknown first dimension set to 1)
     batch_axis: bool  # the first dimension is free: rows can be stacked along it
@@ -161,6 +175,10 @@ class OnnxTransformer(TrivialEstimator):
     (default: about 16 MiB of input per call). ``model_label`` names the model in step names
     and messages when it comes from bytes.
 
+    Columns are named after the tensors unless ``input_columns`` ({tensor: column}) says which
+    column feeds a tensor and ``output_columns`` ({tensor: column}, or a prefix for every output)
+    where an output goes; so two models whose tensors share names chain without ``copy_columns``.
+
     The model may come from anyone: it is checked before ONNX Runtime opens it. External data
     must be regular files inside the model's folder (none with ``model_bytes``); the tensors it
     declares, those constant folding would produce and the synthetic inputs used to check it
@@ -186,6 +204,8 @@ class OnnxTransformer(TrivialEstimator):
         max_bytes: int = DEFAULT_MAX_BYTES,
         verify_timeout: float | None = DEFAULT_VERIFY_TIMEOUT,
         model_label: str | None = None,
+        input_columns: Mapping[str, str] | None = None,
+        output_columns: Mapping[str, str] | str | None = None,
     ) -> None:
         if isinstance(output_column_names, str):
             output_column_names = [output_column_names]
@@ -210,6 +230,12 @@ class OnnxTransformer(TrivialEstimator):
             "intra_op_num_threads": intra_op_num_threads,
             "batch_size": batch_size,
         }
+        self._input_map = _column_map(input_columns, "input_columns")
+        self._output_map = (
+            output_columns if isinstance(output_columns, str) else _column_map(output_columns, "output_columns")
+        )
+        if isinstance(output_columns, str) and not output_columns:
+            raise _validation.invalid(who, "output_columns", "a non-empty prefix or a {tensor: column} mapping", "")
         self._model: LoadedModel = load_model(model_file, model_bytes, max_bytes=self.max_bytes)
         if model_label is not None:
             self._model = dataclasses.replace(self._model, label=model_label)
@@ -219,6 +245,7 @@ class OnnxTransformer(TrivialEstimator):
         self.batch_size = batch_size
         self.shape_dictionary = {k: _dims(k, v) for k, v in (shape_dictionary or {}).items()}
         overrides = self._check_shape_dictionary(self.shape_dictionary)
+        self._check_column_maps()
         self._inputs = self._plan_inputs(input_column_names, overrides)
         self._dummy_feeds = self._mlnet_dummy_feeds()
         self._batched = self._inputs != () and all(i.batch_axis for i in self._inputs)
@@ -238,6 +265,9 @@ class OnnxTransformer(TrivialEstimator):
         )
         inferred = {} if self._batched else self._infer_output_shapes()
         self._outputs = tuple(self._plan_output(t, overrides, inferred) for t in outputs)
+        columns = [o.column for o in self._outputs]
+        if len(set(columns)) != len(columns):
+            raise InvalidArgumentError(f"{self.step_name}: two outputs would be written to one column: {columns}")
         self._lock = threading.Lock()
         self._session: ort.InferenceSession | None = None
         self._run_fn: RunFunction | None = None
@@ -307,14 +337,20 @@ class OnnxTransformer(TrivialEstimator):
             shape = overrides.get(name, t.shape)
             free_batch = len(shape) >= 1 and shape[0] is None
             row_shape = (1, *shape[1:]) if free_batch else shape
-            plans.append(_Input(name, t, row_shape, free_batch))
+            plans.append(_Input(name, self._input_column(name), t, row_shape, free_batch))
         missing = [t.name for t in self.info.inputs if t.name not in names and not _is_mlnet_unused(t.name)]
         if missing:
             raise TensorNotFoundError(
                 f"{self.step_name}: the model needs inputs {missing} too; name every input in "
                 f"input_column_names (given {list(names)})"
             )
+        columns = [p.column for p in plans]
+        if len(set(columns)) != len(columns):
+            raise InvalidArgumentError(f"{self.step_name}: input_columns feeds two tensors from one column: {columns}")
         return tuple(plans)
+
+    def _input_column(self, tensor: str) -> str:
+        return self._input_map.get(tensor, tensor) if self._input_map is not None else tensor
 
     def _mlnet_dummy_feeds(self) -> dict[str, np.ndarray]:
         return {
@@ -356,13 +392,33 @@ class OnnxTransformer(TrivialEstimator):
             )
 
     def _column_name(self, tensor: str) -> str:
+        """The column an output tensor is written to: as ``output_columns`` says, else its name
+        (without the suffix an export adds to names it shares with an input)."""
+        chosen = self._output_map
+        if isinstance(chosen, dict) and tensor in chosen:
+            return chosen[tensor]
         if tensor in self._exported:
-            return self._exported[tensor].name
-        if tensor.endswith(".output"):
-            return tensor[: -len(".output")]
-        if self.info.producer_name == "ML.NET" and tensor.endswith(".onnx"):
-            return tensor[: -len(".onnx")]  # older ML.NET exports
-        return tensor
+            name = self._exported[tensor].name
+        elif tensor.endswith(".output"):
+            name = tensor[: -len(".output")]
+        elif self.info.producer_name == "ML.NET" and tensor.endswith(".onnx"):
+            name = tensor[: -len(".onnx")]  # older ML.NET exports
+        else:
+            name = tensor
+        return chosen + name if isinstance(chosen, str) else name
+
+    def _check_column_maps(self) -> None:
+        """Every tensor named by input_columns / output_columns exists; output columns are distinct."""
+        for parameter, mapping, tensors in (
+            ("input_columns", self._input_map, [t.name for t in self.info.inputs]),
+            ("output_columns", self._output_map, [t.name for t in self.info.outputs]),
+        ):
+            unknown = [t for t in mapping if t not in tensors] if isinstance(mapping, dict) else []
+            if unknown:
+                raise TensorNotFoundError(
+                    f"{self.step_name}: {parameter} names tensors {unknown} the model does not have; its "
+                    f"{parameter.split('_')[0]} tensors are {tensors}"
+                )
 
     def _select_outputs(self, names: Sequence[str] | None) -> list[TensorInfo]:
         usable = [t for t in self.info.outputs if not _is_mlnet_unused(t.name)]
@@ -437,7 +493,9 @@ class OnnxTransformer(TrivialEstimator):
             and et.dtype is ct.dtype
             and (et.is_known_shape or len(ct.shape) == et.rank + 1)  # [N, *shape], unknown dims included
         ):
-            return _Output(exported.name, t.name, et, et.shape, et.is_known_shape, True, exported.slot_names)
+            return _Output(
+                self._column_name(t.name), t.name, et, et.shape, et.is_known_shape, True, exported.slot_names
+            )
         if isinstance(ct, TensorType):
             return _Output(self._column_name(t.name), t.name, ct, ct.shape, ct.is_known_shape)
         return _Output(self._column_name(t.name), t.name, ct, None, False)
@@ -472,7 +530,7 @@ class OnnxTransformer(TrivialEstimator):
 
     @property
     def input_column_names(self) -> list[str]:
-        return [i.tensor for i in self._inputs]
+        return [i.column for i in self._inputs]
 
     @property
     def output_column_names(self) -> list[str]:
@@ -502,12 +560,22 @@ class OnnxTransformer(TrivialEstimator):
             "model_file": None,
             "model_bytes": self.model_bytes,
             **self._arguments,
+            "input_columns": self._input_map,
+            "output_columns": self._output_map,
             "gpu_device_id": None,
             "fallback_to_cpu": False,
             "max_bytes": self.max_bytes,
             "verify_timeout": self.verify_timeout,
             "model_label": self._model.label,
         }
+
+    state_version = 2  # version 2 added input_columns and output_columns
+
+    @classmethod
+    def upgrade_state(cls, state: dict[str, Any], version: int) -> dict[str, Any]:
+        if version == 1:
+            return {**state, "input_columns": None, "output_columns": None}
+        return super().upgrade_state(state, version)
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], version: int | None = None) -> OnnxTransformer:
@@ -531,7 +599,7 @@ class OnnxTransformer(TrivialEstimator):
             "max_bytes": DEFAULT_MAX_BYTES,
             "verify_timeout": DEFAULT_VERIFY_TIMEOUT,
         }
-        return cls.from_state({**defaults, **arguments})
+        return cls.from_state({**defaults, **arguments}, 1)
 
     def __repr__(self) -> str:
         return (
@@ -576,7 +644,7 @@ class OnnxTransformer(TrivialEstimator):
 
     def output_schema(self, input_schema: Schema) -> Schema:
         for inp in self._inputs:
-            self._feed_shape(inp, input_schema.require(inp.tensor, self.step_name))
+            self._feed_shape(inp, input_schema.require(inp.column, self.step_name))
         return input_schema.with_columns(
             *(Column(o.column, o.type, o.slot_names or self._slot_names(o.column)) for o in self._outputs)
         )
@@ -597,7 +665,7 @@ class OnnxTransformer(TrivialEstimator):
             ) from None
 
     def input_columns(self, input_schema: Schema) -> Sequence[str]:
-        return [i.tensor for i in self._inputs]
+        return [i.column for i in self._inputs]
 
     # ---------------------------------------------------------------- ONNX export
 
@@ -631,10 +699,10 @@ class OnnxTransformer(TrivialEstimator):
         for inp, shape, cast in self._prepare(input_schema).feeds:
             if shape is None:
                 raise ExportError(
-                    f"{self.step_name} cannot be exported to ONNX: column {inp.tensor!r} has rows of unknown shape"
+                    f"{self.step_name} cannot be exported to ONNX: column {inp.column!r} has rows of unknown shape"
                 )
             target = ctx.add_initializer(np.array([-1, *shape[1:]], np.int64), "shape")
-            (value,) = ctx.add_node("Reshape", [ctx.value(inp.tensor), target])
+            (value,) = ctx.add_node("Reshape", [ctx.value(inp.column), target])
             if cast is not None:
                 (value,) = ctx.add_node("Cast", [value], to=ONNX_ELEMENT[DType.from_numpy(cast)])
             feeds[inp.tensor] = value
@@ -665,16 +733,16 @@ class OnnxTransformer(TrivialEstimator):
             if n_rows == 1:
                 return self._score_one(session, prepared, columns)
             return self._score_uniform(session, prepared, columns, n_rows)
-        plans = [(inp, shape, columns[inp.tensor]) for inp, shape, _ in prepared.feeds]
+        plans = [(inp, shape, columns[inp.column]) for inp, shape, _ in prepared.feeds]
         return self._score_grouped(session, plans, n_rows, prepared.rows_per_call)
 
     def _prepare(self, input_schema: Schema) -> _Prepared:
         feeds = []
         row_bytes = 0
         for inp in self._inputs:
-            shape = self._feed_shape(inp, input_schema[inp.tensor])
+            shape = self._feed_shape(inp, input_schema[inp.column])
             want = inp.info.column_type
-            given = input_schema[inp.tensor].type
+            given = input_schema[inp.column].type
             assert isinstance(want, TensorType) and isinstance(given, TensorType)
             cast = None if given.dtype is want.dtype else want.dtype.numpy
             feeds.append((inp, shape, cast))
@@ -690,7 +758,7 @@ class OnnxTransformer(TrivialEstimator):
         """The prediction engine's path: one row, fixed feed shapes."""
         feeds = {}
         for inp, shape, cast in prepared.feeds:
-            arr: np.ndarray = columns[inp.tensor]  # type: ignore[assignment]  # known shapes are arrays
+            arr: np.ndarray = columns[inp.column]  # type: ignore[assignment]  # known shapes are arrays
             if arr.shape != shape:  # the engine's one-row views mostly have the feed's shape already
                 arr = arr.reshape(shape)
             feeds[inp.tensor] = arr if cast is None else _astype(arr, cast)
@@ -708,7 +776,7 @@ class OnnxTransformer(TrivialEstimator):
         """Every row has the same feed shape: reshape whole columns, no per-row work."""
         feeds = {}
         for inp, shape, cast in prepared.feeds:
-            arr = np.asarray(columns[inp.tensor]).reshape((n, *shape[1:]))  # type: ignore[index, arg-type]
+            arr = np.asarray(columns[inp.column]).reshape((n, *shape[1:]))  # type: ignore[index, arg-type]
             feeds[inp.tensor] = arr if cast is None else _astype(arr, cast)
         step = prepared.rows_per_call
         if n <= step:
@@ -735,7 +803,7 @@ class OnnxTransformer(TrivialEstimator):
                 target = shape or _resolve_row_shape(value.shape, inp.row_shape)
                 if target is None:
                     raise ShapeError(
-                        f"{self.step_name}: row {r} of column {inp.tensor!r} has shape {_fmt(value.shape)}, input "
+                        f"{self.step_name}: row {r} of column {inp.column!r} has shape {_fmt(value.shape)}, input "
                         f"tensor {inp.tensor!r} expects {_fmt(inp.row_shape)} (a leading 1 is optional)"
                     )
                 row[inp.tensor] = _cast(value.reshape(target), inp)

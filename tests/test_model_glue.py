@@ -1,0 +1,87 @@
+"""apply_onnx_model maps tensor names to column names both ways, so models chain without copies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import onnxpipe as op
+from onnxpipe.errors import InvalidArgumentError, TensorNotFoundError
+from onnxpipe.persistence import model_from_bytes, model_to_bytes
+
+ctx = op.MLContext()
+
+
+def _model(op_type: str, constant: float) -> bytes:
+    """``Y = X <op> constant`` over float[N, 2]: both models use the tensor names X and Y."""
+    graph = helper.make_graph(
+        [helper.make_node(op_type, ["X", "C"], ["Y"])],
+        op_type.lower(),
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 2])],
+        [numpy_helper.from_array(np.array(constant, np.float32), "C")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+DOUBLE, PLUS_ONE = _model("Mul", 2.0), _model("Add", 1.0)
+X = np.arange(6, dtype=np.float32).reshape(3, 2)
+DATA = ctx.data.load_from_arrow(pa.table({"Raw": pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), 2)}))
+
+
+def _chain() -> op.Transformer:
+    first = ctx.transforms.apply_onnx_model(
+        model_bytes=DOUBLE, input_columns={"X": "Raw"}, output_columns={"Y": "Doubled"}
+    )
+    second = ctx.transforms.apply_onnx_model(model_bytes=PLUS_ONE, input_columns={"X": "Doubled"}, output_columns="b_")
+    return first.append(second).fit(DATA)
+
+
+def test_two_models_with_the_same_tensor_names_chain() -> None:
+    model = _chain()
+    scored = model.transform(DATA)  # an output [N, 2] gives rows of shape (1, 2)
+    assert scored.schema.names == ["Raw", "Doubled", "b_Y"]
+    np.testing.assert_array_equal(np.asarray(scored.column("b_Y")).reshape(3, 2), X * 2 + 1)
+
+
+def test_the_mapping_survives_save_load_and_export() -> None:
+    model = _chain()
+    loaded, _ = model_from_bytes(model_to_bytes(model, DATA.schema))
+    np.testing.assert_array_equal(np.asarray(loaded.transform(DATA).column("b_Y")).reshape(3, 2), X * 2 + 1)
+    exported = ctx.model.convert_to_onnx(model, DATA)
+    again = ctx.transforms.apply_onnx_model(model_bytes=exported.SerializeToString()).fit(DATA)
+    np.testing.assert_array_equal(np.asarray(again.transform(DATA).column("b_Y")).reshape(3, 2), X * 2 + 1)
+
+
+@dataclass
+class In:
+    raw: Annotated[npt.NDArray[np.float32], op.ColumnName("Raw"), op.VectorType(2)]
+
+
+@dataclass
+class Out:
+    y: Annotated[npt.NDArray[np.float32], op.ColumnName("b_Y"), op.VectorType(1, 2)]  # [N, 2] outputs rows of [1, 2]
+
+
+def test_the_engine_reads_and_writes_the_mapped_columns() -> None:
+    engine = ctx.model.create_prediction_engine(_chain(), In, Out)
+    np.testing.assert_array_equal(engine.predict(In(X[1])).y.reshape(2), X[1] * 2 + 1)
+
+
+def test_unknown_tensors_and_clashing_columns_are_refused() -> None:
+    with pytest.raises(TensorNotFoundError, match=r"input_columns names tensors \['x'\].*input tensors are \['X'\]"):
+        ctx.transforms.apply_onnx_model(model_bytes=DOUBLE, input_columns={"x": "Raw"})
+    with pytest.raises(TensorNotFoundError, match=r"output_columns names tensors \['Z'\]"):
+        ctx.transforms.apply_onnx_model(model_bytes=DOUBLE, output_columns={"Z": "Out"})
+    with pytest.raises(InvalidArgumentError, match=r"output_columns must be a non-empty prefix"):
+        ctx.transforms.apply_onnx_model(model_bytes=DOUBLE, output_columns="")
+    with pytest.raises(InvalidArgumentError, match=r"input_columns must be a mapping of tensor names"):
+        ctx.transforms.apply_onnx_model(model_bytes=DOUBLE, input_columns={"X": ""})
