@@ -124,6 +124,7 @@ def test_inspect_prints_tables(runner: CliRunner, resnet: Path) -> None:
         ["Model version", "3"],
         ["Graph", "resnet_io"],
         ["Description", "ResNet-like test model"],
+        ["Batch dimension", "data: yes, the first dimension is named like a batch (N)"],
         ["Metadata", "Value"],
         ["author", "onnxpipe"],
         ["long", LONG_VALUE[:79] + "…"],
@@ -148,7 +149,8 @@ def test_inspect_json(runner: CliRunner, resnet: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["path"] == str(resnet)
-    assert data["inputs"] == [{"name": "data", "type": "float32", "dims": ["N", 3, 224, 224]}]
+    batch = {"is_batch": True, "reason": "the first dimension is named like a batch (N)"}
+    assert data["inputs"] == [{"name": "data", "type": "float32", "dims": ["N", 3, 224, 224], "batch": batch}]
     assert data["outputs"] == [{"name": "resnetv24_dense0_fwd", "type": "float32", "dims": ["N", 1000]}]
     assert data["opsets"] == {"ai.onnx": 17}
     assert data["metadata"]["long"] == "x" * 200  # JSON is never truncated

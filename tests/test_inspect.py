@@ -182,7 +182,14 @@ def test_inspect_model_describes_resnet_like(tmp_path: Path) -> None:
     assert info.path == str(path)
     assert info.to_json() == {
         "path": str(path),
-        "inputs": [{"name": "data", "type": "float32", "dims": ["N", 3, 224, 224]}],
+        "inputs": [
+            {
+                "name": "data",
+                "type": "float32",
+                "dims": ["N", 3, 224, 224],
+                "batch": {"is_batch": True, "reason": "the first dimension is named like a batch (N)"},
+            }
+        ],
         "outputs": [{"name": "resnetv24_dense0_fwd", "type": "float32", "dims": ["N", 1000]}],
         "ir_version": 8,
         "opsets": {"ai.onnx": 17},
@@ -249,17 +256,18 @@ RESNET_TABLES = """\
 │ Input        │ data                 │ float32 │ [N,3,224,224] │
 │ Output       │ resnetv24_dense0_fwd │ float32 │ [N,1000]      │
 └──────────────┴──────────────────────┴─────────┴───────────────┘
-┌───────────────┬────────────────────────┐
-│ Property      │ Value                  │
-├───────────────┼────────────────────────┤
-│ Format        │ ONNX v8                │
-│ Opsets        │ ai.onnx: 17            │
-│ Producer      │ tests 1.2              │
-│ Domain        │ org.example            │
-│ Model version │ 3                      │
-│ Graph         │ resnet_io              │
-│ Description   │ ResNet-like test model │
-└───────────────┴────────────────────────┘
+┌─────────────────┬──────────────────────────────────────────────────────────┐
+│ Property        │ Value                                                    │
+├─────────────────┼──────────────────────────────────────────────────────────┤
+│ Format          │ ONNX v8                                                  │
+│ Opsets          │ ai.onnx: 17                                              │
+│ Producer        │ tests 1.2                                                │
+│ Domain          │ org.example                                              │
+│ Model version   │ 3                                                        │
+│ Graph           │ resnet_io                                                │
+│ Description     │ ResNet-like test model                                   │
+│ Batch dimension │ data: yes, the first dimension is named like a batch (N) │
+└─────────────────┴──────────────────────────────────────────────────────────┘
 ┌──────────┬──────────────────────────────────────────────────────────────────────────────────┐
 │ Metadata │ Value                                                                            │
 ├──────────┼──────────────────────────────────────────────────────────────────────────────────┤
@@ -307,6 +315,16 @@ def test_render_dimensions_and_types(tmp_path: Path) -> None:
         ["Opsets", "ai.onnx: 17"],
         ["", "ai.onnx.ml: 3"],
         ["Graph", "odd_names"],
+        ["Batch dimension", "gpu_0/data_0: yes, the first dimension is named like a batch (batch)"],
+        ["", "x.1: yes, the first dimension is unknown (-1)"],
+        ["", "387: yes, the first dimension is unnamed"],
+        ["", "class: no, the first dimension is fixed at 2"],
+        ["", "Class: no, the first dimension is fixed at 3"],
+        ["", "onnx::Flatten_0: no, a scalar"],
+        ["", "save_infer_model/scale_0.tmp_1: yes, the first dimension is named like a batch (N)"],
+        ["", "prompt: no, a scalar"],
+        ["", "pixelValues: yes, the first dimension is named like a batch (N)"],
+        ["", "mlnet.Features.unusedInput: yes, the first dimension is unknown (-1)"],
     ]
 
 
@@ -597,7 +615,7 @@ def test_real_mlnet_model_details(mlnet_onnx: Path) -> None:
         'predicted_label_onnx: Annotated[npt.NDArray[np.uint32], ColumnName("PredictedLabel.onnx"), VectorType(1, 1)]',
         'score_onnx: Annotated[npt.NDArray[np.float32], ColumnName("Score.onnx"), VectorType(1, 10)]',
     ]
-    assert _rows(render(multiclass))[-7:] == [
+    assert _rows(render(multiclass))[-9:] == [
         ["Property", "Value"],
         ["Format", "ONNX v6"],
         ["Opsets", "ai.onnx.ml: 2"],
@@ -605,6 +623,8 @@ def test_real_mlnet_model_details(mlnet_onnx: Path) -> None:
         ["Producer", "ML.NET 0"],
         ["Domain", "machinelearning.dotnet"],
         ["Graph", "model"],
+        ["Batch dimension", "Label: no, the first dimension is fixed at 1"],
+        ["", "Features: no, the first dimension is fixed at 1"],
     ]
 
 
@@ -630,4 +650,5 @@ def test_onnxruntime_logreg_iris(tmp_path: Path) -> None:
         ["Producer", "OnnxMLTools 1.2.0.0116"],
         ["Domain", "onnxml"],
         ["Graph", "3c59201b940f410fa29dc71ea9d5767d"],
+        ["Batch dimension", "float_input: no, the first dimension is fixed at 3"],
     ]

@@ -4,13 +4,15 @@
 """
 
 from onnxpipe.runtime._inspect import generate_schema_code, inspect_model, render_model_info
-from onnxpipe.runtime._model import ModelInfo, TensorInfo, describe_model, load_model
+from onnxpipe.runtime._model import BatchAxis, ModelInfo, TensorInfo, batch_axes, describe_model, load_model
 from onnxpipe.runtime._session import SessionSettings, create_session
 
 __all__ = [
+    "BatchAxis",
     "ModelInfo",
     "SessionSettings",
     "TensorInfo",
+    "batch_axes",
     "create_session",
     "describe_model",
     "generate_schema_code",

@@ -19,7 +19,7 @@ import dataclasses
 import functools
 import keyword
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from onnxpipe._display import quoted, shown
 from onnxpipe.errors import InvalidArgumentError, ModelError
-from onnxpipe.runtime._model import ModelInfo, TensorInfo, describe_model, load_model
+from onnxpipe.runtime._model import BatchAxis, ModelInfo, TensorInfo, batch_axes, describe_model, load_model
 from onnxpipe.schema import Column, ColumnType, DType, ImageType, MapType, Schema, TensorType
 
 if TYPE_CHECKING:  # rich is imported by the functions that display (import onnxpipe stays light)
@@ -96,6 +96,10 @@ def _properties(info: ModelInfo) -> list[tuple[str, str]]:
     rows.extend((k, v) for k, v in optional if v)
     if info.initializers_as_inputs:
         rows.append(("Weights listed as inputs", str(len(info.initializers_as_inputs))))
+    axes = batch_axes(info)
+    if axes:
+        lines = [f"{shown(name)}: {'yes' if a.is_batch else 'no'}, {shown(a.reason)}" for name, a in axes.items()]
+        rows.append(("Batch dimension", "\n".join(lines)))
     return rows
 
 
@@ -173,9 +177,10 @@ def _inner_annotation(ct: ColumnType) -> str | None:
     return None if element is None else f"list[{element}]"
 
 
-def _row_dims(dims: tuple[int | str | None, ...]) -> list[int]:
-    """The model's shape for one row: an unknown first (batch) dimension is 1, other unknowns -1."""
-    return [_int(d) if isinstance(d, int) and d > 0 else (1 if i == 0 else -1) for i, d in enumerate(dims)]
+def _row_dims(dims: tuple[int | str | None, ...], batch: bool) -> list[int]:
+    """The model's shape for one row: an unknown first dimension is 1 when it is the batch, other
+    unknowns -1."""
+    return [_int(d) if isinstance(d, int) and d > 0 else (1 if i == 0 and batch else -1) for i, d in enumerate(dims)]
 
 
 def _int(value: object) -> int:
@@ -261,7 +266,7 @@ def _annotated(attr: str, parts: list[str]) -> list[str]:
     return [f"    {attr}: Annotated[", *(f"        {p}," for p in parts), "    ]"]
 
 
-def _field_lines(t: TensorInfo, attr: str, *, imports: _Imports) -> list[str]:
+def _field_lines(t: TensorInfo, attr: str, *, imports: _Imports, batch: bool) -> list[str]:
     column = f"ColumnName({_literal(t.name)})"
     ct = t.column_type
     annotation: str | None = None
@@ -272,7 +277,7 @@ def _field_lines(t: TensorInfo, attr: str, *, imports: _Imports) -> list[str]:
             imports.np |= ct.dtype is not DType.STRING
         else:
             annotation = f"npt.NDArray[{_numpy_name(ct.dtype)}]"
-            extra = ["VectorType(" + _dims_literal(_row_dims(t.dims or ())) + ")"]
+            extra = ["VectorType(" + _dims_literal(_row_dims(t.dims or (), batch)) + ")"]
             imports.np = imports.npt = imports.vector_type = True
     elif ct is not None:
         annotation = _inner_annotation(ct)
@@ -332,12 +337,25 @@ def _class_lines(name: str, fields: _Fields) -> list[str]:
     return lines + (body or ["    pass"])
 
 
-def _tensor_fields(tensors: tuple[TensorInfo, ...], imports: _Imports) -> _Fields:
+def _tensor_fields(tensors: tuple[TensorInfo, ...], imports: _Imports, batch: dict[str, bool] | bool) -> _Fields:
+    """Fields for inputs (``batch``: whether each one's first dimension is the batch) or outputs
+    (one flag: whether the model is scored in batches)."""
     return [
-        (t.name, functools.partial(_field_lines, t, imports=imports))
+        (t.name, functools.partial(_field_lines, t, imports=imports, batch=_flag(batch, t.name)))
         for t in tensors
         if not _MLNET_UNUSED.match(t.name)
     ]
+
+
+def _outputs_batched(info: ModelInfo, axes: dict[str, BatchAxis]) -> bool:
+    """Whether the outputs' unknown first dimensions are the batch: unless an input's unknown
+    first dimension was judged not to be one (a sequence length)."""
+    unknown_first = [t.name for t in info.inputs if t.dims and not (isinstance(t.dims[0], int) and t.dims[0] >= 0)]
+    return all(axes[name].is_batch for name in unknown_first if name in axes)
+
+
+def _flag(batch: dict[str, bool] | bool, name: str) -> bool:
+    return batch.get(name, True) if isinstance(batch, dict) else batch
 
 
 def _column_fields(schema: Schema, imports: _Imports) -> _Fields:
@@ -360,19 +378,27 @@ def _check_class_name(name: str, option: str) -> None:
         raise InvalidArgumentError(f"{option}={quoted(name)} is not a valid Python class name; use e.g. 'OnnxInput'")
 
 
-def generate_schema_code(info: ModelInfo, input_class: str = "OnnxInput", output_class: str = "OnnxOutput") -> str:
+def generate_schema_code(
+    info: ModelInfo,
+    input_class: str = "OnnxInput",
+    output_class: str = "OnnxOutput",
+    *,
+    batch_dimension: bool | Mapping[str, bool] | None = None,
+) -> str:
     """Python source declaring the model's inputs and outputs as two annotated dataclasses.
 
     Field names are snake_case identifiers derived from the tensor names, and ``ColumnName``
-    keeps each exact tensor name. Shapes are one row's: an unknown first dimension becomes 1,
-    any other unknown dimension -1.
+    keeps each exact tensor name. Shapes are one row's: an unknown first dimension becomes 1 when
+    it is the batch (as ``apply_onnx_model`` decides it, or as ``batch_dimension`` states it; see
+    :func:`batch_axes`), any other unknown dimension -1.
     """
+    axes = batch_axes(info, batch_dimension)
     imports = _Imports()
     source = ascii(Path(info.path).name) if info.path else "an ONNX model"
     return _module(
         source,
-        (input_class, _tensor_fields(info.inputs, imports)),
-        (output_class, _tensor_fields(info.outputs, imports)),
+        (input_class, _tensor_fields(info.inputs, imports, {n: a.is_batch for n, a in axes.items()})),
+        (output_class, _tensor_fields(info.outputs, imports, _outputs_batched(info, axes))),
         imports,
     )
 

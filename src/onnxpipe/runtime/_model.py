@@ -8,6 +8,8 @@ that is text).
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +106,57 @@ def tensor_info(vi: onnx.ValueInfoProto) -> TensorInfo:
     return TensorInfo(vi.name, text, dims, ct, vi.doc_string)
 
 
+_BATCH_NAMES = re.compile(r"(?i)^(n|b|bs|batch.*|.*_batch|.*batch_size|unk__\d+|none|\?|-1|dynamic.*|.*_dim_?0)$")
+_NOT_BATCH_NAMES = re.compile(r"(?i)^(t|l|s|seq.*|.*_?len(gth)?|time.*|frames?|tokens?|steps?|height|width|h|w)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchAxis:
+    """Whether an input's first dimension is taken as the batch (rows stacked along it), and why."""
+
+    is_batch: bool
+    reason: str
+
+
+def batch_axes(info: ModelInfo, stated: bool | Mapping[str, bool] | None = None) -> dict[str, BatchAxis]:
+    """For each tensor input, whether its first dimension is the batch: as ``stated`` (one bool
+    for every input, or per input name), else inferred from the model's declared shapes.
+
+    Inferred: a fixed first dimension is not a batch (rows are fed whole); an unnamed one is; a
+    named one is, unless the name reads as a length (``T``, ``seq_len``, ``frames``...) or appears
+    at another position too, while batch-like names (``N``, ``batch_size``...) and a name that is
+    the first dimension of every output are batches.
+    """
+    first_of_outputs = {t.dims[0] for t in info.outputs if t.dims}
+    decisions: dict[str, BatchAxis] = {}
+    for t in info.inputs:
+        given = stated.get(t.name) if isinstance(stated, Mapping) else stated
+        if given is not None:
+            decisions[t.name] = BatchAxis(bool(given), "stated by batch_dimension")
+            continue
+        if not t.dims:
+            decisions[t.name] = BatchAxis(False, "a scalar" if t.dims == () else "not a tensor of known rank")
+            continue
+        first = t.dims[0]
+        if isinstance(first, int) and first >= 0:
+            decisions[t.name] = BatchAxis(False, f"the first dimension is fixed at {first}")
+        elif first is None:
+            decisions[t.name] = BatchAxis(True, "the first dimension is unnamed")
+        elif isinstance(first, int):
+            decisions[t.name] = BatchAxis(True, f"the first dimension is unknown ({first})")
+        elif _BATCH_NAMES.match(first):
+            decisions[t.name] = BatchAxis(True, f"the first dimension is named like a batch ({first})")
+        elif any(first in (o.dims or ())[1:] for o in (*info.inputs, *info.outputs)):
+            decisions[t.name] = BatchAxis(False, f"{first} is also a dimension other than the first")
+        elif len(info.outputs) > 0 and first_of_outputs == {first}:
+            decisions[t.name] = BatchAxis(True, f"{first} is the first dimension of every output too")
+        elif _NOT_BATCH_NAMES.match(first):
+            decisions[t.name] = BatchAxis(False, f"the first dimension is named like a length ({first})")
+        else:
+            decisions[t.name] = BatchAxis(True, f"the first dimension is symbolic ({first})")
+    return decisions
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
     """What Netron's Model Properties shows about a model."""
@@ -132,9 +185,16 @@ class ModelInfo:
         def tensor(t: TensorInfo) -> dict[str, Any]:
             return {"name": t.name, "type": t.type_text, "dims": list(t.dims) if t.dims is not None else None}
 
+        axes = batch_axes(self)
+
+        def batched(t: TensorInfo) -> dict[str, Any]:
+            axis = axes.get(t.name)
+            batch = None if axis is None else {"is_batch": axis.is_batch, "reason": axis.reason}
+            return {**tensor(t), "batch": batch}
+
         return {
             "path": self.path,
-            "inputs": [tensor(t) for t in self.inputs],
+            "inputs": [batched(t) for t in self.inputs],
             "outputs": [tensor(t) for t in self.outputs],
             "ir_version": self.ir_version,
             "opsets": self.opsets,

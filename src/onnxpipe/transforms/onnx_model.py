@@ -64,9 +64,11 @@ from onnxpipe.runtime._guard import (
 )
 from onnxpipe.runtime._model import (
     ONNX_ELEMENT,
+    BatchAxis,
     LoadedModel,
     ModelInfo,
     TensorInfo,
+    batch_axes,
     describe_model,
     load_model,
     model_with_data,
@@ -179,6 +181,12 @@ class OnnxTransformer(TrivialEstimator):
     column feeds a tensor and ``output_columns`` ({tensor: column}, or a prefix for every output)
     where an output goes; so two models whose tensors share names chain without ``copy_columns``.
 
+    Rows are stacked along an input's first dimension when it is the batch: ``batch_dimension``
+    states it (True / False for every input, or {tensor: bool}); by default it is inferred from
+    the declared shapes (see :func:`onnxpipe.runtime.batch_axes`; ``onnxpipe inspect`` shows the
+    decision and why). An input whose first dimension is not the batch takes one whole tensor per
+    row, e.g. a ``[T, 576]`` sequence of frames.
+
     The model may come from anyone: it is checked before ONNX Runtime opens it. External data
     must be regular files inside the model's folder (none with ``model_bytes``); the tensors it
     declares, those constant folding would produce and the synthetic inputs used to check it
@@ -206,6 +214,7 @@ class OnnxTransformer(TrivialEstimator):
         model_label: str | None = None,
         input_columns: Mapping[str, str] | None = None,
         output_columns: Mapping[str, str] | str | None = None,
+        batch_dimension: bool | Mapping[str, bool] | None = None,
     ) -> None:
         if isinstance(output_column_names, str):
             output_column_names = [output_column_names]
@@ -231,6 +240,18 @@ class OnnxTransformer(TrivialEstimator):
             "batch_size": batch_size,
         }
         self._input_map = _column_map(input_columns, "input_columns")
+        if batch_dimension is not None and not isinstance(batch_dimension, bool):
+            if not isinstance(batch_dimension, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, bool) for k, v in batch_dimension.items()
+            ):
+                raise _validation.invalid(
+                    who,
+                    "batch_dimension",
+                    "True, False, None (inferred) or a {input tensor: bool} mapping",
+                    batch_dimension,
+                )
+            batch_dimension = dict(batch_dimension)
+        self._batch_dimension = batch_dimension
         self._output_map = (
             output_columns if isinstance(output_columns, str) else _column_map(output_columns, "output_columns")
         )
@@ -246,6 +267,14 @@ class OnnxTransformer(TrivialEstimator):
         self.shape_dictionary = {k: _dims(k, v) for k, v in (shape_dictionary or {}).items()}
         overrides = self._check_shape_dictionary(self.shape_dictionary)
         self._check_column_maps()
+        stated = self._batch_dimension if isinstance(self._batch_dimension, dict) else {}
+        unknown = sorted(set(stated) - {t.name for t in self.info.inputs})
+        if unknown:
+            raise TensorNotFoundError(
+                f"{self.step_name}: batch_dimension names tensors {unknown} the model does not have; its input "
+                f"tensors are {[t.name for t in self.info.inputs]}"
+            )
+        self.batch_axes: dict[str, BatchAxis] = batch_axes(self.info, self._batch_dimension)
         self._inputs = self._plan_inputs(input_column_names, overrides)
         self._dummy_feeds = self._mlnet_dummy_feeds()
         self._batched = self._inputs != () and all(i.batch_axis for i in self._inputs)
@@ -335,7 +364,7 @@ class OnnxTransformer(TrivialEstimator):
                     "bool, int8-64, uint8-64, float16/32/64 or string can be fed"
                 )
             shape = overrides.get(name, t.shape)
-            free_batch = len(shape) >= 1 and shape[0] is None
+            free_batch = self.batch_axes[name].is_batch and len(shape) >= 1 and shape[0] is None
             row_shape = (1, *shape[1:]) if free_batch else shape
             plans.append(_Input(name, self._input_column(name), t, row_shape, free_batch))
         missing = [t.name for t in self.info.inputs if t.name not in names and not _is_mlnet_unused(t.name)]
@@ -562,6 +591,7 @@ class OnnxTransformer(TrivialEstimator):
             **self._arguments,
             "input_columns": self._input_map,
             "output_columns": self._output_map,
+            "batch_dimension": self._batch_dimension,
             "gpu_device_id": None,
             "fallback_to_cpu": False,
             "max_bytes": self.max_bytes,
@@ -569,12 +599,12 @@ class OnnxTransformer(TrivialEstimator):
             "model_label": self._model.label,
         }
 
-    state_version = 2  # version 2 added input_columns and output_columns
+    state_version = 2  # version 2 added input_columns, output_columns and batch_dimension
 
     @classmethod
     def upgrade_state(cls, state: dict[str, Any], version: int) -> dict[str, Any]:
         if version == 1:
-            return {**state, "input_columns": None, "output_columns": None}
+            return {**state, "input_columns": None, "output_columns": None, "batch_dimension": None}
         return super().upgrade_state(state, version)
 
     @classmethod
