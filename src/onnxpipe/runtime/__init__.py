@@ -3,6 +3,7 @@
 (Named ``runtime``, not ``onnx``, so that it never shadows the ``onnx`` package.)
 """
 
+from onnxpipe.runtime._custom_ops import register_custom_op_library, registered_custom_op_libraries
 from onnxpipe.runtime._inspect import generate_schema_code, inspect_model, render_model_info
 from onnxpipe.runtime._model import BatchAxis, ModelInfo, TensorInfo, batch_axes, describe_model, load_model
 from onnxpipe.runtime._session import SessionSettings, create_session
@@ -18,5 +19,7 @@ __all__ = [
     "generate_schema_code",
     "inspect_model",
     "load_model",
+    "register_custom_op_library",
+    "registered_custom_op_libraries",
     "render_model_info",
 ]

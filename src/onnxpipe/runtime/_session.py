@@ -17,6 +17,7 @@ import onnxruntime as ort
 
 from onnxpipe._display import shown
 from onnxpipe.errors import DeviceError, ExecutionError, InvalidArgumentError, ModelLoadError, OnnxPipeWarning
+from onnxpipe.runtime._custom_ops import custom_op_library_path
 
 __all__ = [
     "SCORING_RUN_OPTIONS",
@@ -42,6 +43,7 @@ class SessionSettings:
     fallback_to_cpu: bool = False
     inter_op_num_threads: int | None = None
     intra_op_num_threads: int | None = None
+    custom_op_libraries: tuple[str, ...] = ()  # registered names (see _custom_ops)
 
     def __post_init__(self) -> None:
         if self.gpu_device_id is not None and self.gpu_device_id < 0:
@@ -59,6 +61,8 @@ def _options(settings: SessionSettings) -> ort.SessionOptions:
         so.inter_op_num_threads = settings.inter_op_num_threads
     if settings.intra_op_num_threads is not None:
         so.intra_op_num_threads = settings.intra_op_num_threads
+    for name in settings.custom_op_libraries:
+        so.register_custom_ops_library(custom_op_library_path(name))
     return so
 
 

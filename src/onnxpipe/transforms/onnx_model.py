@@ -54,6 +54,7 @@ from onnxpipe.errors import (
     TensorNotFoundError,
 )
 from onnxpipe.export import COLUMNS_METADATA_KEY, ExportContext
+from onnxpipe.runtime._custom_ops import check_library_names
 from onnxpipe.runtime._guard import (
     DEFAULT_MAX_BYTES,
     DEFAULT_VERIFY_TIMEOUT,
@@ -187,6 +188,11 @@ class OnnxTransformer(TrivialEstimator):
     decision and why). An input whose first dimension is not the batch takes one whole tensor per
     row, e.g. a ``[T, 576]`` sequence of frames.
 
+    ``custom_op_libraries`` names ONNX Runtime custom-operator libraries the model needs:
+    ``"onnxruntime-extensions"`` (string ops and tokenizers; ``pip install 'onnxpipe[extensions]'``)
+    or one registered with :func:`onnxpipe.runtime.register_custom_op_library`. A saved model keeps
+    the names, never paths.
+
     The model may come from anyone: it is checked before ONNX Runtime opens it. External data
     must be regular files inside the model's folder (none with ``model_bytes``); the tensors it
     declares, those constant folding would produce and the synthetic inputs used to check it
@@ -215,6 +221,7 @@ class OnnxTransformer(TrivialEstimator):
         input_columns: Mapping[str, str] | None = None,
         output_columns: Mapping[str, str] | str | None = None,
         batch_dimension: bool | Mapping[str, bool] | None = None,
+        custom_op_libraries: Sequence[str] = (),
     ) -> None:
         if isinstance(output_column_names, str):
             output_column_names = [output_column_names]
@@ -262,7 +269,10 @@ class OnnxTransformer(TrivialEstimator):
             self._model = dataclasses.replace(self._model, label=model_label)
         self.info: ModelInfo = describe_model(self._model.proto, str(model_file) if model_file else None)
         self._exported = _export_metadata(self.info.metadata)
-        self.settings = SessionSettings(gpu_device_id, fallback_to_cpu, inter_op_num_threads, intra_op_num_threads)
+        self.custom_op_libraries = check_library_names(custom_op_libraries, who)
+        self.settings = SessionSettings(
+            gpu_device_id, fallback_to_cpu, inter_op_num_threads, intra_op_num_threads, self.custom_op_libraries
+        )
         self.batch_size = batch_size
         self.shape_dictionary = {k: _dims(k, v) for k, v in (shape_dictionary or {}).items()}
         overrides = self._check_shape_dictionary(self.shape_dictionary)
@@ -592,6 +602,7 @@ class OnnxTransformer(TrivialEstimator):
             "input_columns": self._input_map,
             "output_columns": self._output_map,
             "batch_dimension": self._batch_dimension,
+            "custom_op_libraries": self.custom_op_libraries,
             "gpu_device_id": None,
             "fallback_to_cpu": False,
             "max_bytes": self.max_bytes,
@@ -599,12 +610,18 @@ class OnnxTransformer(TrivialEstimator):
             "model_label": self._model.label,
         }
 
-    state_version = 2  # version 2 added input_columns, output_columns and batch_dimension
+    state_version = 2  # version 2 added input_columns, output_columns, batch_dimension, custom_op_libraries
 
     @classmethod
     def upgrade_state(cls, state: dict[str, Any], version: int) -> dict[str, Any]:
         if version == 1:
-            return {**state, "input_columns": None, "output_columns": None, "batch_dimension": None}
+            return {
+                **state,
+                "input_columns": None,
+                "output_columns": None,
+                "batch_dimension": None,
+                "custom_op_libraries": (),
+            }
         return super().upgrade_state(state, version)
 
     @classmethod
