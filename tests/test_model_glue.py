@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
 import numpy.typing as npt
+import onnx
 import pyarrow as pa
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -14,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 import onnxpipe as op
 from onnxpipe.errors import InvalidArgumentError, TensorNotFoundError
 from onnxpipe.persistence import model_from_bytes, model_to_bytes
+from onnxpipe.runtime import describe_model
 
 ctx = op.MLContext()
 
@@ -85,3 +89,31 @@ def test_unknown_tensors_and_clashing_columns_are_refused() -> None:
         ctx.transforms.apply_onnx_model(model_bytes=DOUBLE, output_columns="")
     with pytest.raises(InvalidArgumentError, match=r"input_columns must be a mapping of tensor names"):
         ctx.transforms.apply_onnx_model(model_bytes=DOUBLE, input_columns={"X": ""})
+
+
+def _constant_model() -> bytes:
+    """No inputs; ``Y`` = the constant [1.5, 2.5]."""
+    value = numpy_helper.from_array(np.array([1.5, 2.5], np.float32))
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["Y"], value=value)],
+        "constant",
+        [],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_a_model_without_inputs_scores_one_row_per_input_row_and_in_the_engine() -> None:
+    step = ctx.transforms.apply_onnx_model(model_bytes=_constant_model())
+    scored = step.transform(DATA)
+    np.testing.assert_array_equal(np.asarray(scored.column("Y")), np.tile([1.5, 2.5], (3, 1)))
+    module = types.ModuleType("constant_model_schema")  # our own generated code, as an importable module
+    sys.modules[module.__name__] = module
+    exec(op.generate_schema_code(describe_model(onnx.load_from_string(_constant_model()))), vars(module))
+    empty, output = module.OnnxInput, module.OnnxOutput
+    model = step.fit(ctx.data.load_from_enumerable([], empty))  # type: ignore[arg-type]
+    engine = ctx.model.create_prediction_engine(model, empty, output)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(engine.predict(empty()).y, [1.5, 2.5])  # type: ignore[operator, attr-defined]
+    assert len(engine.predict_batch([empty(), empty()])) == 2  # type: ignore[operator]

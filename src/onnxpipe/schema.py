@@ -556,7 +556,9 @@ def row_binding(cls: type) -> RowBinding:
     except Exception as exc:  # unresolvable forward references and the like
         raise SchemaError(f"cannot read the annotations of {cls.__name__}: {exc}") from None
     hints = {k: v for k, v in hints.items() if not k.startswith("_") and typing.get_origin(v) is not typing.ClassVar}
-    if not hints:
+    if not hints and not (dataclasses.is_dataclass(cls) and not dataclasses.fields(cls)):
+        # An empty dataclass is a model without inputs (generate_schema_code writes one); any
+        # other class without fields is a mistake, e.g. attributes without annotations.
         raise SchemaError(f"{cls.__name__} declares no annotated fields")
     fields: list[FieldBinding] = []
     for attr, hint in hints.items():
