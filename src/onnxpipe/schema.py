@@ -469,6 +469,7 @@ class FieldBinding:
     load_column: LoadColumn | None
     as_list: bool  # the attribute is a list (not a numpy array) for vector columns
     as_pil_image: bool = False  # the attribute is a PIL.Image.Image (an image column read back as Pillow images)
+    numpy_scalar: bool = False  # the attribute is a numpy scalar type (np.float32...), not a Python scalar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -583,7 +584,8 @@ def row_binding(cls: type) -> RowBinding:
                 )
             if not ctype.is_known_shape:
                 ctype = TensorType(ctype.dtype, (load.count,), ctype.key_count)
-        fields.append(FieldBinding(attr, Column(name, ctype), load, as_list, is_pil_image_class(hint)))
+        numpy_scalar = isinstance(hint, type) and issubclass(hint, np.generic)
+        fields.append(FieldBinding(attr, Column(name, ctype), load, as_list, is_pil_image_class(hint), numpy_scalar))
     return RowBinding(cls, tuple(fields))
 
 

@@ -325,7 +325,7 @@ def _to_python(values: ColumnValues, f: FieldBinding) -> list[Any]:
         return list(values)
     if ct.is_scalar:
         arr = np.asarray(values).astype(ct.dtype.numpy, copy=False).reshape(len(values))
-        return arr.tolist()
+        return list(arr) if f.numpy_scalar else arr.tolist()  # np.float32 fields get numpy scalars
     rows = [np.asarray(v).astype(ct.dtype.numpy, copy=False) for v in values]
     if ct.is_known_shape:
         rows = [r.reshape(ct.shape) for r in rows]  # type: ignore[arg-type]
