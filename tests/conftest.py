@@ -16,3 +16,17 @@ def mlnet_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"third-party test assets not found at {path} (only present in the project workspace)")
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--onnx-backend",
+        choices=("sample", "full", "off"),
+        default=None,
+        help="ONNX backend test cases (tests/test_onnx_backend.py): a deterministic sample (default), all of them "
+        "(as ONNXPIPE_BACKEND_FULL=1 does), or none",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "onnx_backend: a case of ONNX's backend test data (tests/onnx_backend.py)")
