@@ -38,23 +38,8 @@ FULL_ENV = "ONNXPIPE_BACKEND_FULL"
 # `python bench/onnx_backend_report.py --xfail FILE` after a full run, then keep the causes'
 # wording.
 XFAIL: dict[str, list[str]] = {
-    "a declared dimension of 0 is treated as unknown (generated VectorType(1))": [
-        "node/test_constantofshape_int_shape_zero",
-        "node/test_shape_start_greater_than_end",
-        "node/test_split_zero_size_splits_opset13",
-        "node/test_split_zero_size_splits_opset18",
-        "node/test_string_split_empty_tensor",
-        "node/test_triu_zero",
-    ],
     "a model scored row by row fixes its unknown first dimension at 1": [
         "simple/test_sequence_model8",
-    ],
-    "data-dependent output shape: an unknown first dimension is written as 1 (no batch axis)": [
-        "node/test_unique_not_sorted_without_axis",
-        "node/test_unique_sorted_with_axis",
-        "node/test_unique_sorted_with_axis_3d",
-        "node/test_unique_sorted_with_negative_axis",
-        "node/test_unique_sorted_without_axis",
     ],
     "load guard: a ConstantOfShape computed from constants cannot be sized": [
         "node/test_layer_normalization_2d_axis_negative_1_expanded",
