@@ -322,6 +322,15 @@ def _parse(data: bytes, label: str) -> onnx.ModelProto:
 
     try:
         proto = onnx.load_model_from_string(data)
+    except UnicodeDecodeError as exc:
+        # protobuf's pure-Python implementation (used where its C extension cannot load) checks
+        # text while parsing; the C one hands it back as bytes, which check_strings refuses.
+        where = str(exc).rpartition(" in field: ")[2] or "a text field"
+        text = exc.object[max(0, exc.start - 3) : exc.end + 3]
+        raise ModelLoadError(
+            f"model {quoted(label)} is not a valid ONNX model: {shown(where)} holds {quoted(bytes(text))}, "
+            "which is not valid UTF-8 text"
+        ) from None
     except Exception as exc:  # protobuf DecodeError and friends
         raise ModelLoadError(f"{shown(label)} is not a valid ONNX model: {shown(exc)}") from None
     if not proto.graph.node and not proto.graph.output:
