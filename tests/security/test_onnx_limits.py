@@ -89,6 +89,17 @@ def bombs() -> dict[str, tuple[bytes, str]]:
             "node 'cos2' (ConstantOfShape) would produce",
         ),
         "ConstantOfShape from Shape and Concat": (model([*chain, *reduce_to_y("big")], [shape_of_w]), "node 'chained'"),
+        "ConstantOfShape from Neg": (  # what expanded layer normalizations do, with a bomb's sizes
+            model(
+                [
+                    helper.make_node("Neg", ["negative"], ["shape"]),
+                    helper.make_node("ConstantOfShape", ["shape"], ["big"], name="negated"),
+                    *reduce_to_y("big"),
+                ],
+                [ints("negative", [-d for d in huge])],
+            ),
+            "node 'negated' (ConstantOfShape) would produce a tensor of shape [100000,100000,100]",
+        ),
         "Expand": (
             model(
                 [helper.make_node("Expand", ["x", "shape"], ["big"], name="expand"), *reduce_to_y("big")],

@@ -702,6 +702,10 @@ def _propagate(node: NodeProto, known: _Known) -> None:
                 else:
                     with np.errstate(all="ignore"):
                         result = np.asarray(fn(a, b))
+        elif op in ("Neg", "Abs") and inputs:
+            src = _get(known, inputs[0], ints=True)
+            if src is not None:  # exact on Python ints: -(-2**63) does not wrap
+                result = np.asarray(np.negative(src.astype(object)) if op == "Neg" else np.abs(src.astype(object)))
         elif op == "Gather" and len(inputs) == 2:
             data, idx = _get(known, inputs[0], ints=True), _get(known, inputs[1], ints=True)
             axis = _attr(node, "axis")
@@ -1070,6 +1074,15 @@ def _folded_elements(node: NodeProto, known: _Known) -> int | None:
         for s in sizes:
             bound = min(bound * max(s or 1, 1), _CLAMP)
         return bound
+    # Sequences and optionals hold their inputs' elements, no more.
+    if op == "SequenceEmpty":
+        return 0
+    if op in ("SequenceConstruct", "SequenceInsert", "Optional"):
+        return None if None in sizes else sum(s for s in sizes if s is not None)
+    if op in ("SequenceAt", "SequenceErase", "ConcatFromSequence", "SplitToSequence", "OptionalGetElement"):
+        return sizes[0] if inputs else None
+    if op in ("SequenceLength", "OptionalHasElement"):
+        return 1
     if op in ("RandomNormal", "RandomUniform"):
         shape = _attr(node, "shape")
         return None if shape is None else _count([max(d, 0) for d in shape.ints])
