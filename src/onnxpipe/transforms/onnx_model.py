@@ -147,6 +147,7 @@ class _Prepared:
     feeds: tuple[tuple[_Input, tuple[int, ...] | None, np.dtype[Any] | None], ...]
     uniform: bool  # batched, and every input's feed shape is fixed
     rows_per_call: int
+    fixed: bool = False  # every input's feed shape is fixed (batched or not)
 
 
 def _resolve_row_shape(given: tuple[int, ...], want: Shape) -> tuple[int, ...] | None:
@@ -780,6 +781,12 @@ class OnnxTransformer(TrivialEstimator):
             if n_rows == 1:
                 return self._score_one(session, prepared, columns)
             return self._score_uniform(session, prepared, columns, n_rows)
+        if n_rows == 1 and prepared.fixed:  # the engine's single row, on a model without a batch axis
+            feeds = {
+                inp.tensor: _cast(np.asarray(columns[inp.column][0]).reshape(shape), inp)
+                for inp, shape, _ in prepared.feeds
+            }
+            return self._collect_row(self._run(session, feeds))
         plans = [(inp, shape, columns[inp.column]) for inp, shape, _ in prepared.feeds]
         return self._score_grouped(session, plans, n_rows, prepared.rows_per_call)
 
@@ -796,8 +803,8 @@ class OnnxTransformer(TrivialEstimator):
             itemsize = 64 if want.dtype is DType.STRING else want.dtype.numpy.itemsize
             row_bytes += itemsize * math.prod(shape or (256,))
         step = self.batch_size or max(1, min(_MAX_BATCH, _BATCH_BYTES // max(row_bytes, 1)))
-        uniform = self._batched and all(shape is not None for _, shape, _ in feeds)
-        return _Prepared(input_schema, tuple(feeds), uniform, step)
+        fixed = all(shape is not None for _, shape, _ in feeds)
+        return _Prepared(input_schema, tuple(feeds), self._batched and fixed, step, fixed)
 
     def _score_one(
         self, session: ort.InferenceSession, prepared: _Prepared, columns: Mapping[str, ColumnValues]
@@ -809,7 +816,14 @@ class OnnxTransformer(TrivialEstimator):
             if arr.shape != shape:  # the engine's one-row views mostly have the feed's shape already
                 arr = arr.reshape(shape)
             feeds[inp.tensor] = arr if cast is None else _astype(arr, cast)
-        results = self._run(session, feeds)
+        run = self._run_fn
+        if run is None or self._dummy_feeds:
+            results = self._run(session, feeds)
+        else:  # _run without its checks: this is the engine's single-row path
+            try:
+                results = run(self._output_tensors, feeds, SCORING_RUN_OPTIONS)
+            except Exception as exc:
+                raise self._run_failed(exc, feeds) from None
         out: dict[str, ColumnValues] = {}
         for o, value in zip(self._outputs, results):  # noqa: B905 - ORT returns one value per output
             if not o.known or o.restored or value.shape != o.row_shape:
@@ -877,10 +891,11 @@ class OnnxTransformer(TrivialEstimator):
             results: list[Any] = run(self._output_tensors, feeds, SCORING_RUN_OPTIONS)
             return results
         except Exception as exc:
-            shapes = {k: v.shape for k, v in feeds.items()}
-            raise ExecutionError(
-                f"{self.step_name}: ONNX Runtime failed on inputs with shapes {shapes}: {exc}"
-            ) from None
+            raise self._run_failed(exc, feeds) from None
+
+    def _run_failed(self, exc: Exception, feeds: Mapping[str, np.ndarray]) -> ExecutionError:
+        shapes = {k: v.shape for k, v in feeds.items()}
+        return ExecutionError(f"{self.step_name}: ONNX Runtime failed on inputs with shapes {shapes}: {exc}")
 
     def _split_batch(self, results: list[Any], n: int) -> dict[str, ColumnValues]:
         """Per-row column values from the outputs of one call over ``n`` stacked rows."""
@@ -915,7 +930,8 @@ class OnnxTransformer(TrivialEstimator):
             if isinstance(o.type, TensorType):
                 arr = np.asarray(value)
                 if o.type.is_known_shape:
-                    self._check_output_shape(o, arr.shape)
+                    if arr.shape != o.type.shape:
+                        self._check_output_shape(o, arr.shape)
                     out[o.column] = arr[np.newaxis]
                 elif arr.ndim == o.type.rank:
                     out[o.column] = [arr]
