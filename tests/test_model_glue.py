@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxpipe as op
-from onnxpipe.errors import InvalidArgumentError, TensorNotFoundError
+from onnxpipe.errors import ExecutionError, InvalidArgumentError, TensorNotFoundError
 from onnxpipe.persistence import model_from_bytes, model_to_bytes
 from onnxpipe.runtime import describe_model
 
@@ -117,3 +117,30 @@ def test_a_model_without_inputs_scores_one_row_per_input_row_and_in_the_engine()
     engine = ctx.model.create_prediction_engine(model, empty, output)  # type: ignore[arg-type]
     np.testing.assert_array_equal(engine.predict(empty()).y, [1.5, 2.5])  # type: ignore[operator, attr-defined]
     assert len(engine.predict_batch([empty(), empty()])) == 2  # type: ignore[operator]
+
+
+def _wrong_rank_model() -> bytes:
+    """Declares ``Y`` as [N, 4] but reshapes each row to [2, 2]: an output declared with the wrong
+    rank, as some exporters write (an OCR model declares rank 2 and returns rank 3)."""
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["X", "shape"], ["Y"])],
+        "wrong_rank",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 4])],
+        [numpy_helper.from_array(np.array([-1, 2, 2], np.int64), "shape")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_an_output_declared_with_the_wrong_rank_is_restated_with_shape_dictionary() -> None:
+    values = np.arange(8, dtype=np.float32)
+    data = ctx.data.load_from_arrow(pa.table({"X": pa.FixedSizeListArray.from_arrays(pa.array(values), 4)}))
+    wrong = ctx.transforms.apply_onnx_model(model_bytes=_wrong_rank_model())
+    with pytest.raises(ExecutionError, match=r"state the real shape with shape_dictionary=\{'Y': \[-1, 2, 2\]\}"):
+        wrong.transform(data).column("Y")
+    stated = ctx.transforms.apply_onnx_model(model_bytes=_wrong_rank_model(), shape_dictionary={"Y": [-1, 2, 2]})
+    scored = stated.transform(data)
+    assert str(scored.schema["Y"].type) == "float32[?,2,2]"
+    np.testing.assert_array_equal(np.stack(scored.column("Y")), values.reshape(2, 1, 2, 2))

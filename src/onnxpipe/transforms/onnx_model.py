@@ -173,8 +173,9 @@ class OnnxTransformer(TrivialEstimator):
 
     Column names are the model's tensor names; all inputs / outputs are used when the names
     are omitted. ``shape_dictionary`` ({tensor: dims}, -1 for unknown) overrides unknown
-    dimensions. ``gpu_device_id`` (default: the context's) runs on that CUDA device; without
-    ``fallback_to_cpu`` (default: the context's) a GPU that cannot be used is an error.
+    dimensions, and may restate an output declared with the wrong rank. ``gpu_device_id``
+    (default: the context's) runs on that CUDA device; without ``fallback_to_cpu`` (default: the
+    context's) a GPU that cannot be used is an error.
     ``batch_size`` rows are scored per ONNX Runtime call when the model's batch axis is free
     (default: about 16 MiB of input per call). ``model_label`` names the model in step names
     and messages when it comes from bytes.
@@ -339,14 +340,19 @@ class OnnxTransformer(TrivialEstimator):
             if not isinstance(t.column_type, TensorType):
                 raise ShapeError(f"{self.step_name}: tensor {name!r} is a {t.type_text}, it has no shape to override")
             model = t.shape
+            if self.info.input(name) is None and len(shape) != len(model):
+                # An output declared with the wrong rank (some exporters write one): the stated
+                # shape replaces it, and ONNX Runtime's actual output is checked against it.
+                out[name] = tuple(shape)
+                continue
             ok = len(shape) == len(model) and all(
                 m is None or s is None or m == s for m, s in zip(model, shape, strict=True)
             )
             if not ok:
                 raise ShapeError(
                     f"{self.step_name}: shape_dictionary gives tensor {name!r} the shape {_fmt(shape)}, which is "
-                    f"not compatible with the model's shape {_fmt(model)}: the rank must match and only "
-                    "unknown dimensions may be replaced"
+                    f"not compatible with the model's shape {_fmt(model)}: only unknown dimensions may be "
+                    "replaced (an output's rank may be restated)"
                 )
             out[name] = tuple(s if s is not None else m for m, s in zip(model, shape, strict=True))
         return out
@@ -946,9 +952,11 @@ class OnnxTransformer(TrivialEstimator):
     def _check_output_shape(self, o: _Output, shape: tuple[int, ...]) -> None:
         assert isinstance(o.type, TensorType)
         if not _matches(shape, o.type.shape):
+            stated = [-1, *shape[1:]] if shape and shape[0] == 1 else list(shape)
             raise ExecutionError(
                 f"{self.step_name}: output {o.tensor!r} came back with shape {_fmt(shape)} per row, but the model "
-                f"declares {_fmt(o.type.shape)}; fix the model's output shape or use shape_dictionary"
+                f"declares {_fmt(o.type.shape)}; state the real shape with shape_dictionary={{{o.tensor!r}: "
+                f"{stated}}} (or fix the model's declared output shape)"
             )
 
     def _lost_batch(self, o: _Output, got: int, n: int) -> ExecutionError:
