@@ -315,10 +315,6 @@ class ComponentInfo:
     """The catalog that builds it, as a path from the context (``"transforms.categorical"``), or
     None for a type the user never builds (a fitted transformer, a helper)."""
 
-    @property
-    def is_estimator(self) -> bool:
-        return issubclass(self.cls, Estimator)
-
 
 _REGISTRY: dict[str, ComponentInfo] = {}
 _BUILTIN_PACKAGES = ("onnxpipe.transforms", "onnxpipe.trainers")

@@ -28,8 +28,9 @@ that native code trusts (a LightGBM model text is checked before LightGBM parses
 the rebuilt model on one synthetic row of its input schema, so a tampered state fails at load time
 with :class:`~onnxpipe.errors.ModelLoadError` rather than at the first prediction.
 
-Fitted models pickle through this format too (:meth:`onnxpipe.core.Transformer.__reduce__`), so
-sending a model to ``multiprocessing`` workers never pickles internals or ONNX Runtime sessions.
+Components pickle as their constructor states (:meth:`onnxpipe.core.Component.__reduce__`), so
+sending a model to ``multiprocessing`` workers never pickles internals or ONNX Runtime sessions;
+:func:`reduce_transformer` (pickling through this format) remains for pickles made by onnxpipe 0.1.
 """
 
 from __future__ import annotations
@@ -990,7 +991,8 @@ def _verify(model: Transformer, schema: Schema, label: str, promised: Schema | N
 
 
 def reduce_transformer(model: Transformer) -> tuple[Callable[[bytes], Transformer], tuple[bytes]]:
-    """``__reduce__`` of every fitted model: pickle as the bytes of the saved-model format."""
+    """Pickle ``model`` as the bytes of the saved-model format (what onnxpipe 0.1 did; components now
+    pickle as their constructor states, and loading such a pickle still works)."""
     # The input schema is unknown here; an empty one is recorded and not verified on load.
     return _from_pickled_bytes, (_to_bytes(model, Schema([]), Schema([])),)
 
