@@ -1126,3 +1126,14 @@ def test_create_enumerable_checks_columns_first() -> None:
 @dataclasses.dataclass
 class Vec1:
     z: Annotated[npt.NDArray[np.float32], VectorType(1)]
+
+
+def test_column_of_unknown_shape_is_one_array_when_rows_agree_and_a_list_when_ragged() -> None:
+    uniform = pa.array([[1.0, 2.0], [3.0, 4.0]], pa.list_(pa.float32()))
+    ragged = pa.array([[1.0], [3.0, 4.0]], pa.list_(pa.float32()))
+    view = load_from_arrow(pa.table({"uniform": uniform, "ragged": ragged}))
+    assert str(view.schema) == "Schema(uniform: float32[?], ragged: float32[?])"
+    got = view.column("uniform")
+    assert isinstance(got, np.ndarray) and got.shape == (2, 2) and got.dtype == np.float32
+    rows = view.column("ragged")
+    assert isinstance(rows, list) and [r.tolist() for r in rows] == [[1.0], [3.0, 4.0]]

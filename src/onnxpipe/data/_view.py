@@ -76,8 +76,9 @@ class DataView:
 
     def column(self, name: str) -> ColumnValues:
         """All values of one column: a numpy array of shape ``(rows, *shape)`` for tensors of
-        known shape, a list of per-row arrays when a dimension is unknown, a list of Python
-        objects for sequences and maps."""
+        known shape, and for tensors with unknown dimensions whose rows all have one shape; a
+        list of per-row arrays when the rows' shapes differ (ragged); a list of Python objects
+        for sequences and maps."""
         return self.columns([name])[name]
 
     def columns(self, names: Sequence[str]) -> dict[str, ColumnValues]:
@@ -96,7 +97,8 @@ class DataView:
                 else:
                     out[n] = parts[n][0] if len(parts[n]) == 1 else np.concatenate(parts[n])
             else:
-                out[n] = [v for p in parts[n] for v in p]
+                values = [v for p in parts[n] for v in p]
+                out[n] = _stacked_if_uniform(values) if isinstance(ct, TensorType) else values
         return out
 
     def arrays(self, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -224,3 +226,13 @@ class Preview:
         return console.export_text().rstrip()
 
     __repr__ = __str__
+
+
+def _stacked_if_uniform(values: list[Any]) -> ColumnValues:
+    """Per-row arrays as one ``(rows, *shape)`` array when every row has the same shape."""
+    if not values or not all(isinstance(v, np.ndarray) for v in values):
+        return values
+    shape = values[0].shape
+    if any(v.shape != shape for v in values):
+        return values
+    return np.stack(values)
