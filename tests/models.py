@@ -9,7 +9,8 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = [helper.make_opsetid("", 17)]
 
 
-def _model(graph: onnx.GraphProto, opsets: list[onnx.OperatorSetIdProto] | None = None) -> bytes:
+def serialized(graph: onnx.GraphProto, opsets: list[onnx.OperatorSetIdProto] | None = None) -> bytes:
+    """``graph`` as model bytes (IR 8, opset 17 unless given), checked by onnx."""
     model = helper.make_model(graph, opset_imports=opsets or OPSET, producer_name="onnxpipe-tests")
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
@@ -32,7 +33,7 @@ def resnet_io(seed: int = 0) -> bytes:
         [helper.make_tensor_value_info("resnetv24_dense0_fwd", TensorProto.FLOAT, ["N", 1000])],
         [w, b],
     )
-    return _model(graph)
+    return serialized(graph)
 
 
 def two_unknown_dims() -> bytes:
@@ -52,7 +53,7 @@ def two_unknown_dims() -> bytes:
         ],
         [two, axes],
     )
-    return _model(graph)
+    return serialized(graph)
 
 
 def float16_scale() -> bytes:
@@ -65,7 +66,7 @@ def float16_scale() -> bytes:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT16, ["N", 3])],
         [half],
     )
-    return _model(graph)
+    return serialized(graph)
 
 
 def rank0_increment() -> bytes:
@@ -78,7 +79,7 @@ def rank0_increment() -> bytes:
         [helper.make_tensor_value_info("m", TensorProto.INT64, [])],
         [one],
     )
-    return _model(graph)
+    return serialized(graph)
 
 
 def string_lookup() -> bytes:
@@ -99,7 +100,7 @@ def string_lookup() -> bytes:
         [helper.make_tensor_value_info("word", TensorProto.STRING, ["N"])],
         [helper.make_tensor_value_info("code", TensorProto.INT64, ["N"])],
     )
-    return _model(graph, [*OPSET, helper.make_opsetid("ai.onnx.ml", 2)])
+    return serialized(graph, [*OPSET, helper.make_opsetid("ai.onnx.ml", 2)])
 
 
 def mlnet_style_export() -> bytes:
@@ -150,7 +151,7 @@ def batch_reducing() -> bytes:
         [helper.make_tensor_value_info("s", TensorProto.FLOAT, ["M"])],
         [axes],
     )
-    return _model(graph)
+    return serialized(graph)
 
 
 def unknown_rank_output() -> bytes:

@@ -660,7 +660,7 @@ def _doubler(shape: list[Any], element: int = TensorProto.FLOAT) -> bytes:
         [helper.make_tensor_value_info("y", element, shape)],
         [two],
     )
-    return models._model(graph)
+    return models.serialized(graph)
 
 
 DOUBLER = _doubler(["N", 3])

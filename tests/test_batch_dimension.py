@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 import onnxpipe as op
 from onnxpipe.errors import InvalidArgumentError, TensorNotFoundError
 from onnxpipe.runtime import batch_axes, describe_model
+from tests.models import serialized
 
 ctx = op.MLContext()
 
@@ -28,9 +29,7 @@ def _frames_model(first: str) -> bytes:
         ],
         [numpy_helper.from_array(np.array([0], np.int64), "axes")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    return model.SerializeToString()
+    return serialized(graph)
 
 
 SEQUENCES = [np.arange(12, dtype=np.float32).reshape(3, 4) - 5, np.ones((2, 4), np.float32)]

@@ -21,6 +21,7 @@ from PIL import Image
 import onnxpipe as op
 from onnxpipe.core import EstimatorChain, TransformerChain
 from onnxpipe.testing import CHECKS, Example, all_components, parametrize_with_checks, run_check
+from tests.models import serialized
 
 ctx = op.MLContext(seed=1)
 T = ctx.transforms
@@ -101,10 +102,8 @@ def _onnx_example() -> Example:
             numpy_helper.from_array(np.ones(1, np.float32), "B"),
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
     data = _table(X=_vector(FEATURES))
-    return Example(T.apply_onnx_model(model_bytes=model.SerializeToString()), data, exportable=True)
+    return Example(T.apply_onnx_model(model_bytes=serialized(graph)), data, exportable=True)
 
 
 EXAMPLES: list[Example] = [

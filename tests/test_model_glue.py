@@ -18,6 +18,7 @@ import onnxpipe as op
 from onnxpipe.errors import ExecutionError, InvalidArgumentError, TensorNotFoundError
 from onnxpipe.persistence import model_from_bytes, model_to_bytes
 from onnxpipe.runtime import describe_model
+from tests.models import serialized
 
 ctx = op.MLContext()
 
@@ -31,9 +32,7 @@ def _model(op_type: str, constant: float) -> bytes:
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 2])],
         [numpy_helper.from_array(np.array(constant, np.float32), "C")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    return model.SerializeToString()
+    return serialized(graph)
 
 
 DOUBLE, PLUS_ONE = _model("Mul", 2.0), _model("Add", 1.0)
@@ -100,9 +99,7 @@ def _constant_model() -> bytes:
         [],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    return model.SerializeToString()
+    return serialized(graph)
 
 
 def test_a_model_without_inputs_scores_one_row_per_input_row_and_in_the_engine() -> None:
@@ -130,7 +127,7 @@ def _wrong_rank_model() -> bytes:
         [numpy_helper.from_array(np.array([-1, 2, 2], np.int64), "shape")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
+    model.ir_version = 8  # not serialized(): onnx's checker rightly refuses the declared shape
     return model.SerializeToString()
 
 
