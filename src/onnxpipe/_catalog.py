@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from onnxpipe.core import Component, registered_components
 
@@ -74,22 +74,22 @@ class entry(Generic[P, R]):  # noqa: N801 - used like a function in class bodies
 class Catalog:
     """A group of catalog methods; ``path`` is where it hangs from the context (``"transforms"``)."""
 
-    path: ClassVar[str] = ""
+    path: str = ""  # a class attribute of the written catalogs; an instance one of found ones
 
-    def __init__(self, ctx: MLContext) -> None:
+    def __init__(self, ctx: MLContext, path: str | None = None) -> None:
         self._ctx = ctx
+        if path is not None:  # a catalog that only registrations name, e.g. ctx.transforms.text
+            self.path = path
 
-    @classmethod
-    def _registered(cls) -> dict[str, type[Component]]:
+    def _registered(self) -> dict[str, type[Component]]:
         """Registered components this catalog builds, by catalog name."""
         return {
-            info.cls.catalog_name: info.cls for info in registered_components().values() if info.catalog == cls.path
+            info.cls.catalog_name: info.cls for info in registered_components().values() if info.catalog == self.path
         }
 
-    @classmethod
-    def _sub_catalogs(cls) -> set[str]:
+    def _sub_catalogs(self) -> set[str]:
         """Names of catalogs below this one that only registered components define."""
-        prefix = cls.path + "."
+        prefix = self.path + "."
         return {
             info.catalog[len(prefix) :].split(".")[0]
             for info in registered_components().values()
@@ -103,7 +103,7 @@ class Catalog:
         if found is not None:
             return _bind(found, self._ctx, name)
         if name in self._sub_catalogs():  # e.g. ctx.transforms.text, from its components' registrations
-            return type(name.title() + "Catalog", (Catalog,), {"path": f"{self.path}.{name}"})(self._ctx)
+            return Catalog(self._ctx, f"{self.path}.{name}")
         known = sorted({n for n in dir(self) if not n.startswith("_")})
         raise AttributeError(f"ctx.{self.path} has no {name!r}; it has {', '.join(known)}")
 

@@ -351,9 +351,9 @@ def _outputs_batched(info: ModelInfo, axes: dict[str, BatchAxis]) -> bool:
     """Whether the outputs' unknown first dimensions are the batch: only when some input has a
     batch axis and no input's unknown first dimension was judged not to be one (a length)."""
     unknown_first = [t.name for t in info.inputs if t.dims and not (isinstance(t.dims[0], int) and t.dims[0] >= 0)]
-    if not any(axes[name].is_batch for name in unknown_first if name in axes):
-        return False  # no input has a batch axis: an unknown output size depends on the data (Unique, NonZero)
-    return all(axes[name].is_batch for name in unknown_first if name in axes)
+    batch = [axes[name].is_batch for name in unknown_first if name in axes]
+    # Without any batch input, an unknown output size depends on the data (Unique, NonZero).
+    return bool(batch) and all(batch)
 
 
 def _flag(batch: dict[str, bool] | bool, name: str) -> bool:

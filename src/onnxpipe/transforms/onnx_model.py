@@ -278,14 +278,7 @@ class OnnxTransformer(TrivialEstimator):
         self.batch_size = batch_size
         self.shape_dictionary = {k: _dims(k, v) for k, v in (shape_dictionary or {}).items()}
         overrides = self._check_shape_dictionary(self.shape_dictionary)
-        self._check_column_maps()
-        stated = self._batch_dimension if isinstance(self._batch_dimension, dict) else {}
-        unknown = sorted(set(stated) - {t.name for t in self.info.inputs})
-        if unknown:
-            raise TensorNotFoundError(
-                f"{self.step_name}: batch_dimension names tensors {unknown} the model does not have; its input "
-                f"tensors are {[t.name for t in self.info.inputs]}"
-            )
+        self._check_tensor_names()
         self.batch_axes: dict[str, BatchAxis] = batch_axes(self.info, self._batch_dimension)
         self._inputs = self._plan_inputs(input_column_names, overrides)
         self._dummy_feeds = self._mlnet_dummy_feeds()
@@ -453,17 +446,19 @@ class OnnxTransformer(TrivialEstimator):
             name = tensor
         return chosen + name if isinstance(chosen, str) else name
 
-    def _check_column_maps(self) -> None:
-        """Every tensor named by input_columns / output_columns exists; output columns are distinct."""
-        for parameter, mapping, tensors in (
-            ("input_columns", self._input_map, [t.name for t in self.info.inputs]),
-            ("output_columns", self._output_map, [t.name for t in self.info.outputs]),
+    def _check_tensor_names(self) -> None:
+        """Every tensor that input_columns, output_columns and batch_dimension name exists."""
+        inputs, outputs = [t.name for t in self.info.inputs], [t.name for t in self.info.outputs]
+        for parameter, mapping, kind, tensors in (
+            ("input_columns", self._input_map, "input", inputs),
+            ("output_columns", self._output_map, "output", outputs),
+            ("batch_dimension", self._batch_dimension, "input", inputs),
         ):
             unknown = [t for t in mapping if t not in tensors] if isinstance(mapping, dict) else []
             if unknown:
                 raise TensorNotFoundError(
                     f"{self.step_name}: {parameter} names tensors {unknown} the model does not have; its "
-                    f"{parameter.split('_')[0]} tensors are {tensors}"
+                    f"{kind} tensors are {tensors}"
                 )
 
     def _select_outputs(self, names: Sequence[str] | None) -> list[TensorInfo]:
