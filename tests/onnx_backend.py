@@ -29,6 +29,7 @@ import argparse
 import collections
 import concurrent.futures
 import contextlib
+import ctypes
 import dataclasses
 import glob
 import json
@@ -279,6 +280,12 @@ def _same_array(want: np.ndarray, got: Any, where: str) -> None:
         raise MismatchError(f"{where}: dtype {got.dtype}, ONNX Runtime's is {want.dtype}")
     if want.shape != got.shape:
         raise MismatchError(f"{where}: shape {got.shape}, ONNX Runtime's is {want.shape}")
+    if want.dtype.name in _ML_DTYPES:  # bfloat16, float8, int4...: the bits that hold the values, NaNs included
+        raw = np.dtype(f"u{want.dtype.itemsize}")
+        mask = raw.type(_ML_DTYPES[want.dtype.name])
+        if not np.array_equal(want.view(raw) & mask, got.view(raw) & mask):
+            raise MismatchError(f"{where}: values differ")
+        return
     if want.dtype.kind in "fc":
         nan_w, nan_g = np.isnan(want), np.isnan(got)
         if not np.array_equal(nan_w, nan_g):
@@ -324,13 +331,74 @@ def same(want: Any, got: Any, where: str) -> None:
 
 
 def ort_run(model_bytes: bytes, feeds: Mapping[str, Any]) -> list[Any]:
-    """Bare ONNX Runtime: a new CPU session, every output, one thread."""
+    """Bare ONNX Runtime: a new CPU session, every output, one thread. A model with a
+    low-precision input or output (bfloat16, float8, int4...), which ``session.run`` refuses, runs
+    with OrtValues (:func:`_run_ort_values`)."""
     options = ort.SessionOptions()
     options.log_severity_level = 4
     options.intra_op_num_threads = options.inter_op_num_threads = _THREADS
     session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
+    if any(m.type in _LOW_PRECISION_TYPES for m in (*session.get_inputs(), *session.get_outputs())):
+        return [_run_ort_values(session, names, feeds), _run_ort_values(session, names, feeds)]
     return [session.run(names, dict(feeds)), session.run(names, dict(feeds))]  # type: ignore[list-item]
+
+
+# ONNX Runtime's types that numpy has no dtype for (ml_dtypes arrays), with ONNX's element type codes.
+_LOW_PRECISION_TYPES = {
+    "tensor(bfloat16)": onnx.TensorProto.BFLOAT16,
+    "tensor(float8e4m3fn)": onnx.TensorProto.FLOAT8E4M3FN,
+    "tensor(float8e4m3fnuz)": onnx.TensorProto.FLOAT8E4M3FNUZ,
+    "tensor(float8e5m2)": onnx.TensorProto.FLOAT8E5M2,
+    "tensor(float8e5m2fnuz)": onnx.TensorProto.FLOAT8E5M2FNUZ,
+    "tensor(float8e8m0)": onnx.TensorProto.FLOAT8E8M0,
+    "tensor(float4e2m1)": onnx.TensorProto.FLOAT4E2M1,
+    "tensor(int4)": onnx.TensorProto.INT4,
+    "tensor(uint4)": onnx.TensorProto.UINT4,
+    "tensor(int2)": onnx.TensorProto.INT2,
+    "tensor(uint2)": onnx.TensorProto.UINT2,
+}
+_ML_DTYPES = {
+    "bfloat16": 0xFFFF,  # name -> the bits of an element that hold its value (ml_dtypes ignores the others)
+    "float8_e4m3fn": 0xFF,
+    "float8_e4m3fnuz": 0xFF,
+    "float8_e5m2": 0xFF,
+    "float8_e5m2fnuz": 0xFF,
+    "float8_e8m0fnu": 0xFF,
+    "float4_e2m1fn": 0x0F,
+    "int4": 0x0F,
+    "uint4": 0x0F,
+    "int2": 0x03,
+    "uint2": 0x03,
+}
+
+
+def _run_ort_values(session: ort.InferenceSession, names: list[str], feeds: Mapping[str, Any]) -> list[Any]:
+    """``session.run`` through OrtValues, the low-precision values converted by onnx's own
+    serializer (so that onnxpipe's packing is checked against an independent one)."""
+    values = {name: _ort_value(value) for name, value in feeds.items()}
+    return [_from_ort_value(v) for v in session.run_with_ort_values(names, values)]
+
+
+def _ort_value(value: Any) -> ort.OrtValue:
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"a {type(value).__name__} input cannot be fed as an OrtValue")
+    if value.dtype.name not in _ML_DTYPES:
+        return ort.OrtValue.ortvalue_from_numpy(value if value.flags.c_contiguous else value.copy(order="C"))
+    proto = numpy_helper.from_array(value)  # raw_data as ONNX stores it: 4- and 2-bit types packed
+    out = ort.OrtValue.ortvalue_from_shape_and_type(list(value.shape), proto.data_type, "cpu", 0)
+    if out.tensor_size_in_bytes() != len(proto.raw_data):
+        raise TypeError(f"ONNX Runtime holds {out.tensor_size_in_bytes()} bytes, onnx {len(proto.raw_data)}")
+    if proto.raw_data:
+        ctypes.memmove(out.data_ptr(), proto.raw_data, len(proto.raw_data))
+    return out
+
+
+def _from_ort_value(value: ort.OrtValue) -> Any:
+    if value.is_tensor() and value.element_type() in _LOW_PRECISION_TYPES.values():
+        raw = ctypes.string_at(value.data_ptr(), value.tensor_size_in_bytes())
+        return numpy_helper.to_array(onnx.TensorProto(data_type=value.element_type(), dims=value.shape(), raw_data=raw))
+    return value.numpy()
 
 
 def _context() -> Any:
@@ -386,7 +454,9 @@ def _unrow(values: Any, n: int | None, where: str) -> Any:
 
 
 def _text(value: Any) -> Any:
-    """Strings as onnxpipe holds them (str, never bytes)."""
+    """Strings as onnxpipe holds them (str, never bytes), also inside sequences."""
+    if isinstance(value, list):
+        return [_text(v) for v in value]
     if isinstance(value, np.ndarray) and value.dtype.kind in "OS":
         return np.array([x.decode() if isinstance(x, bytes) else x for x in value.reshape(-1)], object).reshape(
             value.shape
@@ -410,8 +480,13 @@ def transform_outputs(
     n = _batch_rows(transformer, feeds, batch)
     columns, arrays = [], []
     for name, value in feeds.items():
-        if not isinstance(value, np.ndarray):
-            raise MismatchError(f"input {name!r} is a {type(value).__name__}: no column type holds it")
+        if not isinstance(value, np.ndarray):  # a sequence, map or optional: a column of the input's own type
+            declared = transformer.info.input(name).column_type
+            if declared is None:
+                raise MismatchError(f"input {name!r} is a {type(value).__name__}: no column type holds it")
+            columns.append(Column(name, declared))
+            arrays.append(to_arrow([_text(value)], declared, name))
+            continue
         rows = [_text(r) for r in _rows_of(value, n)]
         shape = rows[0].shape if rows else value.shape[1:]
         dtype = DType.from_numpy(value.dtype)

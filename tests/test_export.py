@@ -135,18 +135,20 @@ def test_unexportable_step_fails_the_whole_export_naming_it() -> None:
         ctx.model.convert_to_onnx(model, data)
 
 
-def test_row_by_row_models_and_bad_options_are_refused(mlnet_data: Path) -> None:
+def test_row_by_row_models_export_and_bad_options_are_refused(mlnet_data: Path) -> None:
     @dataclass
     class Two:
         ina: Annotated[npt.NDArray[np.float32], VectorType(5)]
         inb: Annotated[npt.NDArray[np.float32], VectorType(5)]
 
-    data = ctx.data.load_from_enumerable([], Two)
+    rows = [Two(np.arange(5, dtype=np.float32) * k, np.ones(5, np.float32)) for k in range(3)]
+    data = ctx.data.load_from_enumerable(rows, Two)
     fixed = ctx.transforms.apply_onnx_model(mlnet_data / "onnx" / "twoinput.onnx").fit(data)
-    with pytest.raises(
-        ExportError, match=r"step 0 \(apply_onnx_model\(twoinput.onnx\)\) cannot be exported.*one row at a time"
-    ):
-        ctx.model.convert_to_onnx(fixed, data)
+    # A fixed batch of 1 runs in a Loop over the rows (tests/test_export_pretrained.py has the cases).
+    proto = ctx.model.convert_to_onnx(fixed, data)
+    assert [n.op_type for n in proto.graph.node if n.op_type == "Loop"] == ["Loop"]
+    reapplied = ctx.transforms.apply_onnx_model(model_bytes=proto.SerializeToString()).transform(data)
+    assert_views_equal(_select(reapplied, ["ina", "inb", "outa", "outb"]), fixed.transform(data), "twoinput")
     model = _pipeline().fit(_data(1))
     with pytest.raises(ExportError, match=r"opset 12 is not supported: choose one from 13 to 21"):
         ctx.model.convert_to_onnx(model, _data(1), opset=12)

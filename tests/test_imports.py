@@ -16,7 +16,7 @@ import pytest
 
 from onnxpipe.runtime._elem_type import ElemType
 
-HEAVY = ("onnx", "scipy", "rich", "lightgbm", "PIL")
+HEAVY = ("onnx", "ml_dtypes", "scipy", "rich", "lightgbm", "PIL")
 CLI_HEAVY = (*HEAVY, "pyarrow.compute", "pyarrow.parquet")
 
 # The modules (not this task's) that still import a heavy package at import time. strict: the

@@ -105,12 +105,12 @@ def odd_names_model() -> onnx.ModelProto:
 
 
 def unsupported_model() -> onnx.ModelProto:
-    """Types onnxpipe cannot declare: bfloat16 tensors and a sequence of tensors."""
+    """Types onnxpipe cannot declare: complex tensors (no ONNX Runtime kernel takes them) and a sequence of tensors."""
     return _signature_model(
         "unsupported",
         [_tensor("x", TensorProto.FLOAT, ["N", 2])],
         [
-            _tensor("y_bf16", TensorProto.BFLOAT16, ["N", 10]),
+            _tensor("y_c64", TensorProto.COMPLEX64, ["N", 10]),
             helper.make_value_info(
                 "pieces", helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, ["K"]))
             ),
@@ -151,18 +151,20 @@ def import_code(code: str, folder: Path) -> types.ModuleType:
     return module
 
 
-def expected_column(t: TensorInfo) -> Column:
-    """The column a generated field must declare: one row's shape, unknown batch -> 1."""
+def expected_column(t: TensorInfo, batch: bool = True) -> Column:
+    """The column a generated field must declare: one row's shape, unknown batch -> 1 (when
+    ``batch``: the model is scored in batches)."""
     ct = t.column_type
     assert ct is not None
     if isinstance(ct, TensorType) and t.dims:
-        dims = tuple(d if isinstance(d, int) and d > 0 else (1 if i == 0 else None) for i, d in enumerate(t.dims))
+        first = 1 if batch else None
+        dims = tuple(d if isinstance(d, int) and d >= 0 else (first if i == 0 else None) for i, d in enumerate(t.dims))
         return Column(t.name, TensorType(ct.dtype, dims))
     return Column(t.name, ct)
 
 
-def declared(info: ModelInfo, tensors: tuple[TensorInfo, ...]) -> list[Column]:
-    return [expected_column(t) for t in tensors if not t.name.startswith("mlnet.")]
+def declared(info: ModelInfo, tensors: tuple[TensorInfo, ...], batch: bool = True) -> list[Column]:
+    return [expected_column(t, batch) for t in tensors if not t.name.startswith("mlnet.")]
 
 
 @pytest.fixture
@@ -286,6 +288,9 @@ def _rows(text: str) -> list[list[str]]:
     return [[c.strip() for c in line.strip("│").split("│")] for line in text.splitlines() if line.startswith("│")]
 
 
+NOT_STACKED = ", but input 'class' has none: one row per call"
+
+
 def test_render_dimensions_and_types(tmp_path: Path) -> None:
     info = onnxpipe.inspect_model(save(odd_names_model(), tmp_path, "odd.onnx"))
     rows = _rows(render(info, width=200))
@@ -315,16 +320,28 @@ def test_render_dimensions_and_types(tmp_path: Path) -> None:
         ["Opsets", "ai.onnx: 17"],
         ["", "ai.onnx.ml: 3"],
         ["Graph", "odd_names"],
-        ["Batch dimension", "gpu_0/data_0: yes, the first dimension is named like a batch (batch)"],
-        ["", "x.1: yes, the first dimension is unknown (-1)"],
-        ["", "387: yes, the first dimension is unnamed"],
+        [
+            "Batch dimension",
+            "gpu_0/data_0: no, the first dimension is named like a batch (batch)" + NOT_STACKED,
+        ],
+        ["", "x.1: no, the first dimension is unknown (-1)" + NOT_STACKED],
+        ["", "387: no, the first dimension is unnamed" + NOT_STACKED],
         ["", "class: no, the first dimension is fixed at 2"],
         ["", "Class: no, the first dimension is fixed at 3"],
         ["", "onnx::Flatten_0: no, a scalar"],
-        ["", "save_infer_model/scale_0.tmp_1: yes, the first dimension is named like a batch (N)"],
+        [
+            "",
+            "save_infer_model/scale_0.tmp_1: no, the first dimension is named like a batch (N)" + NOT_STACKED,
+        ],
         ["", "prompt: no, a scalar"],
-        ["", "pixelValues: yes, the first dimension is named like a batch (N)"],
-        ["", "mlnet.Features.unusedInput: yes, the first dimension is unknown (-1)"],
+        [
+            "",
+            "pixelValues: no, the first dimension is named like a batch (N)" + NOT_STACKED,
+        ],
+        [
+            "",
+            "mlnet.Features.unusedInput: no, the first dimension is unknown (-1)" + NOT_STACKED,
+        ],
     ]
 
 
@@ -398,17 +415,17 @@ from onnxpipe import ColumnName, VectorType
 
 @dataclass
 class In:
-    gpu_0_data_0: Annotated[npt.NDArray[np.float32], ColumnName("gpu_0/data_0"), VectorType(1, 3)]
-    x_1: Annotated[npt.NDArray[np.float32], ColumnName("x.1"), VectorType(1, 4)]
-    tensor_387: Annotated[npt.NDArray[np.float32], ColumnName("387"), VectorType(1, 5)]
+    gpu_0_data_0: Annotated[npt.NDArray[np.float32], ColumnName("gpu_0/data_0"), VectorType(-1, 3)]
+    x_1: Annotated[npt.NDArray[np.float32], ColumnName("x.1"), VectorType(-1, 4)]
+    tensor_387: Annotated[npt.NDArray[np.float32], ColumnName("387"), VectorType(-1, 5)]
     class_: Annotated[npt.NDArray[np.float16], ColumnName("class"), VectorType(2, 2)]
     class_2: Annotated[npt.NDArray[np.bool_], ColumnName("Class"), VectorType(3, -1)]
     onnx_flatten_0: Annotated[np.int64, ColumnName("onnx::Flatten_0")]
     save_infer_model_scale_0_tmp_1: Annotated[
-        npt.NDArray[np.str_], ColumnName("save_infer_model/scale_0.tmp_1"), VectorType(1)
+        npt.NDArray[np.str_], ColumnName("save_infer_model/scale_0.tmp_1"), VectorType(-1)
     ]
     prompt: Annotated[str, ColumnName("prompt")]
-    pixel_values: Annotated[npt.NDArray[np.uint8], ColumnName("pixelValues"), VectorType(1, 32, 32, 3)]
+    pixel_values: Annotated[npt.NDArray[np.uint8], ColumnName("pixelValues"), VectorType(-1, 32, 32, 3)]
 
 
 @dataclass
@@ -416,8 +433,8 @@ class Out:
     probabilities: Annotated[list[dict[int, float]], ColumnName("probabilities")]
     output_probability: Annotated[list[dict[str, float]], ColumnName("output_probability")]
     counts: Annotated[dict[int, np.float64], ColumnName("counts")]
-    x_1: Annotated[npt.NDArray[np.float32], ColumnName("x.1"), VectorType(1, 4)]
-    x_1_2: Annotated[npt.NDArray[np.int32], ColumnName("x_1"), VectorType(1, -1, -1)]
+    x_1: Annotated[npt.NDArray[np.float32], ColumnName("x.1"), VectorType(-1, 4)]
+    x_1_2: Annotated[npt.NDArray[np.int32], ColumnName("x_1"), VectorType(-1, -1, 0)]
 """
 
 
@@ -427,11 +444,13 @@ def test_schema_code_odd_names_and_types(tmp_path: Path) -> None:
     assert code == ODD_CODE
     module = import_code(code, tmp_path)
     inputs = schema_of(module.In).columns
-    assert inputs == declared(info, info.inputs)
+    # Input "class" has a fixed first dimension, so the model is scored one row per call and no
+    # unknown first dimension is pinned to 1.
+    assert inputs == declared(info, info.inputs, batch=False)
     assert inputs[5] == Column("onnx::Flatten_0", TensorType(DType.INT64, ()))
     assert inputs[7] == Column("prompt", TensorType(DType.STRING, ()))
     outputs = schema_of(module.Out).columns
-    assert outputs == declared(info, info.outputs)
+    assert outputs == declared(info, info.outputs, batch=False)
     assert outputs[0].type == SequenceType(MapType(DType.INT64, TensorType(DType.FLOAT32, ())))
     assert outputs[2].type == MapType(DType.INT64, TensorType(DType.FLOAT64, ()))
 
@@ -442,16 +461,15 @@ def test_schema_code_unsupported_types(tmp_path: Path) -> None:
     assert code.endswith(
         "@dataclass\n"
         "class OnnxOutput:\n"
-        "    # unsupported ONNX type: bfloat16[N,10]; onnxpipe cannot read or feed this tensor\n"
-        '    y_bf16: Annotated[object, ColumnName("y_bf16")]\n'
-        "    # unsupported ONNX type: seq(float32); onnxpipe cannot read or feed this tensor\n"
-        '    pieces: Annotated[object, ColumnName("pieces")]\n'
+        "    # unsupported ONNX type: complex64[N,10]; onnxpipe cannot read or feed this tensor\n"
+        '    y_c64: Annotated[object, ColumnName("y_c64")]\n'
+        '    pieces: Annotated[list[npt.NDArray[np.float32]], ColumnName("pieces"), VectorType(-1)]\n'
         '    ok: Annotated[npt.NDArray[np.float32], ColumnName("ok"), VectorType(1)]\n'
     )
     module = import_code(code, tmp_path)
     assert schema_of(module.OnnxInput).columns == [Column("x", TensorType(DType.FLOAT32, (1, 2)))]
     # The class imports, and reading its schema points at the field the user must remove.
-    with pytest.raises(ColumnTypeError, match=r"^OnnxOutput\.y_bf16: element type <class 'object'> is not supported"):
+    with pytest.raises(ColumnTypeError, match=r"^OnnxOutput\.y_c64: element type <class 'object'> is not supported"):
         schema_of(module.OnnxOutput)
 
 

@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxpipe as op
-from onnxpipe.errors import ExecutionError, InvalidArgumentError, TensorNotFoundError
+from onnxpipe.errors import InvalidArgumentError, ModelError, OnnxPipeWarning, TensorNotFoundError
 from onnxpipe.persistence import model_from_bytes, model_to_bytes
 from onnxpipe.runtime import describe_model
 from tests.models import serialized
@@ -134,9 +134,20 @@ def _wrong_rank_model() -> bytes:
 def test_an_output_declared_with_the_wrong_rank_is_restated_with_shape_dictionary() -> None:
     values = np.arange(8, dtype=np.float32)
     data = ctx.data.load_from_arrow(pa.table({"X": pa.FixedSizeListArray.from_arrays(pa.array(values), 4)}))
-    wrong = ctx.transforms.apply_onnx_model(model_bytes=_wrong_rank_model())
-    with pytest.raises(ExecutionError, match=r"state the real shape with shape_dictionary=\{'Y': \[-1, 2, 2\]\}"):
-        wrong.transform(data).column("Y")
+    # ONNX Runtime's shape is taken, with one warning that says how to state it.
+    with pytest.warns(
+        OnnxPipeWarning,
+        match=r"returns \[1,2,2\] for a synthetic row: using \[1,\?,\?\]; "
+        r"state the real shape with shape_dictionary=\{'Y': \[-1, 2, 2\]\}",
+    ):
+        taken = ctx.transforms.apply_onnx_model(model_bytes=_wrong_rank_model())
+    assert str(taken.output_schema(data.schema)["Y"].type) == "float32[1,?,?]"
+    np.testing.assert_array_equal(taken.transform(data).column("Y"), values.reshape(2, 1, 2, 2))
+    with pytest.raises(
+        ModelError,
+        match=r"output 'Y' is declared \[1,4\] per row, but ONNX Runtime returns \[1,2,2\].*strict_shapes=True",
+    ):
+        ctx.transforms.apply_onnx_model(model_bytes=_wrong_rank_model(), strict_shapes=True)
     stated = ctx.transforms.apply_onnx_model(model_bytes=_wrong_rank_model(), shape_dictionary={"Y": [-1, 2, 2]})
     scored = stated.transform(data)
     assert str(scored.schema["Y"].type) == "float32[?,2,2]"

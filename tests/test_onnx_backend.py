@@ -37,50 +37,7 @@ FULL_ENV = "ONNXPIPE_BACKEND_FULL"
 # Cause -> the cases that fail because of it (onnx 1.23.2, onnxruntime 1.32.0). Regenerate with
 # `python bench/onnx_backend_report.py --xfail FILE` after a full run, then keep the causes'
 # wording.
-XFAIL: dict[str, list[str]] = {
-    "a model scored row by row fixes its unknown first dimension at 1": [
-        "simple/test_sequence_model8",
-    ],
-    "non-tensor input (sequence, map or optional)": [
-        "node/test_identity_opt",
-        "node/test_identity_sequence",
-        "node/test_loop13_seq",
-        "node/test_loop16_seq_none",
-        "node/test_sequence_insert_at_back",
-        "node/test_sequence_insert_at_front",
-        "node/test_sequence_map_add_1_sequence_1_tensor",
-        "node/test_sequence_map_add_1_sequence_1_tensor_expanded",
-        "node/test_sequence_map_add_2_sequences",
-        "node/test_sequence_map_add_2_sequences_expanded",
-        "node/test_sequence_map_extract_shapes",
-        "node/test_sequence_map_extract_shapes_expanded",
-        "node/test_sequence_map_identity_1_sequence",
-        "node/test_sequence_map_identity_1_sequence_1_tensor",
-        "node/test_sequence_map_identity_1_sequence_1_tensor_expanded",
-        "node/test_sequence_map_identity_1_sequence_expanded",
-        "node/test_sequence_map_identity_2_sequences",
-        "node/test_sequence_map_identity_2_sequences_expanded",
-    ],
-    "sequence-of-tensors output: a DataView cannot store it": [
-        "node/test_if_seq",
-        "node/test_split_to_sequence_1",
-        "node/test_split_to_sequence_2",
-        "node/test_split_to_sequence_nokeepdims",
-    ],
-    "optional outputs have no column type": [
-        "node/test_if_opt",
-    ],
-    "unsupported element type (float8, int4, bfloat16, complex)": [
-        "node/test_cast_FLOAT16_to_FLOAT8E4M3FN",
-        "node/test_cast_FLOAT16_to_FLOAT8E4M3FN@batch",
-        "node/test_cast_FLOAT_to_FLOAT8E4M3FN",
-        "node/test_cast_FLOAT_to_FLOAT8E4M3FN@batch",
-        "node/test_cast_no_saturate_FLOAT16_to_FLOAT8E4M3FN",
-        "node/test_cast_no_saturate_FLOAT16_to_FLOAT8E4M3FN@batch",
-        "node/test_cast_no_saturate_FLOAT_to_FLOAT8E4M3FN",
-        "node/test_cast_no_saturate_FLOAT_to_FLOAT8E4M3FN@batch",
-    ],
-}
+XFAIL: dict[str, list[str]] = {}
 
 
 def _mode(config: pytest.Config) -> str:

@@ -127,7 +127,7 @@ def test_two_unknown_dimensions_resolved_per_row() -> None:
         exp_total, exp_doubled = plain_ort(model, {"x": a})
         np.testing.assert_allclose(d, exp_doubled, **TOLERANCES)
         np.testing.assert_allclose(tot, exp_total, **TOLERANCES)
-    check_component(t, ctx.data.load_from_enumerable([Sequence4(a) for a in arrays], Sequence4), exportable=False)
+    check_component(t, ctx.data.load_from_enumerable([Sequence4(a) for a in arrays], Sequence4), exportable=True)
 
 
 def test_rows_without_leading_batch_and_unknown_dims() -> None:
@@ -213,7 +213,7 @@ def test_two_inputs_two_outputs_any_order(mlnet_data: Path) -> None:
     rows = [Two(np.arange(5, dtype=np.float32), np.arange(5, dtype=np.float32)) for _ in range(3)]
     view = ctx.data.load_from_enumerable(rows, Two)
     t = ctx.transforms.apply_onnx_model(path, output_column_names=["outb", "outa"])
-    scored = check_component(t, view, exportable=False).transform(view)
+    scored = check_component(t, view, exportable=True).transform(view)  # a fixed batch: exported in a Loop
     assert scored.schema.names == ["ina", "inb", "outb", "outa"]
     # As ML.NET's OnnxModelMultiInput: outa = ina - inb, outb = ina + inb.
     assert scored.column("outa").sum() == 0 and scored.column("outb").sum() == 60
@@ -243,7 +243,7 @@ def test_zipmap_outputs(mlnet_data: Path, file: str, key_type: type, keys: list[
     path = mlnet_data / "onnx" / file
     rows = [In(np.array([1, 2, 3], np.float32)), In(np.array([[3, 2, 1]], np.float32))]
     view = ctx.data.load_from_enumerable(rows, In)
-    scored = check_component(ctx.transforms.apply_onnx_model(path), view, exportable=False).transform(view)
+    scored = check_component(ctx.transforms.apply_onnx_model(path), view, exportable=True).transform(view)
     got = [r.output for r in ctx.data.create_enumerable(scored, out_class)]
     assert got == [[dict(zip(keys, [1.0, 2.0, 3.0], strict=True))], [dict(zip(keys, [3.0, 2.0, 1.0], strict=True))]]
     engine = ctx.model.create_prediction_engine(ctx.transforms.apply_onnx_model(path), In, out_class)
@@ -323,7 +323,7 @@ def test_float16_string_and_rank0() -> None:
     inc = ctx.transforms.apply_onnx_model(model_bytes=models.rank0_increment())
     assert not inc.batched
     view = ctx.data.load_from_enumerable([Count(1), Count(41)], Count)
-    scored = check_component(inc, view, exportable=False).transform(view)
+    scored = check_component(inc, view, exportable=True).transform(view)
     assert str(scored.schema["m"].type) == "int64"
     assert scored.column("m").tolist() == [2, 42]
     assert ctx.model.create_prediction_engine(inc, Count, Next).predict(Count(9)) == Next(10)
@@ -598,7 +598,7 @@ def test_output_of_unknown_rank_is_a_flat_vector() -> None:
     t = ctx.transforms.apply_onnx_model(model_bytes=models.unknown_rank_output())
     assert not t.batched
     view = ctx.data.load_from_enumerable([Row(np.array([1, 2, 3], np.float32)), Row(np.ones(3, np.float32))], Row)
-    scored = check_component(t, view, exportable=False).transform(view)
+    scored = check_component(t, view, exportable=True).transform(view)
     assert str(scored.schema["y"].type) == "float32[?]"
     np.testing.assert_array_equal(np.stack(scored.column("y")), [[2, 4, 6], [2, 2, 2]])
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Optional
 
 import numpy as np
@@ -11,12 +12,14 @@ import pytest
 import onnxpipe as op
 from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, SchemaError
 from onnxpipe.schema import (
+    AnyRankTensorType,
     Column,
     ColumnName,
     DType,
     KeyType,
     LoadColumn,
     MapType,
+    OptionalType,
     Schema,
     SequenceType,
     TensorType,
@@ -298,7 +301,7 @@ def test_pydantic_model() -> None:
 @pytest.mark.parametrize(
     ("dims", "message"),
     [
-        ((0,), r"VectorType\(0,\): dimension 0 is invalid; use a positive size, or -1 / None"),
+        ((-7,), r"VectorType\(-7,\): dimension -7 is invalid; use a size \(0 or more\), or -1 / None"),
         ((-2,), r"dimension -2 is invalid"),
         ((3, -5), r"dimension -5 is invalid"),
         ((True,), r"dimension True is invalid"),
@@ -326,8 +329,8 @@ def test_invalid_markers() -> None:
         LoadColumn(-1)
     with pytest.raises(SchemaError, match=r"LoadColumn\(5, 2\): invalid column range"):
         LoadColumn(5, 2)
-    with pytest.raises(SchemaError, match=r"dimension 0 in shape \(0\) is invalid"):
-        TensorType(F32, (0,))
+    assert TensorType(F32, (0,)).size == 0  # ONNX: 0 is a size (an empty tensor), not unknown
+    assert VectorType(2, 0).dims == (2, 0)
     with pytest.raises(SchemaError, match=r"dimension -1 in shape \(2,-1\) is invalid"):
         TensorType(F32, (2, -1))
 
@@ -340,8 +343,6 @@ def _unsupported(annotation: Any) -> type:
     ("annotation", "shown"),
     [
         (complex, "<class 'complex'>"),
-        (Optional[float], r"typing.Optional\[float\]"),  # noqa: UP045 - the spelling users write
-        (float | None, r"float \| None"),
         (np.complex64, "numpy.complex64"),
         (bytes, "<class 'bytes'>"),
         (list[complex], "<class 'complex'>"),
@@ -357,6 +358,28 @@ def _unsupported(annotation: Any) -> type:
 def test_unsupported_annotation_names_class_and_field(annotation: Any, shown: str) -> None:
     with pytest.raises(ColumnTypeError, match=rf"^Bad\.field: element type .*{shown}.* is not supported; use float"):
         schema_of(_unsupported(annotation))
+
+
+@pytest.mark.parametrize("annotation", [int | str, float | str | None, Optional[int | str]])  # noqa: UP045
+def test_a_union_other_than_an_optional_is_refused(annotation: Any) -> None:
+    with pytest.raises(ColumnTypeError, match=r"^Bad\.field: .* is not supported; a union must be one type or None"):
+        schema_of(_unsupported(annotation))
+
+
+def test_optionals_and_sequences_of_tensors_read_from_annotations() -> None:
+    @dataclass
+    class Row:
+        maybe: float | None
+        spelled: Optional[np.int32]  # noqa: UP045 - the spelling users write
+        pieces: list[npt.NDArray[np.float32]]
+        shaped: Annotated[list[npt.NDArray[np.int64]] | None, VectorType(-1, 3)]
+
+    assert schema_of(Row).columns == [
+        Column("maybe", OptionalType(TensorType(DType.FLOAT32))),
+        Column("spelled", OptionalType(TensorType(DType.INT32))),
+        Column("pieces", SequenceType(AnyRankTensorType(DType.FLOAT32))),
+        Column("shaped", OptionalType(SequenceType(TensorType(DType.INT64, (None, 3))))),
+    ]
 
 
 def test_list_with_two_element_types_is_rejected() -> None:
@@ -510,8 +533,8 @@ def test_schema_json_round_trip() -> None:
     [
         ({"kind": "tensor", "dtype": "float128", "shape": []}, r"invalid column type description .*float128"),
         ({"kind": "tensor", "shape": []}, r"invalid column type description .*'dtype'"),
-        ({"kind": "tensor", "dtype": "float32", "shape": [0]}, r"dimension 0 in shape"),
-        ({"kind": "table"}, r"invalid column type kind 'table': expected tensor, image, sequence or map"),
+        ({"kind": "tensor", "dtype": "float32", "shape": [-3]}, r"dimension -3 in shape"),
+        ({"kind": "table"}, r"invalid column type kind 'table': expected tensor, image, sequence, map or optional"),
     ],
 )
 def test_schema_from_bad_json(obj: dict[str, Any], message: str) -> None:

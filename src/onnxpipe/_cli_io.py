@@ -59,7 +59,7 @@ from onnxpipe.errors import (
     ParseError,
     ShapeError,
 )
-from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
+from onnxpipe.schema import AnyRankTensorType, Column, ColumnType, DType, Schema, TensorType
 
 __all__ = [
     "INPUT_FORMATS",
@@ -747,6 +747,8 @@ def _tensor_storage(arr: pa.Array, name: str, ct: TensorType, where: str, row0: 
                 f"{where}: row {row0 + r} of column {name!r} has {counts[r]} values; the model reads {ct}, "
                 f"{size} values per row"
             )
+        if size == 0:  # as data/_convert stores it
+            return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), values)
         return pa.FixedSizeListArray.from_arrays(values, size)
     known = math.prod(d for d in ct.shape if d is not None)
     if ct.shape.count(None) != 1:
@@ -783,9 +785,46 @@ def open_writer(path: Path | BinaryIO, fmt: str, schema: Schema) -> TableWriter:
     or a binary file that closing the writer leaves open (flushed)."""
     if fmt == "parquet":
         return _ParquetWriter(path, schema)
-    if fmt == "jsonl":
-        return _JsonLinesWriter(path, schema)
-    return _TextWriter(path, schema, _SEPARATORS[fmt])
+    numbers = Schema(_as_numbers(c) for c in schema.columns)
+    writer: TableWriter = (
+        _JsonLinesWriter(path, numbers) if fmt == "jsonl" else _TextWriter(path, numbers, _SEPARATORS[fmt])
+    )
+    return writer if numbers == schema else _NumbersWriter(writer, schema, numbers)
+
+
+def _as_numbers(column: Column) -> Column:
+    """A low-precision tensor column (bfloat16, float8, int4...) as the float32 or int8 values it
+    holds exactly, for the text formats (Arrow stores its raw bits, which are not its values)."""
+    ct = column.type
+    if not isinstance(ct, TensorType) or not ct.dtype.is_low_precision:
+        return column
+    wide = DType.INT8 if ct.dtype.value.startswith(("int", "uint")) else DType.FLOAT32
+    return dataclasses.replace(column, type=TensorType(wide, ct.shape))
+
+
+class _NumbersWriter:
+    """Hands ``writer`` each batch with its low-precision columns as numbers (:func:`_as_numbers`)."""
+
+    def __init__(self, writer: TableWriter, schema: Schema, numbers: Schema) -> None:
+        self._writer, self._schema, self._numbers = writer, schema, numbers
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        arrays = []
+        for arr, col, wide in zip(batch.columns, self._schema.columns, self._numbers.columns, strict=True):
+            if col != wide:
+                values = from_arrow(arr, col.type)
+                assert isinstance(wide.type, TensorType)
+                dtype = wide.type.dtype.numpy
+                exact = values.astype(dtype) if isinstance(values, np.ndarray) else [v.astype(dtype) for v in values]
+                arr = to_arrow(exact, wide.type, wide.name)
+            arrays.append(arr)
+        self._writer.write(pa.RecordBatch.from_arrays(arrays, schema=arrow_schema(self._numbers)))
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def discard(self) -> None:
+        self._writer.discard()
 
 
 class _ParquetWriter:
@@ -942,9 +981,9 @@ def _json_fragments(arr: pa.Array, ct: ColumnType) -> pa.Array:
     if isinstance(ct, TensorType) and ct.is_known_shape and ct.dtype is not DType.STRING:
         if ct.is_scalar:
             return _number_texts(arr)
-        assert isinstance(arr, pa.FixedSizeListArray)
         if not ct.size:
             return pa.array(["[]"] * len(arr), pa.string())
+        assert isinstance(arr, pa.FixedSizeListArray)
         flat = _number_texts(arr.flatten())  # row-major values, ct.size per row
         offsets = pa.array(np.arange(0, len(flat) + 1, ct.size, dtype=np.int64))
         rows = pa.LargeListArray.from_arrays(offsets, flat)
@@ -973,7 +1012,7 @@ def _json_values(arr: pa.Array, ct: ColumnType) -> list[Any]:
         if ct.is_known_shape:
             assert isinstance(values, np.ndarray)
             return _finite(values if ct.is_scalar else values.reshape(len(values), -1))
-        flat = ct.shape.count(None) == 1
+        flat = ct.shape.count(None) == 1 and not isinstance(ct, AnyRankTensorType)  # else rows keep their shape
         return [_finite(np.asarray(v).reshape(-1) if flat else np.asarray(v)) for v in values]
     return [_clean(v) for v in values]
 

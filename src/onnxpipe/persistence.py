@@ -65,6 +65,7 @@ from onnxpipe.schema import (
     Column,
     DType,
     MapType,
+    OptionalType,
     Schema,
     SequenceType,
     TensorType,
@@ -908,6 +909,8 @@ def _probe_values(column: Column) -> ColumnValues:
         return [[]]
     if isinstance(t, MapType):
         return [{}]
+    if isinstance(t, OptionalType):
+        return [None]
     shape = tuple(1 if d is None else d for d in t.shape)
     if t.dtype is DType.STRING:
         arr = np.empty((1, *shape), dtype=object)
@@ -951,8 +954,8 @@ def _schemas(model: Transformer, schema: Schema, label: str) -> list[Schema]:
 
 def _values_per_row(column: Column) -> int:
     t = column.type
-    while isinstance(t, SequenceType | MapType):
-        t = t.element if isinstance(t, SequenceType) else t.value
+    while isinstance(t, SequenceType | MapType | OptionalType):
+        t = t.value if isinstance(t, MapType) else t.element
     return math.prod(1 if d is None else d for d in t.shape) if isinstance(t, TensorType) else 1
 
 

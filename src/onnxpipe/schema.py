@@ -2,10 +2,13 @@
 
 This module is the data contract: it knows nothing of ONNX or of learning.
 
-* :class:`DType` is an element type (every ONNX tensor element type onnxpipe supports).
+* :class:`DType` is an element type (every ONNX tensor element type onnxpipe supports; the
+  low-precision ones, bfloat16, float8, float4, int4, int2, as ``ml_dtypes`` arrays).
 * A column's type is a :class:`TensorType` (a scalar is a tensor of shape ``()``; unknown
-  dimensions are ``None``; a key column has a ``key_count``), a :class:`SequenceType` or a
-  :class:`MapType` (for ONNX sequence / map outputs such as scikit-learn's ZipMap).
+  dimensions are ``None``; a key column has a ``key_count``; :class:`AnyRankTensorType` when
+  even the rank is unknown), a :class:`SequenceType`, a :class:`MapType` (ONNX sequences and
+  maps, e.g. scikit-learn's ZipMap) or an :class:`OptionalType` (ONNX optionals: None per row
+  when empty).
 * An :class:`ImageType` is the tensor type of an image column: uint8 pixels of shape
   ``(height, width, channels)`` with 1 (gray), 3 (RGB) or 4 (RGBA) channels.
 * A :class:`Schema` is an ordered, immutable list of :class:`Column`.
@@ -23,6 +26,7 @@ import enum
 import functools
 import math
 import sys
+import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
@@ -33,6 +37,7 @@ import pyarrow as pa
 from onnxpipe.errors import ColumnNotFoundError, ColumnTypeError, SchemaError
 
 __all__ = [
+    "AnyRankTensorType",
     "Column",
     "ColumnName",
     "ColumnType",
@@ -42,6 +47,7 @@ __all__ = [
     "KeyType",
     "LoadColumn",
     "MapType",
+    "OptionalType",
     "RowBinding",
     "Schema",
     "SequenceType",
@@ -68,27 +74,73 @@ class DType(enum.Enum):
     FLOAT32 = "float32"
     FLOAT64 = "float64"
     STRING = "string"
+    # ONNX's low-precision types (is_low_precision): ml_dtypes arrays in memory, raw bits in Arrow.
+    BFLOAT16 = "bfloat16"
+    FLOAT8E4M3FN = "float8e4m3fn"
+    FLOAT8E4M3FNUZ = "float8e4m3fnuz"
+    FLOAT8E5M2 = "float8e5m2"
+    FLOAT8E5M2FNUZ = "float8e5m2fnuz"
+    FLOAT8E8M0 = "float8e8m0"
+    FLOAT4E2M1 = "float4e2m1"
+    INT4 = "int4"
+    UINT4 = "uint4"
+    INT2 = "int2"
+    UINT2 = "uint2"
 
     @property
     def numpy(self) -> np.dtype[Any]:
-        """The numpy dtype holding values of this type (``object`` for strings)."""
-        return _NUMPY[self]
+        """The numpy dtype holding values of this type (``object`` for strings; an ml_dtypes
+        dtype, one element per byte, for the low-precision types)."""
+        try:
+            return _NUMPY[self]
+        except KeyError:  # a low-precision type: ml_dtypes is imported on first use (it is slow to import)
+            _load_ml_dtypes()
+            return _NUMPY[self]
 
     @property
     def arrow(self) -> pa.DataType:
+        """The Arrow type storing the values: for a low-precision type the raw bit pattern (uint16
+        for bfloat16, uint8 for the others), the column's metadata saying what it is."""
         return _ARROW[self]
 
     @property
     def is_float(self) -> bool:
+        """float16, float32 or float64. Like is_integer and is_numeric, this names the types numpy
+        computes with, which onnxpipe's steps take; the low-precision types answer False (see
+        :attr:`is_low_precision`)."""
         return self in (DType.FLOAT16, DType.FLOAT32, DType.FLOAT64)
 
     @property
     def is_integer(self) -> bool:
-        return self.value.startswith(("int", "uint"))
+        """int8-64 or uint8-64 (not int4, uint4, int2, uint2: see :attr:`is_low_precision`)."""
+        return self.value.startswith(("int", "uint")) and self not in _ML_DTYPES
 
     @property
     def is_numeric(self) -> bool:
         return self.is_float or self.is_integer
+
+    @property
+    def is_low_precision(self) -> bool:
+        """One of ONNX's narrow types numpy has no dtype of its own for: bfloat16, the float8
+        types, float4e2m1, int4, uint4, int2, uint2. Values are ``ml_dtypes`` arrays; they are
+        fed to and read from ONNX Runtime exactly, but only ONNX models compute with them, and
+        nothing converts into or out of them automatically (:meth:`converts_safely_to`)."""
+        return self in _ML_DTYPES
+
+    @property
+    def ml_dtypes_name(self) -> str | None:
+        """The ``ml_dtypes`` attribute of a low-precision type (``"float8_e4m3fn"``); None for the others."""
+        low = _ML_DTYPES.get(self)
+        return None if low is None else low[0]
+
+    @property
+    def bits(self) -> int:
+        """Bits per element as ONNX stores it (ONNX packs the 4-bit and 2-bit types 2 or 4 to a
+        byte, low bits first; ml_dtypes keeps one per byte); 0 for strings."""
+        low = _ML_DTYPES.get(self)
+        if low is not None:
+            return low[1]
+        return 0 if self is DType.STRING else _NUMPY[self].itemsize * 8
 
     @classmethod
     def from_numpy(cls, dtype: np.dtype[Any] | type) -> DType:
@@ -96,6 +148,8 @@ class DType(enum.Enum):
         dt = np.dtype(dtype)
         if dt.kind in "OUS":
             return DType.STRING
+        if dt not in _FROM_NUMPY and dt.name in _ML_NAMES:  # an ml_dtypes dtype: ml_dtypes is loaded already
+            _load_ml_dtypes()
         try:
             return _FROM_NUMPY[dt]
         except KeyError:
@@ -117,10 +171,19 @@ class DType(enum.Enum):
 
         The documented safe conversions: any number or bool into a float type (float64 data
         into a float32 model input is the case everyone hits), and integers into a wider
-        integer type that holds every value. Everything else must match exactly.
+        integer type that holds every value. Of the low-precision types, only float32 and
+        float16 round into bfloat16 automatically: ml_dtypes rounds every one of their values
+        (NaNs included) to the same bits as ONNX Runtime's Cast, so the converted feed and an
+        exported Cast agree; float64 and integers do not (ONNX Runtime rounds twice, through
+        float32). Everything else low-precision must match exactly: a float8 or int4 model input
+        takes exactly its type, and none converts into another type automatically.
         """
         if self is target:
             return True
+        if target is DType.BFLOAT16 and self in (DType.FLOAT32, DType.FLOAT16):
+            return True
+        if self in _ML_DTYPES or target in _ML_DTYPES:
+            return False
         if target.is_float:
             return self.is_numeric or self is DType.BOOL
         if target.is_integer and (self.is_integer or self is DType.BOOL):
@@ -131,11 +194,40 @@ class DType(enum.Enum):
         return False
 
 
-_NUMPY: dict[DType, np.dtype[Any]] = {t: np.dtype(object if t is DType.STRING else t.value) for t in DType}
+# The low-precision types: their ml_dtypes name and bits per element as ONNX stores them.
+_ML_DTYPES: dict[DType, tuple[str, int]] = {
+    DType.BFLOAT16: ("bfloat16", 16),
+    DType.FLOAT8E4M3FN: ("float8_e4m3fn", 8),
+    DType.FLOAT8E4M3FNUZ: ("float8_e4m3fnuz", 8),
+    DType.FLOAT8E5M2: ("float8_e5m2", 8),
+    DType.FLOAT8E5M2FNUZ: ("float8_e5m2fnuz", 8),
+    DType.FLOAT8E8M0: ("float8_e8m0fnu", 8),
+    DType.FLOAT4E2M1: ("float4_e2m1fn", 4),
+    DType.INT4: ("int4", 4),
+    DType.UINT4: ("uint4", 4),
+    DType.INT2: ("int2", 2),
+    DType.UINT2: ("uint2", 2),
+}
+_ML_NAMES = {name for name, _ in _ML_DTYPES.values()}
+_NUMPY: dict[DType, np.dtype[Any]] = {
+    t: np.dtype(object if t is DType.STRING else t.value) for t in DType if t not in _ML_DTYPES
+}
 _FROM_NUMPY: dict[np.dtype[Any], DType] = {v: k for k, v in _NUMPY.items() if k is not DType.STRING}
 _ARROW: dict[DType, pa.DataType] = {
-    t: pa.string() if t is DType.STRING else pa.from_numpy_dtype(_NUMPY[t]) for t in DType
-}
+    t: pa.string() if t is DType.STRING else pa.from_numpy_dtype(_NUMPY[t]) for t in _NUMPY
+} | {t: pa.uint16() if bits == 16 else pa.uint8() for t, (_, bits) in _ML_DTYPES.items()}
+
+
+def _load_ml_dtypes() -> None:
+    """Add the low-precision types' ml_dtypes dtypes to the tables (``import onnxpipe`` does not
+    import ml_dtypes: a tenth of a second that only these types need)."""
+    import ml_dtypes
+
+    for t, (name, _) in _ML_DTYPES.items():
+        dt = np.dtype(getattr(ml_dtypes, name))
+        _NUMPY[t] = dt
+        _FROM_NUMPY[dt] = t
+
 
 Dim: TypeAlias = int | None
 
@@ -154,10 +246,10 @@ class TensorType:
 
     def __post_init__(self) -> None:
         for d in self.shape:
-            if d is not None and (not isinstance(d, int) or d <= 0):
+            if d is not None and (not isinstance(d, int) or d < 0):
                 raise SchemaError(
                     f"dimension {d!r} in shape ({_format_dims(self.shape)}) is invalid: "
-                    "use a positive size, or -1 / None for an unknown dimension"
+                    "use a size (0 or more), or -1 / None for an unknown dimension"
                 )
 
     @property
@@ -234,6 +326,27 @@ class ImageType(TensorType):
         return f"ImageType(height={self.height!r}, width={self.width!r})"
 
 
+@dataclasses.dataclass(frozen=True, init=False, repr=False)
+class AnyRankTensorType(TensorType):
+    """A tensor of any shape per row (ONNX's tensor type without a shape, e.g. the elements of
+    ``SplitToSequence``'s output): each row keeps its own rank and dimensions.
+
+    Stored as a shape and the flat values; ``shape`` reads ``(None,)`` (a flat vector of unknown
+    length) for code that only needs the element type, but the rows are arrays of any rank.
+    """
+
+    def __init__(self, dtype: DType) -> None:
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "shape", (None,))
+        object.__setattr__(self, "key_count", None)
+
+    def __str__(self) -> str:
+        return f"{self.dtype.value}[*]"
+
+    def __repr__(self) -> str:
+        return f"AnyRankTensorType({self.dtype})"
+
+
 @dataclasses.dataclass(frozen=True)
 class MapType:
     """A map per row (ONNX ``map(K, V)``)."""
@@ -255,12 +368,26 @@ class SequenceType:
         return f"seq<{self.element}>"
 
 
-ColumnType: TypeAlias = TensorType | SequenceType | MapType
+@dataclasses.dataclass(frozen=True)
+class OptionalType:
+    """A value that may be absent per row (ONNX ``optional(T)``): the element's value, or None."""
+
+    element: ColumnType
+
+    def __str__(self) -> str:
+        return f"optional<{self.element}>"
+
+
+ColumnType: TypeAlias = TensorType | SequenceType | MapType | OptionalType
 
 
 def column_type_to_json(ct: ColumnType) -> dict[str, Any]:
     if isinstance(ct, ImageType):
         return {"kind": "image", "height": ct.height, "width": ct.width}
+    if isinstance(ct, AnyRankTensorType):
+        return {"kind": "tensor", "dtype": ct.dtype.value, "shape": None}
+    if isinstance(ct, OptionalType):
+        return {"kind": "optional", "element": column_type_to_json(ct.element)}
     if isinstance(ct, TensorType):
         out: dict[str, Any] = {"kind": "tensor", "dtype": ct.dtype.value, "shape": list(ct.shape)}
         if ct.key_count is not None:
@@ -274,6 +401,8 @@ def column_type_to_json(ct: ColumnType) -> dict[str, Any]:
 def column_type_from_json(obj: Mapping[str, Any]) -> ColumnType:
     try:
         kind = obj["kind"]
+        if kind == "tensor" and obj["shape"] is None:
+            return AnyRankTensorType(DType(obj["dtype"]))
         if kind == "tensor":
             return TensorType(DType(obj["dtype"]), tuple(obj["shape"]), obj.get("key_count"))
         if kind == "image":
@@ -282,9 +411,11 @@ def column_type_from_json(obj: Mapping[str, Any]) -> ColumnType:
             return SequenceType(column_type_from_json(obj["element"]))
         if kind == "map":
             return MapType(DType(obj["key"]), column_type_from_json(obj["value"]))
+        if kind == "optional":
+            return OptionalType(column_type_from_json(obj["element"]))
     except (KeyError, ValueError, TypeError) as exc:
         raise SchemaError(f"invalid column type description {dict(obj)!r}: {exc}") from None
-    raise SchemaError(f"invalid column type kind {kind!r}: expected tensor, image, sequence or map")
+    raise SchemaError(f"invalid column type kind {kind!r}: expected tensor, image, sequence, map or optional")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -414,11 +545,11 @@ class VectorType:
         for d in dims:
             if d is None or d == -1:
                 fixed.append(None)
-            elif isinstance(d, int | np.integer) and not isinstance(d, bool) and d > 0:
+            elif isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 0:  # 0 is a size, as in ONNX
                 fixed.append(int(d))
             else:
                 raise SchemaError(
-                    f"VectorType{tuple(dims)}: dimension {d!r} is invalid; use a positive size, "
+                    f"VectorType{tuple(dims)}: dimension {d!r} is invalid; use a size (0 or more), "
                     "or -1 / None for an unknown dimension"
                 )
         self.dims: tuple[Dim, ...] = tuple(fixed)
@@ -501,7 +632,8 @@ def _scalar_dtype(tp: Any, where: str) -> DType:
             pass
     raise ColumnTypeError(
         f"{where}: element type {tp!r} is not supported; use float (float32), int (int64), "
-        "bool, str, or a numpy scalar type such as np.float64 or np.int32"
+        "bool, str, or a numpy scalar type such as np.float64 or np.int32 (ml_dtypes.bfloat16, "
+        "ml_dtypes.float8_e4m3fn, ml_dtypes.int4... for ONNX's low-precision types)"
     )
 
 
@@ -527,6 +659,14 @@ def _column_type(tp: Any, markers: list[Any], where: str) -> tuple[ColumnType, b
     key = next((m for m in markers if isinstance(m, KeyType)), None)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):  # X | None: an ONNX optional
+        present = [a for a in args if a is not type(None)]
+        if len(present) != 1 or len(present) == len(args):
+            raise ColumnTypeError(
+                f"{where}: {tp!r} is not supported; a union must be one type or None (an optional), e.g. "
+                "list[npt.NDArray[np.float32]] | None"
+            )
+        return OptionalType(_column_type(present[0], markers, where)[0]), False
     if origin is np.ndarray:
         dtype = DType.UINT32 if key else _scalar_dtype(args[1] if len(args) == 2 else np.float32, where)
         shape = vector.dims if vector else (None,)
@@ -539,6 +679,12 @@ def _column_type(tp: Any, markers: list[Any], where: str) -> tuple[ColumnType, b
         (item,) = args
         if typing.get_origin(item) in (dict, list):
             return SequenceType(_column_type(item, [], where)[0]), True
+        if typing.get_origin(item) is np.ndarray or item is np.ndarray:
+            # A sequence of tensors; VectorType, if given, is the shape of every element.
+            item_args = typing.get_args(item)
+            dtype = _scalar_dtype(item_args[1] if len(item_args) == 2 else np.float32, where)
+            element = TensorType(dtype, vector.dims) if vector else AnyRankTensorType(dtype)
+            return SequenceType(element), True
         dtype = DType.UINT32 if key else _scalar_dtype(item, where)
         shape = vector.dims if vector else (None,)
         return TensorType(dtype, shape, key.count if key else None), True

@@ -2,15 +2,22 @@
 
 Storage (one Arrow type per column type, so any Arrow sink keeps the data):
 
-* scalar             -> the element's Arrow type
-* tensor, known shape -> ``fixed_size_list<elem>[size]`` (row-major; the shape is in the schema)
+* scalar             -> the element's Arrow type; for the low-precision types (bfloat16, float8,
+  float4, int4, int2: ml_dtypes arrays in memory) their raw bits, ``uint16`` for bfloat16 and
+  ``uint8`` for the others (one element per byte, in its low bits), the field's ``onnxpipe.type``
+  metadata saying which type they are
+* tensor, known shape -> ``fixed_size_list<elem>[size]`` (row-major; the shape is in the schema);
+  ``list<elem>`` of empty lists when a dimension is 0 (Arrow has no fixed-size list of size 0)
 * tensor, one unknown dimension -> ``list<elem>`` (the unknown size follows from the length)
 * tensor, several unknown dimensions -> ``struct<shape: fixed_size_list<int64>[rank], values: list<elem>>``
-* map -> ``map<key, value>``; sequence -> ``list<element>``
+* tensor of any rank -> ``struct<shape: list<int64>, values: list<elem>>``
+* map -> ``map<key, value>``; sequence -> ``list<element>`` (the element stored as above)
+* optional -> ``list<element>`` holding 0 (empty) or 1 value (Arrow nulls are not data here)
 
 In-memory values of one batch (``ColumnValues``): a numpy array of shape ``(rows, *shape)`` for
-tensors of known shape, a list of per-row numpy arrays when a dimension is unknown, and a list of
-Python objects (``list``/``dict``) for sequences and maps.
+tensors of known shape, a list of per-row numpy arrays when a dimension or the rank is unknown,
+and a list of Python objects for the others: a ``list`` per row for sequences (of numpy arrays
+when the elements are tensors), a ``dict`` for maps, the value or None for optionals.
 """
 
 from __future__ import annotations
@@ -25,10 +32,12 @@ import pyarrow as pa
 
 from onnxpipe.errors import ColumnTypeError, SchemaError, ShapeError
 from onnxpipe.schema import (
+    AnyRankTensorType,
     Column,
     ColumnType,
     DType,
     MapType,
+    OptionalType,
     Schema,
     SequenceType,
     TensorType,
@@ -53,10 +62,14 @@ _SLOTS_KEY = b"onnxpipe.slot_names"
 
 
 def arrow_type(ct: ColumnType) -> pa.DataType:
+    if isinstance(ct, AnyRankTensorType):
+        return pa.struct([("shape", pa.list_(pa.int64())), ("values", pa.list_(ct.dtype.arrow))])
     if isinstance(ct, TensorType):
         elem = ct.dtype.arrow
         if ct.is_scalar:
             return elem
+        if ct.is_known_shape and ct.size == 0:  # Arrow has no fixed-size list of size 0
+            return pa.list_(elem)
         if ct.is_known_shape:
             return pa.list_(elem, ct.size)
         if ct.shape.count(None) == 1:
@@ -64,7 +77,7 @@ def arrow_type(ct: ColumnType) -> pa.DataType:
         return pa.struct([("shape", pa.list_(pa.int64(), ct.rank)), ("values", pa.list_(elem))])
     if isinstance(ct, MapType):
         return pa.map_(ct.key.arrow, arrow_type(ct.value))
-    return pa.list_(arrow_type(ct.element))
+    return pa.list_(arrow_type(ct.element))  # a sequence, or an optional of 0 or 1 values
 
 
 def arrow_field(column: Column) -> pa.Field:
@@ -153,6 +166,8 @@ def _flat_numpy(arr: pa.Array, dtype: DType) -> np.ndarray:
     if arr.null_count:
         raise SchemaError("unexpected missing values in a numeric Arrow array")
     out: np.ndarray = arr.to_numpy(zero_copy_only=False)
+    if dtype.is_low_precision:  # stored as raw bits: the same bytes, read as the ml_dtypes type
+        return out.view(dtype.numpy)
     return out
 
 
@@ -167,21 +182,41 @@ def from_arrow(arr: pa.Array | pa.ChunkedArray, ct: ColumnType) -> ColumnValues:
         if ct.is_known_shape:
             flat = _flat_numpy(list_values(arr), ct.dtype)
             return flat.reshape((n, *ct.fixed_shape))
-        if pa.types.is_struct(arr.type):
-            shapes = list_values(arr.field("shape")).to_numpy().reshape(n, ct.rank)
+        shapes: list[tuple[int, ...]] | None = None
+        if isinstance(ct, AnyRankTensorType):
+            shape_lists = arr.field("shape")
+            dims, ends = list_values(shape_lists).to_numpy(), shape_lists.offsets.to_numpy()
+            shapes = [tuple(dims[ends[i] - ends[0] : ends[i + 1] - ends[0]].tolist()) for i in range(n)]
+            values_arr = arr.field("values")
+        elif pa.types.is_struct(arr.type):
+            shapes = [tuple(s) for s in list_values(arr.field("shape")).to_numpy().reshape(n, ct.rank).tolist()]
             values_arr = arr.field("values")
         else:
-            shapes = None
             values_arr = arr
         offsets = values_arr.offsets.to_numpy()
         flat = _flat_numpy(list_values(values_arr), ct.dtype)
         rows: list[np.ndarray] = []
         for i in range(n):
             chunk = flat[offsets[i] - offsets[0] : offsets[i + 1] - offsets[0]]
-            shape = tuple(shapes[i]) if shapes is not None else _resolve_one(ct, len(chunk))
+            shape = shapes[i] if shapes is not None else _resolve_one(ct, len(chunk))
             rows.append(chunk.reshape(shape))
         return rows
+    if isinstance(ct, OptionalType):
+        return [row[0] if row else None for row in from_arrow(arr, SequenceType(ct.element))]
+    if isinstance(ct, SequenceType) and _holds_tensors(ct.element):
+        # The elements of every row through the element's own storage, then regrouped by row.
+        elements = from_arrow(list_values(arr), ct.element)
+        ends = arr.offsets.to_numpy() - arr.offsets[0].as_py()
+        return [list(elements[ends[i] : ends[i + 1]]) for i in range(len(arr))]
     return [_python_value(v, ct) for v in arr.to_pylist()]
+
+
+def _holds_tensors(ct: ColumnType) -> bool:
+    """Whether values of ``ct`` are (or contain) numpy arrays or optionals, which go through the
+    element's own storage; maps hold Python values (ZipMap's probabilities)."""
+    if isinstance(ct, TensorType | OptionalType):
+        return True
+    return isinstance(ct, SequenceType) and _holds_tensors(ct.element)
 
 
 def _resolve_one(ct: TensorType, count: int) -> tuple[int, ...]:
@@ -204,6 +239,13 @@ def _python_value(v: Any, ct: ColumnType) -> Any:
 def _flat_arrow(flat: np.ndarray, dtype: DType) -> pa.Array:
     if dtype is DType.STRING:
         return pa.array(flat.astype(object, copy=False), type=pa.string())
+    if dtype.is_low_precision:
+        # The raw bits, one element per byte (uint16 for bfloat16); the bits above a 4- or 2-bit
+        # element, which ml_dtypes ignores, are cleared so that equal values store equal bytes.
+        raw: np.ndarray = np.ascontiguousarray(flat, dtype=dtype.numpy).view(dtype.arrow.to_pandas_dtype())
+        if dtype.bits < 8:
+            raw = np.bitwise_and(raw, np.uint8((1 << dtype.bits) - 1))
+        return pa.array(raw, type=dtype.arrow)
     return pa.array(np.ascontiguousarray(flat, dtype=dtype.numpy), type=dtype.arrow)
 
 
@@ -219,8 +261,14 @@ def to_arrow(values: ColumnValues, ct: ColumnType, column: str = "?") -> pa.Arra
             n = len(arr)
             if arr.size != n * (ct.size or 0):
                 raise ShapeError(f"column {column!r}: values of shape {arr.shape} do not fit the column type {ct}")
+            if ct.size == 0:  # every row empty, as a variable-size list
+                return pa.ListArray.from_arrays(
+                    pa.array(np.zeros(n + 1, np.int32)), _flat_arrow(arr.reshape(-1), ct.dtype)
+                )
             return pa.FixedSizeListArray.from_arrays(_flat_arrow(arr.reshape(-1), ct.dtype), ct.size)
         rows = [np.asarray(r) for r in values]
+        if isinstance(ct, AnyRankTensorType):
+            return _any_rank_arrow(rows, ct, column)
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum([r.size for r in rows], out=offsets[1:])
         if offsets[-1] > np.iinfo(np.int32).max:
@@ -238,8 +286,50 @@ def to_arrow(values: ColumnValues, ct: ColumnType, column: str = "?") -> pa.Arra
         shapes = np.array([r.shape for r in rows], dtype=np.int64).reshape(-1, ct.rank)
         shape_arr = pa.FixedSizeListArray.from_arrays(pa.array(shapes.reshape(-1)), ct.rank)
         return pa.StructArray.from_arrays([shape_arr, lists], names=["shape", "values"])
+    if isinstance(ct, OptionalType):
+        return to_arrow([[] if v is None else [v] for v in values], SequenceType(ct.element), column)
+    if isinstance(ct, SequenceType) and _holds_tensors(ct.element):
+        counts = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        elements = [x for v in values for x in v]
+        if isinstance(ct.element, TensorType):
+            elements = [_element_array(x, ct.element, column) for x in elements]
+        child = to_arrow(elements, ct.element, column)
+        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), child)
     typ = arrow_type(ct)
     return pa.array([_arrow_python(v, ct) for v in values], type=typ)
+
+
+def _element_array(value: Any, ct: TensorType, column: str) -> np.ndarray:
+    """A sequence element as an array of the element type (its shape checked where declared)."""
+    arr = np.asarray(value, dtype=None if ct.dtype is DType.STRING else ct.dtype.numpy)
+    if not isinstance(ct, AnyRankTensorType) and (arr.ndim != ct.rank or not _fits(arr.shape, ct.shape)):
+        raise ShapeError(f"column {column!r}: a sequence element of shape {arr.shape} is not a {ct}")
+    return arr
+
+
+def _fits(shape: tuple[int, ...], declared: tuple[int | None, ...]) -> bool:
+    return all(d is None or d == s for s, d in zip(shape, declared, strict=True))
+
+
+def _any_rank_arrow(rows: list[np.ndarray], ct: TensorType, column: str) -> pa.Array:
+    """``struct<shape: list<int64>, values: list<elem>>`` for arrays of any rank."""
+    ranks = np.fromiter((r.ndim for r in rows), dtype=np.int64, count=len(rows))
+    dims = np.fromiter((d for r in rows for d in r.shape), dtype=np.int64, count=int(ranks.sum()))
+    shape_arr = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(ranks)]).astype(np.int32)), dims)
+    sizes = np.fromiter((r.size for r in rows), dtype=np.int64, count=len(rows))
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    if offsets[-1] > np.iinfo(np.int32).max:
+        raise ShapeError(
+            f"column {column!r}: a batch holds {offsets[-1]:,} values, more than an Arrow list can; "
+            "use smaller batches (batch_size)"
+        )
+    if rows:
+        flat = np.concatenate([r.reshape(-1).astype(ct.dtype.numpy, copy=False) for r in rows])
+    else:
+        flat = np.zeros(0, dtype=ct.dtype.numpy)
+    values = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), _flat_arrow(flat, ct.dtype))
+    return pa.StructArray.from_arrays([shape_arr, values], names=["shape", "values"])
 
 
 def _arrow_python(v: Any, ct: ColumnType) -> Any:

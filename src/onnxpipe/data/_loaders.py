@@ -114,6 +114,22 @@ def _is_list(t: pa.DataType) -> bool:
     return bool(pa.types.is_list(t) or pa.types.is_fixed_size_list(t))
 
 
+def _check_text_type(ct: TensorType, where: str) -> None:
+    """Text holds numbers; a low-precision column's Arrow storage is raw bits, which a parse would fill wrongly."""
+    if ct.dtype.is_low_precision:
+        raise SchemaError(
+            f"{where}: {ct} values cannot be read from a text file; read float32 (or int8) values and let a model "
+            "convert them, or load the column from Parquet or Arrow written by onnxpipe"
+        )
+
+
+def _holds_low_precision(ct: Any) -> bool:
+    """Whether a column type has low-precision (bfloat16, float8, int4...) elements anywhere inside."""
+    if isinstance(ct, TensorType):
+        return ct.dtype.is_low_precision
+    return any(_holds_low_precision(getattr(ct, part)) for part in ("element", "value") if hasattr(ct, part))
+
+
 def _same_storage(have: pa.Schema, want: pa.Schema) -> bool:
     """Same column names and Arrow types: nullability and metadata aside (a nullable column without
     missing values fits onnxpipe's non-null field as it is)."""
@@ -183,6 +199,12 @@ def normalize_batch(batch: pa.RecordBatch, schema: Schema, where: str, row_offse
                     f"{where}: column {col.name!r} has a missing value inside the {col.type} tensor at "
                     f"row {row_offset + nested}; tensors cannot hold missing values. Fill or drop them first"
                 )
+        if arr.type != field.type and _holds_low_precision(col.type):
+            # Raw bits: a cast from other values (floats, wider ints) would read numbers as bit patterns.
+            raise SchemaError(
+                f"{where}: column {col.name!r} is {col.type}, stored as its raw bits ({field.type}); the data "
+                f"holds {arr.type}"
+            )
         if arr.type != field.type:
             try:
                 arr = arr.cast(field.type)
@@ -591,6 +613,7 @@ def _plan_from_class(cls: type, names: list[str], has_header: bool, path: Path) 
                 f"{cls.__name__}.{f.attribute}: a {ct} field needs LoadColumn(start, end) covering "
                 f"{ct.size} file columns, got {len(idx)}"
             )
+        _check_text_type(ct, f"{cls.__name__}.{f.attribute}")
         for i in idx:
             t = DType.FLOAT64.arrow if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
             prev = source_types.get(i)
@@ -638,6 +661,7 @@ def _plan_from_schema(schema: Schema, names: list[str], has_header: bool, path: 
                     f"column {col.name!r} ({ct}) would read file column {idx[-1]} of {path.name!r}, which has "
                     f"{len(names)} columns; without a header the schema's columns read the first {needed} in order"
                 )
+        _check_text_type(ct, f"column {col.name!r}")
         for i in idx:
             t = DType.FLOAT64.arrow if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
             if source_types.setdefault(i, t) != t:

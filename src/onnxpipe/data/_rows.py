@@ -65,12 +65,20 @@ def coerce_array(value: Any, ct: TensorType, where: str) -> np.ndarray:
             ok = bool(arr.min() >= info.min and arr.max() <= info.max)
         if not ok and not is_numpy and arr.size == 0:
             ok = True  # an empty Python list has no values to convert (numpy reads [] as float64)
+        if not ok and (expected.is_low_precision or given.is_low_precision):
+            hint = f"ml_dtypes.{expected.ml_dtypes_name}" if expected.ml_dtypes_name else f"np.{expected.value}"
+            raise ColumnTypeError(
+                f"{where}: expected {expected.value} values, got {given.value}; low-precision types are exact: "
+                f"convert to {hint} first (only float32 and float16 are rounded into bfloat16 automatically)"
+            )
         if not ok:
             raise ColumnTypeError(
                 f"{where}: expected {expected.value} values, got {given.value}; convert the data "
                 f"first (only numbers into floats and integers into wider integers are automatic)"
             )
-        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes +-inf, as ONNX's Cast does
+        # float64 beyond float32's range becomes +-inf, as ONNX's Cast does; float32 signalling NaNs
+        # into bfloat16 keep their bits, as there, without ml_dtypes' warning.
+        with np.errstate(over="ignore", invalid="ignore"):
             arr = arr.astype(expected.numpy)
     if ct.is_scalar:
         if arr.ndim and arr.size == 1:

@@ -189,9 +189,20 @@ def _cell(value: Any) -> str:
         more = ", …" if flat.size > 4 else ""
         return f"[{head}{more}] {tuple(value.shape)}"
     if isinstance(value, list | dict):
-        text = repr(value)
+        text = _nested(value)
         return text if len(text) <= 60 else text[:57] + "…"
     return _scalar(value)
+
+
+def _nested(value: Any) -> str:
+    """A sequence or map with its tensors shown as ``_cell`` shows them (not numpy's repr)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_nested(k)}: {_nested(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_nested(v) for v in value) + "]"
+    if isinstance(value, str):
+        return repr(value)
+    return _cell(value) if isinstance(value, np.ndarray) else _scalar(value)
 
 
 def _scalar(x: Any) -> str:

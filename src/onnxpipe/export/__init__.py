@@ -19,7 +19,9 @@ your own becomes exportable by implementing :class:`OnnxExportable`'s ``export_o
 It reads the current tensor of each input column with :meth:`ExportContext.value`, adds nodes
 and initializers (:class:`ElemType` names ONNX's element types, e.g. for ``Cast``), and points
 each output column at its new tensor with :meth:`ExportContext.set_value`; a step that needs a
-newer opset than 13 says so in ``onnx_min_opset``. The README's "Adding a component" section has
+newer opset than 13 says so in ``onnx_min_opset``. :meth:`ExportContext.add_graph` inlines a
+whole ONNX graph (subgraphs included) and :meth:`ExportContext.add_row_loop` computes something
+one row at a time (an ONNX ``Loop`` over the N rows). The README's "Adding a component" section has
 the whole example, and ``tests/test_conformance.py`` runs it through the conformance checks.
 """
 

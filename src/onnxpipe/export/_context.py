@@ -3,7 +3,9 @@
 Graph conventions (so that ``apply_onnx_model`` on the export gives back the same columns):
 
 * a column of row shape ``S`` is a tensor ``[N, *S]``; a scalar column is ``[N, 1]`` (as ML.NET
-  writes it), a key column is its uint32 values;
+  writes it), a key column is its uint32 values; the batch ``N`` and the unknown dimensions of
+  ``S`` are symbolic (``<column>_d<axis>``, see :func:`tensor_dims`), so the graph takes rows of
+  any size, the rows of one call sharing their shape;
 * every graph input is a column of the input schema that some step reads;
 * every output keeps its column's name, unless that collides with an input name, when it gets
   ML.NET's ``.output`` suffix;
@@ -19,14 +21,14 @@ with an :class:`~onnxpipe.errors.ExportError` naming the step and why.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from onnxpipe.errors import ExportError
 from onnxpipe.runtime._model import ONNX_ELEMENT
-from onnxpipe.schema import ColumnType, Schema, SequenceType, TensorType
+from onnxpipe.schema import ColumnType, OptionalType, Schema, SequenceType, TensorType
 
 # onnx (most of a second to import) is imported by the methods that build protos, so that
 # importing onnxpipe, and every component module that imports this one, does not load it.
@@ -60,9 +62,17 @@ class OnnxExportable(Protocol):
         """Add this step's nodes; ``input_schema`` is the schema the step receives."""
 
 
-def tensor_dims(ct: TensorType) -> list[int | str | None]:
-    """ONNX dimensions of a column: ``[N, *shape]``, scalars as ``[N, 1]``."""
-    return ["N", *(ct.shape or (1,))]
+def tensor_dims(ct: TensorType, column: str | None = None) -> list[int | str | None]:
+    """ONNX dimensions of a column: ``[N, *shape]``, scalars as ``[N, 1]``.
+
+    With ``column``, an unknown dimension is the symbolic ``<column>_d<i>`` (``i`` its axis, the
+    batch ``N`` being axis 0), so that the graph states which dimensions vary and tools can bind
+    them by name (e.g. ONNX Runtime's free dimension overrides); without it, unnamed.
+    """
+    dims = ct.shape or (1,)
+    if column is None:
+        return ["N", *dims]
+    return ["N", *(f"{column}_d{i}" if d is None else d for i, d in enumerate(dims, 1))]
 
 
 class ExportContext:
@@ -104,7 +114,7 @@ class ExportContext:
         from onnx import helper
 
         self.reserve(column)
-        self.inputs.append(helper.make_tensor_value_info(column, ONNX_ELEMENT[ct.dtype], tensor_dims(ct)))
+        self.inputs.append(helper.make_tensor_value_info(column, ONNX_ELEMENT[ct.dtype], tensor_dims(ct, column)))
         self._values[column] = column
 
     def has_value(self, column: str) -> bool:
@@ -187,10 +197,14 @@ class ExportContext:
             self.domains[domain] = version
             self._needed_by[domain] = self.step
 
-    def add_graph(self, graph: onnx.GraphProto, prefix: str, feeds: dict[str, str]) -> dict[str, str]:
+    def add_graph(
+        self, graph: onnx.GraphProto, prefix: str, feeds: dict[str, str], outputs: Sequence[str] | None = None
+    ) -> dict[str, str]:
         """Inline ``graph`` with every name prefixed; ``feeds`` maps its inputs to our values.
 
-        Returns the value names of the graph's outputs (by original output name).
+        Returns the value names of the graph's outputs, or of the values named in ``outputs`` (any
+        of the graph's values), by original name. Nodes with subgraphs (Loop, Scan, If) are inlined
+        too, the names inside renamed alike.
         """
         import onnx
 
@@ -203,26 +217,105 @@ class ExportContext:
                 rename[name] = self.unique(prefix + name)
             return rename[name]
 
+        def rename_node(node: onnx.NodeProto) -> None:
+            node.input[:] = [renamed(i) for i in node.input]
+            node.output[:] = [renamed(o) for o in node.output]
+            node.name = self.unique(prefix + (node.name or node.op_type))
+            for a in node.attribute:
+                for sub in [a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs:
+                    rename_subgraph(sub)
+
+        def rename_subgraph(sub: onnx.GraphProto) -> None:
+            # A subgraph (Loop, Scan, If) reads outer values by name: one renaming for every scope
+            # keeps those references, and names unique across scopes as ONNX requires (a name that
+            # sibling branches both define legitimately maps to one new name).
+            for value in [*sub.input, *sub.output, *sub.value_info]:
+                value.name = renamed(value.name)
+            for tensor in sub.initializer:
+                tensor.name = renamed(tensor.name)
+            for sparse in sub.sparse_initializer:
+                sparse.values.name = renamed(sparse.values.name)
+            for node in sub.node:
+                rename_node(node)
+
         for init in graph.initializer:
             copy = onnx.TensorProto()
             copy.CopyFrom(init)
             copy.name = renamed(init.name)
             self.initializers.append(copy)
+        if graph.sparse_initializer:
+            raise ExportError(f"{self.step}: the model has sparse initializers, which onnxpipe cannot inline yet")
         for node in graph.node:
             copy = onnx.NodeProto()
             copy.CopyFrom(node)
-            del copy.input[:]
-            copy.input.extend(renamed(i) for i in node.input)
-            del copy.output[:]
-            copy.output.extend(renamed(o) for o in node.output)
-            copy.name = self.unique(prefix + (node.name or node.op_type))
-            if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
-                raise ExportError(
-                    f"{self.step}: the model has control-flow nodes ({node.op_type}) with subgraphs, which "
-                    "onnxpipe cannot inline yet"
-                )
+            rename_node(copy)
             self.nodes.append(copy)
-        return {o.name: renamed(o.name) for o in graph.output}
+        return {name: renamed(name) for name in (outputs if outputs is not None else [o.name for o in graph.output])}
+
+    def add_row_loop(
+        self,
+        values: Sequence[str],
+        body: Callable[[list[str]], Sequence[str]],
+        output_types: Sequence[TensorType],
+        hint: str = "rows",
+    ) -> list[str]:
+        """Compute something one row at a time: an ONNX ``Loop`` over the N rows of ``values``.
+
+        ``values`` are ``[N, *S]`` tensors (at least one). ``body`` receives each one's row (``[*S]``)
+        and adds the nodes and initializers that compute one row's results, which go into the
+        Loop's body (it may also read any value of the main graph). It returns one value per
+        ``output_types`` entry, a tensor of that element type and shape (``None`` dimensions:
+        unknown); the Loop stacks them into ``[N, *shape]``, which is returned.
+
+        A Loop rather than a Scan: a Scan over zero rows fails in ONNX Runtime, while a Loop gives
+        ``[0, *shape]`` when the shape is known. The initializers stay in the body rather than in
+        the outer scope so that ONNX Runtime treats them as constants there, as in the model alone
+        (it prepacks constant Conv weights, for one: results stay bit-identical to scoring).
+        """
+        from onnx import TensorProto, helper
+
+        if not values:
+            raise ExportError(f"{self.step}: a loop over the rows needs at least one input value")
+        index, cond_in = self.unique(f"{hint}_index"), self.unique(f"{hint}_cond_in")
+        outer, self.nodes = self.nodes, []
+        first_initializer = len(self.initializers)
+        try:
+            rows = [
+                self.add_node("Gather", [v, index], axis=0, name=f"{hint}_row")[0]  # the iteration's row: [*S]
+                for v in values
+            ]
+            results = list(body(rows))
+            if len(results) != len(output_types):
+                raise ExportError(
+                    f"{self.step}: the loop body gave {len(results)} values for {len(output_types)} types"
+                )
+            # Body outputs get values of their own: a body output may not be a body input or an outer value.
+            (cond_out,) = self.add_node("Identity", [cond_in], name=f"{hint}_cond")
+            outs = [self.add_node("Identity", [r], name=f"{hint}_result")[0] for r in results]
+            nodes = self.nodes
+        finally:
+            self.nodes = outer
+        body_initializers = self.initializers[first_initializer:]
+        del self.initializers[first_initializer:]
+        graph = helper.make_graph(
+            nodes,
+            self.unique(f"{hint}_body"),
+            [
+                helper.make_tensor_value_info(index, TensorProto.INT64, []),
+                helper.make_tensor_value_info(cond_in, TensorProto.BOOL, []),
+            ],
+            [
+                helper.make_tensor_value_info(cond_out, TensorProto.BOOL, []),
+                *(
+                    helper.make_tensor_value_info(o, ONNX_ELEMENT[t.dtype], list(t.shape))
+                    for o, t in zip(outs, output_types, strict=True)
+                ),
+            ],
+            body_initializers,
+        )
+        zero = self.add_initializer(np.array(0, np.int64), "zero")
+        (count,) = self.add_node("Gather", [self.add_node("Shape", [values[0]])[0], zero], axis=0)  # N, a scalar
+        return self.add_node("Loop", [count, ""], len(output_types), name=f"{hint}_loop", body=graph)
 
     def _pruned(
         self, outputs: list[str]
@@ -234,6 +327,7 @@ class ExportContext:
             if any(o in needed for o in node.output):
                 kept.append(node)
                 needed.update(i for i in node.input if i)
+                needed.update(_subgraph_reads(node))
         kept.reverse()
         inputs = [i for i in self.inputs if i.name in needed]
         initializers = [t for t in self.initializers if t.name in needed]
@@ -241,7 +335,7 @@ class ExportContext:
 
     def _rename(self, old: str, new: str) -> None:
         self.reserve(new)
-        for node in self.nodes:
+        for node in _all_nodes(self.nodes):
             for field in (node.input, node.output):
                 for k, name in enumerate(field):
                     if name == old:
@@ -267,7 +361,7 @@ class ExportContext:
                 self.nodes.append(helper.make_node("Identity", [value], [name], name=self.unique(f"output_{column}")))
             elif value != name:  # Identity does not take sequences of maps: rename the value instead
                 self._rename(value, name)
-            graph_outputs.append(helper.make_value_info(name, _type_proto(ct, top=True)))
+            graph_outputs.append(helper.make_value_info(name, _type_proto(ct, top=column)))
             entry: dict[str, Any] = {"name": column, "tensor": name, "type": _type_json(ct)}
             if slots is not None:
                 entry["slot_names"] = list(slots)
@@ -283,14 +377,37 @@ class ExportContext:
         return model
 
 
-def _type_proto(ct: ColumnType, top: bool = False) -> onnx.TypeProto:
-    """ONNX type of a column: tensors as ``[N, *shape]`` at the top level, plain inside maps."""
+def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    from onnx import AttributeProto
+
+    return [g for a in node.attribute for g in ([a.g] if a.type == AttributeProto.GRAPH else a.graphs)]
+
+
+def _all_nodes(nodes: Iterable[onnx.NodeProto]) -> Iterator[onnx.NodeProto]:
+    """``nodes`` and the nodes of their subgraphs, at any depth."""
+    for node in nodes:
+        yield node
+        for sub in _subgraphs(node):
+            yield from _all_nodes(sub.node)
+
+
+def _subgraph_reads(node: onnx.NodeProto) -> set[str]:
+    """Every name the nodes of ``node``'s subgraphs read: outer values a body uses (a superset:
+    the body's own values too, whose names no outer node has)."""
+    return {i for sub in _subgraphs(node) for n in _all_nodes(sub.node) for i in n.input if i}
+
+
+def _type_proto(ct: ColumnType, top: str | None = None) -> onnx.TypeProto:
+    """ONNX type of a column: tensors as ``[N, *shape]`` at the top level (``top``: the column,
+    which names the unknown dimensions), plain inside sequences and maps."""
     from onnx import helper
 
     if isinstance(ct, TensorType):
-        return helper.make_tensor_type_proto(ONNX_ELEMENT[ct.dtype], tensor_dims(ct) if top else None)
+        return helper.make_tensor_type_proto(ONNX_ELEMENT[ct.dtype], tensor_dims(ct, top) if top else None)
     if isinstance(ct, SequenceType):
         return helper.make_sequence_type_proto(_type_proto(ct.element))
+    if isinstance(ct, OptionalType):
+        return helper.make_optional_type_proto(_type_proto(ct.element))
     return helper.make_map_type_proto(ONNX_ELEMENT[ct.key], _type_proto(ct.value))
 
 

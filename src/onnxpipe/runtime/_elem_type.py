@@ -14,7 +14,8 @@ __all__ = ["ElemType"]
 
 
 class ElemType(enum.IntEnum):
-    """The element types onnxpipe names; the others (float8, 4-bit, ...) are plain ints."""
+    """The element types of ONNX's ``TensorProto.DataType`` up to onnx 1.23 (its float6 types
+    are left out: ONNX Runtime cannot hold them)."""
 
     UNDEFINED = 0
     FLOAT = 1
@@ -33,3 +34,13 @@ class ElemType(enum.IntEnum):
     COMPLEX64 = 14
     COMPLEX128 = 15
     BFLOAT16 = 16
+    FLOAT8E4M3FN = 17
+    FLOAT8E4M3FNUZ = 18
+    FLOAT8E5M2 = 19
+    FLOAT8E5M2FNUZ = 20
+    UINT4 = 21
+    INT4 = 22
+    FLOAT4E2M1 = 23
+    FLOAT8E8M0 = 24
+    UINT2 = 25
+    INT2 = 26

@@ -27,8 +27,27 @@ import numpy as np
 
 from onnxpipe._display import quoted, shown
 from onnxpipe.errors import InvalidArgumentError, ModelError
-from onnxpipe.runtime._model import BatchAxis, ModelInfo, TensorInfo, batch_axes, describe_model, load_model
-from onnxpipe.schema import Column, ColumnType, DType, ImageType, MapType, Schema, TensorType
+from onnxpipe.runtime._model import (
+    MLNET_UNUSED,
+    BatchAxis,
+    ModelInfo,
+    TensorInfo,
+    batch_axes,
+    describe_model,
+    load_model,
+)
+from onnxpipe.schema import (
+    AnyRankTensorType,
+    Column,
+    ColumnType,
+    DType,
+    ImageType,
+    MapType,
+    OptionalType,
+    Schema,
+    SequenceType,
+    TensorType,
+)
 
 if TYPE_CHECKING:  # rich is imported by the functions that display (import onnxpipe stays light)
     from rich.console import RenderableType
@@ -146,7 +165,6 @@ def render_model_info(info: ModelInfo) -> RenderableType:
 # Schema code generation
 
 # ML.NET's exports carry these placeholder tensors (slot names, key values); nobody feeds them.
-_MLNET_UNUSED = re.compile(r"^mlnet\..+\.unused(Input|Output)$")
 
 # Inside list/dict annotations the schema reads Python's own types (float is float32, int int64).
 _PY_NAMES = {DType.FLOAT32: "float", DType.INT64: "int", DType.STRING: "str", DType.BOOL: "bool"}
@@ -157,6 +175,8 @@ def _numpy_name(dtype: DType) -> str:
         return "np.bool_"
     if dtype is DType.STRING:
         return "np.str_"
+    if dtype.ml_dtypes_name is not None:  # bfloat16, float8...: ml_dtypes' scalar types (_module imports it)
+        return f"ml_dtypes.{dtype.ml_dtypes_name}"
     return f"np.{dtype.value}"
 
 
@@ -170,6 +190,8 @@ def _inner_annotation(ct: ColumnType) -> str | None:
         value = _inner_annotation(ct.value)
         key = _PY_NAMES.get(ct.key, _numpy_name(ct.key))
         return None if value is None else f"dict[{key}, {value}]"
+    if not isinstance(ct, SequenceType):  # optionals are declared by _value_annotation
+        return None
     # A list of scalars reads as a vector column, so only sequences of maps or sequences work.
     if isinstance(ct.element, TensorType):
         return None
@@ -180,7 +202,7 @@ def _inner_annotation(ct: ColumnType) -> str | None:
 def _row_dims(dims: tuple[int | str | None, ...], batch: bool) -> list[int]:
     """The model's shape for one row: an unknown first dimension is 1 when it is the batch, other
     unknowns -1."""
-    return [_int(d) if isinstance(d, int) and d > 0 else (1 if i == 0 and batch else -1) for i, d in enumerate(dims)]
+    return [_int(d) if isinstance(d, int) and d >= 0 else (1 if i == 0 and batch else -1) for i, d in enumerate(dims)]
 
 
 def _int(value: object) -> int:
@@ -280,8 +302,7 @@ def _field_lines(t: TensorInfo, attr: str, *, imports: _Imports, batch: bool) ->
             extra = ["VectorType(" + _dims_literal(_row_dims(t.dims or (), batch)) + ")"]
             imports.np = imports.npt = imports.vector_type = True
     elif ct is not None:
-        annotation = _inner_annotation(ct)
-        imports.np |= annotation is not None and "np." in annotation
+        annotation, extra = _value_annotation(ct, imports)
     imports.annotated = True
     if annotation is None:
         about = _escaped(shown(t.type_text + t.dims_text(), 80))
@@ -311,11 +332,40 @@ def _column_field_lines(column: Column, attr: str, *, imports: _Imports) -> list
             imports.np = imports.npt = imports.vector_type = True
         parts += [f"ColumnName({_literal(column.name)})", *extra]
     else:
-        annotation = _inner_annotation(ct)
-        imports.np |= annotation is not None and "np." in annotation
-        parts = [annotation or "object", f"ColumnName({_literal(column.name)})"]
+        annotation, extra = _value_annotation(ct, imports)
+        parts = [annotation or "object", f"ColumnName({_literal(column.name)})", *extra]
     imports.annotated = True
     return _annotated(attr, parts)
+
+
+def _value_annotation(ct: ColumnType, imports: _Imports) -> tuple[str | None, list[str]]:
+    """The annotation (None where a class cannot declare it) and markers of a sequence, map or
+    optional column: ``list[npt.NDArray[...]]`` for a sequence of tensors (``VectorType`` giving
+    the elements' shape when their rank is known), ``X | None`` for an optional."""
+    if isinstance(ct, OptionalType):
+        inner, extra = _value_annotation(ct.element, imports) if not isinstance(ct.element, TensorType) else (None, [])
+        if isinstance(ct.element, TensorType):
+            inner = _inner_annotation(ct.element)
+            if inner is None:  # a tensor that is not a scalar
+                inner = f"npt.NDArray[{_numpy_name(ct.element.dtype)}]"
+                extra = _element_dims(ct.element, imports)
+                imports.np = imports.npt = True
+            imports.np |= "np." in inner
+        return (None, []) if inner is None else (f"{inner} | None", extra)
+    if isinstance(ct, SequenceType) and isinstance(ct.element, TensorType):
+        imports.np = imports.npt = True
+        return f"list[npt.NDArray[{_numpy_name(ct.element.dtype)}]]", _element_dims(ct.element, imports)
+    annotation = _inner_annotation(ct)
+    imports.np |= annotation is not None and "np." in annotation
+    return annotation, []
+
+
+def _element_dims(ct: TensorType, imports: _Imports) -> list[str]:
+    """``VectorType(...)`` for sequence elements of known rank (none for any rank or scalars)."""
+    if isinstance(ct, AnyRankTensorType) or ct.is_scalar:
+        return []
+    imports.vector_type = True
+    return ["VectorType(" + _dims_literal([-1 if d is None else d for d in ct.shape]) + ")"]
 
 
 _Fields = list[tuple[str, Callable[[str], list[str]]]]  # (column or tensor name, the lines for an attribute)
@@ -343,7 +393,7 @@ def _tensor_fields(tensors: tuple[TensorInfo, ...], imports: _Imports, batch: di
     return [
         (t.name, functools.partial(_field_lines, t, imports=imports, batch=_flag(batch, t.name)))
         for t in tensors
-        if not _MLNET_UNUSED.match(t.name)
+        if not MLNET_UNUSED.match(t.name)
     ]
 
 
@@ -366,7 +416,7 @@ def _column_fields(schema: Schema, imports: _Imports) -> _Fields:
 
 _CLASS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 # Names the generated module imports: a class named like one would shadow it.
-_IMPORTED = {"dataclass", "Annotated", "np", "npt", "ColumnName", "ImageType", "KeyType", "VectorType"}
+_IMPORTED = {"dataclass", "Annotated", "ml_dtypes", "np", "npt", "ColumnName", "ImageType", "KeyType", "VectorType"}
 
 
 def _check_class_name(name: str, option: str) -> None:
@@ -431,11 +481,15 @@ def _module(source: str, inputs: tuple[str, _Fields], outputs: tuple[str, _Field
     if input_class == output_class:
         raise InvalidArgumentError(f"input_class and output_class are both {input_class!r}; give them different names")
     classes = [_class_lines(input_class, input_fields), _class_lines(output_class, output_fields)]
+    # The low-precision types are ml_dtypes' (npt.NDArray[ml_dtypes.int4] may need no np at all).
+    body = "\n".join(line for lines in classes for line in lines)
+    imports.np = imports.np and re.search(r"\bnp\.", body) is not None
     # A comment, not a docstring: repr() of a file name is always safe in a comment.
     blocks = [[f"# Schema classes for {source}, generated by onnxpipe."], ["from dataclasses import dataclass"]]
     if imports.annotated:
         blocks[1].append("from typing import Annotated")
-        third_party = ["import numpy as np"] if imports.np else []
+        third_party = ["import ml_dtypes"] if re.search(r"\bml_dtypes\.", body) else []
+        third_party += ["import numpy as np"] if imports.np else []
         third_party += ["import numpy.typing as npt"] if imports.npt else []
         blocks.append([*third_party, f"from onnxpipe import {imports.onnxpipe_names()}"])
     out = [line for block in blocks for line in [*block, ""]]
@@ -457,7 +511,8 @@ _IMPORTS_FROM = {
     "typing": {"Annotated"},
     "onnxpipe": {"ColumnName", "ImageType", "KeyType", "VectorType"},
 }
-_IMPORTS = {"numpy": "np", "numpy.typing": "npt"}
+_IMPORTS: dict[str, str | None] = {"numpy": "np", "numpy.typing": "npt", "ml_dtypes": None}
+_ML_DTYPES_NAMES = {t.ml_dtypes_name for t in DType if t.ml_dtypes_name is not None}
 _TYPE_NAMES = {"str", "int", "float", "bool", "object", "list", "dict"}
 _MARKERS = {"ColumnName", "ImageType", "KeyType", "VectorType"}
 _NUMPY_TYPE = re.compile(r"[a-z][a-z0-9]*_?")
@@ -468,9 +523,10 @@ def check_generated_code(code: str) -> None:
 
     Allowed: ``from __future__ import annotations``, ``from dataclasses import dataclass``,
     ``from typing import Annotated``, ``import numpy as np``, ``import numpy.typing as npt``,
-    ``from onnxpipe import`` the schema markers; classes decorated with exactly ``@dataclass``,
-    without bases, whose bodies hold a docstring, ``pass`` and ``name: annotation`` lines. An
-    annotation is built from builtin and numpy type names, subscripts, and in ``Annotated[...]``
+    ``import ml_dtypes``, ``from onnxpipe import`` the schema markers; classes decorated with
+    exactly ``@dataclass``, without bases, whose bodies hold a docstring, ``pass`` and ``name:
+    annotation`` lines. An annotation is built from builtin, numpy and ml_dtypes (the
+    low-precision types onnxpipe knows) type names, subscripts, and in ``Annotated[...]``
     metadata calls of ColumnName / VectorType / KeyType / ImageType with literal arguments.
     """
     try:
@@ -491,7 +547,7 @@ def _statement_problem(node: ast.stmt) -> str | None:
         return None
     if isinstance(node, ast.Import):
         if any(a.name not in _IMPORTS or _IMPORTS[a.name] != a.asname for a in node.names):
-            return "imports something other than numpy"
+            return "imports something other than numpy or ml_dtypes"
         return None
     if not isinstance(node, ast.ClassDef):
         return f"is a {type(node).__name__}, not an import or a class"
@@ -532,11 +588,15 @@ def _annotation_ok(node: ast.expr, *, top: bool = False) -> bool:
     if top and isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "Annotated":
         parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         return len(parts) >= 2 and _annotation_ok(parts[0]) and all(_marker_ok(p) for p in parts[1:])
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):  # X | None: an optional
+        return _annotation_ok(node.left) and isinstance(node.right, ast.Constant) and node.right.value is None
     if isinstance(node, ast.Name):
         return node.id in _TYPE_NAMES
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         if node.value.id == "np":
             return bool(_NUMPY_TYPE.fullmatch(node.attr))
+        if node.value.id == "ml_dtypes":
+            return node.attr in _ML_DTYPES_NAMES
         return node.value.id == "npt" and node.attr == "NDArray"
     if isinstance(node, ast.Subscript):
         base_ok = (isinstance(node.value, ast.Name) and node.value.id in ("list", "dict")) or (

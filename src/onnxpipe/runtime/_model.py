@@ -17,7 +17,7 @@ from onnxpipe._display import shown
 from onnxpipe.errors import DataFileNotFoundError, ModelLoadError
 from onnxpipe.runtime._elem_type import ElemType
 from onnxpipe.runtime._guard import DEFAULT_MAX_BYTES, check_model, check_strings, quoted, read_external_data
-from onnxpipe.schema import ColumnType, DType, MapType, SequenceType, TensorType
+from onnxpipe.schema import AnyRankTensorType, ColumnType, DType, MapType, OptionalType, SequenceType, TensorType
 
 if TYPE_CHECKING:  # onnx is imported where a model is parsed (see _elem_type for why)
     import onnx
@@ -38,6 +38,17 @@ _ELEM: dict[int, DType] = {
     ElemType.FLOAT: DType.FLOAT32,
     ElemType.DOUBLE: DType.FLOAT64,
     ElemType.STRING: DType.STRING,
+    ElemType.BFLOAT16: DType.BFLOAT16,
+    ElemType.FLOAT8E4M3FN: DType.FLOAT8E4M3FN,
+    ElemType.FLOAT8E4M3FNUZ: DType.FLOAT8E4M3FNUZ,
+    ElemType.FLOAT8E5M2: DType.FLOAT8E5M2,
+    ElemType.FLOAT8E5M2FNUZ: DType.FLOAT8E5M2FNUZ,
+    ElemType.FLOAT8E8M0: DType.FLOAT8E8M0,
+    ElemType.FLOAT4E2M1: DType.FLOAT4E2M1,
+    ElemType.INT4: DType.INT4,
+    ElemType.UINT4: DType.UINT4,
+    ElemType.INT2: DType.INT2,
+    ElemType.UINT2: DType.UINT2,
 }
 ONNX_ELEMENT: dict[DType, int] = {v: k for k, v in _ELEM.items()}
 
@@ -68,7 +79,7 @@ class TensorInfo:
         for a tensor of unknown rank (held as a flat vector)."""
         if self.dims is None:
             return self.column_type.shape if isinstance(self.column_type, TensorType) else ()
-        return tuple(d if isinstance(d, int) and d > 0 else None for d in self.dims)
+        return tuple(d if isinstance(d, int) and d >= 0 else None for d in self.dims)
 
     def dims_text(self) -> str:
         if self.dims is None:
@@ -76,29 +87,43 @@ class TensorInfo:
         return "[" + ",".join("?" if d is None else str(d) for d in self.dims) + "]"
 
 
-def _convert_type(tp: onnx.TypeProto, nested: bool = False) -> tuple[str, tuple[RawDim, ...] | None, ColumnType | None]:
+def _convert_type(
+    tp: onnx.TypeProto, nested: str | None = None
+) -> tuple[str, tuple[RawDim, ...] | None, ColumnType | None]:
+    """The type's text, its dims (tensors) and column type; ``nested`` says inside what ("map"
+    values, "sequence" or "optional" elements), which decides what a tensor without a shape is."""
     kind = tp.WhichOneof("value")
     if kind == "tensor_type":
         tt = tp.tensor_type
         elem = _ELEM.get(tt.elem_type)
-        if nested and not tt.HasField("shape"):
+        if nested == "map" and not tt.HasField("shape"):
             return _elem_name(tt.elem_type), (), TensorType(elem) if elem else None  # ZipMap's map values
+        if nested and not tt.HasField("shape"):  # each element has its own rank
+            return _elem_name(tt.elem_type), None, AnyRankTensorType(elem) if elem else None
         if not tt.HasField("shape"):
             # Unknown rank: held as a flat vector of unknown length.
             return _elem_name(tt.elem_type), None, TensorType(elem, (None,)) if elem else None
         dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
-        shape = tuple(d if isinstance(d, int) and d > 0 else None for d in dims)
+        shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in dims)  # 0 is a size; ML.NET's -1 is not
         return _elem_name(tt.elem_type), dims, TensorType(elem, shape) if elem else None
     if kind == "sequence_type":
-        text, _, inner = _convert_type(tp.sequence_type.elem_type, nested=True)
-        return f"seq({text})", None, SequenceType(inner) if inner else None
+        text, inner_dims, inner = _convert_type(tp.sequence_type.elem_type, nested="sequence")
+        return f"seq({text}{_dims_text(inner_dims)})", None, SequenceType(inner) if inner else None
     if kind == "map_type":
         mt = tp.map_type
         key = _ELEM.get(mt.key_type)
-        vtext, _, value = _convert_type(mt.value_type, nested=True)
+        vtext, inner_dims, value = _convert_type(mt.value_type, nested="map")
         ct = MapType(key, value) if key and value else None
-        return f"map({_elem_name(mt.key_type)},{vtext})", None, ct
+        return f"map({_elem_name(mt.key_type)},{vtext}{_dims_text(inner_dims)})", None, ct
+    if kind == "optional_type":
+        text, inner_dims, inner = _convert_type(tp.optional_type.elem_type, nested="optional")
+        return f"optional({text}{_dims_text(inner_dims)})", None, OptionalType(inner) if inner else None
     return kind or "unknown", None, None
+
+
+def _dims_text(dims: tuple[RawDim, ...] | None) -> str:
+    """An element's dims as the type text shows them (nothing for a scalar or an unknown rank)."""
+    return "[" + ",".join("?" if d is None else str(d) for d in dims) + "]" if dims else ""
 
 
 def tensor_info(vi: onnx.ValueInfoProto) -> TensorInfo:
@@ -128,11 +153,19 @@ def batch_axes(info: ModelInfo, stated: bool | Mapping[str, bool] | None = None)
     the first dimension of every output are batches.
     """
     first_of_outputs = {t.dims[0] for t in info.outputs if t.dims}
+    # A sequence, map or optional input is one value per row, so one call scores one row.
+    whole = next(
+        (t for t in info.inputs if t.column_type is not None and not isinstance(t.column_type, TensorType)), None
+    )
     decisions: dict[str, BatchAxis] = {}
     for t in info.inputs:
         given = stated.get(t.name) if isinstance(stated, Mapping) else stated
         if given is not None:
             decisions[t.name] = BatchAxis(bool(given), "stated by batch_dimension")
+            continue
+        if whole is not None:
+            what = "this" if whole is t else f"input {whole.name!r}"
+            decisions[t.name] = BatchAxis(False, f"{what} is a {whole.type_text}: one value per row")
             continue
         if not t.dims:
             decisions[t.name] = BatchAxis(False, "a scalar" if t.dims == () else "not a tensor of known rank")
@@ -154,7 +187,18 @@ def batch_axes(info: ModelInfo, stated: bool | Mapping[str, bool] | None = None)
             decisions[t.name] = BatchAxis(False, f"the first dimension is named like a length ({first})")
         else:
             decisions[t.name] = BatchAxis(True, f"the first dimension is symbolic ({first})")
+    # Rows are stacked only when every input has a batch axis; otherwise each call is one row.
+    # (ML.NET's unused inputs are fed a constant, they do not count.)
+    single = next((n for n, d in decisions.items() if not d.is_batch and not MLNET_UNUSED.match(n)), None)
+    if single is not None:
+        for name, d in decisions.items():
+            given = stated.get(name) if isinstance(stated, Mapping) else stated
+            if d.is_batch and given is None:
+                decisions[name] = BatchAxis(False, f"{d.reason}, but input {single!r} has none: one row per call")
     return decisions
+
+
+MLNET_UNUSED = re.compile(r"^mlnet\..+\.unused(Input|Output)$")  # ML.NET's placeholder tensors, fed / ignored
 
 
 @dataclasses.dataclass(frozen=True)

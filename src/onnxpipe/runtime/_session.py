@@ -18,6 +18,7 @@ import onnxruntime as ort
 from onnxpipe._display import shown
 from onnxpipe.errors import DeviceError, ExecutionError, InvalidArgumentError, ModelLoadError, OnnxPipeWarning
 from onnxpipe.runtime._custom_ops import custom_op_library_path
+from onnxpipe.runtime._ort_values import needs_ort_values, ort_value_runner
 
 __all__ = [
     "SCORING_RUN_OPTIONS",
@@ -144,8 +145,12 @@ def run_function(session: ort.InferenceSession, settings: SessionSettings) -> Ru
     the model's inputs (checked once, at construction), so it calls the session's binding
     directly (the binding itself: a lambda around it would add a Python call to every
     prediction). It keeps the wrapper when ONNX Runtime's own provider fallback may be needed, or
-    when the binding is not where this ONNX Runtime version keeps it.
+    when the binding is not where this ONNX Runtime version keeps it. A model with low-precision
+    inputs or outputs (bfloat16, float8, int4...) runs through OrtValues instead
+    (:func:`~onnxpipe.runtime._ort_values.ort_value_runner`); only such a model pays for it.
     """
+    if needs_ort_values(session):
+        return ort_value_runner(session)
     inner = getattr(session, "_sess", None)
     binding = getattr(inner, "run", None)
     run: RunFunction = session.run if binding is None or settings.fallback_to_cpu else binding
@@ -183,6 +188,8 @@ def run_with_deadline(
         timer.daemon = True
         timer.start()
     try:
+        if needs_ort_values(session):  # bfloat16, float8, int4...: session.run cannot take or give them
+            return ort_value_runner(session)(output_names, feeds, options)
         results: list[Any] = session.run(output_names, feeds, options)
         return results
     except Exception as exc:

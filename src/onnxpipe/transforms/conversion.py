@@ -881,9 +881,11 @@ def _convert_numbers(flat: np.ndarray, src: DType, dst: DType, fail: Callable[[A
 
 
 def _to_dtype(kind: DType | str, step: str) -> DType:
-    if isinstance(kind, DType):
+    # The conversions compute with numpy: the low-precision types (ml_dtypes) are not among them.
+    kinds = [t.value for t in DType if not t.is_low_precision]
+    if isinstance(kind, DType) and not kind.is_low_precision:
         return kind
-    return DType(_validation.choice(kind, "output_kind", step, [t.value for t in DType]))
+    return DType(_validation.choice(kind.value if isinstance(kind, DType) else kind, "output_kind", step, kinds))
 
 
 @component("convert_type", catalog="transforms.conversion")
@@ -917,7 +919,9 @@ class TypeConvertingTransformer(OneToOneStep, TrivialEstimator):
         return self
 
     def output_schema(self, input_schema: Schema) -> Schema:
-        ct = self._input_tensor(input_schema, lambda t: True, "a tensor column")
+        ct = self._input_tensor(
+            input_schema, lambda t: not t.dtype.is_low_precision, "a tensor column of numbers, bools or strings"
+        )
         slots = input_schema[self.input_column_name].slot_names
         return input_schema.with_columns(Column(self.output_column_name, TensorType(self.output_kind, ct.shape), slots))
 

@@ -225,9 +225,8 @@ class MissingValueReplacingTransformer(OneToOneStep, Transformer):
                 imputed_value_floats=[float(v) for v in self._values.tolist()],
                 replaced_value_float=float("nan"),
             )[0]
-            if ct.rank > 1:
-                shape = ctx.add_initializer(np.array([-1, *ct.fixed_shape], dtype=np.int64), "shape")
-                out = ctx.add_node("Reshape", [out, shape])[0]
+            if ct.rank > 1:  # back to the input's shape, whose row dimensions may be symbolic
+                out = ctx.add_node("Reshape", [out, ctx.add_node("Shape", [x])[0]])[0]
         else:
             fill_shape = (1, *ct.fixed_shape) if len(self._values) > 1 else ()
             fill = ctx.add_initializer(self._values.reshape(fill_shape), "replacement")

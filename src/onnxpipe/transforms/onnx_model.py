@@ -25,12 +25,13 @@ that never ends is a ``ModelLoadError`` at once rather than a hang at the first 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from onnxpipe.errors import (
     InvalidArgumentError,
     ModelError,
     ModelLoadError,
+    OnnxPipeWarning,
     SchemaError,
     ShapeError,
     TensorNotFoundError,
@@ -83,7 +85,18 @@ from onnxpipe.runtime._session import (
     run_function,
     run_with_deadline,
 )
-from onnxpipe.schema import Column, ColumnType, DType, Schema, SequenceType, TensorType, column_type_from_json
+from onnxpipe.schema import (
+    AnyRankTensorType,
+    Column,
+    ColumnType,
+    DType,
+    MapType,
+    OptionalType,
+    Schema,
+    SequenceType,
+    TensorType,
+    column_type_from_json,
+)
 
 __all__ = ["OnnxTransformer"]
 
@@ -91,6 +104,7 @@ Shape = tuple[int | None, ...]
 _BATCH_BYTES = 16 << 20  # default rows per ONNX Runtime call: about this many input bytes
 _MAX_BATCH = 65536
 _MLNET_UNUSED = (".unusedInput", ".unusedOutput")
+_PROBE_BYTES = 64 << 20  # a synthetic row larger than this is not run just to learn output shapes
 
 
 def _fmt(shape: Sequence[int | None]) -> str:
@@ -224,6 +238,7 @@ class OnnxTransformer(TrivialEstimator):
         output_columns: Mapping[str, str] | str | None = None,
         batch_dimension: bool | Mapping[str, bool] | None = None,
         custom_op_libraries: Sequence[str] = (),
+        strict_shapes: bool = False,
     ) -> None:
         if isinstance(output_column_names, str):
             output_column_names = [output_column_names]
@@ -233,6 +248,7 @@ class OnnxTransformer(TrivialEstimator):
         self.max_bytes = check_max_bytes(max_bytes)
         self.verify_timeout = check_verify_timeout(verify_timeout)
         who = "apply_onnx_model"
+        self.strict_shapes = _validation.boolean(strict_shapes, "strict_shapes", who)
         batch_size = _validation.integer(
             batch_size, "batch_size", who, low=1, high=MAX_BATCH_ROWS, unit="rows", optional=True
         )
@@ -287,7 +303,7 @@ class OnnxTransformer(TrivialEstimator):
         self._batched = (
             self._batched
             and all(
-                isinstance(t.column_type, SequenceType)
+                (isinstance(t.column_type, SequenceType) and isinstance(t.column_type.element, MapType))  # ZipMap
                 or (
                     isinstance(t.column_type, TensorType)
                     and t.dims is not None  # an output of unknown rank may not keep the batch axis
@@ -310,7 +326,9 @@ class OnnxTransformer(TrivialEstimator):
         # frozen after construction and the plan is made at the first batch.
         self._prepared: list[_Prepared | None] = [None]
         self._output_tensors = [o.tensor for o in self._outputs]
-        self._verify(self._get_session())  # fail now, not at the first batch
+        probed = self._verify(self._get_session())  # fail now, not at the first batch
+        if probed is not None:
+            self._outputs = self._reconcile(probed, overrides)
 
     # ---------------------------------------------------------------- construction helpers
 
@@ -368,10 +386,9 @@ class OnnxTransformer(TrivialEstimator):
                         else ""
                     )
                 )
-            if not isinstance(t.column_type, TensorType):
+            if t.column_type is None:
                 raise ModelError(
-                    f"{self.step_name}: input {name!r} has type {t.type_text}; only tensor inputs of "
-                    "bool, int8-64, uint8-64, float16/32/64 or string can be fed"
+                    f"{self.step_name}: input {name!r} has type {t.type_text}, which no onnxpipe column type holds"
                 )
             shape = overrides.get(name, t.shape)
             free_batch = self.batch_axes[name].is_batch and len(shape) >= 1 and shape[0] is None
@@ -386,6 +403,10 @@ class OnnxTransformer(TrivialEstimator):
         columns = [p.column for p in plans]
         if len(set(columns)) != len(columns):
             raise InvalidArgumentError(f"{self.step_name}: input_columns feeds two tensors from one column: {columns}")
+        if not all(p.batch_axis for p in plans):  # one call scores one row: no first dimension is pinned to 1
+            plans = [
+                dataclasses.replace(p, row_shape=overrides.get(p.tensor, p.info.shape), batch_axis=False) for p in plans
+            ]
         return tuple(plans)
 
     def _input_column(self, tensor: str) -> str:
@@ -400,7 +421,7 @@ class OnnxTransformer(TrivialEstimator):
 
     def _synthetic(self, name: str, ct: TensorType, shape: Shape) -> np.ndarray:
         """Zeros (empty strings) of a shape the model declares, unknown dimensions 1; never more than max_bytes."""
-        dims = tuple(d or 1 for d in shape)
+        dims = tuple(1 if d is None else d for d in shape)
         item = 64 if ct.dtype is DType.STRING else ct.dtype.numpy.itemsize
         check_feed(dims, item, self.max_bytes, f"{self.step_name}: input {quoted(name)}")
         value = np.zeros(dims, dtype=ct.dtype.numpy)
@@ -408,16 +429,20 @@ class OnnxTransformer(TrivialEstimator):
             value[...] = ""
         return value
 
-    def _verify(self, session: ort.InferenceSession) -> None:
-        """Run a model with loops once on a synthetic row under ``verify_timeout``.
+    def _verify(self, session: ort.InferenceSession) -> list[Any] | None:
+        """Run the model once on a synthetic row under ``verify_timeout``; its outputs, or None.
 
         A model without Loop or Scan does work bounded by its size (checked against max_bytes);
-        one with loops can run for as long as its trip counts say, so it must prove it ends.
-        Only the deadline is enforced: a model may fail on made-up values (scoring real rows
-        reports that), so ONNX Runtime's other errors are ignored here.
+        one with loops can run for as long as its trip counts say, so it must prove it ends. The
+        outputs show the shapes ONNX Runtime really returns (:meth:`_reconcile`). A model may fail
+        on made-up values (scoring real rows reports that), so ONNX Runtime's errors other than
+        the deadline are ignored here; ONNX Runtime logs nothing.
         """
-        if self.verify_timeout is None or not self._model.loops:
-            return
+        tensors = all(isinstance(i.info.column_type, TensorType) for i in self._inputs)
+        if self.verify_timeout is None or not (tensors or self._model.loops):
+            return None
+        if not self._model.loops and self._synthetic_bytes() > _PROBE_BYTES:
+            return None  # only the shapes would be learnt: not worth the memory
         feeds = {
             i.tensor: self._synthetic(i.tensor, i.info.column_type, i.row_shape)
             for i in self._inputs
@@ -425,10 +450,67 @@ class OnnxTransformer(TrivialEstimator):
         }
         total = sum(v.nbytes for v in feeds.values())
         check_feed((total,), 1, self.max_bytes, f"{self.step_name}: the synthetic row")
-        with contextlib.suppress(ExecutionError):
-            run_with_deadline(
+        try:
+            results = run_with_deadline(
                 session, self._output_tensors, {**self._dummy_feeds, **feeds}, self.verify_timeout, label=self.step_name
             )
+        except ExecutionError:
+            return None
+        return results if tensors else None
+
+    def _synthetic_bytes(self) -> int:
+        total = 0
+        for i in self._inputs:
+            if isinstance(i.info.column_type, TensorType):
+                item = 64 if i.info.column_type.dtype is DType.STRING else i.info.column_type.dtype.numpy.itemsize
+                total += item * math.prod(1 if d is None else d for d in i.row_shape)
+        return total
+
+    def _reconcile(self, probed: Sequence[Any], overrides: Mapping[str, Shape]) -> tuple[_Output, ...]:
+        """The outputs, with the shapes ONNX Runtime returned on the synthetic row where they
+        contradict the declared ones. Only what made-up values cannot change is trusted: with
+        floating-point inputs only (integer inputs are often axes, counts or indices, whose
+        values decide shapes), the rank; a fixed dimension only when every input's row shape was
+        fully known too. One warning names each such output; under ``strict_shapes`` it is a
+        ModelError. ``shape_dictionary`` wins."""
+        if not all(
+            isinstance(i.info.column_type, TensorType) and i.info.column_type.dtype.is_float for i in self._inputs
+        ):
+            return self._outputs
+        exact = all(None not in i.row_shape for i in self._inputs)
+        outputs = []
+        for o, value in zip(self._outputs, probed, strict=True):
+            declared, info = o.row_shape, self.info.output(o.tensor)
+            if (
+                o.restored
+                or declared is None
+                or o.tensor in overrides
+                or not isinstance(value, np.ndarray)
+                or not isinstance(o.type, TensorType)
+                or info is None
+                or info.dims is None  # declared without a rank: held flat, nothing to contradict
+            ):
+                outputs.append(o)
+                continue
+            actual = value.shape[1:] if self._batched else value.shape
+            mine = declared[1:] if self._batched else declared
+            if len(actual) == len(mine) and (not exact or _matches(actual, mine)):
+                outputs.append(o)
+                continue
+            kept = tuple(d if len(actual) == len(mine) and d == a else None for d, a in zip_longest(mine, actual))
+            shape = ((1,) if self._batched else ()) + kept[: len(actual)]
+            message = (
+                f"{self.step_name}: output {o.tensor!r} is declared {_fmt(declared)} per row, but ONNX Runtime "
+                f"returns {_fmt(((1,) if self._batched else ()) + actual)} for a synthetic row"
+            )
+            stated = [-1, *actual] if self._batched else list(actual)
+            fix = f"; state the real shape with shape_dictionary={{{o.tensor!r}: {stated}}}"
+            if self.strict_shapes:
+                raise ModelError(message + fix + " (strict_shapes=True)")
+            warnings.warn(OnnxPipeWarning(f"{message}: using {_fmt(shape)}{fix}"), stacklevel=4)
+            ct = TensorType(o.type.dtype, shape)
+            outputs.append(dataclasses.replace(o, type=ct, row_shape=shape, known=ct.is_known_shape))
+        return tuple(outputs)
 
     def _column_name(self, tensor: str) -> str:
         """The column an output tensor is written to: as ``output_columns`` says, else its name
@@ -605,6 +687,7 @@ class OnnxTransformer(TrivialEstimator):
             "output_columns": self._output_map,
             "batch_dimension": self._batch_dimension,
             "custom_op_libraries": self.custom_op_libraries,
+            "strict_shapes": self.strict_shapes,
             "gpu_device_id": None,
             "fallback_to_cpu": False,
             "max_bytes": self.max_bytes,
@@ -612,18 +695,22 @@ class OnnxTransformer(TrivialEstimator):
             "model_label": self._model.label,
         }
 
-    state_version = 2  # version 2 added input_columns, output_columns, batch_dimension, custom_op_libraries
+    # version 2 added input_columns, output_columns, batch_dimension, custom_op_libraries; 3 strict_shapes
+    state_version = 3
 
     @classmethod
     def upgrade_state(cls, state: dict[str, Any], version: int) -> dict[str, Any]:
         if version == 1:
-            return {
+            state = {
                 **state,
                 "input_columns": None,
                 "output_columns": None,
                 "batch_dimension": None,
                 "custom_op_libraries": (),
             }
+            version = 2
+        if version == 2:
+            return {**state, "strict_shapes": False}
         return super().upgrade_state(state, version)
 
     @classmethod
@@ -666,7 +753,12 @@ class OnnxTransformer(TrivialEstimator):
         ct = col.type
         where = f"{self.step_name}: column {col.name!r} feeds input tensor {inp.tensor!r}"
         want = inp.info.column_type
-        assert isinstance(want, TensorType)
+        if not isinstance(want, TensorType):  # a sequence, map or optional: fed as it is, row by row
+            assert want is not None  # _plan_inputs refused inputs of other types
+            if not _accepts(want, ct):
+                raise ColumnTypeError(f"{where}, which expects {inp.info.type_text}; the column is {ct}")
+            self._plans[key] = None
+            return None
         if not isinstance(ct, TensorType):
             raise ColumnTypeError(f"{where}, which expects {want.dtype.value}{_fmt(inp.row_shape)}; the column is {ct}")
         if not ct.dtype.converts_safely_to(want.dtype):
@@ -723,12 +815,12 @@ class OnnxTransformer(TrivialEstimator):
         return max(13, self.info.opsets.get("ai.onnx", 13))
 
     def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
-        """Inline the pretrained graph (names prefixed, opset converted up to the export's)."""
-        if not self._batched:
-            raise ExportError(
-                f"{self.step_name} cannot be exported to ONNX: the model scores one row at a time (its batch "
-                "dimension is fixed or absent), which a graph over N rows cannot express"
-            )
+        """Inline the pretrained graph (names prefixed, opset converted up to the export's).
+
+        A model with a free batch axis takes whole columns; one that scores a row at a time (a
+        fixed batch of 1, no batch axis) runs in an ONNX Loop over the rows, each row reshaped to
+        its input as scoring does and each result stacked back into ``[N, *row_shape]``.
+        """
         import onnx
         import onnx.version_converter
 
@@ -744,27 +836,144 @@ class OnnxTransformer(TrivialEstimator):
         for domain, version in self.info.opsets.items():
             if domain != "ai.onnx":
                 ctx.require_opset(domain, version)
-        feeds: dict[str, str] = {}
-        for inp, shape, cast in self._prepare(input_schema).feeds:
-            if shape is None:
+        plans = self._prepare(input_schema).feeds
+        for inp, _, _ in plans:
+            if not isinstance(inp.info.column_type, TensorType):
                 raise ExportError(
-                    f"{self.step_name} cannot be exported to ONNX: column {inp.column!r} has rows of unknown shape"
+                    f"{self.step_name} cannot be exported to ONNX: input tensor {inp.tensor!r} is a "
+                    f"{inp.info.type_text}; only tensor inputs are exported"
                 )
-            target = ctx.add_initializer(np.array([-1, *shape[1:]], np.int64), "shape")
-            (value,) = ctx.add_node("Reshape", [ctx.value(inp.column), target])
-            if cast is not None:
-                (value,) = ctx.add_node("Cast", [value], to=ONNX_ELEMENT[DType.from_numpy(cast)])
-            feeds[inp.tensor] = value
+        if not self._batched:
+            self._export_rows(ctx, input_schema, proto.graph, plans)
+            return
+        feeds = {
+            inp.tensor: self._export_feed(ctx, inp, input_schema[inp.column].type, shape, cast, ctx.value(inp.column))
+            for inp, shape, cast in plans
+        }
         for name, dummy in self._dummy_feeds.items():
             feeds[name] = ctx.add_initializer(dummy, name)
         produced = ctx.add_graph(proto.graph, ctx.unique("pretrained") + "/", feeds)
         for o in self._outputs:
             value = produced[o.tensor]
-            if o.row_shape is not None and not o.restored:
-                (value,) = ctx.add_node("Unsqueeze", [value, ctx.add_initializer(np.array([1], np.int64), "axes")])
-            elif o.row_shape is not None:
-                dims = np.array([-1, *(o.row_shape or (1,))], np.int64)
+            if o.row_shape is not None and not o.restored:  # [N, *shape[1:]] -> rows of (1, *shape[1:])
+                assert isinstance(o.type, TensorType)
+                value = _with_row_axis(ctx, value, o.type.dtype)
+            elif o.row_shape is not None and o.known:  # an onnxpipe export: its own [N, *shape], scalars [N, 1]
+                dims = np.array([0, *(o.row_shape or (1,))], np.int64)
                 (value,) = ctx.add_node("Reshape", [value, ctx.add_initializer(dims, "shape")])
+            ctx.set_value(o.column, value)
+
+    def _export_feed(
+        self,
+        ctx: ExportContext,
+        inp: _Input,
+        given: ColumnType,
+        fixed: tuple[int, ...] | None,
+        cast: np.dtype[Any] | None,
+        value: str,
+        *,
+        batched: bool = True,
+    ) -> str:
+        """The nodes that make a column's value the input tensor's, as scoring reshapes each row
+        (:func:`_resolve_row_shape`): ``value`` is the whole ``[N, *S]`` column when ``batched``
+        (the batch axis stands for the input's leading 1), one row ``[*S]`` inside the row loop."""
+        want = inp.row_shape
+        assert isinstance(given, TensorType)
+        rank = len(given.shape or (1,))  # a scalar column is [N, 1]
+        lead = [0] if batched else []  # Reshape's 0 keeps the batch axis N
+        inner = want[1:] if batched else want
+        known = (fixed[1:] if batched else fixed) if fixed is not None else None
+        if known is None and None not in inner:
+            known = tuple(d for d in inner if d is not None)
+        if known is not None:  # the row's size decides: any shape of that size, as scoring
+            target = ctx.add_initializer(np.array([*lead, *known], np.int64), "shape")
+            (value,) = ctx.add_node("Reshape", [value, target])
+        elif batched and rank == len(want):  # rows (1, *rest): the batch axis replaces the 1
+            (value,) = ctx.add_node("Squeeze", [value, ctx.add_initializer(np.array([1], np.int64), "axes")])
+        elif not batched and rank == len(want) - 1 and want[:1] == (1,):  # a row without the leading 1
+            (value,) = ctx.add_node("Unsqueeze", [value, ctx.add_initializer(np.array([0], np.int64), "axes")])
+        elif rank == len(inner):
+            pass  # the input's own shape: fed as it is
+        elif rank == 1 and inner.count(None) == 1:  # a flat row: the unknown dimension follows from its size
+            target = ctx.add_initializer(np.array([*lead, *(-1 if d is None else d for d in inner)], np.int64))
+            (value,) = ctx.add_node("Reshape", [value, target])
+        else:
+            raise ExportError(
+                f"{self.step_name} cannot be exported to ONNX: column {inp.column!r} ({given}) feeds input tensor "
+                f"{inp.tensor!r}, whose rows are {_fmt(want)}: with several unknown dimensions a graph can only "
+                f"feed a column of the input's rank ({len(want)} dimensions, or {len(want) - 1} without its "
+                "leading 1) or a flat one when a single dimension is unknown"
+            )
+        if cast is not None:
+            (value,) = ctx.add_node("Cast", [value], to=ONNX_ELEMENT[DType.from_numpy(cast)])
+        return value
+
+    def _export_rows(
+        self,
+        ctx: ExportContext,
+        input_schema: Schema,
+        graph: Any,  # an onnx.GraphProto (onnx is imported when needed)
+        plans: Sequence[tuple[_Input, tuple[int, ...] | None, np.dtype[Any] | None]],
+    ) -> None:
+        """A model that scores one row at a time, exported as ONNX Runtime scores it: in a Loop over
+        the N rows (:meth:`ExportContext.add_row_loop`), one call of the pretrained graph per row.
+
+        A Loop stacks tensors only. A ZipMap output (one map per row) is made after the Loop, from
+        its stacked input; any other sequence or map output cannot be exported.
+        """
+        import onnx
+
+        if not plans:
+            raise ExportError(
+                f"{self.step_name} cannot be exported to ONNX: the model has no inputs, so a graph cannot tell "
+                "how many rows it scores"
+            )
+        producers = {o: node for node in graph.node for o in node.output}
+        results: list[tuple[_Output, str, TensorType, Any]] = []  # output, tensor, its type, its ZipMap node
+        for o in self._outputs:
+            node = producers.get(o.tensor)
+            if isinstance(o.type, TensorType):
+                results.append((o, o.tensor, o.type, None))
+            elif node is not None and node.op_type == "ZipMap" and node.domain == "ai.onnx.ml":
+                labels = next(a for a in node.attribute if a.name.startswith("classlabels_"))
+                count = len(labels.ints) or len(labels.strings)
+                results.append((o, node.input[0], TensorType(DType.FLOAT32, (count,)), node))
+            else:
+                raise ExportError(
+                    f"{self.step_name} cannot be exported to ONNX: the model scores one row at a time, which "
+                    f"the export runs in a Loop over the rows, and a Loop can only stack tensors: output "
+                    f"{o.tensor!r} is a {o.type} (leave it out with output_column_names)"
+                )
+
+        def body(rows: list[str]) -> list[str]:
+            feeds = {
+                inp.tensor: self._export_feed(ctx, inp, input_schema[inp.column].type, shape, cast, row, batched=False)
+                for (inp, shape, cast), row in zip(plans, rows, strict=True)
+            }
+            for name, dummy in self._dummy_feeds.items():
+                feeds[name] = ctx.add_initializer(dummy, name)
+            tensors = [tensor for _, tensor, _, _ in results]
+            produced = ctx.add_graph(graph, ctx.unique("pretrained") + "/", feeds, tensors)
+            values = []
+            for _, tensor, ct, zipmap in results:
+                value = produced[tensor]
+                # ZipMap's input is this row's [1, C] probabilities (a row giving several fails rather than
+                # mixing rows); a vector of unknown length is how scoring holds an output of unknown rank.
+                if zipmap is not None or ct.shape == (None,):
+                    target = np.array([-1 if d is None else d for d in ct.shape], np.int64)
+                    (value,) = ctx.add_node("Reshape", [value, ctx.add_initializer(target, "shape")])
+                values.append(value)
+            return values
+
+        stacked = ctx.add_row_loop(
+            [ctx.value(inp.column) for inp, _, _ in plans], body, [ct for _, _, ct, _ in results], "pretrained_rows"
+        )
+        for (o, _, ct, zipmap), value in zip(results, stacked, strict=True):
+            if zipmap is not None:
+                attributes = {a.name: onnx.helper.get_attribute_value(a) for a in zipmap.attribute}
+                (value,) = ctx.add_node("ZipMap", [value], domain="ai.onnx.ml", **attributes)
+            elif ct.is_scalar:  # a scalar column is [N, 1]
+                (value,) = ctx.add_node("Unsqueeze", [value, ctx.add_initializer(np.array([1], np.int64), "axes")])
             ctx.set_value(o.column, value)
 
     # ---------------------------------------------------------------- scoring
@@ -783,22 +992,21 @@ class OnnxTransformer(TrivialEstimator):
                 return self._score_one(session, prepared, columns)
             return self._score_uniform(session, prepared, columns, n_rows)
         if n_rows == 1 and prepared.fixed:  # the engine's single row, on a model without a batch axis
-            feeds = {
-                inp.tensor: _cast(np.asarray(columns[inp.column][0]).reshape(shape), inp)
-                for inp, shape, _ in prepared.feeds
-            }
-            return self._collect_row(self._run(session, feeds))
+            return self._score_fixed_row(session, prepared, columns)
         plans = [(inp, shape, columns[inp.column]) for inp, shape, _ in prepared.feeds]
         return self._score_grouped(session, plans, n_rows, prepared.rows_per_call)
 
     def _prepare(self, input_schema: Schema) -> _Prepared:
-        feeds = []
+        feeds: list[tuple[_Input, tuple[int, ...] | None, np.dtype[Any] | None]] = []
         row_bytes = 0
         for inp in self._inputs:
             shape = self._feed_shape(inp, input_schema[inp.column])
             want = inp.info.column_type
             given = input_schema[inp.column].type
-            assert isinstance(want, TensorType) and isinstance(given, TensorType)
+            if not isinstance(want, TensorType) or not isinstance(given, TensorType):
+                feeds.append((inp, None, None))  # converted row by row (_feed_value)
+                row_bytes += 1024
+                continue
             cast = None if given.dtype is want.dtype else want.dtype.numpy
             feeds.append((inp, shape, cast))
             itemsize = 64 if want.dtype is DType.STRING else want.dtype.numpy.itemsize
@@ -817,19 +1025,37 @@ class OnnxTransformer(TrivialEstimator):
             if arr.shape != shape:  # the engine's one-row views mostly have the feed's shape already
                 arr = arr.reshape(shape)
             feeds[inp.tensor] = arr if cast is None else _astype(arr, cast)
-        run = self._run_fn
-        if run is None or self._dummy_feeds:
-            results = self._run(session, feeds)
-        else:  # _run without its checks: this is the engine's single-row path
-            try:
-                results = run(self._output_tensors, feeds, SCORING_RUN_OPTIONS)
-            except Exception as exc:
-                raise self._run_failed(exc, feeds) from None
+        results = self._run_one(session, feeds)
         out: dict[str, ColumnValues] = {}
         for o, value in zip(self._outputs, results):  # noqa: B905 - ORT returns one value per output
             if not o.known or o.restored or value.shape != o.row_shape:
                 return self._split_batch(results, 1)  # the general path checks, restores and reports
             out[o.column] = value[np.newaxis]
+        return out
+
+    def _score_fixed_row(
+        self, session: ort.InferenceSession, prepared: _Prepared, columns: Mapping[str, ColumnValues]
+    ) -> dict[str, ColumnValues]:
+        """The prediction engine's path on a model without a batch axis (e.g. a ZipMap
+        classifier): one row, fixed feed shapes, ``_collect_row`` only when an output needs it."""
+        feeds = {}
+        for inp, shape, cast in prepared.feeds:
+            arr = columns[inp.column][0]  # fixed shapes: rows of an array (numpy scalars for rank 0)
+            if type(arr) is not np.ndarray:
+                feeds[inp.tensor] = _cast(np.asarray(arr).reshape(shape), inp)
+                continue
+            if arr.shape != shape:
+                arr = arr.reshape(shape)
+            feeds[inp.tensor] = arr if cast is None else _astype(arr, cast)
+        results = self._run_one(session, feeds)
+        out: dict[str, ColumnValues] = {}
+        for o, value in zip(self._outputs, results):  # noqa: B905 - ORT returns one value per output
+            if o.row_shape is None:  # a sequence, map or optional: the value is the row
+                out[o.column] = [value]
+            elif o.known and not o.restored and value.shape == o.row_shape:
+                out[o.column] = value[np.newaxis]
+            else:
+                return self._collect_row(results)  # checks and reports shapes
         return out
 
     def _score_uniform(
@@ -861,6 +1087,11 @@ class OnnxTransformer(TrivialEstimator):
         for r in range(n):
             row = {}
             for inp, shape, values in plans:
+                want = inp.info.column_type
+                if not isinstance(want, TensorType):
+                    assert want is not None  # _plan_inputs refused inputs of other types
+                    row[inp.tensor] = _feed_value(values[r], want)
+                    continue
                 value = np.asarray(values[r])
                 target = shape or _resolve_row_shape(value.shape, inp.row_shape)
                 if target is None:
@@ -884,6 +1115,17 @@ class OnnxTransformer(TrivialEstimator):
             start = end
         return _concat_parts(parts, self._outputs)
 
+    def _run_one(self, session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> list[Any]:
+        """:meth:`_run` without its per-call lookups: the engine's single-row paths."""
+        run = self._run_fn
+        if run is None or self._dummy_feeds:
+            return self._run(session, feeds)
+        try:
+            results: list[Any] = run(self._output_tensors, feeds, SCORING_RUN_OPTIONS)
+            return results
+        except Exception as exc:
+            raise self._run_failed(exc, feeds) from None
+
     def _run(self, session: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> list[Any]:
         if self._dummy_feeds:
             feeds = {**self._dummy_feeds, **feeds}
@@ -894,8 +1136,8 @@ class OnnxTransformer(TrivialEstimator):
         except Exception as exc:
             raise self._run_failed(exc, feeds) from None
 
-    def _run_failed(self, exc: Exception, feeds: Mapping[str, np.ndarray]) -> ExecutionError:
-        shapes = {k: v.shape for k, v in feeds.items()}
+    def _run_failed(self, exc: Exception, feeds: Mapping[str, Any]) -> ExecutionError:
+        shapes = {k: _describe(v) for k, v in feeds.items()}
         return ExecutionError(f"{self.step_name}: ONNX Runtime failed on inputs with shapes {shapes}: {exc}")
 
     def _split_batch(self, results: list[Any], n: int) -> dict[str, ColumnValues]:
@@ -996,6 +1238,48 @@ def _dims(name: str, dims: Sequence[int | None]) -> Shape:
     return tuple(None if d is None or d < 0 else int(d) for d in dims)
 
 
+def _describe(value: Any) -> Any:
+    """A feed's shape for messages: an array's shape, a sequence's length, a map's size."""
+    if isinstance(value, np.ndarray):
+        return value.shape
+    if isinstance(value, list | dict):
+        return f"{type(value).__name__} of {len(value)}"
+    return type(value).__name__
+
+
+def _accepts(want: ColumnType, given: ColumnType) -> bool:
+    """Whether a column of type ``given`` can feed a model input of the non-scalar kind ``want``
+    (sequence, map, optional): same structure, element types equal or safely converted, shapes
+    compatible where both are declared (ONNX Runtime checks each value's shape)."""
+    if isinstance(want, TensorType):
+        if not isinstance(given, TensorType) or not given.dtype.converts_safely_to(want.dtype):
+            return False
+        if isinstance(want, AnyRankTensorType) or isinstance(given, AnyRankTensorType):
+            return True
+        return _matches(given.shape, want.shape)
+    if isinstance(want, OptionalType):  # a present value feeds an optional too
+        return _accepts(want.element, given.element if isinstance(given, OptionalType) else given)
+    if isinstance(want, SequenceType):
+        return isinstance(given, SequenceType) and _accepts(want.element, given.element)
+    return isinstance(given, MapType) and given.key is want.key and _accepts(want.value, given.value)
+
+
+def _feed_value(value: Any, want: ColumnType) -> Any:
+    """One row's value of a sequence, map or optional input, its tensors in the input's element type."""
+    if value is None:
+        return None
+    if isinstance(want, TensorType):
+        if want.dtype is DType.STRING:
+            return np.asarray(value, dtype=object)
+        arr = np.asarray(value)
+        return arr if arr.dtype == want.dtype.numpy else _astype(arr, want.dtype.numpy)
+    if isinstance(want, OptionalType):
+        return _feed_value(value, want.element)
+    if isinstance(want, SequenceType):
+        return [_feed_value(x, want.element) for x in value]
+    return dict(value)
+
+
 def _empty(ct: ColumnType) -> ColumnValues:
     if isinstance(ct, TensorType) and ct.is_known_shape:
         return np.zeros((0, *ct.fixed_shape), dtype=ct.dtype.numpy)
@@ -1009,10 +1293,29 @@ def _cast(arr: np.ndarray, inp: _Input) -> np.ndarray:
     return arr if arr.dtype == dtype else _astype(arr, dtype)
 
 
+def _with_row_axis(ctx: ExportContext, value: str, dtype: DType) -> str:
+    """``value`` [N, ...] as [N, 1, ...]. ONNX Runtime's CPU provider has no Unsqueeze for the
+    low-precision types but bfloat16: float8 is reshaped (Shape and Reshape take it), the 4- and
+    2-bit integers go through an exact Cast to 8 bits and back."""
+    axes = ctx.add_initializer(np.array([1], np.int64), "axes")
+    if dtype.value.startswith("float8") and dtype is not DType.FLOAT8E8M0:
+        (first,) = ctx.add_node("Shape", [value], end=1)
+        (rest,) = ctx.add_node("Shape", [value], start=1)
+        one = ctx.add_initializer(np.array([1], np.int64), "one")
+        (shape,) = ctx.add_node("Concat", [first, one, rest], axis=0)
+        return ctx.add_node("Reshape", [value, shape])[0]
+    if dtype in (DType.INT4, DType.UINT4, DType.INT2, DType.UINT2):
+        (wide,) = ctx.add_node("Cast", [value], to=ONNX_ELEMENT[DType.INT8 if dtype.value[0] == "i" else DType.UINT8])
+        (wide,) = ctx.add_node("Unsqueeze", [wide, axes])
+        return ctx.add_node("Cast", [wide], to=ONNX_ELEMENT[dtype])[0]
+    return ctx.add_node("Unsqueeze", [value, axes])[0]
+
+
 def _astype(arr: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
     # The automatic float64 -> float32 (or int -> float16) conversion rounds as ONNX's Cast and a C
-    # cast do: values beyond the target's range become +-inf, without numpy's overflow warning.
-    with np.errstate(over="ignore"):
+    # cast do: values beyond the target's range become +-inf, without numpy's overflow warning
+    # (and float32 -> bfloat16 keeps signalling NaNs' bits as ONNX Runtime does, without ml_dtypes' one).
+    with np.errstate(over="ignore", invalid="ignore"):
         return arr.astype(dtype)
 
 
