@@ -75,7 +75,7 @@ class TensorInfo:
 
     @property
     def shape(self) -> tuple[int | None, ...]:
-        """Dimensions with every unknown one (symbolic, unnamed, or <= 0) as None; ``(None,)``
+        """Dimensions with every unknown one (symbolic, unnamed, or negative) as None; ``(None,)``
         for a tensor of unknown rank (held as a flat vector)."""
         if self.dims is None:
             return self.column_type.shape if isinstance(self.column_type, TensorType) else ()

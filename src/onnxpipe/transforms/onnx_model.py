@@ -2,7 +2,7 @@
 
 Column names are the model's tensor names (as in ML.NET); ``copy_columns`` renames around it.
 
-Shapes. A model dimension that is symbolic, unnamed or <= 0 is unknown. A row's tensor has the
+Shapes. A model dimension that is symbolic, unnamed or negative is unknown (0 is a size). A row's tensor has the
 model's shape with an unknown first dimension set to 1 (so ResNet's ``data [N,3,224,224]`` is a
 ``float32[1,3,224,224]`` column); a row may also be given without that leading 1, as a flat
 array of the right size, or with any other unknown dimensions resolved from its own shape.
@@ -208,6 +208,12 @@ class OnnxTransformer(TrivialEstimator):
     ``"onnxruntime-extensions"`` (string ops and tokenizers; ``pip install 'onnxpipe[extensions]'``)
     or one registered with :func:`onnxpipe.runtime.register_custom_op_library`. A saved model keeps
     the names, never paths.
+
+    Sequence, map and optional inputs and outputs are columns of those kinds (a list, dict or
+    None per row); a model with such an input scores one row per call. The model is run once on
+    a synthetic row when opened: an output whose rank (or fixed size) contradicts the declared
+    one is held as ONNX Runtime returns it, with a warning, or a ModelError under
+    ``strict_shapes``.
 
     The model may come from anyone: it is checked before ONNX Runtime opens it. External data
     must be regular files inside the model's folder (none with ``model_bytes``); the tensors it
@@ -584,7 +590,7 @@ class OnnxTransformer(TrivialEstimator):
                 if size is not None:
                     dim.Clear()
                     dim.dim_value = size
-                elif dim.HasField("dim_value") and dim.dim_value <= 0:
+                elif dim.HasField("dim_value") and dim.dim_value < 0:
                     dim.Clear()  # ML.NET writes -1 for unknown: make it unknown for inference
             if vi in proto.graph.output:
                 for dim in vi.type.tensor_type.shape.dim:
