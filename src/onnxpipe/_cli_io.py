@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pyarrow.compute and pyarrow.parquet (60 ms) are imported wh
 
 from onnxpipe._display import quoted, shown
 from onnxpipe._limits import DEFAULT_MAX_BYTES
-from onnxpipe.data._convert import arrow_schema, from_arrow, schema_from_arrow, to_arrow
+from onnxpipe.data._convert import arrow_schema, fixed_size_lists, from_arrow, schema_from_arrow, to_arrow
 from onnxpipe.data._loaders import (
     MAX_ROW_BYTES,
     check_unique_names,
@@ -747,9 +747,7 @@ def _tensor_storage(arr: pa.Array, name: str, ct: TensorType, where: str, row0: 
                 f"{where}: row {row0 + r} of column {name!r} has {counts[r]} values; the model reads {ct}, "
                 f"{size} values per row"
             )
-        if size == 0:  # as data/_convert stores it
-            return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), values)
-        return pa.FixedSizeListArray.from_arrays(values, size)
+        return fixed_size_lists(values, size, n)
     known = math.prod(d for d in ct.shape if d is not None)
     if ct.shape.count(None) != 1:
         raise ShapeError(

@@ -49,6 +49,7 @@ __all__ = [
     "ColumnValues",
     "arrow_schema",
     "arrow_type",
+    "fixed_size_lists",
     "from_arrow",
     "schema_from_arrow",
     "to_arrow",
@@ -258,17 +259,11 @@ def to_arrow(values: ColumnValues, ct: ColumnType, column: str = "?") -> pa.Arra
             arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
             if arr.ndim == 1 and arr.dtype == object and len(arr) and isinstance(arr[0], np.ndarray):
                 arr = np.stack(list(arr))
-            n = len(arr)
-            if arr.size != n * (ct.size or 0):
+            n, size = len(arr), math.prod(ct.fixed_shape)
+            if arr.size != n * size:
                 raise ShapeError(f"column {column!r}: values of shape {arr.shape} do not fit the column type {ct}")
-            if ct.size == 0:  # every row empty, as a variable-size list
-                return pa.ListArray.from_arrays(
-                    pa.array(np.zeros(n + 1, np.int32)), _flat_arrow(arr.reshape(-1), ct.dtype)
-                )
-            return pa.FixedSizeListArray.from_arrays(_flat_arrow(arr.reshape(-1), ct.dtype), ct.size)
+            return fixed_size_lists(_flat_arrow(arr.reshape(-1), ct.dtype), size, n)
         rows = [np.asarray(r) for r in values]
-        if isinstance(ct, AnyRankTensorType):
-            return _any_rank_arrow(rows, ct, column)
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum([r.size for r in rows], out=offsets[1:])
         if offsets[-1] > np.iinfo(np.int32).max:
@@ -281,10 +276,16 @@ def to_arrow(values: ColumnValues, ct: ColumnType, column: str = "?") -> pa.Arra
         for r, start, stop in zip(rows, offsets[:-1], offsets[1:], strict=True):
             flat[start:stop].reshape(r.shape)[...] = r
         lists = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), _flat_arrow(flat, ct.dtype))
-        if ct.shape.count(None) == 1:
+        if isinstance(ct, AnyRankTensorType):  # each row's shape, of its own rank
+            ranks = np.zeros(len(rows) + 1, dtype=np.int64)
+            np.cumsum([r.ndim for r in rows], out=ranks[1:])
+            dims = np.fromiter((d for r in rows for d in r.shape), dtype=np.int64, count=int(ranks[-1]))
+            shape_arr: pa.Array = pa.ListArray.from_arrays(pa.array(ranks.astype(np.int32)), pa.array(dims))
+        elif ct.shape.count(None) == 1:
             return lists
-        shapes = np.array([r.shape for r in rows], dtype=np.int64).reshape(-1, ct.rank)
-        shape_arr = pa.FixedSizeListArray.from_arrays(pa.array(shapes.reshape(-1)), ct.rank)
+        else:
+            shapes = np.array([r.shape for r in rows], dtype=np.int64).reshape(-1, ct.rank)
+            shape_arr = pa.FixedSizeListArray.from_arrays(pa.array(shapes.reshape(-1)), ct.rank)
         return pa.StructArray.from_arrays([shape_arr, lists], names=["shape", "values"])
     if isinstance(ct, OptionalType):
         return to_arrow([[] if v is None else [v] for v in values], SequenceType(ct.element), column)
@@ -312,24 +313,12 @@ def _fits(shape: tuple[int, ...], declared: tuple[int | None, ...]) -> bool:
     return all(d is None or d == s for s, d in zip(shape, declared, strict=True))
 
 
-def _any_rank_arrow(rows: list[np.ndarray], ct: TensorType, column: str) -> pa.Array:
-    """``struct<shape: list<int64>, values: list<elem>>`` for arrays of any rank."""
-    ranks = np.fromiter((r.ndim for r in rows), dtype=np.int64, count=len(rows))
-    dims = np.fromiter((d for r in rows for d in r.shape), dtype=np.int64, count=int(ranks.sum()))
-    shape_arr = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(ranks)]).astype(np.int32)), dims)
-    sizes = np.fromiter((r.size for r in rows), dtype=np.int64, count=len(rows))
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    if offsets[-1] > np.iinfo(np.int32).max:
-        raise ShapeError(
-            f"column {column!r}: a batch holds {offsets[-1]:,} values, more than an Arrow list can; "
-            "use smaller batches (batch_size)"
-        )
-    if rows:
-        flat = np.concatenate([r.reshape(-1).astype(ct.dtype.numpy, copy=False) for r in rows])
-    else:
-        flat = np.zeros(0, dtype=ct.dtype.numpy)
-    values = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), _flat_arrow(flat, ct.dtype))
-    return pa.StructArray.from_arrays([shape_arr, values], names=["shape", "values"])
+def fixed_size_lists(values: pa.Array, size: int, n: int) -> pa.Array:
+    """``n`` rows of ``size`` values each, as a known-shape tensor column stores them: a
+    fixed-size list, or empty variable-size lists when ``size`` is 0 (which Arrow cannot fix)."""
+    if size == 0:
+        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), values)
+    return pa.FixedSizeListArray.from_arrays(values, size)
 
 
 def _arrow_python(v: Any, ct: ColumnType) -> Any:

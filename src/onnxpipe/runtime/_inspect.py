@@ -343,14 +343,13 @@ def _value_annotation(ct: ColumnType, imports: _Imports) -> tuple[str | None, li
     optional column: ``list[npt.NDArray[...]]`` for a sequence of tensors (``VectorType`` giving
     the elements' shape when their rank is known), ``X | None`` for an optional."""
     if isinstance(ct, OptionalType):
-        inner, extra = _value_annotation(ct.element, imports) if not isinstance(ct.element, TensorType) else (None, [])
-        if isinstance(ct.element, TensorType):
-            inner = _inner_annotation(ct.element)
-            if inner is None:  # a tensor that is not a scalar
-                inner = f"npt.NDArray[{_numpy_name(ct.element.dtype)}]"
-                extra = _element_dims(ct.element, imports)
-                imports.np = imports.npt = True
-            imports.np |= "np." in inner
+        element = ct.element
+        inner: str | None
+        if isinstance(element, TensorType) and not element.is_scalar:
+            imports.np = imports.npt = True
+            inner, extra = f"npt.NDArray[{_numpy_name(element.dtype)}]", _element_dims(element, imports)
+        else:
+            inner, extra = _value_annotation(element, imports)
         return (None, []) if inner is None else (f"{inner} | None", extra)
     if isinstance(ct, SequenceType) and isinstance(ct.element, TensorType):
         imports.np = imports.npt = True

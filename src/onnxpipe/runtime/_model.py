@@ -84,7 +84,7 @@ class TensorInfo:
     def dims_text(self) -> str:
         if self.dims is None:
             return "(unknown rank)" if isinstance(self.column_type, TensorType) else ""
-        return "[" + ",".join("?" if d is None else str(d) for d in self.dims) + "]"
+        return _bracketed(self.dims)
 
 
 def _convert_type(
@@ -123,7 +123,11 @@ def _convert_type(
 
 def _dims_text(dims: tuple[RawDim, ...] | None) -> str:
     """An element's dims as the type text shows them (nothing for a scalar or an unknown rank)."""
-    return "[" + ",".join("?" if d is None else str(d) for d in dims) + "]" if dims else ""
+    return _bracketed(dims) if dims else ""
+
+
+def _bracketed(dims: tuple[RawDim, ...]) -> str:
+    return "[" + ",".join("?" if d is None else str(d) for d in dims) + "]"
 
 
 def tensor_info(vi: onnx.ValueInfoProto) -> TensorInfo:

@@ -31,7 +31,6 @@ import math
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
-from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -428,8 +427,7 @@ class OnnxTransformer(TrivialEstimator):
     def _synthetic(self, name: str, ct: TensorType, shape: Shape) -> np.ndarray:
         """Zeros (empty strings) of a shape the model declares, unknown dimensions 1; never more than max_bytes."""
         dims = tuple(1 if d is None else d for d in shape)
-        item = 64 if ct.dtype is DType.STRING else ct.dtype.numpy.itemsize
-        check_feed(dims, item, self.max_bytes, f"{self.step_name}: input {quoted(name)}")
+        check_feed(dims, _item_bytes(ct.dtype), self.max_bytes, f"{self.step_name}: input {quoted(name)}")
         value = np.zeros(dims, dtype=ct.dtype.numpy)
         if ct.dtype is DType.STRING:
             value[...] = ""
@@ -468,8 +466,7 @@ class OnnxTransformer(TrivialEstimator):
         total = 0
         for i in self._inputs:
             if isinstance(i.info.column_type, TensorType):
-                item = 64 if i.info.column_type.dtype is DType.STRING else i.info.column_type.dtype.numpy.itemsize
-                total += item * math.prod(1 if d is None else d for d in i.row_shape)
+                total += _item_bytes(i.info.column_type.dtype) * math.prod(1 if d is None else d for d in i.row_shape)
         return total
 
     def _reconcile(self, probed: Sequence[Any], overrides: Mapping[str, Shape]) -> tuple[_Output, ...]:
@@ -503,8 +500,12 @@ class OnnxTransformer(TrivialEstimator):
             if len(actual) == len(mine) and (not exact or _matches(actual, mine)):
                 outputs.append(o)
                 continue
-            kept = tuple(d if len(actual) == len(mine) and d == a else None for d, a in zip_longest(mine, actual))
-            shape = ((1,) if self._batched else ()) + kept[: len(actual)]
+            # The dimensions that agree are kept; after a change of rank none is known.
+            if len(actual) == len(mine):
+                kept = tuple(d if d == a else None for d, a in zip(mine, actual, strict=True))
+            else:
+                kept = (None,) * len(actual)
+            shape = ((1,) if self._batched else ()) + kept
             message = (
                 f"{self.step_name}: output {o.tensor!r} is declared {_fmt(declared)} per row, but ONNX Runtime "
                 f"returns {_fmt(((1,) if self._batched else ()) + actual)} for a synthetic row"
@@ -1015,8 +1016,7 @@ class OnnxTransformer(TrivialEstimator):
                 continue
             cast = None if given.dtype is want.dtype else want.dtype.numpy
             feeds.append((inp, shape, cast))
-            itemsize = 64 if want.dtype is DType.STRING else want.dtype.numpy.itemsize
-            row_bytes += itemsize * math.prod(shape or (256,))
+            row_bytes += _item_bytes(want.dtype) * math.prod(shape or (256,))
         step = self.batch_size or max(1, min(_MAX_BATCH, _BATCH_BYTES // max(row_bytes, 1)))
         fixed = all(shape is not None for _, shape, _ in feeds)
         return _Prepared(input_schema, tuple(feeds), self._batched and fixed, step, fixed)
@@ -1242,6 +1242,11 @@ def _dims(name: str, dims: Sequence[int | None]) -> Shape:
             "-1 / None for unknown"
         )
     return tuple(None if d is None or d < 0 else int(d) for d in dims)
+
+
+def _item_bytes(dtype: DType) -> int:
+    """Bytes per value, for sizing batches and synthetic rows (a string counts as 64)."""
+    return 64 if dtype is DType.STRING else dtype.numpy.itemsize
 
 
 def _describe(value: Any) -> Any:
