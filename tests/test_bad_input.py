@@ -1184,14 +1184,11 @@ TRAINER_CASES = [
         )
         for t in TRAINERS
     ),
-    # integer features: the float trainers refuse them (convert_type first); k-means reads them
+    # integer features: every trainer reads them as numbers (the README's safe conversions)
     *(
-        _trainer_case(
-            t, "int-features", _int_features, Raises(ColumnTypeError, r"feature column 'Features' .*int64\[2\].*conv")
-        )
-        for t in ("lbfgs_logistic_regression", "ols", "light_gbm_binary", "light_gbm_regression")
+        _trainer_case(t, "int-features", _int_features, Works(_is_model))
+        for t in ("lbfgs_logistic_regression", "ols", "light_gbm_binary", "light_gbm_regression", "kmeans")
     ),
-    _trainer_case("kmeans", "int-features", _int_features, Works(_is_model)),
     # a missing Features / Label column
     *(
         _trainer_case(

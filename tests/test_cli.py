@@ -850,7 +850,7 @@ def test_schema_of_saved_image_pipeline_uses_image_and_key_markers(runner: CliRu
     assert result.exit_code == 0, result.output
     assert "from onnxpipe import ColumnName, ImageType, KeyType" in result.stdout
     assert 'small: Annotated[npt.NDArray[np.uint8], ColumnName("small"), ImageType(6, 8)]' in result.stdout
-    assert 'kind: Annotated[np.uint32, ColumnName("kind"), KeyType(2)]' in result.stdout
+    assert 'kind: Annotated[np.uint32, ColumnName("kind"), KeyType(2, ["a", "b"])]' in result.stdout
     module = import_code(result.stdout, tmp_path, "image_schema")
     assert onnxpipe.schema_of(module.OnnxOutput) == model.output_schema(data.schema).select(["small", "kind"])
 

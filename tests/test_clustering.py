@@ -31,7 +31,7 @@ from onnxpipe.errors import (
 )
 from onnxpipe.evaluation import ClusteringMetrics, evaluate_clustering
 from onnxpipe.export import convert_to_onnx
-from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
+from onnxpipe.schema import Column, ColumnType, DType, KeyType, Schema, TensorType
 from onnxpipe.testing import check_component
 from onnxpipe.trainers.clustering import KMeansModel, KMeansTrainer, kmeans_plus_plus, lloyd
 from onnxpipe.transforms.onnx_model import OnnxTransformer
@@ -79,7 +79,7 @@ def test_kmeans_conforms(init: str) -> None:
     model = check_component(trainer, view(x, extra), exportable=True)
     out = model.transform(view(x, extra))
     assert out.schema["Score"] == Column("Score", TensorType(F32, (3,)))
-    assert out.schema["PredictedLabel"].type == TensorType(DType.UINT32, (), key_count=3)
+    assert out.schema["PredictedLabel"].type == KeyType(3)
     assert sorted(set(out.column("PredictedLabel").tolist())) == [1, 2, 3]
 
 

@@ -22,7 +22,6 @@ from onnxpipe.export import convert_to_onnx
 from onnxpipe.schema import DType, Schema, TensorType
 from onnxpipe.testing import check_component
 from onnxpipe.transforms.conversion import (
-    UNKNOWN_KEY_COUNT,
     HashingTransformer,
     KeyToValueMappingTransformer,
     TypeConvertingTransformer,
@@ -35,6 +34,12 @@ from onnxpipe.transforms.onnx_model import OnnxTransformer
 
 ctx = op.MLContext(seed=0)
 NAN = float("nan")
+
+
+def _key_of(ct: object) -> tuple[object, object]:
+    """The shape and key count of a key column type."""
+    assert isinstance(ct, KeyType), ct
+    return ct.shape, ct.count
 
 
 @dataclass
@@ -128,10 +133,12 @@ def test_map_value_to_key_conformance(column: str, ordinality: str) -> None:
     check_component(Fitted(model), data, exportable=True)
     promised = estimator.output_schema(data.schema)["key"].type
     delivered = model.output_schema(data.schema)["key"].type
-    assert isinstance(promised, TensorType) and isinstance(delivered, TensorType)
-    assert promised.key_count == UNKNOWN_KEY_COUNT  # fit decides the count
+    assert isinstance(promised, KeyType) and isinstance(delivered, KeyType)
+    assert promised.count is None and promised.values is None  # fit decides the keys
+    assert promised.value_dtype is delivered.value_dtype is data.schema[column].type.dtype  # type: ignore[union-attr]
     assert (promised.dtype, promised.shape) == (delivered.dtype, delivered.shape) == (DType.UINT32, promised.shape)
-    assert delivered.key_count == model.key_count == len(model.keys)
+    assert delivered.count == model.key_count == len(model.keys)
+    assert delivered.values is not None and delivered.values.items == tuple(model.keys.tolist())
     _parity(model, data, _data(UNSEEN), ["key"])
 
 
@@ -148,7 +155,7 @@ def test_map_value_to_key_orders_and_missing_values() -> None:
     assert floats.keys.tolist() == [1.0, 2.0, 0.0, 5.0]  # NaN is missing; -0.0 and 0.0 are one key
     keys = np.stack(_column(floats.transform(data), "k"))
     assert keys.tolist() == [[1, 0, 2], [3, 3, 2], [4, 4, 0], [1, 1, 1], [2, 3, 1]]
-    assert floats.output_schema(data.schema)["k"].type == TensorType(DType.UINT32, (3,), 4)
+    assert _key_of(floats.output_schema(data.schema)["k"].type) == ((3,), 4)
 
 
 def test_map_value_to_key_by_value_agrees_with_scikit_learn_on_unseen_data() -> None:
@@ -187,7 +194,7 @@ def test_map_value_to_key_limits_the_number_of_keys() -> None:
 def test_map_value_to_key_with_given_keys_promises_its_schema() -> None:
     data = _data()
     estimator = ValueToKeyMappingEstimator("k", "words", keys=["y", "x", "", "y"], key_ordinality="by_occurrence")
-    assert estimator.output_schema(data.schema)["k"].type == TensorType(DType.UINT32, (2,), 2)
+    assert _key_of(estimator.output_schema(data.schema)["k"].type) == ((2,), 2)
     model = check_component(estimator, data, exportable=True)
     assert isinstance(model, ValueToKeyMappingTransformer)
     assert model.keys.tolist() == ["y", "x"]
@@ -270,8 +277,9 @@ def test_map_key_to_value_missing_and_out_of_range_keys() -> None:
 
 def test_map_key_to_value_errors() -> None:
     data = _data()
-    with pytest.raises(InvalidArgumentError, match="key_values is required: pass the fitted map_value_to_key"):
-        KeyToValueMappingTransformer("v", "k")
+    hashed = HashingTransformer("k", "text", number_of_bits=3).transform(data)
+    with pytest.raises(ColumnTypeError, match=r"'k' is key<uint32,8>, a key column without key values; make it"):
+        KeyToValueMappingTransformer("v", "k").output_schema(hashed.schema)
     with pytest.raises(InvalidArgumentError, match="key_values is empty"):
         KeyToValueMappingTransformer("v", "k", key_values=[])
     with pytest.raises(ColumnTypeError, match="is int64; expected a key column"):
@@ -311,7 +319,7 @@ def test_map_value_types_and_unseen_values() -> None:
 def test_map_value_as_keys() -> None:
     data = _data()
     model = ValueMappingTransformer("m", {"x": "X", "y": "Y", "z": "X"}, "words", treat_values_as_key_type=True)
-    assert model.output_schema(data.schema)["m"].type == TensorType(DType.UINT32, (2,), 2)
+    assert _key_of(model.output_schema(data.schema)["m"].type) == ((2,), 2)
     assert model.key_values.tolist() == ["X", "Y"]
     assert np.stack(_column(model.transform(data), "m")).tolist() == [[1, 0], [2, 1], [0, 0], [1, 1], [1, 2]]
     check_component(model, data, exportable=True)
@@ -539,7 +547,7 @@ def test_hash_conformance(column: str, ordered: bool) -> None:
     model = HashingTransformer("h", column, number_of_bits=6, use_ordered_hashing=ordered)
     check_component(model, data, exportable=True)
     out = model.output_schema(data.schema)["h"]
-    assert out.type == TensorType(DType.UINT32, data.schema[column].type.shape, 64)  # type: ignore[union-attr]
+    assert out.type == KeyType(64, shape=data.schema[column].type.shape)  # type: ignore[union-attr]
     _parity(model, data, _data(UNSEEN), ["h"])
 
 
@@ -636,7 +644,7 @@ def test_map_value_to_key_on_a_key_column_keeps_key_zero_missing() -> None:
     assert np.stack(_column(model.transform(data), "rekeyed")).tolist() == [[0, 1], [2, 1]]
     check_component(Fitted(model), data, exportable=True)
     given = ValueToKeyMappingEstimator("rekeyed", "key", keys=[0, 2])
-    assert given.output_schema(data.schema)["rekeyed"].type == TensorType(DType.UINT32, (2,), 1)
+    assert _key_of(given.output_schema(data.schema)["rekeyed"].type) == ((2,), 1)
 
 
 def test_float_keys_mean_the_column_precision() -> None:

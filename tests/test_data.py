@@ -57,7 +57,7 @@ needs_shared_data = pytest.mark.skipif(
 
 
 def t(dtype: DType, *shape: int | None, key: int | None = None) -> TensorType:
-    return TensorType(dtype, tuple(shape), key)
+    return TensorType(dtype, tuple(shape)) if key is None else KeyType(key, shape=tuple(shape), dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -471,10 +471,10 @@ def test_to_arrow_records_column_types_in_metadata() -> None:
     assert not img.nullable
     assert json.loads(img.metadata[b"onnxpipe.type"]) == {"kind": "tensor", "dtype": "float32", "shape": [2, 3]}
     assert json.loads(table.schema.field("key").metadata[b"onnxpipe.type"]) == {
-        "kind": "tensor",
+        "kind": "key",
         "dtype": "uint32",
         "shape": [],
-        "key_count": 4,
+        "count": 4,
     }
     assert table.schema.field("batch").type == pa.list_(pa.float32())
     assert pa.types.is_struct(table.schema.field("ragged").type)

@@ -53,10 +53,12 @@ def test_pipeline_with_pretrained_model_exports_and_reapplies(tmp_path: Path) ->
     data = _data()
     model = _pipeline().fit(data)
     path = tmp_path / "pipeline.onnx"
-    proto = ctx.model.convert_to_onnx(model, data, path)
+    proto = ctx.model.convert_to_onnx(model, data, path, output_columns="all")
     onnx.checker.check_model(proto, full_check=True)
     assert onnx.load(path) == proto
     assert [i.name for i in proto.graph.input] == ["x0", "x1", "x2", "tag"]
+    results = ctx.model.convert_to_onnx(model, data)  # by default the pipeline's results only
+    assert [o.name for o in results.graph.output] == ["Score", "Tag"]
     # Outputs keep the column names; those that are also inputs get ML.NET's ".output" suffix.
     assert [o.name for o in proto.graph.output] == ["x0.output", "x1.output", "tag.output", "Features", "Score", "Tag"]
     assert any(n.name.startswith("pretrained/") for n in proto.graph.node)

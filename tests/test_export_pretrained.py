@@ -33,7 +33,7 @@ def _weights(name: str, *shape: int) -> onnx.TensorProto:
 def _run_export(model: op.Transformer, data: op.DataView, columns: Sequence[str]) -> onnx.ModelProto:
     """Export ``model``, run the export in bare ONNX Runtime on all of ``data`` in one call (its rows
     share their shapes), and compare ``columns`` with ``model.transform(data)`` bit for bit."""
-    proto = ctx.model.convert_to_onnx(model, data)
+    proto = ctx.model.convert_to_onnx(model, data, output_columns="all")
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     n = data.row_count
     assert n is not None

@@ -41,10 +41,11 @@ def test_golden_file_loads_and_scores_as_when_saved(path: Path) -> None:
     data = ctx.data.load_from_arrow(_read(inputs))
     assert data.schema == schema
     expected = ctx.data.load_from_arrow(_read(path.with_name(path.stem + ".expected.arrow")))
-    assert_views_equal(model.transform(data), expected, path.stem)
+    # Key columns' values are compared by scoring, not by schema: files older than key values on the schema lack them.
+    assert_views_equal(model.transform(data), expected, path.stem, ignore_key_values=True)
     # Saved again, it is in the current format and loads to the same model.
     again, _ = model_from_bytes(model_to_bytes(model, schema))
-    assert_views_equal(again.transform(data), expected, f"{path.stem} re-saved")
+    assert_views_equal(again.transform(data), expected, f"{path.stem} re-saved", ignore_key_values=True)
 
 
 def test_every_component_type_has_a_golden_file_of_the_current_format() -> None:

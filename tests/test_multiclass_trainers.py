@@ -47,7 +47,7 @@ from onnxpipe.errors import (
 from onnxpipe.evaluation import MulticlassClassificationMetrics, evaluate_multiclass
 from onnxpipe.export import ExportContext, convert_to_onnx
 from onnxpipe.persistence import register_component
-from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
+from onnxpipe.schema import Column, ColumnType, DType, KeyType, Schema, TensorType
 from onnxpipe.testing import assert_views_equal, check_component, check_onnx_parity
 from onnxpipe.trainers.linear import AveragedPerceptronTrainer, LbfgsLogisticRegressionBinaryTrainer
 from onnxpipe.trainers.multiclass import (
@@ -106,7 +106,7 @@ def labelled(kind: str, n: int = 30) -> op.DataView:
     if kind == "ints":
         return view(x, INTS[y], TensorType(DType.INT64))
     if kind == "key":
-        return view(x, (y + 1).astype(np.uint32), TensorType(DType.UINT32, (), key_count=4))  # class 4: unseen
+        return view(x, (y + 1).astype(np.uint32), KeyType(4))  # class 4: unseen
     if kind == "bools":
         return view(x, y > 0, TensorType(DType.BOOL))
     raise AssertionError(kind)
@@ -194,7 +194,7 @@ def test_trainers_conform_with_key_labels(trainer: Estimator) -> None:
     model = check_component(trainer, labelled("key"), exportable=True)
     out = model.transform(labelled("key"))
     assert out.schema["Score"] == Column("Score", TensorType(F32, (4,)), ("1", "2", "3", "4"))
-    assert out.schema["PredictedLabel"].type == TensorType(DType.UINT32, (), key_count=4)
+    assert out.schema["PredictedLabel"].type == KeyType(4)
     assert set(out.column("PredictedLabel").tolist()) <= {1, 2, 3}
 
 
@@ -432,10 +432,10 @@ def test_one_versus_all_raw_scores_and_platt_calibration() -> None:
 def test_one_versus_all_keeps_an_input_column_named_probability() -> None:
     x, y = blobs(24)
     extra = {"Probability": (TensorType(F32), np.linspace(0, 1, 24).astype(np.float32))}
-    data = view(x, (y + 1).astype(np.uint32), TensorType(DType.UINT32, (), key_count=3), extra=extra)
+    data = view(x, (y + 1).astype(np.uint32), KeyType(3), extra=extra)
     model = check_component(OneVersusAllTrainer(LbfgsLogisticRegressionBinaryTrainer()), data, exportable=True)
     np.testing.assert_array_equal(model.transform(data).column("Probability"), extra["Probability"][1])
-    proto = convert_to_onnx(model, data.schema)
+    proto = convert_to_onnx(model, data.schema, output_columns="all")
     assert sum(n.op_type == "Sigmoid" for n in proto.graph.node) == 3  # the three sub-models' calibrators
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     feeds = {i.name: np.asarray(data.column(i.name)).reshape(24, -1) for i in session.get_inputs()}
@@ -605,7 +605,7 @@ def test_metrics_without_slot_names_infer_the_sorted_classes() -> None:
 
 
 def test_metrics_with_key_labels_unknown_classes_and_missing_labels() -> None:
-    key = TensorType(DType.UINT32, (), key_count=3)
+    key = KeyType(3)
     labels = np.array([1, 2, 3, 0], dtype=np.uint32)  # key 0: missing
     scores = np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.3, 0.2], [0.3, 0.3, 0.4]])
     with pytest.warns(OnnxPipeWarning, match="skipped 1 rows with a missing label"):
@@ -631,7 +631,7 @@ def test_metric_errors() -> None:
         evaluate_multiclass(scored, predicted_label_column_name="Features")
     with pytest.raises(ColumnTypeError, match=r"score column 'Label' must be a vector of floats"):
         evaluate_multiclass(scored, score_column_name="Label")
-    missing = _scored_view(np.zeros(2, np.uint32), TensorType(DType.UINT32, (), key_count=2), np.eye(2))
+    missing = _scored_view(np.zeros(2, np.uint32), KeyType(2), np.eye(2))
     with pytest.raises(DataError, match=r"no row has a label and finite scores to evaluate \(2 rows without a label"):
         evaluate_multiclass(missing)
 

@@ -32,7 +32,7 @@ F32 = DType.FLOAT32
 
 
 def t(dtype: DType, *shape: int | None, key: int | None = None) -> TensorType:
-    return TensorType(dtype, tuple(shape), key)
+    return TensorType(dtype, tuple(shape)) if key is None else KeyType(key, shape=tuple(shape), dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -516,7 +516,7 @@ def test_schema_json_round_trip() -> None:
     )
     obj = s.to_json()
     assert obj[1] == {"name": "img", "type": {"kind": "tensor", "dtype": "float32", "shape": [1, 3, None, None]}}
-    assert obj[2] == {"name": "k", "type": {"kind": "tensor", "dtype": "uint32", "shape": [], "key_count": 10}}
+    assert obj[2] == {"name": "k", "type": {"kind": "key", "dtype": "uint32", "shape": [], "count": 10}}
     assert obj[3]["slot_names"] == ["a", "b", "c", "d"]
     assert obj[4]["type"] == {
         "kind": "sequence",
@@ -534,7 +534,10 @@ def test_schema_json_round_trip() -> None:
         ({"kind": "tensor", "dtype": "float128", "shape": []}, r"invalid column type description .*float128"),
         ({"kind": "tensor", "shape": []}, r"invalid column type description .*'dtype'"),
         ({"kind": "tensor", "dtype": "float32", "shape": [-3]}, r"dimension -3 in shape"),
-        ({"kind": "table"}, r"invalid column type kind 'table': expected tensor, image, sequence, map or optional"),
+        (
+            {"kind": "table"},
+            r"invalid column type kind 'table': expected tensor, key, image, sequence, map or optional",
+        ),
     ],
 )
 def test_schema_from_bad_json(obj: dict[str, Any], message: str) -> None:

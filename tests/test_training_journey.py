@@ -45,7 +45,7 @@ def test_train_evaluate_export_reapply(mlnet_data: Path, tmp_path: Path) -> None
     assert "area_under_roc_curve" in metrics.to_dict()
 
     path = tmp_path / "model.onnx"
-    onnx_model = ctx.model.convert_to_onnx(model, split.train_set, path)
+    onnx_model = ctx.model.convert_to_onnx(model, split.train_set, path, output_columns="all")
     assert [o.name for o in onnx_model.graph.output][-3:] == ["Score", "Probability", "PredictedLabel"]
     reapplied = ctx.transforms.apply_onnx_model(path).transform(split.test_set)
     names = scored.schema.names

@@ -21,6 +21,8 @@ from onnxpipe.evaluation import (
     evaluate_regression,
 )
 from onnxpipe.trainers import clustering, linear, multiclass, trees
+from onnxpipe.trainers import fast_tree as fast_tree_module
+from onnxpipe.trainers import sdca as sdca_module
 
 if TYPE_CHECKING:
     from onnxpipe.context import MLContext
@@ -88,6 +90,9 @@ class BinaryClassificationTrainers(Catalog):
     linear_svm = entry(linear.LinearSvmTrainer)
     light_gbm = entry(trees.LightGbmBinaryTrainer)
     fast_forest = entry(trees.FastForestBinaryTrainer)
+    fast_tree = entry(fast_tree_module.FastTreeBinaryTrainer)
+    sdca_logistic_regression = entry(sdca_module.SdcaLogisticRegressionBinaryTrainer)
+    sdca_non_calibrated = entry(sdca_module.SdcaNonCalibratedBinaryTrainer)
 
 
 class BinaryClassificationCatalog(_SupervisedCatalog[BinaryClassificationMetrics]):
@@ -125,6 +130,9 @@ class RegressionTrainers(Catalog):
     online_gradient_descent = entry(linear.OnlineGradientDescentTrainer)
     light_gbm = entry(trees.LightGbmRegressionTrainer)
     fast_forest = entry(trees.FastForestRegressionTrainer)
+    fast_tree = entry(fast_tree_module.FastTreeRegressionTrainer)
+    fast_tree_tweedie = entry(fast_tree_module.FastTreeTweedieTrainer)
+    sdca = entry(sdca_module.SdcaRegressionTrainer)
 
 
 class RegressionCatalog(_SupervisedCatalog[RegressionMetrics]):
@@ -152,6 +160,8 @@ class MulticlassClassificationTrainers(Catalog):
     naive_bayes = entry(multiclass.NaiveBayesTrainer)
     one_versus_all = entry(multiclass.OneVersusAllTrainer)
     light_gbm = entry(trees.LightGbmMulticlassTrainer)
+    sdca_maximum_entropy = entry(sdca_module.SdcaMaximumEntropyTrainer)
+    sdca_non_calibrated = entry(sdca_module.SdcaNonCalibratedMulticlassTrainer)
 
 
 class MulticlassClassificationCatalog(_SupervisedCatalog[MulticlassClassificationMetrics]):

@@ -957,7 +957,7 @@ def _without_batch_dimension(view: DataView, names: Sequence[str]) -> DataView:
         ct = c.type
         if c.name in names and isinstance(ct, TensorType) and ct.shape[:1] == (1,):
             shape = _one_value_is_scalar(ct.shape[1:])
-            c = Column(c.name, TensorType(ct.dtype, shape, ct.key_count), c.slot_names if shape else None)
+            c = Column(c.name, ct.with_shape(shape), c.slot_names if shape else None)
         columns.append(c)
     schema = Schema(columns)
     changed = [c for c in columns if c.type != view.schema[c.name].type]

@@ -6,9 +6,9 @@ carries the defaults every component shares (seed, GPU id, CPU fallback).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar
 
 import pyarrow as pa
 
@@ -105,6 +105,9 @@ class DataCatalog:
 
     def load_from_pandas(self, df: Any, *, batch_size: int = 65536) -> DataView:
         return _data.load_from_pandas(df, batch_size=batch_size)
+
+    def load_from_dict(self, columns: Mapping[str, Any], *, batch_size: int = 65536) -> DataView:
+        return _data.load_from_dict(columns, batch_size=batch_size)
 
     def load_from_image_folder(
         self,
@@ -282,14 +285,20 @@ class ModelCatalog:
     def convert_to_onnx(
         self,
         model: Transformer,
-        data: DataView | Schema,
+        data: DataView | Schema | Any,
         path_or_stream: str | Path | BinaryIO | None = None,
         *,
         opset: int | None = None,
-        output_columns: Sequence[str] | None = None,
+        output_columns: Sequence[str] | Literal["all"] | None = None,
     ) -> onnx.ModelProto:
-        """Convert a fitted pipeline to ONNX (only ``data``'s schema is used) and optionally
-        write it. Fails with an ExportError naming the first step that cannot be exported."""
+        """Convert a fitted pipeline to ONNX (only ``data``'s schema is used; any data ``fit``
+        takes, or a Schema) and optionally write it. Fails with an ExportError naming the first
+        step that cannot be exported.
+
+        The model's outputs are the pipeline's results by default (the columns a step writes and
+        no later step reads, e.g. ``Score`` and ``PredictedLabel``; what ``onnxpipe convert``
+        exports), and its inputs only the columns they need, so an unused label is no input.
+        ``output_columns="all"`` exports every column (ML.NET's choice), a list the named ones."""
         if not isinstance(model, Transformer):
             raise InvalidArgumentError(
                 f"convert_to_onnx needs a fitted model (a Transformer), got {type(model).__name__}; "
@@ -297,7 +306,7 @@ class ModelCatalog:
             )
         from onnxpipe.export import convert_to_onnx
 
-        schema = data.schema if isinstance(data, DataView) else data
+        schema = data if isinstance(data, Schema) else _data.as_data_view(data, "convert_to_onnx").schema
         proto = convert_to_onnx(model, schema, opset=opset, output_columns=output_columns)
         if path_or_stream is not None:
             payload = proto.SerializeToString()

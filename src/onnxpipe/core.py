@@ -4,6 +4,9 @@
   :class:`Transformer`; the estimator is unchanged.
 * Both answer ``output_schema(input_schema)`` before any data flows, so a whole pipeline is
   validated up front, and both ``append`` into chains.
+* ``fit`` and ``transform`` take data as users hold it: a DataView, a pandas DataFrame, a pyarrow
+  Table / RecordBatch / RecordBatchReader or a dict of numpy arrays (the base classes turn it into
+  a DataView with :func:`onnxpipe.data.as_data_view` before any subclass's code runs).
 * ``Transformer.transform`` is lazy: it returns a DataView whose batches are computed when read.
   A transformer implements only :meth:`Transformer.map_columns`, which turns the numpy values of
   the columns it reads into the values of the columns it writes, one batch at a time. The base
@@ -22,6 +25,7 @@ from __future__ import annotations
 import abc
 import collections.abc
 import dataclasses
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -33,6 +37,7 @@ import pyarrow as pa
 from onnxpipe._annotations import annotation_problem, parameter_annotations
 from onnxpipe._progress import StepStatus
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, to_arrow
+from onnxpipe.data._loaders import as_data_view
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import (
     ExportError,
@@ -389,8 +394,28 @@ def registered_components() -> dict[str, ComponentInfo]:
     return dict(_REGISTRY)
 
 
+def _taking_any_data(method: Callable[..., Any], what: str) -> Callable[..., Any]:
+    """``method(self, data, ...)`` whose ``data`` may be any of :func:`as_data_view`'s kinds."""
+    if getattr(method, "_takes_any_data", False):
+        return method
+
+    @functools.wraps(method)
+    def wrapper(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(data, DataView):
+            data = as_data_view(data, f"{self._own_name()}.{what}")
+        return method(self, data, *args, **kwargs)
+
+    wrapper._takes_any_data = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class Transformer(Component, abc.ABC):
     """A fitted, frozen component that maps data to data."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "transform" in cls.__dict__:
+            cls.transform = _taking_any_data(cls.__dict__["transform"], "transform")  # type: ignore[method-assign]
 
     @abc.abstractmethod
     def output_schema(self, input_schema: Schema) -> Schema:
@@ -462,8 +487,16 @@ class Transformer(Component, abc.ABC):
         return (self,)
 
 
+Transformer.transform = _taking_any_data(Transformer.transform, "transform")  # type: ignore[method-assign]
+
+
 class Estimator(Component, abc.ABC):
     """An immutable specification that learns a Transformer from data."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "fit" in cls.__dict__ and not getattr(cls.__dict__["fit"], "__isabstractmethod__", False):
+            cls.fit = _taking_any_data(cls.__dict__["fit"], "fit")  # type: ignore[method-assign]
 
     @abc.abstractmethod
     def output_schema(self, input_schema: Schema) -> Schema:
@@ -541,13 +574,17 @@ class TransformerChain(Transformer):
 
     def result_columns(self, input_schema: Schema) -> list[str]:
         """The columns the pipeline gives its user: written by a step and read by no later step
-        (a trainer's Score and PredictedLabel, not the Features it reads); what ``onnxpipe
-        predict`` writes and ``onnxpipe convert`` exports by default."""
+        (a trainer's Score and PredictedLabel, not the Features it reads, nor the key label
+        ``map_value_to_key`` made for its training); what ``onnxpipe predict`` writes and
+        ``convert_to_onnx`` exports by default."""
         schemas = self.schemas(input_schema)
         written: dict[str, int] = {}
         last_read: dict[str, int] = {}
         for i, step in enumerate(self._steps):
             last_read.update(dict.fromkeys(step.input_columns(schemas[i]), i))
+            # What a fitted trainer read in training only (its label, its weights) is no result either.
+            trained_on = (getattr(step, a, None) for a in ("label_column_name", "example_weight_column_name"))
+            last_read.update(dict.fromkeys((n for n in trained_on if isinstance(n, str)), i))
             written.update(dict.fromkeys(step.written_columns(schemas[i]), i))
         final = schemas[-1]
         results = [n for n in final.names if n in written and last_read.get(n, -1) <= written[n]]

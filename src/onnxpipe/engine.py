@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from onnxpipe.core import Transformer, TransformerChain
+from onnxpipe.data._loaders import as_data_view, create_enumerable
 from onnxpipe.data._rows import RowConverter
 
 __all__ = ["PredictionEngine"]
@@ -30,6 +31,7 @@ class PredictionEngine(Generic[In, Out]):
         schemas = TransformerChain(steps).schemas(self._input.schema)
         self._output.check_source(schemas[-1])
         self._plan = tuple(zip(steps, schemas, strict=False))
+        self._model = TransformerChain(steps)
         self.input_schema = self._input.schema
         self.output_schema = schemas[-1]
 
@@ -42,8 +44,15 @@ class PredictionEngine(Generic[In, Out]):
             cols.update(step.map_columns(cols, schema, 1))
         return self._output.from_one(cols)  # type: ignore[no-any-return]
 
-    def predict_batch(self, rows: Sequence[In]) -> list[Out]:
-        """Score several rows in one go (one ONNX Runtime call per batch where the model allows)."""
+    def predict_batch(self, rows: Sequence[In] | Any) -> list[Out]:
+        """Score several rows in one go (one ONNX Runtime call per batch where the model allows).
+
+        ``rows`` is a sequence of input objects, or data as users hold it (a pandas DataFrame, a
+        pyarrow Table or RecordBatchReader, a dict of numpy arrays, a DataView), scored through
+        the model as ``transform`` scores it."""
+        if not isinstance(rows, Sequence):
+            view = self._model.transform(as_data_view(rows, "predict_batch"))
+            return list(create_enumerable(view, self._output.cls))
         rows = list(rows)
         if not rows:
             return []

@@ -64,6 +64,7 @@ from onnxpipe.errors import DataFileNotFoundError, InvalidArgumentError, ModelLo
 from onnxpipe.schema import (
     Column,
     DType,
+    KeyType,
     MapType,
     OptionalType,
     Schema,
@@ -917,7 +918,7 @@ def _probe_values(column: Column) -> ColumnValues:
         arr[...] = ""
         return arr if t.is_known_shape else [arr[0]]
     arr = np.zeros((1, *shape), dtype=t.dtype.numpy)
-    if t.key_count:
+    if isinstance(t, KeyType):
         arr[...] = 1
     return arr if t.is_known_shape else [arr[0]]
 
@@ -959,6 +960,24 @@ def _values_per_row(column: Column) -> int:
     return math.prod(1 if d is None else d for d in t.shape) if isinstance(t, TensorType) else 1
 
 
+def _as_saved_before_key_values(rebuilt: Schema, promised: Schema) -> Schema:
+    """``rebuilt`` as a file saved before key types carried their values describes it: without
+    the values of the key columns whose saved type has none (everything else must match)."""
+    columns = []
+    for column in rebuilt.columns:
+        saved = promised.get(column.name)
+        ct = column.type
+        if (
+            saved is not None
+            and isinstance(ct, KeyType)
+            and isinstance(saved.type, KeyType)
+            and saved.type.values is None
+        ):
+            column = Column(column.name, KeyType(ct.count, shape=ct.shape, dtype=ct.dtype), column.slot_names)
+        columns.append(column)
+    return Schema(columns)
+
+
 def _verify(model: Transformer, schema: Schema, label: str, promised: Schema | None) -> None:
     """Run the rebuilt model on one synthetic row; raw exceptions mean a tampered state."""
     try:
@@ -969,7 +988,7 @@ def _verify(model: Transformer, schema: Schema, label: str, promised: Schema | N
         raise ModelLoadError(
             f"cannot load saved model {label}: its state is inconsistent ({type(exc).__name__}: {exc})"
         ) from None
-    if promised is not None and promised != schemas[-1]:
+    if promised is not None and promised != _as_saved_before_key_values(schemas[-1], promised):
         raise ModelLoadError(
             f"cannot load saved model {label}: the rebuilt model produces {schemas[-1]}, but the file says {promised}"
         )

@@ -5,7 +5,8 @@ This module is the data contract: it knows nothing of ONNX or of learning.
 * :class:`DType` is an element type (every ONNX tensor element type onnxpipe supports; the
   low-precision ones, bfloat16, float8, float4, int4, int2, as ``ml_dtypes`` arrays).
 * A column's type is a :class:`TensorType` (a scalar is a tensor of shape ``()``; unknown
-  dimensions are ``None``; a key column has a ``key_count``; :class:`AnyRankTensorType` when
+  dimensions are ``None``; a :class:`KeyType` is a key column, with its key count and
+  :class:`KeyValues`; :class:`AnyRankTensorType` when
   even the rank is unknown), a :class:`SequenceType`, a :class:`MapType` (ONNX sequences and
   maps, e.g. scikit-learn's ZipMap) or an :class:`OptionalType` (ONNX optionals: None per row
   when empty).
@@ -45,6 +46,7 @@ __all__ = [
     "FieldBinding",
     "ImageType",
     "KeyType",
+    "KeyValues",
     "LoadColumn",
     "MapType",
     "OptionalType",
@@ -242,7 +244,6 @@ class TensorType:
 
     dtype: DType
     shape: tuple[Dim, ...] = ()
-    key_count: int | None = None  # a key column: values 1..key_count, 0 means missing
 
     def __post_init__(self) -> None:
         for d in self.shape:
@@ -277,9 +278,161 @@ class TensorType:
     def rank(self) -> int:
         return len(self.shape)
 
+    def with_shape(self, shape: tuple[Dim, ...]) -> TensorType:
+        """A tensor type of the same kind and elements (keys stay keys) with another shape."""
+        return TensorType(self.dtype, shape)
+
     def __str__(self) -> str:
-        base = f"key<{self.dtype.value},{self.key_count}>" if self.key_count else self.dtype.value
-        return base if self.is_scalar else f"{base}[{_format_dims(self.shape)}]"
+        return self.dtype.value if self.is_scalar else f"{self.dtype.value}[{_format_dims(self.shape)}]"
+
+
+_SHOWN_KEY_VALUES = 5  # how many key values a key type's text shows before "..."
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class KeyValues:
+    """The values behind keys ``1..n`` (ML.NET's ``KeyValues`` annotation): ``items[k - 1]`` is
+    the value of key ``k``, all of element type ``dtype`` (the type of the column the keys were
+    made from: text, numbers or bools).
+
+    Immutable and hashable; :attr:`array` gives them as a read-only numpy array.
+    """
+
+    dtype: DType
+    items: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, values: np.ndarray | Sequence[Any], dtype: DType | None = None) -> KeyValues:
+        """Key values from an array (of its element type) or a sequence of Python values (of
+        ``dtype``, else as in schema classes: str is text, bool, int is int64, float is float32)."""
+        if dtype is None and not isinstance(values, np.ndarray):
+            items = list(values)
+            if all(isinstance(v, str) for v in items):
+                dtype = DType.STRING
+            elif all(isinstance(v, bool) for v in items):
+                dtype = DType.BOOL
+            elif all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+                dtype = DType.INT64
+            elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
+                dtype = DType.FLOAT32
+        array = np.asarray(values, dtype=None if dtype is None else dtype.numpy).reshape(-1)
+        kind = DType.from_numpy(array.dtype) if dtype is None else dtype
+        if not (kind.is_numeric or kind in (DType.STRING, DType.BOOL)):
+            raise SchemaError(f"key values must be text, numbers or bools, got {kind.value}")
+        return cls(kind, tuple(array.tolist()))
+
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise SchemaError("key values cannot be empty: a key column has at least one key")
+
+    @functools.cached_property
+    def array(self) -> np.ndarray:
+        out = np.array(self.items, dtype=self.dtype.numpy)
+        out.setflags(write=False)
+        return out
+
+    @functools.cached_property
+    def texts(self) -> tuple[str, ...]:
+        """The values as text (slot names; numbers in their shortest round-trip form)."""
+        if self.dtype is DType.STRING:
+            return tuple(str(v) for v in self.items)
+        return tuple(str(v) for v in self.array)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeyValues) and (self.dtype, self.items) == (other.dtype, other.items)
+
+    def __hash__(self) -> int:
+        known: int | None = self.__dict__.get("_hash")
+        if known is None:  # the hash of a million values is computed once
+            known = hash((self.dtype, self.items))
+            object.__setattr__(self, "_hash", known)
+        return known
+
+    def __str__(self) -> str:
+        shown = ", ".join(repr(t) if self.dtype is DType.STRING else t for t in self.texts[:_SHOWN_KEY_VALUES])
+        return "{" + shown + (", ...}" if len(self) > _SHOWN_KEY_VALUES else "}")
+
+    def __repr__(self) -> str:
+        return f"KeyValues({self.dtype.value}, {self})"
+
+
+@dataclasses.dataclass(frozen=True, init=False, repr=False)
+class KeyType(TensorType):
+    """A key column (ML.NET's key type): unsigned integers ``1..count`` standing for categories,
+    0 for a missing value.
+
+    * ``count`` is the number of keys, or None when it is not known (an estimator's promise
+      before ``fit`` learns the keys; a column declared without one).
+    * ``values`` are the values behind the keys (:class:`KeyValues`, ML.NET's ``KeyValues``
+      annotation), when known: ``map_key_to_value`` reads them from here, multiclass trainers
+      name their ``Score`` slots with them. Their number equals ``count``. ``value_dtype`` is
+      their element type; an estimator that will learn them at ``fit`` promises only it.
+    * ``shape`` is ``()`` for one key per row, or the shape of a vector of keys; ``dtype`` is
+      the unsigned integer type holding them (uint32 by default, as ML.NET's).
+
+    As an annotation marker, ``Annotated[int, KeyType(3)]`` declares a key column with 3 keys
+    (``VectorType`` gives a vector of keys). A KeyType is stored and exported as its integer
+    tensor, but it is not equal to a plain :class:`TensorType`.
+    """
+
+    count: int | None = None
+    values: KeyValues | None = None
+    value_dtype: DType | None = None
+
+    def __init__(
+        self,
+        count: int | None = None,
+        values: KeyValues | np.ndarray | Sequence[Any] | None = None,
+        *,
+        shape: tuple[Dim, ...] = (),
+        dtype: DType = DType.UINT32,
+        value_dtype: DType | str | None = None,
+    ) -> None:
+        if isinstance(value_dtype, str):
+            value_dtype = DType(value_dtype)
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int | np.integer) or count <= 0):
+            raise SchemaError(f"KeyType({count!r}): the key count must be positive, or None when unknown")
+        if not (dtype.is_integer and dtype.value.startswith("uint")):
+            raise SchemaError(f"KeyType: keys are unsigned integers (uint8 to uint64), not {dtype.value}")
+        if values is not None and not isinstance(values, KeyValues):
+            values = KeyValues.of(values, value_dtype)
+        if values is not None:
+            if count is None:
+                count = len(values)
+            elif count != len(values):
+                raise SchemaError(f"KeyType({count}): {len(values)} key values were given for {count} keys")
+            if value_dtype not in (None, values.dtype):
+                raise SchemaError(f"KeyType: the key values are {values.dtype.value}, not {value_dtype}")
+            value_dtype = values.dtype
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "shape", tuple(shape))
+        object.__setattr__(self, "count", None if count is None else int(count))
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "value_dtype", value_dtype)
+        self.__post_init__()
+
+    def with_shape(self, shape: tuple[Dim, ...]) -> KeyType:
+        return KeyType(self.count, self.values, shape=shape, dtype=self.dtype, value_dtype=self.value_dtype)
+
+    def __str__(self) -> str:
+        count = "?" if self.count is None else str(self.count)
+        base = f"key<{self.dtype.value},{count}>"
+        if not self.is_scalar:
+            base += f"[{_format_dims(self.shape)}]"
+        if self.values is not None:
+            return base + str(self.values)
+        return base + (f"{{{self.value_dtype.value} values}}" if self.value_dtype is not None else "")
+
+    def __repr__(self) -> str:
+        parts = [repr(self.count)]
+        if self.values is not None:
+            parts.append(f"values={list(self.values.items[:_SHOWN_KEY_VALUES])!r}")
+        if self.shape:
+            parts.append(f"shape={self.shape!r}")
+        return f"KeyType({', '.join(parts)})"
 
 
 @dataclasses.dataclass(frozen=True, init=False, repr=False)
@@ -304,7 +457,6 @@ class ImageType(TensorType):
         dims = (None if height is None else int(height), None if width is None else int(width), None)
         object.__setattr__(self, "dtype", DType.UINT8)
         object.__setattr__(self, "shape", dims)
-        object.__setattr__(self, "key_count", None)
 
     @property
     def height(self) -> int | None:
@@ -338,7 +490,6 @@ class AnyRankTensorType(TensorType):
     def __init__(self, dtype: DType) -> None:
         object.__setattr__(self, "dtype", dtype)
         object.__setattr__(self, "shape", (None,))
-        object.__setattr__(self, "key_count", None)
 
     def __str__(self) -> str:
         return f"{self.dtype.value}[*]"
@@ -388,11 +539,15 @@ def column_type_to_json(ct: ColumnType) -> dict[str, Any]:
         return {"kind": "tensor", "dtype": ct.dtype.value, "shape": None}
     if isinstance(ct, OptionalType):
         return {"kind": "optional", "element": column_type_to_json(ct.element)}
+    if isinstance(ct, KeyType):
+        key: dict[str, Any] = {"kind": "key", "dtype": ct.dtype.value, "shape": list(ct.shape), "count": ct.count}
+        if ct.values is not None:
+            key["values"] = {"dtype": ct.values.dtype.value, "items": list(ct.values.items)}
+        elif ct.value_dtype is not None:
+            key["value_dtype"] = ct.value_dtype.value
+        return key
     if isinstance(ct, TensorType):
-        out: dict[str, Any] = {"kind": "tensor", "dtype": ct.dtype.value, "shape": list(ct.shape)}
-        if ct.key_count is not None:
-            out["key_count"] = ct.key_count
-        return out
+        return {"kind": "tensor", "dtype": ct.dtype.value, "shape": list(ct.shape)}
     if isinstance(ct, SequenceType):
         return {"kind": "sequence", "element": column_type_to_json(ct.element)}
     return {"kind": "map", "key": ct.key.value, "value": column_type_to_json(ct.value)}
@@ -403,8 +558,19 @@ def column_type_from_json(obj: Mapping[str, Any]) -> ColumnType:
         kind = obj["kind"]
         if kind == "tensor" and obj["shape"] is None:
             return AnyRankTensorType(DType(obj["dtype"]))
+        if kind == "tensor" and obj.get("key_count") is not None:  # how onnxpipe 0.1 described a key column
+            return KeyType(obj["key_count"] or None, shape=tuple(obj["shape"]), dtype=DType(obj["dtype"]))
         if kind == "tensor":
-            return TensorType(DType(obj["dtype"]), tuple(obj["shape"]), obj.get("key_count"))
+            return TensorType(DType(obj["dtype"]), tuple(obj["shape"]))
+        if kind == "key":
+            values = obj.get("values")
+            return KeyType(
+                obj["count"],
+                None if values is None else KeyValues(DType(values["dtype"]), tuple(values["items"])),
+                shape=tuple(obj["shape"]),
+                dtype=DType(obj["dtype"]),
+                value_dtype=DType(obj["value_dtype"]) if obj.get("value_dtype") is not None else None,
+            )
         if kind == "image":
             return ImageType(obj.get("height"), obj.get("width"))
         if kind == "sequence":
@@ -413,9 +579,9 @@ def column_type_from_json(obj: Mapping[str, Any]) -> ColumnType:
             return MapType(DType(obj["key"]), column_type_from_json(obj["value"]))
         if kind == "optional":
             return OptionalType(column_type_from_json(obj["element"]))
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, SchemaError) as exc:
         raise SchemaError(f"invalid column type description {dict(obj)!r}: {exc}") from None
-    raise SchemaError(f"invalid column type kind {kind!r}: expected tensor, image, sequence, map or optional")
+    raise SchemaError(f"invalid column type kind {kind!r}: expected tensor, key, image, sequence, map or optional")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -581,17 +747,6 @@ class LoadColumn:
 
 
 @dataclasses.dataclass(frozen=True)
-class KeyType:
-    """Declares a categorical key column with values ``1..count`` (0 = missing), stored as uint32."""
-
-    count: int
-
-    def __post_init__(self) -> None:
-        if self.count <= 0:
-            raise SchemaError(f"KeyType({self.count}): the key count must be positive")
-
-
-@dataclasses.dataclass(frozen=True)
 class FieldBinding:
     """How one attribute of a schema class maps to a column."""
 
@@ -668,9 +823,10 @@ def _column_type(tp: Any, markers: list[Any], where: str) -> tuple[ColumnType, b
             )
         return OptionalType(_column_type(present[0], markers, where)[0]), False
     if origin is np.ndarray:
-        dtype = DType.UINT32 if key else _scalar_dtype(args[1] if len(args) == 2 else np.float32, where)
         shape = vector.dims if vector else (None,)
-        return TensorType(dtype, shape, key.count if key else None), False
+        if key is not None:
+            return key.with_shape(shape), False
+        return TensorType(_scalar_dtype(args[1] if len(args) == 2 else np.float32, where), shape), False
     if origin is dict:
         return MapType(_scalar_dtype(args[0], where), _column_type(args[1], [], where)[0]), False
     if origin is list:
@@ -685,13 +841,14 @@ def _column_type(tp: Any, markers: list[Any], where: str) -> tuple[ColumnType, b
             dtype = _scalar_dtype(item_args[1] if len(item_args) == 2 else np.float32, where)
             element = TensorType(dtype, vector.dims) if vector else AnyRankTensorType(dtype)
             return SequenceType(element), True
-        dtype = DType.UINT32 if key else _scalar_dtype(item, where)
         shape = vector.dims if vector else (None,)
-        return TensorType(dtype, shape, key.count if key else None), True
-    dtype = DType.UINT32 if key else _scalar_dtype(tp, where)
-    if vector:
-        return TensorType(dtype, vector.dims, key.count if key else None), False
-    return TensorType(dtype, (), key.count if key else None), False
+        if key is not None:
+            return key.with_shape(shape), True
+        return TensorType(_scalar_dtype(item, where), shape), True
+    shape = vector.dims if vector else ()
+    if key is not None:
+        return key.with_shape(shape), False
+    return TensorType(_scalar_dtype(tp, where), shape), False
 
 
 def row_binding(cls: type) -> RowBinding:
@@ -729,7 +886,11 @@ def row_binding(cls: type) -> RowBinding:
                     f"but the field's type is {ctype}"
                 )
             if not ctype.is_known_shape:
-                ctype = TensorType(ctype.dtype, (load.count,), ctype.key_count)
+                ctype = (
+                    ctype.with_shape((load.count,))
+                    if isinstance(ctype, KeyType)
+                    else TensorType(ctype.dtype, (load.count,))
+                )
         numpy_scalar = isinstance(hint, type) and issubclass(hint, np.generic)
         fields.append(FieldBinding(attr, Column(name, ctype), load, as_list, is_pil_image_class(hint), numpy_scalar))
     return RowBinding(cls, tuple(fields))

@@ -26,7 +26,7 @@ import onnxpipe
 from onnxpipe.errors import InvalidArgumentError, ModelError
 from onnxpipe.runtime._inspect import check_generated_code, generate_schema_code_for_columns
 from onnxpipe.runtime._model import ModelInfo, TensorInfo
-from onnxpipe.schema import Column, DType, ImageType, Schema, TensorType, schema_of
+from onnxpipe.schema import Column, DType, ImageType, KeyType, Schema, TensorType, schema_of
 from tests.security.conftest import Outcome
 
 _counter = itertools.count()
@@ -145,7 +145,7 @@ def test_pipeline_columns_and_source_stay_literals(tmp_path: Path) -> None:
         [
             Column(injection(pwn), TensorType(DType.FLOAT32, (None, 3))),
             Column("img\n#", ImageType(32, 32)),
-            Column("k\u202e", TensorType(DType.UINT32, (), key_count=4)),
+            Column("k\u202e", KeyType(4)),
         ]
     )
     code = generate_schema_code_for_columns(schema, schema, source=f"x.zip\nimport os\nos.system('touch {pwn}')")

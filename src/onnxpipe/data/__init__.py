@@ -2,8 +2,10 @@
 
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._loaders import (
+    as_data_view,
     create_enumerable,
     load_from_arrow,
+    load_from_dict,
     load_from_enumerable,
     load_from_pandas,
     load_from_parquet,
@@ -17,9 +19,11 @@ __all__ = [
     "DataView",
     "Preview",
     "TrainTestData",
+    "as_data_view",
     "cross_validation_folds",
     "create_enumerable",
     "load_from_arrow",
+    "load_from_dict",
     "load_from_enumerable",
     "load_from_pandas",
     "load_from_parquet",

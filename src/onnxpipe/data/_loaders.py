@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +26,7 @@ from onnxpipe.errors import (
     OnnxPipeError,
     ParseError,
     SchemaError,
+    ShapeError,
     require,
 )
 from onnxpipe.schema import Column, DType, Schema, TensorType, row_binding
@@ -253,6 +254,63 @@ def load_from_pandas(df: Any, *, batch_size: int = 65536) -> DataView:
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise _pandas_column_error(df, exc) from None
     return load_from_arrow(table, batch_size=batch_size)
+
+
+def load_from_dict(columns: Mapping[str, Any], *, batch_size: int = 65536) -> DataView:
+    """A DataView over a dict of column name -> numpy array (or list), rows along the first axis:
+    a 1-d array is a scalar column, an ``(n, 3)`` array a ``float32[3]`` column and so on (strings
+    are text columns)."""
+    if not isinstance(columns, Mapping) or not columns:
+        raise InvalidArgumentError(
+            f"load_from_dict expects a non-empty dict of column name -> array, got {type(columns).__name__}"
+        )
+    _check_batch_size(batch_size, "load_from_dict")
+    check_unique_names([str(n) for n in columns], "load_from_dict")
+    schema_columns: list[Column] = []
+    arrays: list[pa.Array] = []
+    rows: int | None = None
+    for name, values in columns.items():
+        array = np.asarray(values)
+        if array.dtype.kind in "US":
+            array = array.astype(object)
+        if array.ndim == 0:
+            raise ColumnTypeError(f"load_from_dict: column {name!r} is a single value; give one value per row")
+        if rows is not None and len(array) != rows:
+            raise ShapeError(
+                f"load_from_dict: column {name!r} has {len(array)} rows, but {schema_columns[0].name!r} has {rows}"
+            )
+        rows = len(array)
+        try:
+            ct = TensorType(DType.from_numpy(array.dtype), tuple(array.shape[1:]))
+        except ColumnTypeError as exc:
+            raise ColumnTypeError(f"load_from_dict: column {name!r}: {exc}") from None
+        schema_columns.append(Column(str(name), ct))
+        arrays.append(to_arrow(array, ct, str(name)))
+    schema = Schema(schema_columns)
+    return _table_view(pa.Table.from_arrays(arrays, schema=arrow_schema(schema)), schema, batch_size)
+
+
+_DATA_KINDS = (
+    "a DataView, a pandas DataFrame, a pyarrow Table, RecordBatch or RecordBatchReader, "
+    "or a dict of column name -> numpy array"
+)
+
+
+def as_data_view(data: Any, where: str) -> DataView:
+    """``data`` as a DataView: a DataView as it is; a pandas DataFrame, pyarrow Table, RecordBatch
+    or RecordBatchReader (read once, into memory), or a dict of numpy arrays loaded as the
+    ``load_from_*`` functions load them. Anything else is an InvalidArgumentError from ``where``."""
+    if isinstance(data, DataView):
+        return data
+    if isinstance(data, pa.Table | pa.RecordBatch):
+        return load_from_arrow(data)
+    if isinstance(data, pa.RecordBatchReader):
+        return load_from_arrow(data.read_all())
+    if isinstance(data, Mapping):
+        return load_from_dict(data)
+    if type(data).__module__.split(".")[0] == "pandas" and type(data).__name__ == "DataFrame":
+        return load_from_pandas(data)
+    raise InvalidArgumentError(f"{where}: expected {_DATA_KINDS}, got {type(data).__name__}")
 
 
 def _pandas_column_error(df: Any, exc: Exception) -> ColumnTypeError:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from onnxpipe.data._convert import from_arrow
+from onnxpipe.data._loaders import as_data_view
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, InvalidArgumentError
 from onnxpipe.schema import DType, TensorType
@@ -87,7 +89,11 @@ class TrainTestData:
 
 
 def train_test_split(
-    data: DataView, test_fraction: float = 0.1, *, seed: int | None = None, stratification_column: str | None = None
+    data: DataView | Any,
+    test_fraction: float = 0.1,
+    *,
+    seed: int | None = None,
+    stratification_column: str | None = None,
 ) -> TrainTestData:
     """Split ``data`` lazily into train and test views.
 
@@ -101,6 +107,7 @@ def train_test_split(
         raise InvalidArgumentError(
             f"train_test_split: test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}"
         )
+    data = as_data_view(data, "train_test_split")
     if stratification_column is not None:
         data.schema.require(stratification_column, "train_test_split")
         _check_key_column(data, stratification_column)
@@ -111,11 +118,12 @@ def train_test_split(
 
 
 def cross_validation_folds(
-    data: DataView, number_of_folds: int = 5, *, seed: int | None = None, stratification_column: str | None = None
+    data: DataView | Any, number_of_folds: int = 5, *, seed: int | None = None, stratification_column: str | None = None
 ) -> list[TrainTestData]:
     """``number_of_folds`` (train, test) pairs whose test sets partition ``data``."""
     if isinstance(number_of_folds, bool) or not isinstance(number_of_folds, int) or number_of_folds < 2:
         raise InvalidArgumentError(f"cross-validation needs at least 2 folds (an integer), got {number_of_folds!r}")
+    data = as_data_view(data, "cross_validate")
     if stratification_column is not None:
         data.schema.require(stratification_column, "cross_validate")
         _check_key_column(data, stratification_column)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onnxpipe.data._loaders import as_data_view
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError
 from onnxpipe.evaluation._columns import check_scalar, read_columns
@@ -117,7 +118,7 @@ def _auprc(scores: np.ndarray, positive: np.ndarray) -> float:
 
 
 def evaluate_binary(
-    data: DataView,
+    data: DataView | Any,
     label_column_name: str = "Label",
     score_column_name: str = "Score",
     probability_column_name: str | None = "Probability",
@@ -157,6 +158,7 @@ def evaluate_binary(
       Without a probability column, ``log_loss`` and ``log_loss_reduction`` are NaN.
     """
     step = "evaluate_binary"
+    data = as_data_view(data, step)
     schema = data.schema
     check_scalar(schema, label_column_name, step, "label", bool_ok=True)
     check_scalar(schema, score_column_name, step, "score", floats=True)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onnxpipe.data._loaders import as_data_view
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, OnnxPipeWarning
 from onnxpipe.evaluation._columns import column_batches, label_type, missing_labels, score_matrix, score_type
@@ -44,7 +45,7 @@ def _feature_matrix(values: Any, n: int) -> np.ndarray:
 
 
 def evaluate_clustering(
-    data: DataView,
+    data: DataView | Any,
     label_column_name: str | None = None,
     score_column_name: str = "Score",
     feature_column_name: str | None = "Features",
@@ -71,6 +72,7 @@ def evaluate_clustering(
       fewer than 2 values; rows with a missing label are left out of it.
     """
     step = "evaluate_clustering"
+    data = as_data_view(data, step)
     schema = data.schema
     st = score_type(schema, score_column_name, step)
     lt = label_type(schema, label_column_name, step) if label_column_name is not None else None

@@ -10,7 +10,7 @@ import numpy as np
 from onnxpipe.data._convert import from_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, ShapeError
-from onnxpipe.schema import DType, Schema, TensorType
+from onnxpipe.schema import DType, KeyType, Schema, TensorType
 
 __all__ = [
     "check_scalar",
@@ -28,7 +28,7 @@ def check_scalar(
 ) -> None:
     """Raise unless column ``name`` is a numeric (``floats``: a float) scalar, or a bool with ``bool_ok``."""
     ct = schema.require(name, step).type
-    if isinstance(ct, TensorType) and ct.is_scalar and not ct.key_count:
+    if isinstance(ct, TensorType) and ct.is_scalar and not isinstance(ct, KeyType):
         if ct.dtype.is_float if floats else ct.dtype.is_numeric:
             return
         if bool_ok and ct.dtype is DType.BOOL:
@@ -63,7 +63,7 @@ def label_type(schema: Schema, name: str, step: str) -> TensorType:
 
 def missing_labels(values: np.ndarray, ct: TensorType) -> np.ndarray:
     """Where a label is missing: key 0, NaN (no other type has a missing value)."""
-    if ct.key_count is not None:
+    if isinstance(ct, KeyType):
         return np.asarray(values == 0)
     if ct.dtype.is_float:
         return np.asarray(np.isnan(values))

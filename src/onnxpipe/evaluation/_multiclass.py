@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from onnxpipe.data._convert import from_arrow
+from onnxpipe.data._loaders import as_data_view
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, OnnxPipeWarning, SchemaError, ShapeError
 from onnxpipe.evaluation._columns import column_batches, label_type, missing_labels, score_matrix, score_type
 from onnxpipe.evaluation._confusion import ConfusionMatrix
 from onnxpipe.evaluation._tables import metrics_table, render
-from onnxpipe.schema import Column, DType, TensorType
+from onnxpipe.schema import Column, DType, KeyType, TensorType
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -84,7 +85,7 @@ def _class_map(data: DataView, label: str, predicted: str, score: Column, width:
     lt = data.schema[label].type
     assert isinstance(lt, TensorType)
     slots = score.slot_names if score.slot_names is not None and len(score.slot_names) == width else None
-    if lt.key_count is not None:
+    if isinstance(lt, KeyType):
         return _ClassMap(slots or tuple(str(k) for k in range(1, width + 1)), None, False)
     if slots is not None:
         return _ClassMap(slots, {s: i for i, s in enumerate(slots)}, True)
@@ -115,7 +116,7 @@ def _label_slots(values: np.ndarray, cmap: _ClassMap, width: int) -> np.ndarray:
 
 
 def evaluate_multiclass(
-    data: DataView,
+    data: DataView | Any,
     label_column_name: str = "Label",
     score_column_name: str = "Score",
     predicted_label_column_name: str = "PredictedLabel",
@@ -128,7 +129,7 @@ def evaluate_multiclass(
       the classes are the sorted distinct values of the label and predicted label columns, which must
       then be as many as the score slots.
     * The assigned class is the slot with the largest score (the first on ties), as in ML.NET; the
-      predicted label column must be present (and of the label's type).
+      predicted label column must be present (and of the label's type) unless the label is a key.
     * Rows with a missing label (NaN, key 0) or a non-finite score are skipped; a label that is no
       class of the model counts as a wrong prediction with log-loss ``-ln(1e-15)``.
     * ``micro_accuracy``: the fraction of rows whose assigned class is the label.
@@ -148,6 +149,7 @@ def evaluate_multiclass(
       ``confusion_matrix``: counts of rows by actual class (rows) and assigned class (columns).
     """
     step = "evaluate_multiclass"
+    data = as_data_view(data, step)
     if (
         isinstance(top_k_prediction_count, bool)
         or not isinstance(top_k_prediction_count, int)
@@ -160,7 +162,9 @@ def evaluate_multiclass(
     schema = data.schema
     lt = label_type(schema, label_column_name, step)
     st = score_type(schema, score_column_name, step)
-    pt = schema.require(predicted_label_column_name, step).type
+    # A key label names its classes itself (key k is slot k - 1), so the predicted label column is
+    # not read: as in ML.NET, it may already be mapped back to values (map_key_to_value).
+    pt = lt if isinstance(lt, KeyType) else schema.require(predicted_label_column_name, step).type
     if not isinstance(pt, TensorType) or not pt.is_scalar or pt.dtype is not lt.dtype:
         raise ColumnTypeError(
             f"{step}: predicted label column {predicted_label_column_name!r} must have the label column's type "

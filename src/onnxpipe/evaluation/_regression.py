@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onnxpipe.data._loaders import as_data_view
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError
 from onnxpipe.evaluation._columns import check_scalar, read_columns
@@ -40,7 +41,7 @@ class RegressionMetrics:
 
 
 def evaluate_regression(
-    data: DataView, label_column_name: str = "Label", score_column_name: str = "Score"
+    data: DataView | Any, label_column_name: str = "Label", score_column_name: str = "Score"
 ) -> RegressionMetrics:
     """Regression metrics of scored ``data``; rows with a NaN label or NaN score are skipped.
 
@@ -49,6 +50,7 @@ def evaluate_regression(
     of ML.NET's default squared loss (so equal to ``mean_squared_error``).
     """
     step = "evaluate_regression"
+    data = as_data_view(data, step)
     schema = data.schema
     check_scalar(schema, label_column_name, step, "label")
     check_scalar(schema, score_column_name, step, "score", floats=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -418,13 +418,24 @@ def _type_json(ct: ColumnType) -> dict[str, Any]:
 
 
 def convert_to_onnx(
-    model: Any, input_schema: Schema, *, opset: int | None = None, output_columns: Sequence[str] | None = None
+    model: Any,
+    input_schema: Schema,
+    *,
+    opset: int | None = None,
+    output_columns: Sequence[str] | Literal["all"] | None = None,
 ) -> onnx.ModelProto:
     """Export the fitted ``model`` (a Transformer) for data of ``input_schema``.
 
     Every step exports itself through one :class:`ExportContext`; the first step that cannot
     makes the whole export fail with an ExportError naming it. ``opset`` defaults to the lowest
-    version every step needs (at least 13); ``output_columns`` keeps only those columns.
+    version every step needs (at least 13).
+
+    The outputs are, by default (``output_columns=None``), the pipeline's results: the columns a
+    step writes and no later step reads (a trainer's ``Score`` and ``PredictedLabel``, not the
+    ``Features`` it reads), as ``onnxpipe convert`` and ``onnxpipe predict`` choose them; the
+    inputs are only the columns those need, so a label the scoring path does not read is not an
+    input. ``output_columns="all"`` exports every column, input columns passed through (ML.NET's
+    choice, which makes every input column, the label included, an input); a list names them.
     """
     import onnx
 
@@ -460,7 +471,16 @@ def convert_to_onnx(
             if name not in after:
                 ctx.drop_value(name)
     final = schemas[-1]
-    names = list(output_columns) if output_columns is not None else final.names
+    if output_columns is None:
+        names = TransformerChain(steps).result_columns(input_schema)
+    elif isinstance(output_columns, str):
+        if output_columns != "all":
+            raise ExportError(
+                f"output_columns={output_columns!r}: give a list of column names, 'all' or None (the results)"
+            )
+        names = final.names
+    else:
+        names = list(output_columns)
     for n in names:
         final.require(n, "convert_to_onnx(output_columns=...)")
     ctx.step = "outputs"

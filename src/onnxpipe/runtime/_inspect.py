@@ -18,6 +18,7 @@ import ast
 import dataclasses
 import functools
 import keyword
+import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -42,6 +43,7 @@ from onnxpipe.schema import (
     ColumnType,
     DType,
     ImageType,
+    KeyType,
     MapType,
     OptionalType,
     Schema,
@@ -321,7 +323,7 @@ def _column_field_lines(column: Column, attr: str, *, imports: _Imports) -> list
         parts = ["npt.NDArray[np.uint8]", f"ColumnName({_literal(column.name)})", f"ImageType({dims})"]
         imports.np = imports.npt = imports.image_type = True
     elif isinstance(ct, TensorType):
-        extra = [f"KeyType({_int(ct.key_count)})"] if ct.key_count else []
+        extra = [_key_marker(ct)] if isinstance(ct, KeyType) else []
         imports.key_type |= bool(extra)
         if ct.is_scalar:
             parts = ["str" if ct.dtype is DType.STRING else _numpy_name(ct.dtype)]
@@ -336,6 +338,28 @@ def _column_field_lines(column: Column, attr: str, *, imports: _Imports) -> list
         parts = [annotation or "object", f"ColumnName({_literal(column.name)})", *extra]
     imports.annotated = True
     return _annotated(attr, parts)
+
+
+_MAX_KEY_VALUES_IN_CODE = 1000  # beyond, a class declares only the key count
+
+
+def _key_marker(ct: KeyType) -> str:
+    """``KeyType(n, [values], value_dtype="...")``: the values as literals when they are few and
+    finite; floats name their type (a Python float would read as float32)."""
+    if ct.count is None:
+        return "KeyType()"
+    values = ct.values
+    items = [] if values is None or len(values) > _MAX_KEY_VALUES_IN_CODE else list(values.items)
+    if not items or any(isinstance(v, float) and not math.isfinite(v) for v in items):
+        return f"KeyType({_int(ct.count)})"
+    assert values is not None
+    if values.dtype is DType.STRING:
+        shown = [_literal(v) for v in items]
+    else:
+        shown = [repr(bool(v)) if values.dtype is DType.BOOL else repr(v) for v in items]
+    default = {DType.STRING, DType.BOOL, DType.INT64, DType.FLOAT32}
+    kind = "" if values.dtype in default else f", value_dtype={_literal(values.dtype.value)}"
+    return f"KeyType({_int(ct.count)}, [{', '.join(shown)}]{kind})"
 
 
 def _value_annotation(ct: ColumnType, imports: _Imports) -> tuple[str | None, list[str]]:
@@ -607,17 +631,35 @@ def _annotation_ok(node: ast.expr, *, top: bool = False) -> bool:
 
 
 def _marker_ok(node: ast.expr) -> bool:
-    return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id in _MARKERS
-        and not node.keywords
-        and all(_literal_ok(a) for a in node.args)
-    )
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _MARKERS):
+        return False
+    if node.func.id == "KeyType":  # KeyType(n, [values], value_dtype="float64")
+        keywords_ok = all(
+            k.arg == "value_dtype" and isinstance(k.value, ast.Constant) and type(k.value.value) is str
+            for k in node.keywords
+        )
+        return (
+            keywords_ok and len(node.args) <= 2 and all(_literal_ok(a, values=i == 1) for i, a in enumerate(node.args))
+        )
+    return not node.keywords and all(_literal_ok(a) for a in node.args)
 
 
-def _literal_ok(node: ast.expr) -> bool:
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        node = node.operand
-        return isinstance(node, ast.Constant) and type(node.value) is int
+def _literal_ok(node: ast.expr, *, values: bool = False) -> bool:
+    """An int, str or None literal; with ``values``, a list of str, int, float or bool literals."""
+    if values:
+        return isinstance(node, ast.List) and all(
+            _literal_ok(e) or (isinstance(e, ast.Constant) and type(e.value) in (float, bool)) or _negative(e, float)
+            for e in node.elts
+        )
+    if _negative(node, int):
+        return True
     return isinstance(node, ast.Constant) and (type(node.value) in (int, str) or node.value is None)
+
+
+def _negative(node: ast.expr, kind: type) -> bool:
+    return (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant)
+        and type(node.operand.value) in (int, kind)
+    )

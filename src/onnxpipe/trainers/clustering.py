@@ -37,7 +37,7 @@ from onnxpipe.core import Estimator, Transformer, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError
-from onnxpipe.schema import Column, DType, Schema, TensorType
+from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
 from onnxpipe.trainers.multiclass import (
     PREDICTED_LABEL,
     SCORE,
@@ -64,7 +64,7 @@ _EPSILON = 1e-15  # ML.NET's k-means++: a row this close to a chosen centroid is
 def _output_columns(k: int) -> tuple[Column, Column]:
     return (
         Column(SCORE, TensorType(DType.FLOAT32, (k,))),
-        Column(PREDICTED_LABEL, TensorType(DType.UINT32, (), key_count=k)),
+        Column(PREDICTED_LABEL, KeyType(k)),
     )
 
 

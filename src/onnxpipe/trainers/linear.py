@@ -39,7 +39,7 @@ from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, ShapeError
 from onnxpipe.export import ElemType
-from onnxpipe.schema import Column, DType, Schema, TensorType
+from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
 from onnxpipe.trainers._lbfgs import minimize_lbfgs
 
 if TYPE_CHECKING:
@@ -78,10 +78,10 @@ def _feature_size(schema: Schema, name: str, step: str, promise: bool = False) -
     """
     col = schema.require(name, step)
     ct = col.type
-    if not isinstance(ct, TensorType) or ct.dtype not in (DType.FLOAT32, DType.FLOAT64) or ct.key_count:
+    if not isinstance(ct, TensorType) or not ct.dtype.converts_safely_to(DType.FLOAT64) or isinstance(ct, KeyType):
         raise ColumnTypeError(
-            f"{step}: feature column {name!r} is {ct}; a float32 (or float64) vector is expected. "
-            "Convert it first (e.g. convert_type to float32, or one-hot encode text and keys)"
+            f"{step}: feature column {name!r} is {ct}; a vector of numbers (float32, float64, integers or bools) "
+            "is expected. One-hot encode text and keys first (one_hot_encoding)"
         )
     if ct.rank > 1:
         raise ShapeError(
@@ -101,7 +101,7 @@ def _feature_size(schema: Schema, name: str, step: str, promise: bool = False) -
 def _check_scalar(schema: Schema, name: str, step: str, role: str, allowed: str) -> TensorType:
     col = schema.require(name, step)
     ct = col.type
-    ok = isinstance(ct, TensorType) and ct.is_scalar and not ct.key_count
+    ok = isinstance(ct, TensorType) and ct.is_scalar and not isinstance(ct, KeyType)
     if ok and isinstance(ct, TensorType):
         ok = ct.dtype.is_numeric or (allowed == "binary" and ct.dtype is DType.BOOL)
     if not ok or not isinstance(ct, TensorType):
@@ -856,41 +856,36 @@ def _averaged_sgd(
     ``sqrt(examples seen + 1)`` when ``decrease_learning_rate``), ``g = -rate * loss'(output)``,
     ``w = (w + g x) (1 - 2 l2)``, ``b += g``. The model is the average of ``(w, b)`` after every
     example of every pass. ML.NET adds up that average lazily with a 1% tolerance; this adds it
-    up exactly (ML.NET's ``LazyUpdate=false``).
+    up exactly (ML.NET's ``LazyUpdate=false``). The loss derivatives are :func:`_loss_derivative`'s.
+
+    The per-example loop is compiled (:func:`onnxpipe.trainers._kernels.averaged_sgd_epoch`);
+    each pass's order comes from numpy's generator here, so the results are the Python loop's.
     """
-    derivative = _loss_derivative(loss)
+    from onnxpipe.trainers import _kernels
+
+    _kernels.compile_kernels()
+    codes = {
+        "hinge": _kernels.SGD_HINGE,
+        "log": _kernels.SGD_LOG,
+        "smoothed_hinge": _kernels.SGD_SMOOTHED_HINGE,
+        "exp": _kernels.SGD_EXP,
+        "squared": _kernels.SGD_SQUARED,
+    }
     x, y = train.x, train.y
     n, d = x.shape
     rng = np.random.default_rng(seed)
     w = np.zeros(d)
-    b = 0.0
     total_w = np.zeros(d)
-    total_b = 0.0
-    pending = 0  # examples seen since (w, b) last changed, not yet added to the totals
-    seen = 0
-    shrink = 1.0 - 2.0 * l2
+    state = np.zeros(2)  # the bias and the sum of the biases so far
+    counts = np.zeros(2, dtype=np.int64)  # examples not yet added to the totals, all examples so far
     for _ in range(iterations):
-        order = rng.permutation(n) if shuffle else range(n)
-        for i in order:
-            xi = x[i]
-            output = float(xi @ w) + b
-            active, grad = derivative(output, float(y[i]))
-            if active or l2 > 0:
-                if pending:
-                    total_w += pending * w
-                    total_b += pending * b
-                    pending = 0
-                rate = learning_rate / math.sqrt(seen + 1) if decrease_learning_rate else learning_rate
-                step = -rate * grad
-                if step != 0.0:
-                    w += step * xi
-                    b += step
-                if l2 > 0:
-                    w *= shrink
-            pending += 1
-            seen += 1
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        _kernels.averaged_sgd_epoch(
+            x, y, order, codes[loss], learning_rate, decrease_learning_rate, l2, w, total_w, state, counts
+        )
+    pending, seen = int(counts[0]), int(counts[1])
     total_w += pending * w
-    total_b += pending * b
+    total_b = float(state[1]) + pending * float(state[0])
     return total_w / seen, total_b / seen
 
 

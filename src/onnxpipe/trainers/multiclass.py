@@ -3,16 +3,18 @@
 Labels and outputs (as ML.NET names them, without ML.NET's MapValueToKey / MapKeyToValue steps):
 
 * The label is a scalar column of any type (int, string, bool, float) or a key column. The
-  classes are the label's distinct values in sorted order (a key label has the classes
-  ``1..key_count``, seen in training or not). Rows whose label is missing (NaN, key 0) are
+  classes are the label's distinct values in sorted order (a key label of ``n`` keys has the
+  classes ``1..n``, seen in training or not, as ML.NET's). Rows whose label is missing (NaN, key 0) are
   skipped in training, as are rows with non-finite features or weights; a warning says how many.
 * ``Score`` is a float32 vector with one value per class, in class order, whose slot names are the
-  classes as text. For a key label its size and slot names (the label's slot names, else
-  ``"1".."k"``) are known before training. For any other label they are known only after it: the
-  estimator's ``output_schema`` says ``float32[?]`` without slot names, and the fitted model's
-  ``float32[k]`` with them (also in its ``classes`` and ``score_slot_names``).
+  classes as text. For a key label its size and slot names (the label's key values as text, as
+  ML.NET's SlotNames, else ``"1".."n"``) are known before training when its key count is. For
+  any other label they are known only after it: the estimator's ``output_schema`` says
+  ``float32[?]`` without slot names, and the fitted model's ``float32[k]`` with them (also in its
+  ``classes`` and ``score_slot_names``).
 * ``PredictedLabel`` has the label column's own type and values: the class of the largest score
-  (the first on ties).
+  (the first on ties). For a key label it is a key of the same type, key values included, so
+  ``map_key_to_value("PredictedLabel")`` gives back the original labels.
 
 Every model exports to ONNX. The linear algebra runs in float64 in the exported graph (the
 feature column is cast to double), so that ONNX Runtime reproduces the Python scores within
@@ -37,7 +39,7 @@ from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, OnnxPipeWarning, SchemaError, ShapeError
 from onnxpipe.export import ElemType
-from onnxpipe.schema import Column, DType, Schema, TensorType
+from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
 from onnxpipe.trainers._lbfgs import minimize_lbfgs
 
 if TYPE_CHECKING:
@@ -73,11 +75,7 @@ def check_feature_column(schema: Schema, name: str, step: str, promise: bool = F
     before fit, a size that an upstream estimator decides at fit time is accepted)."""
     col = schema.require(name, step)
     ct = col.type
-    if (
-        not isinstance(ct, TensorType)
-        or ct.key_count is not None
-        or not (ct.dtype.is_numeric or ct.dtype is DType.BOOL)
-    ):
+    if not isinstance(ct, TensorType) or isinstance(ct, KeyType) or not (ct.dtype.is_numeric or ct.dtype is DType.BOOL):
         raise ColumnTypeError(
             f"{step}: feature column {name!r} must hold numbers (e.g. float32[4]), got {ct}; "
             "build it with concatenate(...) from numeric columns (convert_type or one-hot encode others)"
@@ -105,7 +103,7 @@ def check_weight_column(schema: Schema, name: str | None, step: str) -> None:
     if name is None:
         return
     ct = schema.require(name, step).type
-    if not isinstance(ct, TensorType) or not ct.is_scalar or ct.key_count is not None or not ct.dtype.is_numeric:
+    if not isinstance(ct, TensorType) or not ct.is_scalar or isinstance(ct, KeyType) or not ct.dtype.is_numeric:
         raise ColumnTypeError(f"{step}: example weight column {name!r} must be a numeric scalar, got {ct}")
 
 
@@ -167,8 +165,8 @@ def check_label_column(schema: Schema, name: str, step: str) -> Column:
 
 
 def _missing_labels(labels: np.ndarray, ct: TensorType) -> np.ndarray:
-    if ct.key_count is not None:
-        return np.asarray((labels == 0) | (labels > ct.key_count))
+    if isinstance(ct, KeyType):
+        return np.asarray((labels == 0) | (labels > (ct.count or 0)))
     if ct.dtype.is_float:
         return np.asarray(np.isnan(labels))
     return np.zeros(len(labels), dtype=bool)
@@ -179,12 +177,12 @@ def _class_names(classes: np.ndarray) -> tuple[str, ...]:
     return tuple(str(c) for c in classes)
 
 
-def _key_slot_names(label: Column) -> tuple[str, ...]:
-    ct = label.type
-    assert isinstance(ct, TensorType) and ct.key_count is not None
-    if label.slot_names is not None and len(label.slot_names) == ct.key_count:
-        return label.slot_names
-    return tuple(str(k) for k in range(1, ct.key_count + 1))
+def _key_slot_names(ct: KeyType) -> tuple[str, ...]:
+    """The classes of a key label as text: its key values, else the keys ``"1".."n"``."""
+    assert ct.count is not None
+    if ct.values is not None:
+        return ct.values.texts
+    return tuple(str(k) for k in range(1, ct.count + 1))
 
 
 def score_column(label: Column, classes: np.ndarray | None = None) -> Column:
@@ -192,9 +190,9 @@ def score_column(label: Column, classes: np.ndarray | None = None) -> Column:
     after it (see the module docstring)."""
     ct = label.type
     assert isinstance(ct, TensorType)
-    if ct.key_count is not None:
-        return Column(SCORE, TensorType(DType.FLOAT32, (ct.key_count,)), _key_slot_names(label))
-    if classes is None:
+    if isinstance(ct, KeyType) and ct.count is not None:
+        return Column(SCORE, TensorType(DType.FLOAT32, (ct.count,)), _key_slot_names(ct))
+    if classes is None or isinstance(ct, KeyType):
         return Column(SCORE, TensorType(DType.FLOAT32, (None,)))
     return Column(SCORE, TensorType(DType.FLOAT32, (len(classes),)), _class_names(classes))
 
@@ -202,8 +200,13 @@ def score_column(label: Column, classes: np.ndarray | None = None) -> Column:
 def encode_labels(labels: np.ndarray, ct: TensorType, step: str, name: str) -> tuple[np.ndarray, np.ndarray]:
     """The classes (sorted, of the label's dtype) and each labelled row's class index (-1: missing)."""
     missing = _missing_labels(labels, ct)
-    if ct.key_count is not None:
-        classes = np.arange(1, ct.key_count + 1, dtype=np.uint32)
+    if isinstance(ct, KeyType):
+        if ct.count is None:
+            raise SchemaError(
+                f"{step}: label column {name!r} is {ct}, a key column of unknown count; multiclass trainers take "
+                "their classes from the key count: make the keys with map_value_to_key, or declare KeyType(count)"
+            )
+        classes = np.arange(1, ct.count + 1, dtype=ct.dtype.numpy)
         y = np.where(missing, -1, labels.astype(np.int64) - 1)
     else:
         present = labels[~missing]

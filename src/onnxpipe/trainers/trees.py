@@ -14,10 +14,12 @@ Outputs, as ML.NET names them:
 * multiclass: ``Score`` (float32 vector, the softmax class probabilities in the order of
   ``model.classes``) and ``PredictedLabel`` with the label column's own type and values. Labels
   may be strings, numbers, bools or a key column; they are mapped to ``0..k-1`` in sorted order at
-  fit time and back when scoring (a key label has the classes ``1..key_count``). An estimator
+  fit time and back when scoring (a key label has the classes ``1..n`` of its key count n). An estimator
   promises exactly the schema its model delivers, and the classes are known only after ``fit``,
-  so ``Score`` is ``float32[?]`` unless the label is a key column (``float32[key_count]``).
-* regression: ``Score`` (float32).
+  so ``Score`` is ``float32[?]`` unless the label is a key column (``float32[n]``).
+* regression: ``Score`` (float32). For LightGBM's log-link objectives (``tweedie``, ``poisson``,
+  ``gamma``: ``fast_tree_tweedie`` trains them) it is ``exp`` of the trees' float32 sum, computed
+  in float64 as LightGBM's ``predict`` does, and the export ends with the same ``Exp``.
 
 Options (ML.NET's names in snake_case; ``None`` keeps LightGBM's default):
 
@@ -41,7 +43,8 @@ and scores with ``lightgbm.Booster.predict``, so its predictions are LightGBM's 
 
 ONNX export walks ``Booster.dump_model()`` into one ``ai.onnx.ml`` ``TreeEnsembleRegressor``
 (opset 3) with one target per class (tree ``i`` adds to class ``i % k``; a forest averages its
-trees), followed by ``Sigmoid`` (binary), ``Softmax`` + ``ArgMax`` (multiclass) and a label lookup
+trees), followed by ``1 / (1 + exp(-sigmoid * Score))`` (binary), ``Exp`` (log-link regression),
+``Softmax`` + ``ArgMax`` (multiclass) and a label lookup
 (``LabelEncoder`` for strings, ``Gather`` for numbers and keys, ``Greater`` for bools). It
 reproduces LightGBM's decisions exactly:
 
@@ -63,7 +66,9 @@ reproduces LightGBM's decisions exactly:
   ``nodes_missing_value_tracks_true``. Splits that treat zero as missing (``missing_type`` Zero)
   and categorical splits are refused with an ExportError; these trainers never make them.
 * ``Probability`` is computed from the float32 ``Score`` in float64 on both sides, so it matches
-  too; the multiclass softmax runs in float32 in ONNX (within float32 rounding of ours).
+  too (with ``Exp``, ``Add`` and ``Reciprocal``: ONNX Runtime's double ``Sigmoid`` loses small
+  probabilities' precision); so does a log-link regression's ``exp``. The multiclass softmax runs
+  in float32 in ONNX (within float32 rounding of ours).
 """
 
 from __future__ import annotations
@@ -87,7 +92,7 @@ from onnxpipe.errors import (
     ShapeError,
     require,
 )
-from onnxpipe.schema import Column, DType, Schema, TensorType
+from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
 from onnxpipe.trainers._lightgbm_text import lightgbm_text_problem
 
 if TYPE_CHECKING:
@@ -109,7 +114,6 @@ _TASKS = (BINARY, MULTICLASS, REGRESSION)
 
 _F32 = TensorType(DType.FLOAT32)
 _BOOL = TensorType(DType.BOOL)
-_FEATURE_DTYPES = (DType.FLOAT32, DType.FLOAT64)
 _PARALLEL_ROWS = 1024  # batches smaller than this are scored on one thread
 _ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (1e-35f as a double)
 
@@ -130,15 +134,20 @@ _DEFAULT = "LightGBM's default"
 # Schema checks shared by the trainers and the fitted model
 
 
+def _float_features(x: np.ndarray) -> np.ndarray:
+    """Integer and bool features as float64 (exact below 2**53, as the export's Cast to double)."""
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+
+
 def _feature_type(
     schema: Schema, name: str, step: str, n_features: int | None = None, promise: bool = False
 ) -> TensorType:
     """The feature column's type; with ``promise`` (before fit) its size may still be unknown."""
     ct = schema.require(name, step).type
-    if not isinstance(ct, TensorType) or ct.dtype not in _FEATURE_DTYPES or ct.key_count is not None:
+    if not isinstance(ct, TensorType) or not ct.dtype.converts_safely_to(DType.FLOAT64) or isinstance(ct, KeyType):
         raise ColumnTypeError(
-            f"{step}: feature column {name!r} must be a float32 or float64 vector, got {ct}; "
-            "convert other numbers with convert_type and join columns into one vector with concatenate"
+            f"{step}: feature column {name!r} must be a vector of numbers (float32, float64, integers or bools), "
+            f"got {ct}; join columns into one vector with concatenate, one-hot encode text and keys"
         )
     if ct.rank != 1 or not (ct.is_known_shape or promise):
         raise ShapeError(
@@ -157,32 +166,29 @@ def _label_type(schema: Schema, name: str, step: str, task: str) -> TensorType:
     ct = schema.require(name, step).type
     if not isinstance(ct, TensorType) or not ct.is_scalar:
         raise ColumnTypeError(f"{step}: label column {name!r} must be a scalar, got {ct}")
-    if task == BINARY and not (ct.key_count is None and (ct.dtype is DType.BOOL or ct.dtype.is_numeric)):
+    if task == BINARY and not (not isinstance(ct, KeyType) and (ct.dtype is DType.BOOL or ct.dtype.is_numeric)):
         raise ColumnTypeError(
             f"{step}: label column {name!r} must be bool or numbers 0/1 for binary classification, got {ct}; "
             "for more than two classes use the multiclass trainer"
         )
-    if task == REGRESSION and not (ct.key_count is None and ct.dtype.is_numeric):
+    if task == REGRESSION and not (not isinstance(ct, KeyType) and ct.dtype.is_numeric):
         raise ColumnTypeError(f"{step}: label column {name!r} must be numeric for regression, got {ct}")
     return ct
 
 
 def _weight_type(schema: Schema, name: str, step: str) -> TensorType:
     ct = schema.require(name, step).type
-    if not isinstance(ct, TensorType) or not ct.is_scalar or ct.key_count is not None or not ct.dtype.is_numeric:
+    if not isinstance(ct, TensorType) or not ct.is_scalar or isinstance(ct, KeyType) or not ct.dtype.is_numeric:
         raise ColumnTypeError(f"{step}: example weight column {name!r} must be a numeric scalar, got {ct}")
     return ct
 
 
 def _score_slot_names(schema: Schema, label_column: str) -> tuple[str, ...] | None:
-    """A key label's class names for the multiclass ``Score`` slots: the label's slot names, else ``"1".."k"``."""
-    col = schema[label_column]
-    ct = col.type
-    if not isinstance(ct, TensorType) or ct.key_count is None:
+    """A key label's class names for the multiclass ``Score`` slots: its key values, else ``"1".."n"``."""
+    ct = schema[label_column].type
+    if not isinstance(ct, KeyType) or ct.count is None:
         return None
-    if col.slot_names is not None and len(col.slot_names) == ct.key_count:
-        return col.slot_names
-    return tuple(str(k) for k in range(1, ct.key_count + 1))
+    return ct.values.texts if ct.values is not None else tuple(str(k) for k in range(1, ct.count + 1))
 
 
 def _output_columns(task: str, label: TensorType, score_slots: tuple[str, ...] | None) -> list[Column]:
@@ -190,11 +196,8 @@ def _output_columns(task: str, label: TensorType, score_slots: tuple[str, ...] |
         return [Column("Score", _F32), Column("Probability", _F32), Column("PredictedLabel", _BOOL)]
     if task == MULTICLASS:
         # One score per class: known before training only for a key label (its key count).
-        score = TensorType(DType.FLOAT32, (label.key_count,))
-        return [
-            Column("Score", score, score_slots),
-            Column("PredictedLabel", TensorType(label.dtype, (), label.key_count)),
-        ]
+        score = TensorType(DType.FLOAT32, (label.count if isinstance(label, KeyType) else None,))
+        return [Column("Score", score, score_slots), Column("PredictedLabel", label)]
     return [Column("Score", _F32)]
 
 
@@ -324,11 +327,16 @@ class _LightGbmTrainer(Estimator):
             if not_str.any():
                 i = _first_bad(not_str)
                 raise DataError(f"{step}: label column {name!r} is missing at row {i} ({_show(values[i])})")
-        if label.key_count is not None:
+        if isinstance(label, KeyType):
+            if label.count is None:
+                raise DataError(
+                    f"{step}: key label column {name!r} is {label}, of unknown key count; make the keys with "
+                    "map_value_to_key or declare KeyType(count)"
+                )
             if (values == 0).any():
                 i = _first_bad(values == 0)
                 raise DataError(f"{step}: key label column {name!r} is missing (key 0) at row {i}")
-            classes = np.arange(1, label.key_count + 1, dtype=label.dtype.numpy)
+            classes = np.arange(1, label.count + 1, dtype=label.dtype.numpy)
             y = values.astype(np.float64) - 1
         else:
             classes, index = np.unique(values, return_inverse=True)
@@ -361,7 +369,7 @@ class _LightGbmTrainer(Estimator):
         if self.example_weight_column_name is not None:
             names.append(self.example_weight_column_name)
         cols = data.arrays(names)
-        x = cols[self.feature_column_name]
+        x = _float_features(cols[self.feature_column_name])
         if len(x) == 0:
             raise DataError(f"{self.step_name}: the training data has no rows")
         y, classes = self._labels(cols[self.label_column_name], label)
@@ -824,6 +832,7 @@ class LightGbmModel(Transformer):
         self.__dict__["_lock"] = threading.Lock()
         self.__dict__["_booster_cache"] = None
         self.__dict__["_sigmoid_value"], self.__dict__["_average_value"] = _header(self.model_text)
+        self.__dict__["_exp_score"] = _objective_name(self.model_text) in _LOG_LINK_OBJECTIVES
 
     def _key(self) -> tuple[Any, ...]:
         classes = None if self.classes is None else tuple(self.classes.tolist())
@@ -884,7 +893,7 @@ class LightGbmModel(Transformer):
     def output_schema(self, input_schema: Schema) -> Schema:
         _feature_type(input_schema, self.feature_column_name, self.step_name, self.num_features)
         columns = _output_columns(self.task, self.label_type, self.score_slot_names)
-        if self.task == MULTICLASS and self.classes is not None and self.label_type.key_count is None:
+        if self.task == MULTICLASS and self.classes is not None and not isinstance(self.label_type, KeyType):
             # Fitting has found the classes: one score per class, named by its label value.
             names = tuple(str(c) for c in self.classes.tolist())
             columns[0] = Column("Score", TensorType(DType.FLOAT32, (len(names),)), names)
@@ -910,6 +919,11 @@ class LightGbmModel(Transformer):
                 probability = (1.0 / (1.0 + np.exp(-self._sigmoid * score.astype(np.float64)))).astype(np.float32)
             return {"Score": score, "Probability": probability, "PredictedLabel": score > 0}
         if self.task == REGRESSION:
+            if self.__dict__["_exp_score"]:
+                # exp of the float32 sum, in float64: the export's Exp sees only the float32 sum too.
+                margin = self._predict(x, raw_score=True).astype(np.float32)
+                with np.errstate(over="ignore"):  # a Score beyond float32's range is inf
+                    return {"Score": np.exp(margin.astype(np.float64)).astype(np.float32)}
             return {"Score": self._predict(x, raw_score=False).astype(np.float32)}
         assert self.classes is not None
         raw = self._predict(x, raw_score=True).reshape(n_rows, len(self.classes))
@@ -918,7 +932,7 @@ class LightGbmModel(Transformer):
         scores = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
         # The first largest float32 margin: the export's ArgMax sees the same float32 margins.
         labels = self.classes[np.argmax(raw.astype(np.float32), axis=1)] if n_rows else self.classes[:0]
-        out_scores: ColumnValues = scores if self.label_type.key_count is not None else list(scores)
+        out_scores: ColumnValues = scores if isinstance(self.label_type, KeyType) else list(scores)
         return {"Score": out_scores, "PredictedLabel": np.asarray(labels)}
 
     def _predict(self, x: np.ndarray, *, raw_score: bool) -> np.ndarray:
@@ -927,7 +941,7 @@ class LightGbmModel(Transformer):
             return np.zeros((0, width) if width else (0,), dtype=np.float64)
         # A few rows (the prediction engine's case) cost less on one thread than waking OpenMP's team.
         threads = 1 if len(x) < _PARALLEL_ROWS else (self.number_of_threads or 0)  # 0: LightGBM's default
-        out: np.ndarray = self._booster().predict(x, raw_score=raw_score, num_threads=threads)
+        out: np.ndarray = self._booster().predict(_float_features(x), raw_score=raw_score, num_threads=threads)
         return out
 
     # -------------------------------------------------------------- ONNX export
@@ -959,16 +973,23 @@ class LightGbmModel(Transformer):
             **attrs,
         )  # [N, n_targets] float32, summed in float64
         if self.task == REGRESSION:
+            if self.__dict__["_exp_score"]:  # as map_columns: exp of the float32 sum, in float64
+                (margin,) = ctx.add_node("Cast", [raw], to=TensorProto.DOUBLE)
+                (raw,) = ctx.add_node("Cast", [ctx.add_node("Exp", [margin])[0]], to=TensorProto.FLOAT)
             ctx.set_value("Score", raw)
             return
         if self.task == BINARY:
-            # As map_columns: the sigmoid of the float32 Score, computed in float64.
+            # As map_columns: 1 / (1 + exp(-sigmoid * Score)) from the float32 Score, in float64. Not
+            # ONNX Runtime's Sigmoid, whose double kernel keeps only absolute precision: it returns
+            # 0 below about -36 and misses small probabilities' float32 rounding from about -15.
             (margin,) = ctx.add_node("Cast", [raw], to=TensorProto.DOUBLE)
-            if self._sigmoid != 1.0:
-                (margin,) = ctx.add_node(
-                    "Mul", [margin, ctx.add_initializer(np.array(self._sigmoid, np.float64), "sigmoid")]
-                )
-            (probability,) = ctx.add_node("Sigmoid", [margin])
+            (margin,) = ctx.add_node(
+                "Mul", [margin, ctx.add_initializer(np.array(-self._sigmoid, np.float64), "minus_sigmoid")]
+            )
+            (denominator,) = ctx.add_node(
+                "Add", [ctx.add_node("Exp", [margin])[0], ctx.add_initializer(np.ones((), np.float64), "one")]
+            )
+            (probability,) = ctx.add_node("Reciprocal", [denominator])
             (probability,) = ctx.add_node("Cast", [probability], to=TensorProto.FLOAT)
             (predicted,) = ctx.add_node("Greater", [raw, ctx.add_initializer(np.zeros((), np.float32), "zero")])
             ctx.set_value("Score", raw)
@@ -1009,6 +1030,19 @@ def _header(model_text: str) -> tuple[float, bool]:
                     sigmoid = float(part.split(":", 1)[1])
         average = average or line.strip() == "average_output"
     return sigmoid, average
+
+
+_LOG_LINK_OBJECTIVES = ("tweedie", "poisson", "gamma")
+"""LightGBM's regression objectives whose prediction is ``exp`` of the trees' sum."""
+
+
+def _objective_name(model_text: str) -> str:
+    """The objective's name (the first word of the ``objective=`` line), from the model text."""
+    end = model_text.find("\nTree=")
+    for line in model_text[: end if end >= 0 else len(model_text)].splitlines():
+        if line.startswith("objective="):
+            return (line[len("objective=") :].split() or [""])[0]
+    return ""
 
 
 def _ensemble_attributes(trees: Sequence[Mapping[str, Any]], n_targets: int, step: str) -> dict[str, Any]:

@@ -25,9 +25,8 @@ from onnxpipe import _validation
 from onnxpipe.core import Estimator, Transformer, TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
-from onnxpipe.schema import Column, DType, Schema, TensorType
+from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
 from onnxpipe.transforms.conversion import (
-    UNKNOWN_KEY_COUNT,
     HashingTransformer,
     KeyOrdinality,
     OneToOneStep,
@@ -60,20 +59,19 @@ def _slot_labels(column: Column, ct: TensorType) -> list[str] | None:
     return [f"[{i}]" for i in range(size)]
 
 
-def _encoded_column(
-    name: str, kind: str, column: Column, ct: TensorType, n: int, key_texts: list[str] | None
-) -> Column:
-    """The output column of one kind, for ``n`` keys (``UNKNOWN_KEY_COUNT`` before fit)."""
+def _encoded_column(name: str, kind: str, column: Column, ct: TensorType, key: KeyType) -> Column:
+    """The output column of one kind, for the keys of ``key`` (of unknown count before fit)."""
     if kind == "key":
-        return Column(name, TensorType(DType.UINT32, ct.shape, n), column.slot_names)
-    known = n != UNKNOWN_KEY_COUNT
+        return Column(name, key.with_shape(ct.shape), column.slot_names)
+    if key.count is None:
+        return Column(name, TensorType(DType.FLOAT32, (None,)))
+    n = key.count
+    key_texts = list(key.values.texts) if key.values is not None else None
     if kind == "bag":
-        if not known:
-            return Column(name, TensorType(DType.FLOAT32, (None,)))
         return Column(name, TensorType(DType.FLOAT32, (n,)), tuple(key_texts) if key_texts else None)
     width = n if kind == "indicator" else n.bit_length()
     names = key_texts if kind == "indicator" else [f"Bit{width - 1 - j}" for j in range(width)]
-    if not known or not ct.is_known_shape:
+    if not ct.is_known_shape:
         return Column(name, TensorType(DType.FLOAT32, (None,)))
     labels = _slot_labels(column, ct)
     if labels is None:
@@ -186,16 +184,11 @@ class OneHotEncodingEstimator(OneToOneStep, Estimator):
         return (*super()._params(), self.output_kind, self.maximum_number_of_keys, self.key_ordinality, self.keys)
 
     def output_schema(self, input_schema: Schema) -> Schema:
-        keyed = self._to_key.output_schema(input_schema)[self.output_column_name]
-        n = keyed.type.key_count if isinstance(keyed.type, TensorType) else None
+        key = self._to_key.output_schema(input_schema)[self.output_column_name].type
         column = input_schema[self.input_column_name]
-        ct = column.type
-        assert isinstance(ct, TensorType) and n is not None
-        texts = None
-        if n != UNKNOWN_KEY_COUNT and self.output_kind in ("indicator", "bag"):
-            texts = self._to_key.fit_given_keys(ct).key_value_texts()
+        assert isinstance(column.type, TensorType) and isinstance(key, KeyType)
         return input_schema.with_columns(
-            _encoded_column(self.output_column_name, self.output_kind, column, ct, n, texts)
+            _encoded_column(self.output_column_name, self.output_kind, column, column.type, key)
         )
 
     def fit(self, data: DataView) -> OneHotEncodingTransformer:
@@ -246,8 +239,8 @@ class OneHotEncodingTransformer(OneToOneStep, Transformer):
         self._to_key.output_schema(input_schema)  # checks the input column and its type
         column = input_schema[self.input_column_name]
         assert isinstance(column.type, TensorType)
-        texts = self._to_key.key_value_texts()
-        out = _encoded_column(self.output_column_name, self.output_kind, column, column.type, self.key_count, texts)
+        key = self._to_key.key_type(column.type)
+        out = _encoded_column(self.output_column_name, self.output_kind, column, column.type, key)
         return input_schema.with_columns(out)
 
     def map_columns(
@@ -313,7 +306,7 @@ class OneHotHashEncodingTransformer(OneToOneStep, TrivialEstimator):
         column = input_schema[self.input_column_name]
         assert isinstance(column.type, TensorType)
         out = _encoded_column(
-            self.output_column_name, self.output_kind, column, column.type, self._hash.key_count, None
+            self.output_column_name, self.output_kind, column, column.type, KeyType(self._hash.key_count)
         )
         return input_schema.with_columns(out)
 

@@ -5,12 +5,10 @@ Missing values (ML.NET's rules): NaN for floats, the empty string for strings, k
 columns. A missing value never becomes a key; it maps to key 0, and key 0 maps back to the
 missing value of the value type.
 
-Key columns are ``uint32`` tensors with ``key_count = n`` and values ``1..n`` (0 = missing). The
-values behind the keys are held by the transformer that made them (``.keys`` / ``.key_values``):
-the schema has no place for them yet, see :class:`KeyToValueMappingTransformer`.
-
-What an estimator cannot know before ``fit`` (the number of keys learned from data) it promises
-as :data:`UNKNOWN_KEY_COUNT` (a key column whose count is decided by fit).
+Key columns have the column type :class:`~onnxpipe.schema.KeyType`: ``uint32`` values ``1..n``
+(0 = missing) with the count ``n`` and the values behind the keys (ML.NET's KeyValues), so
+``map_key_to_value`` reads them from the schema. What an estimator cannot know before ``fit``
+(the keys learned from data) it promises as a key type of unknown count (``KeyType(None)``).
 
 The ``hash`` transform hashes with MurmurHash3 (x86, 32-bit) of :mod:`onnxpipe._hashing`, which
 agrees bit for bit with ONNX Runtime's ``com.microsoft.MurmurHash3`` kernel that the exported
@@ -33,14 +31,13 @@ from onnxpipe.data._convert import ColumnValues, from_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError
 from onnxpipe.runtime._model import ONNX_ELEMENT
-from onnxpipe.schema import Column, DType, Schema, TensorType
+from onnxpipe.schema import Column, DType, KeyType, KeyValues, Schema, TensorType
 
 if TYPE_CHECKING:
     from onnxpipe.export import ExportContext
 
 __all__ = [
     "KEY_ORDINALITIES",
-    "UNKNOWN_KEY_COUNT",
     "HashingTransformer",
     "KeyToValueMappingTransformer",
     "TypeConvertingTransformer",
@@ -52,10 +49,6 @@ __all__ = [
 
 KeyOrdinality = Literal["by_occurrence", "by_value"]
 KEY_ORDINALITIES: tuple[str, ...] = ("by_occurrence", "by_value")
-
-# The key count an estimator promises when only fit can tell it (ML.NET's SchemaShape says
-# "key" without a count). A fitted transformer always states the real count.
-UNKNOWN_KEY_COUNT = 0
 
 _ML = "ai.onnx.ml"
 
@@ -201,7 +194,7 @@ def missing_value(dtype: DType) -> object:
 
 
 def is_key(ct: TensorType) -> bool:
-    return ct.key_count is not None and ct.dtype.is_integer and ct.dtype.value.startswith("uint")
+    return isinstance(ct, KeyType)
 
 
 def _value_text(value: Any, dtype: DType) -> str:
@@ -460,11 +453,13 @@ class ValueToKeyMappingEstimator(OneToOneStep, Estimator):
 
     def output_schema(self, input_schema: Schema) -> Schema:
         ct = self._input_tensor(input_schema, _keyable, _KEYABLE)
-        count = len(self._given_keys(ct)) if self.keys is not None else UNKNOWN_KEY_COUNT
+        if self.keys is not None:
+            key = self.fit_given_keys(ct).key_type(ct)
+        else:
+            value_dtype = DType.STRING if self.add_key_value_annotations_as_text else ct.dtype
+            key = KeyType(None, shape=ct.shape, value_dtype=value_dtype)
         slots = input_schema[self.input_column_name].slot_names
-        return input_schema.with_columns(
-            Column(self.output_column_name, TensorType(DType.UINT32, ct.shape, count), slots)
-        )
+        return input_schema.with_columns(Column(self.output_column_name, key, slots))
 
     def fit_given_keys(self, input_type: TensorType) -> ValueToKeyMappingTransformer:
         """The transformer for the ``keys`` given up front, for input of ``input_type`` (no data needed)."""
@@ -548,6 +543,10 @@ class ValueToKeyMappingTransformer(OneToOneStep, Transformer):
             return self._keys
         return np.array([_value_text(v, self._dtype) for v in self._keys.tolist()], dtype=object)
 
+    def key_type(self, input_type: TensorType) -> KeyType:
+        """The type of the output column for an input column of ``input_type``: the keys with their values."""
+        return KeyType(self.key_count, KeyValues.of(self.key_values, self.value_type), shape=input_type.shape)
+
     def key_value_texts(self) -> list[str]:
         """The key values as text (slot names of one-hot vectors)."""
         return [_value_text(v, self._dtype) for v in self._keys.tolist()]
@@ -564,9 +563,7 @@ class ValueToKeyMappingTransformer(OneToOneStep, Transformer):
     def output_schema(self, input_schema: Schema) -> Schema:
         ct = self._check(input_schema)
         slots = input_schema[self.input_column_name].slot_names
-        return input_schema.with_columns(
-            Column(self.output_column_name, TensorType(DType.UINT32, ct.shape, self.key_count), slots)
-        )
+        return input_schema.with_columns(Column(self.output_column_name, self.key_type(ct), slots))
 
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
@@ -591,10 +588,11 @@ class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator):
     """Maps keys ``1..n`` back to their values; key 0 (and keys beyond ``n``) give the missing
     value of the value type (NaN, '', 0 or False).
 
-    ``key_values`` holds the values behind the keys: an array or sequence, or the fitted
+    The values come from the key column's type (its :class:`~onnxpipe.schema.KeyValues`, set by
+    ``map_value_to_key`` and by multiclass trainers on ``PredictedLabel``), as ML.NET reads its
+    KeyValues annotation. ``key_values`` overrides them: an array or sequence, or the fitted
     :class:`ValueToKeyMappingTransformer` (or any object with a ``key_values`` array) that made
-    the keys. ML.NET reads them from the key column's KeyValues annotation; onnxpipe's schema does
-    not carry them yet, so they are given here.
+    the keys; it is needed only for a key column whose type carries no values.
     """
 
     def __init__(
@@ -605,63 +603,86 @@ class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator):
         key_values: Sequence[Any] | np.ndarray | ValueToKeyMappingTransformer | None = None,
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
+        self._values: np.ndarray | None = None
         if key_values is None:
-            raise InvalidArgumentError(
-                f"{self.step_name}: key_values is required: pass the fitted map_value_to_key transformer "
-                "(or the values behind keys 1..n) as key_values=..."
-            )
+            return
         source = getattr(key_values, "key_values", key_values)
         if isinstance(source, str | bytes) or not isinstance(source, Iterable):
-            raise _validation.invalid(self.step_name, "key_values", "a sequence of values", source)
+            raise _validation.invalid(self.step_name, "key_values", "a sequence of values or None", source)
         arr = source if isinstance(source, np.ndarray) else _infer_array(list(source), f"{self.step_name} key_values")
         arr = np.array(arr, dtype=arr.dtype, copy=True).reshape(-1)
         if not len(arr):
             raise InvalidArgumentError(f"{self.step_name}: key_values is empty")
         arr.flags.writeable = False
         self._values = arr
-        self._dtype = DType.from_numpy(arr.dtype)
-        missing = missing_value(self._dtype)
-        table = np.concatenate([np.array([missing], dtype=arr.dtype), arr, np.array([missing], dtype=arr.dtype)])
-        table.flags.writeable = False
-        self._table = table  # [missing, v1..vn, missing]: keys beyond n are clamped to the last
 
     def _params(self) -> tuple[object, ...]:
         return (*super()._params(), self._values)
 
     @property
-    def key_values(self) -> np.ndarray:
+    def key_values(self) -> np.ndarray | None:
+        """The key values given to the constructor (None: read from the key column's type)."""
         return self._values
 
-    @property
-    def value_type(self) -> DType:
-        return self._dtype
-
-    def output_schema(self, input_schema: Schema) -> Schema:
+    def _key_values(self, input_schema: Schema) -> tuple[KeyType, np.ndarray | DType]:
+        """The input key type and the values behind its keys (only their type in an estimator's
+        promise before fit)."""
         ct = self._input_tensor(
-            input_schema, is_key, "a key column (uint32 with a key count), e.g. from map_value_to_key"
+            input_schema,
+            is_key,
+            "a key column (key<uint32,n>), e.g. from map_value_to_key or a multiclass PredictedLabel",
         )
-        if ct.key_count not in (len(self._values), UNKNOWN_KEY_COUNT):
+        assert isinstance(ct, KeyType)
+        if self._values is None:
+            if ct.values is None and ct.count is None and ct.value_dtype is not None:
+                return ct, ct.value_dtype
+            if ct.values is None:
+                raise ColumnTypeError(
+                    f"{self.step_name}: input column {self.input_column_name!r} is {ct}, a key column without key "
+                    "values; make it with map_value_to_key (whose values it then carries), or pass key_values=[...]"
+                )
+            return ct, ct.values.array
+        if ct.count is not None and ct.count != len(self._values):
             raise ColumnTypeError(
-                f"{self.step_name}: input column {self.input_column_name!r} is {ct} with {ct.key_count} keys, "
+                f"{self.step_name}: input column {self.input_column_name!r} is {ct} with {ct.count} keys, "
                 f"but {len(self._values)} key values were given; pass the key values of the step that made this column"
             )
+        return ct, self._values
+
+    def _fitted_values(self, input_schema: Schema) -> np.ndarray:
+        values = self._key_values(input_schema)[1]
+        if isinstance(values, DType):  # only a fitted pipeline's data flows, with its keys' values
+            raise ColumnTypeError(f"{self.step_name}: the key column {self.input_column_name!r} has no key values yet")
+        return values
+
+    @staticmethod
+    def _table(values: np.ndarray) -> np.ndarray:
+        """``[missing, v1..vn, missing]``: keys beyond n are clamped to the last entry."""
+        missing = np.array([missing_value(DType.from_numpy(values.dtype))], dtype=values.dtype)
+        return np.concatenate([missing, values, missing])
+
+    def output_schema(self, input_schema: Schema) -> Schema:
+        ct, values = self._key_values(input_schema)
         slots = input_schema[self.input_column_name].slot_names
-        return input_schema.with_columns(Column(self.output_column_name, TensorType(self._dtype, ct.shape), slots))
+        out = TensorType(values if isinstance(values, DType) else DType.from_numpy(values.dtype), ct.shape)
+        return input_schema.with_columns(Column(self.output_column_name, out, slots))
 
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
     ) -> dict[str, ColumnValues]:
-        last = len(self._table) - 1
+        table = self._table(self._fitted_values(input_schema))
+        last = len(table) - 1
 
         def lookup(flat: np.ndarray) -> np.ndarray:
-            return self._table[np.minimum(flat.astype(np.int64), last)]
+            return table[np.minimum(flat.astype(np.int64), last)]
 
         return {self.output_column_name: elementwise(columns[self.input_column_name], lookup)}
 
     def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
+        table = self._table(self._fitted_values(input_schema))
         index = export_cast(ctx, ctx.value(self.input_column_name), DType.INT64)
-        index = ctx.add_node("Min", [index, ctx.add_initializer(np.array(len(self._table) - 1, np.int64), "last")])[0]
-        ctx.set_value(self.output_column_name, export_gather_table(ctx, index, self._table, "key_values"))
+        index = ctx.add_node("Min", [index, ctx.add_initializer(np.array(len(table) - 1, np.int64), "last")])[0]
+        ctx.set_value(self.output_column_name, export_gather_table(ctx, index, table, "key_values"))
 
 
 def _infer_array(values: list[Any], what: str) -> np.ndarray:
@@ -762,8 +783,9 @@ class ValueMappingTransformer(OneToOneStep, TrivialEstimator):
     def output_schema(self, input_schema: Schema) -> Schema:
         ct, _ = self._keys(input_schema)
         slots = input_schema[self.input_column_name].slot_names
+        out: TensorType
         if self.treat_values_as_key_type:
-            out = TensorType(DType.UINT32, ct.shape, len(self._key_values))
+            out = KeyType(len(self._key_values), KeyValues.of(self._key_values), shape=ct.shape)
         else:
             out = TensorType(self._value_dtype, ct.shape)
         return input_schema.with_columns(Column(self.output_column_name, out, slots))
@@ -1059,7 +1081,7 @@ class HashingTransformer(OneToOneStep, TrivialEstimator):
         ct = self._check(input_schema)
         slots = input_schema[self.input_column_name].slot_names
         return input_schema.with_columns(
-            Column(self.output_column_name, TensorType(DType.UINT32, ct.shape, self.key_count), slots)
+            Column(self.output_column_name, KeyType(self.key_count, shape=ct.shape), slots)
         )
 
     def _slot_seeds(self, ct: TensorType) -> np.ndarray:

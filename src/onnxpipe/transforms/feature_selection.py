@@ -60,7 +60,7 @@ class CountFeatureSelectingEstimator(OneToOneStep, Estimator):
         ct = self._input_tensor(input_schema, _known, _EXPECTED)
         if ct.is_scalar:
             return input_schema.with_columns(Column(self.output_column_name, ct))
-        return input_schema.with_columns(Column(self.output_column_name, TensorType(ct.dtype, (None,), ct.key_count)))
+        return input_schema.with_columns(Column(self.output_column_name, ct.with_shape((None,))))
 
     def fit(self, data: DataView) -> CountFeatureSelectingTransformer:
         ct = self._input_tensor(data.schema, _known, _EXPECTED)
@@ -122,7 +122,7 @@ class CountFeatureSelectingTransformer(OneToOneStep, Transformer):
             if names is not None and len(names) == self.input_size
             else None
         )
-        out = TensorType(ct.dtype, (len(self._kept),), ct.key_count)
+        out = ct.with_shape((len(self._kept),))
         return input_schema.with_columns(Column(self.output_column_name, out, slots))
 
     def map_columns(

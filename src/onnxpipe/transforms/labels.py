@@ -28,7 +28,7 @@ from onnxpipe import _validation
 from onnxpipe.core import TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.errors import ColumnTypeError, DataFileNotFoundError, InvalidArgumentError, ShapeError
-from onnxpipe.schema import Column, DType, Schema, TensorType
+from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
 
 if TYPE_CHECKING:
     from onnxpipe.export import ExportContext
@@ -156,7 +156,7 @@ class TopKLabelsTransformer(TrivialEstimator):
         """The score column's type, checked against the labels."""
         name = self.score_column_name
         ct = schema.require(name, self.step_name).type
-        if not isinstance(ct, TensorType) or ct.dtype not in _SCORE_TYPES or ct.key_count is not None:
+        if not isinstance(ct, TensorType) or ct.dtype not in _SCORE_TYPES or isinstance(ct, KeyType):
             raise ColumnTypeError(
                 f"{self.step_name}: score column {name!r} is {ct}; expected a float32 or float64 vector with one "
                 "score per class (convert it with convert_type first)"

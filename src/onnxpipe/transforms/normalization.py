@@ -58,7 +58,7 @@ from onnxpipe.data._convert import ColumnValues, from_arrow
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, ShapeError
 from onnxpipe.runtime._elem_type import ElemType
-from onnxpipe.schema import Column, DType, Schema, TensorType
+from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
 
 if TYPE_CHECKING:
     from onnxpipe.export import ExportContext
@@ -126,7 +126,7 @@ def _float_column(schema: Schema, name: str, step: str, promise: bool = False) -
     fit, a size that an upstream estimator decides at fit time is accepted)."""
     col = schema.require(name, step)
     ct = col.type
-    if not isinstance(ct, TensorType) or ct.dtype not in _FLOAT_TYPES or ct.key_count is not None:
+    if not isinstance(ct, TensorType) or ct.dtype not in _FLOAT_TYPES or isinstance(ct, KeyType):
         raise ColumnTypeError(
             f"{step}: input column {name!r} is {ct}; expected float32 or float64 values (a scalar or a "
             "tensor of known shape); convert the column to float32 first"

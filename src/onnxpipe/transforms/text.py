@@ -91,7 +91,7 @@ class TextNormalizingTransformer(OneToOneStep, TrivialEstimator):
     )
 
     def _check(self, schema: Schema) -> TensorType:
-        return self._input_tensor(schema, lambda t: t.dtype is DType.STRING and t.key_count is None, "text")
+        return self._input_tensor(schema, lambda t: t.dtype is DType.STRING, "text")
 
     def output_schema(self, input_schema: Schema) -> Schema:
         ct = self._check(input_schema)
