@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -189,3 +190,58 @@ def test_prediction_engine_scores_a_dataframe() -> None:
         for p in engine.predict_batch([Flower(float(a), float(b)) for a, b in zip(df.a, df.b, strict=True)])
     ]
     assert from_frame == from_rows == model.transform(df).column("PredictedLabel").tolist()
+
+
+@pytest.mark.parametrize(
+    "trainer",
+    [
+        "lbfgs_logistic_regression",
+        "sdca_logistic_regression",
+        "averaged_perceptron",
+        "light_gbm",
+        "fast_tree",
+    ],
+)
+def test_binary_trainers_read_a_key_label_as_its_values(trainer: str) -> None:
+    ctx = op.MLContext(seed=0)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(120, 3)).astype(np.float32)
+    data = {"Features": x, "Raw": x[:, 0] + x[:, 1] > 0}
+    build = getattr(ctx.binary_classification.trainers, trainer)
+    keyed = ctx.transforms.conversion.map_value_to_key("Label", "Raw").append(build())
+    plain = ctx.transforms.copy_columns("Label", "Raw").append(build())
+    got = keyed.fit(data).transform(data).column("Score")
+    np.testing.assert_array_equal(got, plain.fit(data).transform(data).column("Score"))
+
+
+def test_regression_reads_a_key_label_as_its_values_and_refuses_text_keys() -> None:
+    ctx = op.MLContext(seed=0)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 2)).astype(np.float32)
+    y = np.round(x[:, 0] * 2).astype(np.float32)
+    data = {"Features": x, "Raw": y, "Text": np.array(["a", "b"] * 30)}
+    keyed = ctx.transforms.conversion.map_value_to_key("Label", "Raw").append(ctx.regression.trainers.ols())
+    plain = ctx.transforms.copy_columns("Label", "Raw").append(ctx.regression.trainers.ols())
+    np.testing.assert_allclose(
+        keyed.fit(data).transform(data).column("Score"), plain.fit(data).transform(data).column("Score"), rtol=1e-6
+    )
+    text_key = ctx.transforms.conversion.map_value_to_key("Label", "Text").append(ctx.regression.trainers.ols())
+    with pytest.raises(ColumnTypeError, match=r"label column 'Label' is key<uint32,\?>\{string values\}; a numeric"):
+        text_key.fit(data)
+
+
+def test_inspect_shows_the_key_columns_of_an_export_and_of_a_saved_pipeline(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from onnxpipe.cli import main
+
+    ctx = op.MLContext()
+    df = pd.DataFrame({"s": ["x", "y", "z\x1b[31m"] * 3})
+    model = ctx.transforms.conversion.map_value_to_key("k", "s").fit(df)
+    ctx.model.convert_to_onnx(model, df, tmp_path / "k.onnx")
+    ctx.model.save(model, ctx.data.load_from_pandas(df).schema, tmp_path / "k.zip")
+    for name in ("k.onnx", "k.zip"):
+        result = CliRunner().invoke(main, ["inspect", str(tmp_path / name)], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        assert "key<uint32,3>{'x', 'y', 'z\\x1b[31m'}" in result.output  # escaped, never a raw escape sequence
+        assert "\x1b" not in result.output

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import json
 import keyword
 import math
 import re
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from onnxpipe._display import quoted, shown
-from onnxpipe.errors import InvalidArgumentError, ModelError
+from onnxpipe.errors import InvalidArgumentError, ModelError, SchemaError
 from onnxpipe.runtime._model import (
     MLNET_UNUSED,
     BatchAxis,
@@ -49,6 +50,7 @@ from onnxpipe.schema import (
     Schema,
     SequenceType,
     TensorType,
+    column_type_from_json,
 )
 
 if TYPE_CHECKING:  # rich is imported by the functions that display (import onnxpipe stays light)
@@ -121,7 +123,24 @@ def _properties(info: ModelInfo) -> list[tuple[str, str]]:
     if axes:
         lines = [f"{shown(name)}: {'yes' if a.is_batch else 'no'}, {shown(a.reason)}" for name, a in axes.items()]
         rows.append(("Batch dimension", "\n".join(lines)))
+    columns = _exported_columns(info)
+    if columns:
+        rows.append(("Columns (onnxpipe)", "\n".join(f"{shown(n)}: {shown(t)}" for n, t in columns[:_DOC_WIDTH])))
     return rows
+
+
+def _exported_columns(info: ModelInfo) -> list[tuple[str, str]]:
+    """The column types an onnxpipe export records in its metadata (key types with their values,
+    slot-named vectors...), as ``apply_onnx_model`` gives them back; [] for other models."""
+    from onnxpipe.export import COLUMNS_METADATA_KEY
+
+    raw = info.metadata.get(COLUMNS_METADATA_KEY)
+    if raw is None:
+        return []
+    try:
+        return [(str(e["name"]), str(column_type_from_json(e["type"]))) for e in json.loads(raw)]
+    except (ValueError, KeyError, TypeError, SchemaError, RecursionError):
+        return []  # damaged metadata: the table above shows the model's own types
 
 
 def _lines(text: str) -> str:

@@ -40,6 +40,7 @@ from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, ShapeError
 from onnxpipe.export import ElemType
 from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
+from onnxpipe.trainers._key_labels import label_as_numbers, label_value_type
 from onnxpipe.trainers._lbfgs import minimize_lbfgs
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def _feature_size(schema: Schema, name: str, step: str, promise: bool = False) -
 
 def _check_scalar(schema: Schema, name: str, step: str, role: str, allowed: str) -> TensorType:
     col = schema.require(name, step)
-    ct = col.type
+    ct = label_value_type(col.type) if role == "label" and isinstance(col.type, TensorType) else col.type
     ok = isinstance(ct, TensorType) and ct.is_scalar and not isinstance(ct, KeyType)
     if ok and isinstance(ct, TensorType):
         ok = ct.dtype.is_numeric or (allowed == "binary" and ct.dtype is DType.BOOL)
@@ -109,7 +110,7 @@ def _check_scalar(schema: Schema, name: str, step: str, role: str, allowed: str)
             "binary": "a bool or numeric (0/1) scalar",
             "numeric": "a numeric scalar (float32, float64 or an integer type)",
         }[allowed]
-        raise ColumnTypeError(f"{step}: {role} column {name!r} is {ct}; {expected} is expected")
+        raise ColumnTypeError(f"{step}: {role} column {name!r} is {col.type}; {expected} is expected")
     return ct
 
 
@@ -159,7 +160,7 @@ def _training_set(
     x = cols[features].reshape(n_rows, -1)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
-    raw_y = cols[label]
+    raw_y = label_as_numbers(cols[label], data.schema[label].type)  # type: ignore[arg-type]
     keep = np.isfinite(x).all(axis=1)
 
     if raw_y.dtype == np.bool_:

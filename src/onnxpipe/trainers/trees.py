@@ -73,6 +73,8 @@ reproduces LightGBM's decisions exactly:
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -93,6 +95,7 @@ from onnxpipe.errors import (
     require,
 )
 from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
+from onnxpipe.trainers._key_labels import label_as_numbers, label_value_type
 from onnxpipe.trainers._lightgbm_text import lightgbm_text_problem
 
 if TYPE_CHECKING:
@@ -134,6 +137,26 @@ _DEFAULT = "LightGBM's default"
 # Schema checks shared by the trainers and the fitted model
 
 
+# Digests of the model texts LightGBM wrote in this process (fit): the same text needs no check
+# (the check costs ~0.14 ms per tree, most of a small fit). Bounded: an old digest only costs a check.
+_WRITTEN_BY_LIGHTGBM: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+_WRITTEN_KEPT = 256
+_WRITTEN_LOCK = threading.Lock()
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def _written_by_lightgbm(text: str) -> str:
+    digest = _digest(text)
+    with _WRITTEN_LOCK:
+        _WRITTEN_BY_LIGHTGBM[digest] = None
+        while len(_WRITTEN_BY_LIGHTGBM) > _WRITTEN_KEPT:
+            _WRITTEN_BY_LIGHTGBM.popitem(last=False)
+    return text
+
+
 def _float_features(x: np.ndarray) -> np.ndarray:
     """Integer and bool features as float64 (exact below 2**53, as the export's Cast to double)."""
     return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
@@ -166,14 +189,18 @@ def _label_type(schema: Schema, name: str, step: str, task: str) -> TensorType:
     ct = schema.require(name, step).type
     if not isinstance(ct, TensorType) or not ct.is_scalar:
         raise ColumnTypeError(f"{step}: label column {name!r} must be a scalar, got {ct}")
+    if task == MULTICLASS:
+        return ct
+    shown = ct
+    ct = label_value_type(ct)  # a key label is read as its key values
     if task == BINARY and not (not isinstance(ct, KeyType) and (ct.dtype is DType.BOOL or ct.dtype.is_numeric)):
         raise ColumnTypeError(
-            f"{step}: label column {name!r} must be bool or numbers 0/1 for binary classification, got {ct}; "
+            f"{step}: label column {name!r} must be bool or numbers 0/1 for binary classification, got {shown}; "
             "for more than two classes use the multiclass trainer"
         )
     if task == REGRESSION and not (not isinstance(ct, KeyType) and ct.dtype.is_numeric):
-        raise ColumnTypeError(f"{step}: label column {name!r} must be numeric for regression, got {ct}")
-    return ct
+        raise ColumnTypeError(f"{step}: label column {name!r} must be numeric for regression, got {shown}")
+    return shown
 
 
 def _weight_type(schema: Schema, name: str, step: str) -> TensorType:
@@ -297,6 +324,8 @@ class _LightGbmTrainer(Estimator):
     def _labels(self, values: np.ndarray, label: TensorType) -> tuple[np.ndarray, np.ndarray | None]:
         """LightGBM's float64 labels and, for multiclass, the sorted class values."""
         step, name = self.step_name, self.label_column_name
+        if self._task != MULTICLASS:
+            values = label_as_numbers(values, label)  # a key label's values; key 0 is missing (NaN)
         if values.dtype.kind == "f" and np.isnan(values).any():
             i = _first_bad(np.isnan(values))
             raise DataError(f"{step}: label column {name!r} is missing (NaN) at row {i}; remove rows without a label")
@@ -377,12 +406,19 @@ class _LightGbmTrainer(Estimator):
         params = self.lightgbm_params(len(classes) if classes is not None else None)
         lgb = _lightgbm()
         try:
-            booster = lgb.train(params, lgb.Dataset(x, label=y, weight=w), num_boost_round=self._num_boost_round())
+            # keep_training_booster: LightGBM would otherwise round-trip the model through its text
+            # to free the data set; the text is written once below and the booster dropped.
+            booster = lgb.train(
+                params,
+                lgb.Dataset(x, label=y, weight=w),
+                num_boost_round=self._num_boost_round(),
+                keep_training_booster=True,
+            )
         except lgb.basic.LightGBMError as exc:
             raise DataError(f"{self.step_name}: LightGBM could not train on this data: {exc}") from None
         return LightGbmModel(
             task=self._task,
-            model_text=booster.model_to_string(num_iteration=-1),
+            model_text=_written_by_lightgbm(booster.model_to_string(num_iteration=-1)),
             label_column_name=self.label_column_name,
             feature_column_name=self.feature_column_name,
             label_type=label,
@@ -776,8 +812,9 @@ class LightGbmModel(Transformer):
             raise _validation.invalid(who, "score_slot_names", "a sequence of strings or None", score_slot_names)
         _validation.thread_count(number_of_threads, "number_of_threads", who)
         # LightGBM's parser trusts its input (bad indexes crash the process): the text is checked
-        # before it ever sees it.
-        problem = lightgbm_text_problem(model_text, int(num_features))
+        # before it ever sees it, unless this process's LightGBM just wrote exactly this text.
+        written_here = _digest(model_text) in _WRITTEN_BY_LIGHTGBM
+        problem = None if written_here else lightgbm_text_problem(model_text, int(num_features))
         if problem:
             raise InvalidArgumentError(f"LightGbmModel: {problem}")
         values: dict[str, Any] = {
