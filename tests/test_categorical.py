@@ -17,7 +17,7 @@ from onnxpipe import VectorType
 from onnxpipe.core import Estimator, Transformer
 from onnxpipe.errors import ColumnTypeError, InvalidArgumentError
 from onnxpipe.export import convert_to_onnx
-from onnxpipe.schema import DType, KeyType, Schema, TensorType
+from onnxpipe.schema import DType, KeyType, Schema, SparseVectorType, TensorType
 from onnxpipe.testing import check_component
 from onnxpipe.transforms.categorical import (
     OneHotEncodingEstimator,
@@ -288,8 +288,13 @@ def test_one_hot_hash_encoding_is_one_hot_of_the_hash() -> None:
     np.testing.assert_array_equal(bag, expected.sum(axis=1))
     schema = OneHotHashEncodingTransformer("out", "pair", number_of_bits=bits).output_schema(data.schema)
     assert schema["out"].type == TensorType(DType.FLOAT32, (2 * 2**bits,))
-    default = OneHotHashEncodingTransformer("out", "color").output_schema(data.schema)["out"].type
-    assert default == TensorType(DType.FLOAT32, (2**16,))
+    default_step = OneHotHashEncodingTransformer("out", "color")
+    assert default_step.output_schema(data.schema)["out"].type == SparseVectorType(DType.FLOAT32, 2**16)
+    sparse_codes = default_step.transform(data).column("out")  # a CSR matrix: 65,536 slots, one set per row
+    hashed = _matrix(HashingTransformer("k", "color", number_of_bits=16).transform(data), "k").reshape(-1)
+    assert sparse_codes.shape == (len(hashed), 2**16) and sparse_codes.nnz == int((hashed > 0).sum())
+    rows, columns = sparse_codes.nonzero()
+    np.testing.assert_array_equal(columns, hashed[rows].astype(np.int64) - 1)
 
 
 def test_one_hot_hash_encoding_errors() -> None:

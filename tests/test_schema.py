@@ -536,7 +536,7 @@ def test_schema_json_round_trip() -> None:
         ({"kind": "tensor", "dtype": "float32", "shape": [-3]}, r"dimension -3 in shape"),
         (
             {"kind": "table"},
-            r"invalid column type kind 'table': expected tensor, key, image, sequence, map or optional",
+            r"invalid column type kind 'table': expected tensor, key, image, sparse, sequence, map or optional",
         ),
     ],
 )

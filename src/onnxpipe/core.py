@@ -46,8 +46,9 @@ from onnxpipe.errors import (
     ModelLoadError,
     ModelSaveError,
     OnnxPipeError,
+    ShapeError,
 )
-from onnxpipe.schema import Schema
+from onnxpipe.schema import Schema, SparseVectorType
 
 if TYPE_CHECKING:
     from onnxpipe.export import ExportContext
@@ -409,6 +410,31 @@ def _taking_any_data(method: Callable[..., Any], what: str) -> Callable[..., Any
     return wrapper
 
 
+_DENSE_VALUES_LIMIT = 1 << 26  # values per batch a sparse column may be densified to (256 MiB of float32)
+
+
+def sparse_inputs_densified(
+    columns: Mapping[str, ColumnValues], schema: Schema, names: Sequence[str], step: Component
+) -> Mapping[str, ColumnValues]:
+    """``columns`` with the sparse vector columns among ``names`` as dense ``(rows, size)`` arrays,
+    for a step that only reads dense values; a batch too large to densify is a ShapeError."""
+    sparse_names = [n for n in names if n in schema and isinstance(schema[n].type, SparseVectorType)]
+    if not sparse_names:
+        return columns
+    out = dict(columns)
+    for name in sparse_names:
+        matrix: Any = columns[name]
+        rows, size = matrix.shape
+        if rows * size > _DENSE_VALUES_LIMIT:
+            raise ShapeError(
+                f"{step._own_name()}: column {name!r} is a sparse vector of {size:,} slots, and this step reads dense "
+                f"values only: {rows:,} rows of it would take {rows * size:,} values; use a step that takes sparse "
+                "vectors, fewer slots (e.g. number_of_bits), or smaller batches"
+            )
+        out[name] = matrix.toarray()
+    return out
+
+
 class Transformer(Component, abc.ABC):
     """A fitted, frozen component that maps data to data."""
 
@@ -455,6 +481,19 @@ class Transformer(Component, abc.ABC):
     onnx_unexportable_reason = "it has no ONNX export"
     onnx_min_opset = 13  # the lowest default-domain opset this step's export needs
 
+    accepts_sparse: ClassVar[bool] = False
+    """Whether :meth:`map_columns` takes a sparse vector column as a scipy CSR matrix. Steps that
+    do not get it densified (:func:`sparse_inputs_densified`), up to a size limit."""
+
+    def step_columns(
+        self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
+    ) -> dict[str, ColumnValues]:
+        """:meth:`map_columns`, with sparse inputs densified for a step that does not take them;
+        what every caller (transform, chains, the prediction engine) runs."""
+        if not self.accepts_sparse:
+            columns = sparse_inputs_densified(columns, input_schema, self.input_columns(input_schema), self)
+        return self.map_columns(columns, input_schema, n_rows)
+
     def transform(self, data: DataView) -> DataView:
         """Lazily apply this transformer; the schema is checked now, the data when read."""
         in_schema = data.schema
@@ -472,7 +511,7 @@ class Transformer(Component, abc.ABC):
         self, batch: pa.RecordBatch, in_schema: Schema, out_schema: Schema, out_arrow: pa.Schema, names: list[str]
     ) -> pa.RecordBatch:
         inputs = {n: from_arrow(batch.column(n), in_schema[n].type) for n in names}
-        produced = self.map_columns(inputs, in_schema, batch.num_rows)
+        produced = self.step_columns(inputs, in_schema, batch.num_rows)
         arrays = [
             to_arrow(produced[c.name], c.type, c.name) if c.name in produced else batch.column(c.name)
             for c in out_schema.columns
@@ -526,6 +565,8 @@ class TrivialEstimator(Transformer, Estimator):
 
 class TransformerChain(Transformer):
     """Fitted steps applied in order."""
+
+    accepts_sparse = True  # each step densifies what it needs itself (step_columns)
 
     def __init__(self, steps: Sequence[Transformer] = ()) -> None:
         flat: list[Transformer] = []
@@ -596,7 +637,7 @@ class TransformerChain(Transformer):
         values = dict(columns)
         schema = input_schema
         for step in self._steps:
-            produced = step.map_columns(values, schema, n_rows)
+            produced = step.step_columns(values, schema, n_rows)
             schema = step.output_schema(schema)
             values.update(produced)
         return {n: values[n] for n in schema.names if n in values}

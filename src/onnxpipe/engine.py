@@ -41,7 +41,7 @@ class PredictionEngine(Generic[In, Out]):
         if cols is None:
             cols = self._input.to_columns([row])
         for step, schema in self._plan:
-            cols.update(step.map_columns(cols, schema, 1))
+            cols.update(step.step_columns(cols, schema, 1))
         return self._output.from_one(cols)  # type: ignore[no-any-return]
 
     def predict_batch(self, rows: Sequence[In] | Any) -> list[Out]:
@@ -59,7 +59,7 @@ class PredictionEngine(Generic[In, Out]):
         n = len(rows)
         cols = self._input.to_columns(rows)
         for step, schema in self._plan:
-            cols.update(step.map_columns(cols, schema, n))
+            cols.update(step.step_columns(cols, schema, n))
         return self._output.from_columns(cols, n)
 
     def __repr__(self) -> str:

@@ -10,6 +10,7 @@ This module is the data contract: it knows nothing of ONNX or of learning.
   even the rank is unknown), a :class:`SequenceType`, a :class:`MapType` (ONNX sequences and
   maps, e.g. scikit-learn's ZipMap) or an :class:`OptionalType` (ONNX optionals: None per row
   when empty).
+* A :class:`SparseVectorType` is a vector column stored sparse (scipy CSR in memory).
 * An :class:`ImageType` is the tensor type of an image column: uint8 pixels of shape
   ``(height, width, channels)`` with 1 (gray), 3 (RGB) or 4 (RGBA) channels.
 * A :class:`Schema` is an ordered, immutable list of :class:`Column`.
@@ -53,6 +54,7 @@ __all__ = [
     "RowBinding",
     "Schema",
     "SequenceType",
+    "SparseVectorType",
     "TensorType",
     "VectorType",
     "row_binding",
@@ -498,6 +500,41 @@ class AnyRankTensorType(TensorType):
         return f"AnyRankTensorType({self.dtype})"
 
 
+@dataclasses.dataclass(frozen=True, init=False, repr=False)
+class SparseVectorType(TensorType):
+    """A vector of ``size`` values per row of which few are non-zero (ML.NET's sparse VBuffer,
+    scipy's CSR): bags of words, hashed n-grams, one-hot codes of many categories.
+
+    In memory a batch of such a column is a ``scipy.sparse.csr_matrix`` of shape ``(rows, size)``;
+    :meth:`DataView.column` gives the whole column as one. In Arrow each row is
+    ``struct<indices: list<int32>, values: list<elem>>`` (its non-zero slots in increasing order
+    and their values; the size is on the schema), so nothing is densified. At the ONNX boundary
+    (export, ``apply_onnx_model``) it becomes the dense tensor ``[N, size]``. A SparseVectorType is
+    a :class:`TensorType` of shape ``(size,)`` but not equal to the dense one.
+    """
+
+    def __init__(self, dtype: DType, size: int) -> None:
+        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 0:
+            raise SchemaError(f"SparseVectorType({dtype}, {size!r}): the size must be a number of slots (0 or more)")
+        if not (dtype.is_numeric or dtype is DType.BOOL):
+            raise SchemaError(f"SparseVectorType: a sparse vector holds numbers or bools, not {dtype.value}")
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "shape", (int(size),))
+
+    @property
+    def vector_size(self) -> int:
+        return self.shape[0]  # type: ignore[return-value]
+
+    def with_shape(self, shape: tuple[Dim, ...]) -> TensorType:
+        return TensorType(self.dtype, shape)  # a reshaped sparse vector is dense
+
+    def __str__(self) -> str:
+        return f"{self.dtype.value}[{self.vector_size}] sparse"
+
+    def __repr__(self) -> str:
+        return f"SparseVectorType({self.dtype}, {self.vector_size})"
+
+
 @dataclasses.dataclass(frozen=True)
 class MapType:
     """A map per row (ONNX ``map(K, V)``)."""
@@ -537,6 +574,8 @@ def column_type_to_json(ct: ColumnType) -> dict[str, Any]:
         return {"kind": "image", "height": ct.height, "width": ct.width}
     if isinstance(ct, AnyRankTensorType):
         return {"kind": "tensor", "dtype": ct.dtype.value, "shape": None}
+    if isinstance(ct, SparseVectorType):
+        return {"kind": "sparse", "dtype": ct.dtype.value, "size": ct.vector_size}
     if isinstance(ct, OptionalType):
         return {"kind": "optional", "element": column_type_to_json(ct.element)}
     if isinstance(ct, KeyType):
@@ -573,6 +612,8 @@ def column_type_from_json(obj: Mapping[str, Any]) -> ColumnType:
             )
         if kind == "image":
             return ImageType(obj.get("height"), obj.get("width"))
+        if kind == "sparse":
+            return SparseVectorType(DType(obj["dtype"]), obj["size"])
         if kind == "sequence":
             return SequenceType(column_type_from_json(obj["element"]))
         if kind == "map":
@@ -581,7 +622,9 @@ def column_type_from_json(obj: Mapping[str, Any]) -> ColumnType:
             return OptionalType(column_type_from_json(obj["element"]))
     except (KeyError, ValueError, TypeError, SchemaError) as exc:
         raise SchemaError(f"invalid column type description {dict(obj)!r}: {exc}") from None
-    raise SchemaError(f"invalid column type kind {kind!r}: expected tensor, key, image, sequence, map or optional")
+    raise SchemaError(
+        f"invalid column type kind {kind!r}: expected tensor, key, image, sparse, sequence, map or optional"
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,13 +11,16 @@ Storage (one Arrow type per column type, so any Arrow sink keeps the data):
 * tensor, one unknown dimension -> ``list<elem>`` (the unknown size follows from the length)
 * tensor, several unknown dimensions -> ``struct<shape: fixed_size_list<int64>[rank], values: list<elem>>``
 * tensor of any rank -> ``struct<shape: list<int64>, values: list<elem>>``
+* sparse vector -> ``struct<indices: list<int32>, values: list<elem>>``: each row's non-zero slots
+  in increasing order and their values (the vector's size is in the schema)
 * map -> ``map<key, value>``; sequence -> ``list<element>`` (the element stored as above)
 * optional -> ``list<element>`` holding 0 (empty) or 1 value (Arrow nulls are not data here)
 
 In-memory values of one batch (``ColumnValues``): a numpy array of shape ``(rows, *shape)`` for
-tensors of known shape, a list of per-row numpy arrays when a dimension or the rank is unknown,
-and a list of Python objects for the others: a ``list`` per row for sequences (of numpy arrays
-when the elements are tensors), a ``dict`` for maps, the value or None for optionals.
+tensors of known shape, a ``scipy.sparse.csr_matrix`` ``(rows, size)`` for sparse vectors, a
+list of per-row numpy arrays when a dimension or the rank is unknown, and a list of Python
+objects for the others: a ``list`` per row for sequences (of numpy arrays when the elements are
+tensors), a ``dict`` for maps, the value or None for optionals.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +43,7 @@ from onnxpipe.schema import (
     OptionalType,
     Schema,
     SequenceType,
+    SparseVectorType,
     TensorType,
     column_type_from_json,
     column_type_to_json,
@@ -49,6 +53,7 @@ __all__ = [
     "ColumnValues",
     "arrow_schema",
     "arrow_type",
+    "as_csr",
     "fixed_size_lists",
     "from_arrow",
     "schema_from_arrow",
@@ -63,6 +68,8 @@ _SLOTS_KEY = b"onnxpipe.slot_names"
 
 
 def arrow_type(ct: ColumnType) -> pa.DataType:
+    if isinstance(ct, SparseVectorType):
+        return pa.struct([("indices", pa.list_(pa.int32())), ("values", pa.list_(ct.dtype.arrow))])
     if isinstance(ct, AnyRankTensorType):
         return pa.struct([("shape", pa.list_(pa.int64())), ("values", pa.list_(ct.dtype.arrow))])
     if isinstance(ct, TensorType):
@@ -154,7 +161,9 @@ def schema_from_arrow(schema: pa.Schema) -> Schema:
 
 
 def value_count(values: ColumnValues) -> int:
-    return len(values)
+    """Rows in one batch of a column (a sparse batch is a matrix, whose len() is ambiguous)."""
+    shape = getattr(values, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) else len(values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,6 +185,8 @@ def from_arrow(arr: pa.Array | pa.ChunkedArray, ct: ColumnType) -> ColumnValues:
     """The numpy values of an Arrow column of type ``ct``."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if isinstance(ct, SparseVectorType):
+        return cast("ColumnValues", _csr_from_arrow(arr, ct))  # a scipy CSR matrix (scipy is untyped)
     if isinstance(ct, TensorType):
         if ct.is_scalar:
             return _flat_numpy(arr, ct.dtype)
@@ -210,6 +221,38 @@ def from_arrow(arr: pa.Array | pa.ChunkedArray, ct: ColumnType) -> ColumnValues:
         ends = arr.offsets.to_numpy() - arr.offsets[0].as_py()
         return [list(elements[ends[i] : ends[i + 1]]) for i in range(len(arr))]
     return [_python_value(v, ct) for v in arr.to_pylist()]
+
+
+def _csr_from_arrow(arr: pa.Array, ct: SparseVectorType) -> Any:
+    """A sparse column's rows as one CSR matrix (indices and values read without a copy where Arrow allows)."""
+    from scipy import sparse  # ~50 ms: only when sparse data flows
+
+    indices_lists, values_lists = arr.field("indices"), arr.field("values")
+    offsets = indices_lists.offsets.to_numpy()
+    indptr = (offsets - offsets[0]).astype(np.int64)
+    indices = list_values(indices_lists).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    values = _flat_numpy(list_values(values_lists), ct.dtype)
+    if len(values) != len(indices):
+        raise SchemaError(f"a sparse vector row has {len(indices)} indices but {len(values)} values")
+    if len(indices) and (indices.min() < 0 or indices.max() >= ct.vector_size):
+        raise SchemaError(f"a sparse vector's slot index is outside 0..{ct.vector_size - 1}")
+    return sparse.csr_matrix((values, indices, indptr), shape=(len(arr), ct.vector_size))
+
+
+def as_csr(values: Any, ct: SparseVectorType, column: str = "?") -> Any:
+    """``values`` (a scipy sparse matrix, or dense rows) as a canonical CSR matrix ``(rows, size)``
+    of the column's element type: sorted indices, no explicit zeros."""
+    from scipy import sparse
+
+    matrix = values if sparse.issparse(values) else sparse.csr_matrix(np.asarray(values).reshape(len(values), -1))
+    matrix = sparse.csr_matrix(matrix, dtype=ct.dtype.numpy)
+    if matrix.shape[1] != ct.vector_size:
+        raise ShapeError(
+            f"column {column!r}: a sparse batch of {matrix.shape[1]} slots does not fit the column type {ct}"
+        )
+    matrix.eliminate_zeros()
+    matrix.sort_indices()
+    return matrix
 
 
 def _holds_tensors(ct: ColumnType) -> bool:
@@ -252,6 +295,17 @@ def _flat_arrow(flat: np.ndarray, dtype: DType) -> pa.Array:
 
 def to_arrow(values: ColumnValues, ct: ColumnType, column: str = "?") -> pa.Array:
     """Arrow storage for the numpy values of a column of type ``ct``."""
+    if isinstance(ct, SparseVectorType):
+        matrix = as_csr(values, ct, column)
+        if matrix.nnz > np.iinfo(np.int32).max:
+            raise ShapeError(
+                f"column {column!r}: a batch holds {matrix.nnz:,} non-zero values, more than an Arrow list can; "
+                "use smaller batches (batch_size)"
+            )
+        offsets = pa.array(matrix.indptr.astype(np.int32))
+        indices = pa.ListArray.from_arrays(offsets, pa.array(matrix.indices.astype(np.int32)))
+        data = pa.ListArray.from_arrays(offsets, _flat_arrow(matrix.data, ct.dtype))
+        return pa.StructArray.from_arrays([indices, data], names=["indices", "values"])
     if isinstance(ct, TensorType):
         if ct.is_scalar:
             return _flat_arrow(np.asarray(values).reshape(-1), ct.dtype)

@@ -29,7 +29,7 @@ from onnxpipe.errors import (
     ShapeError,
     require,
 )
-from onnxpipe.schema import Column, DType, Schema, TensorType, row_binding
+from onnxpipe.schema import Column, DType, Schema, SparseVectorType, TensorType, row_binding
 
 __all__ = [
     "MAX_ROW_BYTES",
@@ -259,7 +259,7 @@ def load_from_pandas(df: Any, *, batch_size: int = 65536) -> DataView:
 def load_from_dict(columns: Mapping[str, Any], *, batch_size: int = 65536) -> DataView:
     """A DataView over a dict of column name -> numpy array (or list), rows along the first axis:
     a 1-d array is a scalar column, an ``(n, 3)`` array a ``float32[3]`` column and so on (strings
-    are text columns)."""
+    are text columns); a scipy sparse matrix ``(n, size)`` is a sparse vector column."""
     if not isinstance(columns, Mapping) or not columns:
         raise InvalidArgumentError(
             f"load_from_dict expects a non-empty dict of column name -> array, got {type(columns).__name__}"
@@ -270,6 +270,17 @@ def load_from_dict(columns: Mapping[str, Any], *, batch_size: int = 65536) -> Da
     arrays: list[pa.Array] = []
     rows: int | None = None
     for name, values in columns.items():
+        if getattr(values, "format", None) in ("csr", "csc", "coo"):  # a scipy sparse matrix, kept sparse
+            sparse_type = SparseVectorType(DType.from_numpy(values.dtype), int(values.shape[1]))
+            if rows is not None and values.shape[0] != rows:
+                raise ShapeError(
+                    f"load_from_dict: column {name!r} has {values.shape[0]} rows, but "
+                    f"{schema_columns[0].name!r} has {rows}"
+                )
+            rows = int(values.shape[0])
+            schema_columns.append(Column(str(name), sparse_type))
+            arrays.append(to_arrow(values, sparse_type, str(name)))
+            continue
         array = np.asarray(values)
         if array.dtype.kind in "US":
             array = array.astype(object)

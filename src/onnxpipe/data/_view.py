@@ -18,9 +18,9 @@ import numpy as np
 import pyarrow as pa
 
 from onnxpipe._progress import read_with_progress
-from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
+from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, value_count
 from onnxpipe.errors import ColumnTypeError, InvalidArgumentError, require
-from onnxpipe.schema import Schema, TensorType
+from onnxpipe.schema import Schema, SparseVectorType, TensorType
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,8 +77,8 @@ class DataView:
     def column(self, name: str) -> ColumnValues:
         """All values of one column: a numpy array of shape ``(rows, *shape)`` for tensors of
         known shape, and for tensors with unknown dimensions whose rows all have one shape; a
-        list of per-row arrays when the rows' shapes differ (ragged); a list of Python objects
-        for sequences and maps."""
+        list of per-row arrays when the rows' shapes differ (ragged); a ``scipy.sparse.csr_matrix``
+        ``(rows, size)`` for a sparse vector column; a list of Python objects for sequences and maps."""
         return self.columns([name])[name]
 
     def columns(self, names: Sequence[str]) -> dict[str, ColumnValues]:
@@ -91,7 +91,9 @@ class DataView:
                 parts[n].append(from_arrow(batch.column(n), ct))
         out: dict[str, ColumnValues] = {}
         for n, ct in types.items():
-            if isinstance(ct, TensorType) and ct.is_known_shape:
+            if isinstance(ct, SparseVectorType):
+                out[n] = _stacked_csr(parts[n], ct)
+            elif isinstance(ct, TensorType) and ct.is_known_shape:
                 if not parts[n]:
                     out[n] = np.zeros((0, *ct.fixed_shape), dtype=ct.dtype.numpy)
                 else:
@@ -102,7 +104,8 @@ class DataView:
         return out
 
     def arrays(self, names: Sequence[str]) -> dict[str, np.ndarray]:
-        """As :meth:`columns`, for tensor columns of known shape: one numpy array each."""
+        """As :meth:`columns`, for tensor columns of known shape: one numpy array each (a CSR
+        matrix for a sparse vector column)."""
         for n in names:
             ct = self._schema[n].type
             if not (isinstance(ct, TensorType) and ct.is_known_shape):
@@ -122,6 +125,11 @@ class DataView:
             values = columns[name]
             if isinstance(col.type, TensorType) and col.type.is_scalar:
                 data[name] = values
+            elif isinstance(col.type, SparseVectorType):  # a cell per row: that row's 1 x size CSR matrix
+                matrix: Any = values
+                rows = np.empty(matrix.shape[0], dtype=object)
+                rows[:] = [matrix[i] for i in range(matrix.shape[0])]
+                data[name] = rows
             else:
                 cells = np.empty(len(values), dtype=object)
                 cells[:] = list(values)
@@ -183,6 +191,10 @@ class DataView:
 
 
 def _cell(value: Any) -> str:
+    if getattr(value, "format", None) == "csr":  # one row of a sparse vector: its non-zero slots
+        slots = ", ".join(f"{i}: {_scalar(v)}" for i, v in zip(value.indices[:4], value.data[:4], strict=True))
+        more = ", …" if value.nnz > 4 else ""
+        return f"{{{slots}{more}}} ({value.nnz} of {value.shape[1]})"
     if isinstance(value, np.ndarray):
         flat = value.reshape(-1)
         head = ", ".join(_scalar(x) for x in flat[:4])
@@ -217,7 +229,7 @@ class Preview:
     def __init__(self, view: DataView) -> None:
         self.schema = view.schema
         self.columns = {name: view.column(name) for name in view.schema.names}
-        self.rows = len(next(iter(self.columns.values()), []))
+        self.rows = value_count(next(iter(self.columns.values()), []))
 
     def __rich__(self) -> Any:
         from rich.table import Table
@@ -237,6 +249,14 @@ class Preview:
         return console.export_text().rstrip()
 
     __repr__ = __str__
+
+
+def _stacked_csr(parts: list[Any], ct: SparseVectorType) -> Any:
+    from scipy import sparse
+
+    if not parts:
+        return sparse.csr_matrix((0, ct.vector_size), dtype=ct.dtype.numpy)
+    return parts[0] if len(parts) == 1 else sparse.vstack(parts, format="csr")
 
 
 def _stacked_if_uniform(values: list[Any]) -> ColumnValues:

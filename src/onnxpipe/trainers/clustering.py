@@ -34,7 +34,7 @@ import numpy as np
 
 from onnxpipe import _validation
 from onnxpipe.core import Estimator, Transformer, component
-from onnxpipe.data._convert import ColumnValues
+from onnxpipe.data._convert import ColumnValues, value_count
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError
 from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
@@ -102,7 +102,7 @@ class KMeansModel(Transformer):
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
     ) -> dict[str, ColumnValues]:
-        x = as_matrix(columns[self.feature_column_name], n_rows)
+        x = as_matrix(columns[self.feature_column_name], n_rows, step=self.step_name)
         score = squared_distances(x, self.centroids).astype(np.float32)
         label = np.zeros(n_rows, dtype=np.uint32)
         if n_rows:
@@ -210,8 +210,8 @@ class KMeansTrainer(Estimator):
         feature_type = check_feature_column(data.schema, self.feature_column_name, step)
         weight = self.example_weight_column_name
         cols = read_columns(data, [self.feature_column_name, *([weight] if weight else [])], step)
-        n = len(cols[self.feature_column_name])
-        x = as_matrix(cols[self.feature_column_name], n)
+        n = value_count(cols[self.feature_column_name])
+        x = as_matrix(cols[self.feature_column_name], n, step=step)
         w = training_weights(cols[weight] if weight else None, n, step, weight)
         keep = np.all(np.isfinite(x), axis=1) & np.isfinite(w)
         warn_skipped(step, int(n - keep.sum()), n, "non-finite features or weight")

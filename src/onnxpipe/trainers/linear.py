@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,7 @@ from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, ShapeError
 from onnxpipe.export import ElemType
 from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
+from onnxpipe.trainers._features import densified, finite_rows, is_sparse
 from onnxpipe.trainers._key_labels import label_as_numbers, label_value_type
 from onnxpipe.trainers._lbfgs import minimize_lbfgs
 
@@ -116,19 +117,30 @@ def _check_scalar(schema: Schema, name: str, step: str, role: str, allowed: str)
 
 class _TrainingSet:
     """The usable rows of the training data: ``features`` in their own float type (float32 or
-    float64), ``x`` the same in float64 (made on first use), labels and weights in float64."""
+    float64; a scipy CSR matrix for a sparse feature column, which the L-BFGS trainers use as it
+    is), ``x`` the same as a dense float64 array (made on first use), labels and weights in float64."""
 
-    def __init__(self, features: np.ndarray, y: np.ndarray, weights: np.ndarray | None, skipped: int) -> None:
+    def __init__(
+        self, features: np.ndarray, y: np.ndarray, weights: np.ndarray | None, skipped: int, step: str = ""
+    ) -> None:
         self.features = features
         self.y = y
         self.weights = weights
         self.skipped = skipped
+        self.step = step
         self._x: np.ndarray | None = None
+
+    @property
+    def dense_features(self) -> np.ndarray:
+        """The features as a dense array: a sparse matrix is densified if it is small enough."""
+        if not is_sparse(self.features):
+            return self.features
+        return densified(self.features, self.step, self.features.dtype)
 
     @property
     def x(self) -> np.ndarray:
         if self._x is None:
-            self._x = self.features.astype(np.float64)
+            self._x = self.dense_features.astype(np.float64)
         return self._x
 
     @property
@@ -157,11 +169,14 @@ def _training_set(
     n_rows = len(cols[label])
     if n_rows == 0:
         raise DataError(f"{step}: the training data has no rows; a trainer needs at least one example")
-    x = cols[features].reshape(n_rows, -1)
+    x: Any = cols[features]
+    sparse_x = is_sparse(x)
+    if not sparse_x:
+        x = x.reshape(n_rows, -1)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)
     raw_y = label_as_numbers(cols[label], data.schema[label].type)  # type: ignore[arg-type]
-    keep = np.isfinite(x).all(axis=1)
+    keep = finite_rows(x)
 
     if raw_y.dtype == np.bool_:
         y = raw_y.astype(np.float64)
@@ -203,7 +218,7 @@ def _training_set(
         w = w[keep] if w is not None else None
     if w is not None and not w.sum() > 0:
         raise DataError(f"{step}: the example weights in {weight!r} sum to 0; at least one must be positive")
-    return _TrainingSet(np.ascontiguousarray(x), y, w, n_rows - used)
+    return _TrainingSet(x if sparse_x else np.ascontiguousarray(x), y, w, n_rows - used, step)
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,6 +229,7 @@ class _LinearModel(Transformer):
     """``w·x + b`` over one feature column; subclasses map the raw score to their outputs."""
 
     _default_name = "linear"
+    accepts_sparse = True  # a sparse feature column is scored as it is (CSR @ w)
 
     def __init__(
         self,
@@ -293,6 +309,9 @@ class _LinearModel(Transformer):
             )
 
     def _raw(self, values: ColumnValues, n_rows: int) -> np.ndarray:
+        if is_sparse(values):  # a sparse feature column: its non-zero values only
+            sparse_x: Any = values
+            return np.asarray(sparse_x.astype(np.float64) @ self._weights).reshape(n_rows) + self._bias
         x = np.asarray(values).reshape(n_rows, self._weights.size).astype(np.float64)
         # An elementwise product summed per row gives each row the same bits whatever the batch.
         with np.errstate(all="ignore"):

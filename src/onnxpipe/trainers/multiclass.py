@@ -35,11 +35,12 @@ import pyarrow as pa
 
 from onnxpipe import _validation
 from onnxpipe.core import Estimator, Transformer, component
-from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
+from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, value_count
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, InvalidArgumentError, OnnxPipeWarning, SchemaError, ShapeError
 from onnxpipe.export import ElemType
 from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
+from onnxpipe.trainers._features import densified, finite_rows, is_sparse
 from onnxpipe.trainers._lbfgs import minimize_lbfgs
 
 if TYPE_CHECKING:
@@ -110,13 +111,17 @@ def check_weight_column(schema: Schema, name: str | None, step: str) -> None:
 def read_columns(data: DataView, names: Sequence[str], step: str) -> dict[str, np.ndarray]:
     """All values of the named tensor columns of known shape, read in one pass; no rows is an error."""
     out = data.arrays(names)
-    if not len(out[names[0]]):
+    if not value_count(out[names[0]]):
         raise DataError(f"{step}: the training data has no rows")
     return out
 
 
-def as_matrix(values: ColumnValues, n_rows: int) -> np.ndarray:
-    """Feature values as a float64 matrix (rows, features)."""
+def as_matrix(values: ColumnValues, n_rows: int, *, keep_sparse: bool = False, step: str = "") -> Any:
+    """Feature values as a float64 matrix (rows, features): a sparse batch stays a CSR matrix with
+    ``keep_sparse``, and is densified (within a limit) otherwise."""
+    if is_sparse(values):
+        matrix: Any = values
+        return matrix.astype(np.float64) if keep_sparse else densified(matrix.astype(np.float64), step)
     return np.asarray(values, dtype=np.float64).reshape(n_rows, -1)
 
 
@@ -285,7 +290,7 @@ class _MulticlassModel(Transformer):
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
     ) -> dict[str, ColumnValues]:
-        x = as_matrix(columns[self.feature_column_name], n_rows)
+        x = as_matrix(columns[self.feature_column_name], n_rows, keep_sparse=True)
         return _outputs(self._scores(x), self.classes, self._score_column)
 
     def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
@@ -373,16 +378,17 @@ class _MulticlassTrainer(Estimator):
 
 def _training_set(
     data: DataView, step: str, label: Column, feature_name: str, weight_name: str | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Features (float64), class indices, weights and classes of the usable training rows."""
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """Features (float64; a CSR matrix for a sparse feature column), class indices, weights and
+    classes of the usable training rows."""
     names = [feature_name, label.name] + ([weight_name] if weight_name else [])
     cols = read_columns(data, names, step)
     n = len(cols[label.name])
-    x = as_matrix(cols[feature_name], n)
+    x = as_matrix(cols[feature_name], n, keep_sparse=True)
     assert isinstance(label.type, TensorType)
     classes, y = encode_labels(cols[label.name], label.type, step, label.name)
     w = training_weights(cols[weight_name] if weight_name else None, n, step, weight_name)
-    keep = (y >= 0) & np.all(np.isfinite(x), axis=1) & np.isfinite(w)
+    keep = (y >= 0) & finite_rows(x) & np.isfinite(w)
     warn_skipped(step, int(n - keep.sum()), n, "a missing label or non-finite features or weight")
     if not keep.any():
         raise DataError(
@@ -546,7 +552,8 @@ def _fit_softmax(
     if total <= 0:
         raise DataError("lbfgs_maximum_entropy: the example weights of the training rows sum to 0")
     rows = np.arange(n)
-    xt = np.ascontiguousarray(x.T)  # (d, n): xt @ g is much faster than g.T @ x for tall x
+    # (d, n): xt @ g is much faster than g.T @ x for tall x (a sparse x stays sparse)
+    xt = x.T.tocsr() if is_sparse(x) else np.ascontiguousarray(x.T)  # type: ignore[attr-defined]
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
         weights, b = theta[k:].reshape(k, d), theta[:k]

@@ -68,6 +68,7 @@ from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError, OnnxPipeWarning
 from onnxpipe.schema import Column, Schema, TensorType
 from onnxpipe.trainers import multiclass as _mc
+from onnxpipe.trainers._features import densified
 from onnxpipe.trainers.linear import (
     LinearBinaryModel,
     LinearRegressionModel,
@@ -454,7 +455,7 @@ class _SdcaLinearTrainer(_SdcaOptions, _Trainer):
         return train.weights.copy() if train.weights is not None else np.ones(train.n)
 
     def _train(self, train: _TrainingSet) -> tuple[np.ndarray, float]:
-        x = train.features
+        x = train.dense_features  # the dual ascent kernels read dense rows
         settings = self._settings(train.n, x.shape[1], self.step_name)
         return fit_linear(x, train.y, self._instance_weights(train), settings)
 
@@ -731,7 +732,7 @@ class _SdcaMulticlassTrainer(_SdcaOptions, _mc._MulticlassTrainer):
                 "one must be positive"
             )
         settings = self._settings(len(y), x.shape[1], self.step_name)
-        weights, bias = fit_multiclass(np.ascontiguousarray(x), y, w, len(classes), settings)
+        weights, bias = fit_multiclass(np.ascontiguousarray(densified(x, self.step_name)), y, w, len(classes), settings)
         _check_diverged(self.step_name, weights, bias)
         return self._model(
             label_column=label,

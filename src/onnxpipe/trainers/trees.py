@@ -95,6 +95,7 @@ from onnxpipe.errors import (
     require,
 )
 from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
+from onnxpipe.trainers._features import is_sparse
 from onnxpipe.trainers._key_labels import label_as_numbers, label_value_type
 from onnxpipe.trainers._lightgbm_text import lightgbm_text_problem
 
@@ -158,7 +159,8 @@ def _written_by_lightgbm(text: str) -> str:
 
 
 def _float_features(x: np.ndarray) -> np.ndarray:
-    """Integer and bool features as float64 (exact below 2**53, as the export's Cast to double)."""
+    """Integer and bool features as float64 (exact below 2**53, as the export's Cast to double);
+    a sparse feature column's CSR matrix goes to LightGBM as it is (LightGBM reads CSR)."""
     return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
 
 
@@ -399,7 +401,7 @@ class _LightGbmTrainer(Estimator):
             names.append(self.example_weight_column_name)
         cols = data.arrays(names)
         x = _float_features(cols[self.feature_column_name])
-        if len(x) == 0:
+        if x.shape[0] == 0:
             raise DataError(f"{self.step_name}: the training data has no rows")
         y, classes = self._labels(cols[self.label_column_name], label)
         w = self._weights(cols[self.example_weight_column_name]) if self.example_weight_column_name else None
@@ -770,6 +772,8 @@ class LightGbmModel(Transformer):
     booster is rebuilt from the text on first use in each process.
     """
 
+    accepts_sparse = True  # LightGBM scores a CSR matrix as it is
+
     def __init__(
         self,
         *,
@@ -942,7 +946,8 @@ class LightGbmModel(Transformer):
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
     ) -> dict[str, ColumnValues]:
-        x = np.asarray(columns[self.feature_column_name]).reshape(n_rows, self.num_features)
+        values: Any = columns[self.feature_column_name]
+        x = values if is_sparse(values) else np.asarray(values).reshape(n_rows, self.num_features)
         if self.task == BINARY:
             margin = self._predict(x, raw_score=True)
             if self.__dict__["_average_value"]:
@@ -973,11 +978,11 @@ class LightGbmModel(Transformer):
         return {"Score": out_scores, "PredictedLabel": np.asarray(labels)}
 
     def _predict(self, x: np.ndarray, *, raw_score: bool) -> np.ndarray:
-        if len(x) == 0:
+        if x.shape[0] == 0:
             width = len(self.classes) if self.task == MULTICLASS and self.classes is not None else None
             return np.zeros((0, width) if width else (0,), dtype=np.float64)
         # A few rows (the prediction engine's case) cost less on one thread than waking OpenMP's team.
-        threads = 1 if len(x) < _PARALLEL_ROWS else (self.number_of_threads or 0)  # 0: LightGBM's default
+        threads = 1 if x.shape[0] < _PARALLEL_ROWS else (self.number_of_threads or 0)  # 0: LightGBM's default
         out: np.ndarray = self._booster().predict(_float_features(x), raw_score=raw_score, num_threads=threads)
         return out
 

@@ -25,7 +25,7 @@ from onnxpipe import _validation
 from onnxpipe.core import Estimator, Transformer, TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.data._view import DataView
-from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
+from onnxpipe.schema import Column, DType, KeyType, Schema, SparseVectorType, TensorType
 from onnxpipe.transforms.conversion import (
     HashingTransformer,
     KeyOrdinality,
@@ -59,6 +59,17 @@ def _slot_labels(column: Column, ct: TensorType) -> list[str] | None:
     return [f"[{i}]" for i in range(size)]
 
 
+SPARSE_SLOTS = 1024
+"""Indicator and bag vectors of at least this many slots are sparse (SparseVectorType): a row sets
+at most one slot per input element."""
+
+
+def _encoded_type(kind: str, width: int) -> TensorType:
+    if kind in ("indicator", "bag") and width >= SPARSE_SLOTS:
+        return SparseVectorType(DType.FLOAT32, width)
+    return TensorType(DType.FLOAT32, (width,))
+
+
 def _encoded_column(name: str, kind: str, column: Column, ct: TensorType, key: KeyType) -> Column:
     """The output column of one kind, for the keys of ``key`` (of unknown count before fit)."""
     if kind == "key":
@@ -68,16 +79,16 @@ def _encoded_column(name: str, kind: str, column: Column, ct: TensorType, key: K
     n = key.count
     key_texts = list(key.values.texts) if key.values is not None else None
     if kind == "bag":
-        return Column(name, TensorType(DType.FLOAT32, (n,)), tuple(key_texts) if key_texts else None)
+        return Column(name, _encoded_type(kind, n), tuple(key_texts) if key_texts else None)
     width = n if kind == "indicator" else n.bit_length()
     names = key_texts if kind == "indicator" else [f"Bit{width - 1 - j}" for j in range(width)]
     if not ct.is_known_shape:
         return Column(name, TensorType(DType.FLOAT32, (None,)))
     labels = _slot_labels(column, ct)
     if labels is None:
-        return Column(name, TensorType(DType.FLOAT32, (width,)), tuple(names) if names else None)
+        return Column(name, _encoded_type(kind, width), tuple(names) if names else None)
     slots = tuple(f"{s}.{k}" for s in labels for k in names) if names else None
-    return Column(name, TensorType(DType.FLOAT32, (len(labels) * width,)), slots)
+    return Column(name, _encoded_type(kind, len(labels) * width), slots)
 
 
 def _encode_rows(codes: np.ndarray, n: int, kind: str) -> np.ndarray:
@@ -98,11 +109,28 @@ def _encode_rows(codes: np.ndarray, n: int, kind: str) -> np.ndarray:
     return ((codes[:, :, None] >> shifts) & np.uint32(1)).astype(np.float32).reshape(rows, size * bits)
 
 
+def _encode_sparse(codes: np.ndarray, n: int, kind: str) -> Any:
+    """Encode keys ``codes [rows, size]`` as a CSR matrix ``[rows, width]`` (bag counts summed)."""
+    from scipy import sparse
+
+    rows, size = codes.shape
+    r, s = np.nonzero(codes)
+    slot = codes[r, s].astype(np.int64) - 1
+    width = n if kind == "bag" else size * n
+    column = slot if kind == "bag" else s * n + slot
+    ones = np.ones(len(r), dtype=np.float32)
+    return sparse.csr_matrix((ones, (r, column)), shape=(rows, width))  # duplicates (bag) are summed
+
+
 def _encode(codes: ColumnValues, n: int, kind: str, n_rows: int) -> ColumnValues:
     if kind == "key":
         return codes
     if isinstance(codes, np.ndarray):
-        return _encode_rows(codes.reshape(n_rows, -1), n, kind)
+        flat = codes.reshape(n_rows, -1)
+        width = n if kind == "bag" else flat.shape[1] * n
+        if kind in ("indicator", "bag") and width >= SPARSE_SLOTS:
+            return cast("ColumnValues", _encode_sparse(flat, n, kind))
+        return _encode_rows(flat, n, kind)
     return [_encode_rows(np.asarray(r).reshape(1, -1), n, kind)[0] for r in codes]
 
 

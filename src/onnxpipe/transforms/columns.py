@@ -12,7 +12,7 @@ from onnxpipe import _validation
 from onnxpipe.core import TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.errors import ColumnTypeError
-from onnxpipe.schema import Column, Schema, TensorType
+from onnxpipe.schema import Column, Schema, SparseVectorType, TensorType
 
 if TYPE_CHECKING:
     from onnxpipe.export import ExportContext
@@ -160,7 +160,10 @@ class ColumnDroppingTransformer(_ColumnSubset):
 
 @component("concatenate", catalog="transforms")
 class ColumnConcatenatingTransformer(_Frozen, TrivialEstimator):
-    """Joins scalar and vector columns of one element type into one flat vector column."""
+    """Joins scalar and vector columns of one element type into one flat vector column; if any
+    input is a sparse vector, the result is sparse (ML.NET's VBuffer concatenation)."""
+
+    accepts_sparse = True
 
     def __init__(self, output_column_name: str, *input_column_names: str) -> None:
         self.output_column_name = _validation.column_name(output_column_name, "output_column_name", "concatenate")
@@ -196,8 +199,12 @@ class ColumnConcatenatingTransformer(_Frozen, TrivialEstimator):
         dtype = inputs[0][1].dtype
         if None in sizes:
             return input_schema.with_columns(Column(self.output_column_name, TensorType(dtype, (None,))))
+        is_sparse = any(isinstance(t, SparseVectorType) for _, t in inputs)
+        # A sparse result gets slot names only where every input names its slots ("Hashed.65535"
+        # for a million slots is no help).
+        named = not is_sparse or all(t.is_scalar or c.slot_names is not None for c, t in inputs)
         slots: list[str] = []
-        for col, t in inputs:
+        for col, t in inputs if named else ():
             if t.is_scalar:
                 slots.append(col.name)
             elif col.slot_names is not None and len(col.slot_names) == t.size:
@@ -205,6 +212,9 @@ class ColumnConcatenatingTransformer(_Frozen, TrivialEstimator):
             else:
                 slots.extend(f"{col.name}.{k}" for k in range(t.size or 0))
         total = sum(s for s in sizes if s is not None)
+        if is_sparse:
+            out = SparseVectorType(dtype, total)
+            return input_schema.with_columns(Column(self.output_column_name, out, tuple(slots) if named else None))
         return input_schema.with_columns(Column(self.output_column_name, TensorType(dtype, (total,)), tuple(slots)))
 
     def input_columns(self, input_schema: Schema) -> Sequence[str]:
@@ -214,6 +224,11 @@ class ColumnConcatenatingTransformer(_Frozen, TrivialEstimator):
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
     ) -> dict[str, ColumnValues]:
         parts = [columns[n] for n in self.input_column_names]
+        if any(isinstance(input_schema[n].type, SparseVectorType) for n in self.input_column_names):
+            from scipy import sparse
+
+            blocks = [p if sparse.issparse(p) else np.asarray(p).reshape(n_rows, -1) for p in parts]
+            return {self.output_column_name: sparse.hstack(blocks, format="csr")}
         if all(isinstance(p, np.ndarray) for p in parts):
             flat = [np.asarray(p).reshape(n_rows, -1) for p in parts]
             return {self.output_column_name: np.concatenate(flat, axis=1)}
