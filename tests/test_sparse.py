@@ -132,3 +132,17 @@ def test_saved_model_with_a_sparse_input_round_trips() -> None:
     loaded, schema = ctx.model.load(buffer)
     assert schema["Features"].type == SparseVectorType(DType.FLOAT32, 3000)
     np.testing.assert_array_equal(loaded.transform(data).column("Score"), model.transform(data).column("Score"))
+
+
+@pytest.mark.parametrize("trainer", ["sdca_logistic_regression", "averaged_perceptron", "lbfgs_logistic_regression"])
+def test_linear_trainers_take_sparse_features_too_large_to_densify(trainer: str) -> None:
+    rows, slots = 2200, 1 << 15  # 72M values dense: past the densify limit, 11k stored
+    rng = np.random.default_rng(5)
+    columns = rng.integers(0, slots, size=(rows, 5))
+    matrix = sparse.csr_matrix(
+        (np.ones(rows * 5, np.float32), (np.repeat(np.arange(rows), 5), columns.reshape(-1))), shape=(rows, slots)
+    )
+    label = (columns < slots // 2).sum(axis=1) >= 3
+    data = ctx.data.load_from_dict({"Features": matrix, "Label": label})
+    model = getattr(ctx.binary_classification.trainers, trainer)().fit(data)
+    assert ctx.binary_classification.evaluate(model.transform(data)).area_under_roc_curve > 0.75

@@ -9,6 +9,12 @@
   averaged SGD, the same updates in the same order as the Python loop it replaces (its dot
   products call BLAS as numpy's ``@`` does, so the sums, and the results, are the same).
 
+Features are given as ``x, indptr, indices``: a dense ``(rows, features)`` array with
+``indptr = indices = None``, or a CSR matrix's values as ``(1, nnz)`` with its ``indptr`` and
+``indices`` (a sparse feature column, read without densifying). numba compiles each kernel once
+per form; the ``_row_*`` helpers are the only code that reads a row, and for sparse rows they
+touch the stored slots only (ML.NET's sparse SDCA and perceptron updates do the same).
+
 The row order of each pass is made by the caller (numpy), so shuffling is the same with or
 without the kernels. numba is imported only when a kernel first runs (``import onnxpipe`` does
 not load it); the functions below are plain Python until then. Features may be float32 or
@@ -34,6 +40,7 @@ __all__ = [
     "SMOOTHED_HINGE",
     "SQUARED",
     "averaged_sgd_epoch",
+    "kernel_rows",
     "sdca_check",
     "sdca_epoch",
     "sdca_multiclass_check",
@@ -126,11 +133,81 @@ def _soft_threshold(value: float, threshold: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------
+# Rows of a dense array or of a CSR matrix (see the module docstring)
+
+
+def kernel_rows(x: Any) -> tuple[np.ndarray, Any, Any]:
+    """``x`` (a dense ``(rows, features)`` array or a scipy CSR matrix) as the kernels' ``x, indptr, indices``."""
+    if getattr(x, "format", None) == "csr":
+        data = np.ascontiguousarray(x.data).reshape(1, -1)
+        return data, np.ascontiguousarray(x.indptr, dtype=np.int64), np.ascontiguousarray(x.indices, dtype=np.int64)
+    return np.ascontiguousarray(x), None, None
+
+
+def _row_count(x: np.ndarray, indptr: Any, indices: Any) -> int:
+    if indices is None:
+        return int(x.shape[0])
+    return int(indptr.shape[0] - 1)
+
+
+def _row_dot(x: np.ndarray, indptr: Any, indices: Any, i: int, w: np.ndarray, start: float) -> float:
+    """``start + x_i . w``, summed in slot order in float64."""
+    s = start
+    if indices is None:
+        for j in range(x.shape[1]):
+            s += np.float64(x[i, j]) * w[j]
+    else:
+        for p in range(indptr[i], indptr[i + 1]):
+            s += np.float64(x[0, p]) * w[indices[p]]
+    return s
+
+
+def _row_axpy(x: np.ndarray, indptr: Any, indices: Any, i: int, a: float, w: np.ndarray) -> None:
+    """``w += a * x_i``."""
+    if indices is None:
+        for j in range(x.shape[1]):
+            w[j] += np.float64(x[i, j]) * a
+    else:
+        for p in range(indptr[i], indptr[i + 1]):
+            w[indices[p]] += np.float64(x[0, p]) * a
+
+
+def _row_l1_axpy(
+    x: np.ndarray, indptr: Any, indices: Any, i: int, a: float, l1_w: np.ndarray, w: np.ndarray, threshold: float
+) -> None:
+    """``l1_w += a * x_i`` and ``w = soft_threshold(l1_w)`` on the row's slots (the others do not move)."""
+    if indices is None:
+        for j in range(x.shape[1]):
+            l1_w[j] += np.float64(x[i, j]) * a
+            w[j] = _soft_threshold(l1_w[j], threshold)
+    else:
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            l1_w[j] += np.float64(x[0, p]) * a
+            w[j] = _soft_threshold(l1_w[j], threshold)
+
+
+def _row_sum_of_squares(x: np.ndarray, indptr: Any, indices: Any, i: int) -> float:
+    s = 0.0
+    if indices is None:
+        for j in range(x.shape[1]):
+            v = np.float64(x[i, j])
+            s += v * v
+    else:
+        for p in range(indptr[i], indptr[i + 1]):
+            v = np.float64(x[0, p])
+            s += v * v
+    return s
+
+
+# --------------------------------------------------------------------------------------------
 # SDCA
 
 
 def sdca_prepare(
     x: np.ndarray,
+    indptr: Any,
+    indices: Any,
     instance_weights: np.ndarray,
     loss: int,
     param: float,
@@ -141,12 +218,8 @@ def sdca_prepare(
     invariants: np.ndarray,
 ) -> None:
     """Each row's ``|x|^2`` (+1 for a regularized bias) and its dual-update invariant."""
-    n, d = x.shape
-    for i in range(n):
-        s = 0.0
-        for j in range(d):
-            v = np.float64(x[i, j])
-            s += v * v
+    for i in range(_row_count(x, indptr, indices)):
+        s = _row_sum_of_squares(x, indptr, indices, i)
         if add_bias:
             s += 1.0
         norms[i] = s
@@ -155,6 +228,8 @@ def sdca_prepare(
 
 def sdca_epoch(
     x: np.ndarray,
+    indptr: Any,
+    indices: Any,
     labels: np.ndarray,
     instance_weights: np.ndarray,
     invariants: np.ndarray,
@@ -176,16 +251,13 @@ def sdca_epoch(
     ``bias_rate`` is ``bias_learning_rate * l2``. With an L1 threshold the primal weights are the
     soft-thresholded ``l1_weights`` (ML.NET's ``SdcaL1UpdateDense``).
     """
-    d = x.shape[1]
     l1_zero = l1_threshold == 0
     for r in range(order.shape[0]):
         i = order[r]
         weight = instance_weights[i]
         if weight == 0:
             continue  # a zero-weight row changes no primal value (ML.NET's updates are multiplied by 0)
-        output = biases[0] + biases[1]
-        for j in range(d):
-            output += np.float64(x[i, j]) * weights[j]
+        output = _row_dot(x, indptr, indices, i, weights, biases[0] + biases[1])
         dual = duals[i]
         update = _dual_update(loss, param, output, labels[i], dual, invariants[i])
         adjustment = bias_rate * (biases[0] if l1_zero else biases[2])
@@ -194,20 +266,19 @@ def sdca_epoch(
         primal = update * lambda_n_inv * weight
         biases[1] += adjustment * lambda_n_inv * weight
         if l1_zero:
-            for j in range(d):
-                weights[j] += np.float64(x[i, j]) * primal
+            _row_axpy(x, indptr, indices, i, primal, weights)
             biases[0] += primal
         else:
             biases[2] += primal
             if regularized_bias:
                 biases[0] = _soft_threshold(biases[2], l1_threshold)
-            for j in range(d):
-                l1_weights[j] += np.float64(x[i, j]) * primal
-                weights[j] = _soft_threshold(l1_weights[j], l1_threshold)
+            _row_l1_axpy(x, indptr, indices, i, primal, l1_weights, weights, l1_threshold)
 
 
 def sdca_check(
     x: np.ndarray,
+    indptr: Any,
+    indices: Any,
     labels: np.ndarray,
     instance_weights: np.ndarray,
     loss: int,
@@ -217,12 +288,9 @@ def sdca_check(
     bias: float,
 ) -> tuple[float, float]:
     """The weighted sums of the primal and of the dual losses (compensated sums, as ML.NET's)."""
-    n, d = x.shape
     loss_sum = loss_err = dual_sum = dual_err = 0.0
-    for i in range(n):
-        output = bias
-        for j in range(d):
-            output += np.float64(x[i, j]) * weights[j]
+    for i in range(_row_count(x, indptr, indices)):
+        output = _row_dot(x, indptr, indices, i, weights, bias)
         w = instance_weights[i]
         term = _primal_loss(loss, param, output, labels[i]) * w - loss_err
         total = loss_sum + term
@@ -237,6 +305,8 @@ def sdca_check(
 
 def sdca_multiclass_epoch(
     x: np.ndarray,
+    indptr: Any,
+    indices: Any,
     labels: np.ndarray,
     instance_weights: np.ndarray,
     norms: np.ndarray,
@@ -261,7 +331,6 @@ def sdca_multiclass_epoch(
     ``output_c - output_k`` (label +1); class ``c``'s weights move by minus the sum of those steps.
     ``duals`` is ``(rows, classes)``, ``weights`` / ``l1_weights`` ``(classes, features)``.
     """
-    d = x.shape[1]
     k_classes = weights.shape[0]
     l1_zero = l1_threshold == 0
     for r in range(order.shape[0]):
@@ -272,9 +341,7 @@ def sdca_multiclass_epoch(
         c = labels[i]
         norm = norms[i]
         invariant = invariants[i]
-        label_output = bias_reg[c] + bias_unreg[c]
-        for j in range(d):
-            label_output += np.float64(x[i, j]) * weights[c, j]
+        label_output = _row_dot(x, indptr, indices, i, weights[c], bias_reg[c] + bias_unreg[c])
         label_dual = 0.0
         label_primal = 0.0
         label_adjustment = 0.0
@@ -282,9 +349,7 @@ def sdca_multiclass_epoch(
             if k == c:
                 continue
             dual = duals[i, k]
-            other = bias_reg[k] + bias_unreg[k]
-            for j in range(d):
-                other += np.float64(x[i, j]) * weights[k, j]
+            other = _row_dot(x, indptr, indices, i, weights[k], bias_reg[k] + bias_unreg[k])
             output = label_output + label_primal * norm - other
             update = _dual_update(loss, param, output, 1.0, dual, invariant)
             adjustment = bias_rate * (bias_reg[k] if l1_zero else l1_bias[k])
@@ -296,32 +361,28 @@ def sdca_multiclass_epoch(
             bias_unreg[k] += adjustment * lambda_n_inv * weight
             label_adjustment -= adjustment
             if l1_zero:
-                for j in range(d):
-                    weights[k, j] += np.float64(x[i, j]) * -primal
+                _row_axpy(x, indptr, indices, i, -primal, weights[k])
                 bias_reg[k] -= primal
             else:
                 l1_bias[k] -= primal
                 if regularized_bias:
                     bias_reg[k] = _soft_threshold(l1_bias[k], l1_threshold)
-                for j in range(d):
-                    l1_weights[k, j] += np.float64(x[i, j]) * -primal
-                    weights[k, j] = _soft_threshold(l1_weights[k, j], l1_threshold)
+                _row_l1_axpy(x, indptr, indices, i, -primal, l1_weights[k], weights[k], l1_threshold)
         duals[i, c] = label_dual
         bias_unreg[c] += label_adjustment * lambda_n_inv * weight
         if l1_zero:
-            for j in range(d):
-                weights[c, j] += np.float64(x[i, j]) * label_primal
+            _row_axpy(x, indptr, indices, i, label_primal, weights[c])
             bias_reg[c] += label_primal
         else:
             l1_bias[c] += label_primal
             bias_reg[c] = _soft_threshold(l1_bias[c], l1_threshold)  # ML.NET: whatever the bias rate
-            for j in range(d):
-                l1_weights[c, j] += np.float64(x[i, j]) * label_primal
-                weights[c, j] = _soft_threshold(l1_weights[c, j], l1_threshold)
+            _row_l1_axpy(x, indptr, indices, i, label_primal, l1_weights[c], weights[c], l1_threshold)
 
 
 def sdca_multiclass_check(
     x: np.ndarray,
+    indptr: Any,
+    indices: Any,
     labels: np.ndarray,
     instance_weights: np.ndarray,
     loss: int,
@@ -331,16 +392,12 @@ def sdca_multiclass_check(
     biases: np.ndarray,
 ) -> tuple[float, float]:
     """Weighted sums of the primal losses (over the wrong classes of each row) and of the dual losses."""
-    n, d = x.shape
     k_classes = weights.shape[0]
     outputs = np.empty(k_classes)
     loss_sum = loss_err = dual_sum = dual_err = 0.0
-    for i in range(n):
+    for i in range(_row_count(x, indptr, indices)):
         for k in range(k_classes):
-            o = biases[k]
-            for j in range(d):
-                o += np.float64(x[i, j]) * weights[k, j]
-            outputs[k] = o
+            outputs[k] = _row_dot(x, indptr, indices, i, weights[k], biases[k])
         c = labels[i]
         sub_loss = 0.0
         sub_dual = 0.0
@@ -367,6 +424,8 @@ def sdca_multiclass_check(
 
 def averaged_sgd_epoch(
     x: np.ndarray,
+    indptr: Any,
+    indices: Any,
     labels: np.ndarray,
     order: np.ndarray,
     loss: int,
@@ -383,7 +442,7 @@ def averaged_sgd_epoch(
     ``state`` is ``[bias, total bias]``, ``counts`` ``[pending, seen]`` (examples since the
     totals were last brought up to date, and all examples so far).
     """
-    d = x.shape[1]
+    d = weights.shape[0]
     b = state[0]
     total_b = state[1]
     pending = counts[0]
@@ -391,8 +450,9 @@ def averaged_sgd_epoch(
     shrink = 1.0 - 2.0 * l2
     for r in range(order.shape[0]):
         i = order[r]
-        # BLAS's dot, as the Python loop's ``x[i] @ w``: the same sums, so the same results.
-        output = np.dot(x[i], weights) + b
+        # Dense rows: BLAS's dot, as the Python loop's ``x[i] @ w`` (the same sums, so the same results).
+        dot = np.dot(x[i], weights) if indices is None else _row_dot(x, indptr, indices, i, weights, 0.0)
+        output = dot + b
         label = labels[i]
         if loss == SGD_HINGE:
             truth = 1.0 if label > 0 else -1.0
@@ -428,8 +488,7 @@ def averaged_sgd_epoch(
             rate = learning_rate / math.sqrt(seen + 1) if decrease_learning_rate else learning_rate
             step = -rate * grad
             if step != 0.0:
-                for j in range(d):
-                    weights[j] += step * x[i, j]
+                _row_axpy(x, indptr, indices, i, step, weights)
                 b += step
             if l2 > 0:
                 for j in range(d):
@@ -448,6 +507,11 @@ def averaged_sgd_epoch(
 # Helpers first: a kernel resolves the helpers it calls when it is compiled.
 _JITTED = (
     "_sigmoid",
+    "_row_count",
+    "_row_dot",
+    "_row_axpy",
+    "_row_l1_axpy",
+    "_row_sum_of_squares",
     "_invariant",
     "_dual_update",
     "_primal_loss",

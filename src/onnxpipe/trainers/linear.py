@@ -891,8 +891,10 @@ def _averaged_sgd(
         "exp": _kernels.SGD_EXP,
         "squared": _kernels.SGD_SQUARED,
     }
-    x, y = train.x, train.y
+    x: Any = train.features.astype(np.float64) if is_sparse(train.features) else train.x  # CSR rows stay sparse
+    y = train.y
     n, d = x.shape
+    rows = _kernels.kernel_rows(x)
     rng = np.random.default_rng(seed)
     w = np.zeros(d)
     total_w = np.zeros(d)
@@ -901,7 +903,7 @@ def _averaged_sgd(
     for _ in range(iterations):
         order = rng.permutation(n) if shuffle else np.arange(n)
         _kernels.averaged_sgd_epoch(
-            x, y, order, codes[loss], learning_rate, decrease_learning_rate, l2, w, total_w, state, counts
+            *rows, y, order, codes[loss], learning_rate, decrease_learning_rate, l2, w, total_w, state, counts
         )
     pending, seen = int(counts[0]), int(counts[1])
     total_w += pending * w

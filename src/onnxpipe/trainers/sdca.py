@@ -68,7 +68,7 @@ from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError, OnnxPipeWarning
 from onnxpipe.schema import Column, Schema, TensorType
 from onnxpipe.trainers import multiclass as _mc
-from onnxpipe.trainers._features import densified
+from onnxpipe.trainers._features import is_sparse
 from onnxpipe.trainers.linear import (
     LinearBinaryModel,
     LinearRegressionModel,
@@ -174,10 +174,13 @@ def fit_linear(
 
     _kernels.compile_kernels()
     n, d = x.shape
+    rows = _kernels.kernel_rows(x)
     lambda_n_inv = 1.0 / (s.l2 * n)
     regularized_bias = s.bias_learning_rate == 0
     norms, invariants = np.empty(n), np.empty(n)
-    _kernels.sdca_prepare(x, instance_weights, s.loss, s.param, lambda_n_inv, regularized_bias, 1.0, norms, invariants)
+    _kernels.sdca_prepare(
+        *rows, instance_weights, s.loss, s.param, lambda_n_inv, regularized_bias, 1.0, norms, invariants
+    )
     duals = np.zeros(n)
     weights, l1_weights = np.zeros(d), np.zeros(d)
     biases = np.zeros(3)  # regularized, unregularized, L1 intermediate
@@ -189,7 +192,7 @@ def fit_linear(
         if s.shuffle:
             order = rng.permutation(n)
         _kernels.sdca_epoch(
-            x,
+            *rows,
             labels,
             instance_weights,
             invariants,
@@ -207,7 +210,7 @@ def fit_linear(
         )
         if s.check_every and (it + 1) % s.check_every == 0:
             loss_sum, dual_sum = _kernels.sdca_check(
-                x, labels, instance_weights, s.loss, s.param, duals, weights, float(biases[0] + biases[1])
+                *rows, labels, instance_weights, s.loss, s.param, duals, weights, float(biases[0] + biases[1])
             )
             primal, dual = _objective(loss_sum, dual_sum, n, weights, biases[:1], biases[1:2], s)
             if primal < best_primal:
@@ -225,11 +228,14 @@ def fit_multiclass(
 
     _kernels.compile_kernels()
     n, d = x.shape
+    rows = _kernels.kernel_rows(x)
     lambda_n_inv = 1.0 / (s.l2 * n)
     regularized_bias = s.bias_learning_rate == 0
     norms, invariants = np.empty(n), np.empty(n)
     # ML.NET doubles the scaled norm for the multiclass invariant (its ``invariantCoeff``).
-    _kernels.sdca_prepare(x, instance_weights, s.loss, s.param, lambda_n_inv, regularized_bias, 2.0, norms, invariants)
+    _kernels.sdca_prepare(
+        *rows, instance_weights, s.loss, s.param, lambda_n_inv, regularized_bias, 2.0, norms, invariants
+    )
     duals = np.zeros((n, classes))
     weights, l1_weights = np.zeros((classes, d)), np.zeros((classes, d))
     bias_reg, bias_unreg, l1_bias = np.zeros(classes), np.zeros(classes), np.zeros(classes)
@@ -241,7 +247,7 @@ def fit_multiclass(
         if s.shuffle:
             order = rng.permutation(n)
         _kernels.sdca_multiclass_epoch(
-            x,
+            *rows,
             labels,
             instance_weights,
             norms,
@@ -262,7 +268,7 @@ def fit_multiclass(
         )
         if s.check_every and (it + 1) % s.check_every == 0:
             loss_sum, dual_sum = _kernels.sdca_multiclass_check(
-                x, labels, instance_weights, s.loss, s.param, duals, weights, bias_reg + bias_unreg
+                *rows, labels, instance_weights, s.loss, s.param, duals, weights, bias_reg + bias_unreg
             )
             primal, dual = _objective(loss_sum, dual_sum, n, weights, bias_reg, bias_unreg, s)
             if primal < best_primal:
@@ -455,7 +461,7 @@ class _SdcaLinearTrainer(_SdcaOptions, _Trainer):
         return train.weights.copy() if train.weights is not None else np.ones(train.n)
 
     def _train(self, train: _TrainingSet) -> tuple[np.ndarray, float]:
-        x = train.dense_features  # the dual ascent kernels read dense rows
+        x = train.features  # dense rows or a CSR matrix: the kernels read both
         settings = self._settings(train.n, x.shape[1], self.step_name)
         return fit_linear(x, train.y, self._instance_weights(train), settings)
 
@@ -732,7 +738,7 @@ class _SdcaMulticlassTrainer(_SdcaOptions, _mc._MulticlassTrainer):
                 "one must be positive"
             )
         settings = self._settings(len(y), x.shape[1], self.step_name)
-        weights, bias = fit_multiclass(np.ascontiguousarray(densified(x, self.step_name)), y, w, len(classes), settings)
+        weights, bias = fit_multiclass(x if is_sparse(x) else np.ascontiguousarray(x), y, w, len(classes), settings)
         _check_diverged(self.step_name, weights, bias)
         return self._model(
             label_column=label,
