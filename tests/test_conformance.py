@@ -75,6 +75,13 @@ def _images(folder: Path) -> op.DataView:
 IMAGE_FOLDER = Path(tempfile.mkdtemp(prefix="onnxpipe-conformance-"))
 
 
+def _embedding_file() -> Path:
+    """A small word embedding file (a fastText-like header, then word and values)."""
+    path = IMAGE_FOLDER / "embedding.txt"
+    path.write_text("4 3\nHéllo, 0.5 -1 2\nWörld 1 1 1\ncafé -0.25 0 3\nend. 2 -2 0.5\n", encoding="utf-8")
+    return path
+
+
 def _image_examples() -> list[Example]:
     files = _images(IMAGE_FOLDER)
     loaded = T.load_images("Image", input_column_name="ImagePath")
@@ -175,6 +182,52 @@ EXAMPLES: list[Example] = [
     ),
     Example(T.text.normalize_text("Clean", "Text", keep_punctuations=False), TEXT, exportable=False),
     Example(T.text.normalize_text("Upper", "Words", case_mode="upper", keep_diacritics=True), TEXT, exportable=True),
+    Example(T.text.tokenize_into_words("Tokens", "Text"), TEXT, exportable=True),
+    Example(T.text.tokenize_into_characters_as_keys("Chars", "Text"), TEXT, exportable=True),
+    Example(
+        T.text.tokenize_into_words("Tokens", "Words").append(T.text.remove_default_stop_words("Clean", "Tokens")),
+        TEXT,
+        exportable=True,
+        id="remove_default_stop_words",
+    ),
+    Example(
+        T.text.tokenize_into_words("Tokens", "Text").append(
+            T.text.remove_stop_words("Clean", "Tokens", stopwords=["va?"])
+        ),
+        TEXT,
+        exportable=True,
+        id="remove_stop_words",
+    ),
+    Example(
+        T.text.tokenize_into_words("Tokens", "Text").append(
+            T.text.apply_word_embedding("Embedding", "Tokens", custom_model_file=_embedding_file())
+        ),
+        TEXT,
+        exportable=True,
+        id="apply_word_embedding",
+    ),
+    Example(
+        T.text.latent_dirichlet_allocation("Topics", "Count8", number_of_topics=2, maximum_number_of_iterations=5),
+        _table(Count8=_vector(np.random.default_rng(3).poisson(1.0, size=(ROWS, 8)).astype(np.float32))),
+        exportable=False,
+    ),
+    Example(T.text.produce_word_bags("Bag", "Text", weighting="tf_idf"), TEXT, exportable=True),
+    Example(
+        T.conversion.map_value_to_key("Keys", "Words").append(T.text.produce_ngrams("Grams", "Keys", weighting="idf")),
+        TEXT,
+        exportable=True,
+        id="produce_ngrams",
+    ),
+    Example(
+        T.text.produce_hashed_ngrams("Hashed", "Keys", number_of_bits=6, maximum_number_of_inverts=-1),
+        T.conversion.map_value_to_key("Keys", "Words").fit(TEXT).transform(TEXT),
+        exportable=False,
+    ),
+    Example(T.text.produce_hashed_word_bags("Hashed", "Text", number_of_bits=5), TEXT, exportable=False),
+    Example(T.text.featurize_text("Features", "Text"), TEXT, exportable=False),
+    Example(
+        T.text.featurize_text("Features", "Text", keep_diacritics=True), TEXT, exportable=True, id="featurize_export"
+    ),
     _onnx_example(),
     *_image_examples(),
 ]

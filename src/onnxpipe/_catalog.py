@@ -4,7 +4,8 @@ A catalog lists its components as ``name = entry(SomeEstimator)``: ``ctx.transfo
 then takes exactly ``SomeEstimator``'s parameters (typed through ``ParamSpec``, so IDEs complete
 them, and ``help()`` shows the constructor's signature and the class's docstring). The entry only
 fills in the context's defaults: a ``seed``, ``gpu_device_id`` or ``fallback_to_cpu`` parameter
-left out (or None) takes the context's value.
+whose default is None, left out (or None), takes the context's value. A parameter of that name with
+another default is the component's own (a hash seed, ML.NET's 314489979) and is left alone.
 
 A component registered with ``@component(name, catalog="transforms")`` but not listed (a user's
 own, or one added since) is found too, through :meth:`Catalog.__getattr__`, untyped; so is a
@@ -33,7 +34,7 @@ CONTEXT_DEFAULTS = ("seed", "gpu_device_id", "fallback_to_cpu")
 
 def _bind(cls: Callable[..., R], ctx: MLContext, name: str) -> Callable[..., R]:
     signature = inspect.signature(cls)
-    defaults = [n for n in CONTEXT_DEFAULTS if n in signature.parameters]
+    defaults = [n for n in CONTEXT_DEFAULTS if n in signature.parameters and signature.parameters[n].default is None]
 
     def build(*args: Any, **kwargs: Any) -> R:
         if defaults:

@@ -291,6 +291,59 @@ class TensorType:
 _SHOWN_KEY_VALUES = 5  # how many key values a key type's text shows before "..."
 
 
+_C1_NAMES: tuple[str, ...] = (
+    "PAD",
+    "HOP",
+    "BPH",
+    "NBH",
+    "IND",
+    "NEL",
+    "SSA",
+    "ESA",
+    "HTS",
+    "HTJ",
+    "VTS",
+    "PLD",
+    "PLU",
+    "RI",
+    "SS2",
+    "SS3",
+    "DCS",
+    "PU1",
+    "PU2",
+    "STS",
+    "CCH",
+    "MW",
+    "SPA",
+    "EPA",
+    "SOS",
+    "SGCI",
+    "SCI",
+    "CSI",
+    "ST",
+    "OSC",
+    "PM",
+    "APC",
+)
+
+
+def _char_repr(code: int) -> str:
+    """ML.NET's ``AppendCharRepr``: how a character shows in KeyValues and slot names."""
+    if code <= 0x20:
+        return f"<{chr(code + 0x2400)}>"
+    if 0xD800 <= code <= 0xDFFF:
+        return "\\u4X"  # ML.NET formats with "{0:4X}", which .NET prints as the literal "4X"
+    if code == 0x7F:
+        return "<\u2421>"
+    if 0x80 <= code <= 0x9F:
+        return f"<{_C1_NAMES[code - 0x80]}>"
+    if code == 0x2028:
+        return "<LSEP>"
+    if code == 0x2029:
+        return "<PSEP>"
+    return chr(code)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class KeyValues:
     """The values behind keys ``1..n`` (ML.NET's ``KeyValues`` annotation): ``items[k - 1]`` is
@@ -302,6 +355,15 @@ class KeyValues:
 
     dtype: DType
     items: tuple[Any, ...]
+    name: str | None = None
+    """A built-in table's name (saved as the name, not the values): ``"characters"``."""
+
+    @classmethod
+    def characters(cls) -> KeyValues:
+        """The values of character keys (``tokenize_into_characters_as_keys``, ML.NET's
+        ``TokenizeIntoCharactersAsKeys``): key ``k`` is the UTF-16 code unit ``k`` (1..65535) as
+        ML.NET shows it, control characters as ``<`` + their Unicode control picture + ``>``."""
+        return _characters()
 
     @classmethod
     def of(cls, values: np.ndarray | Sequence[Any], dtype: DType | None = None) -> KeyValues:
@@ -344,7 +406,11 @@ class KeyValues:
         return len(self.items)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, KeyValues) and (self.dtype, self.items) == (other.dtype, other.items)
+        if not isinstance(other, KeyValues):
+            return False
+        if self.name is not None and self.name == other.name:
+            return True
+        return (self.dtype, self.items) == (other.dtype, other.items)
 
     def __hash__(self) -> int:
         known: int | None = self.__dict__.get("_hash")
@@ -359,6 +425,18 @@ class KeyValues:
 
     def __repr__(self) -> str:
         return f"KeyValues({self.dtype.value}, {self})"
+
+
+_CHARACTER_KEYS = 65535  # ML.NET's CharsCount = ushort.MaxValue
+
+
+@functools.cache
+def _characters() -> KeyValues:
+    texts = tuple(_char_repr(k) for k in range(1, _CHARACTER_KEYS + 1))
+    return KeyValues(DType.STRING, texts, "characters")
+
+
+_NAMED_KEY_VALUES = {"characters": _characters}
 
 
 @dataclasses.dataclass(frozen=True, init=False, repr=False)
@@ -580,7 +658,9 @@ def column_type_to_json(ct: ColumnType) -> dict[str, Any]:
         return {"kind": "optional", "element": column_type_to_json(ct.element)}
     if isinstance(ct, KeyType):
         key: dict[str, Any] = {"kind": "key", "dtype": ct.dtype.value, "shape": list(ct.shape), "count": ct.count}
-        if ct.values is not None:
+        if ct.values is not None and ct.values.name is not None:
+            key["values"] = {"dtype": ct.values.dtype.value, "named": ct.values.name}
+        elif ct.values is not None:
             key["values"] = {"dtype": ct.values.dtype.value, "items": list(ct.values.items)}
         elif ct.value_dtype is not None:
             key["value_dtype"] = ct.value_dtype.value
@@ -602,10 +682,9 @@ def column_type_from_json(obj: Mapping[str, Any]) -> ColumnType:
         if kind == "tensor":
             return TensorType(DType(obj["dtype"]), tuple(obj["shape"]))
         if kind == "key":
-            values = obj.get("values")
             return KeyType(
                 obj["count"],
-                None if values is None else KeyValues(DType(values["dtype"]), tuple(values["items"])),
+                _key_values_from_json(obj.get("values")),
                 shape=tuple(obj["shape"]),
                 dtype=DType(obj["dtype"]),
                 value_dtype=DType(obj["value_dtype"]) if obj.get("value_dtype") is not None else None,
@@ -625,6 +704,17 @@ def column_type_from_json(obj: Mapping[str, Any]) -> ColumnType:
     raise SchemaError(
         f"invalid column type kind {kind!r}: expected tensor, key, image, sparse, sequence, map or optional"
     )
+
+
+def _key_values_from_json(values: Mapping[str, Any] | None) -> KeyValues | None:
+    if values is None:
+        return None
+    if "named" in values:
+        factory = _NAMED_KEY_VALUES.get(values["named"])
+        if factory is None:
+            raise SchemaError(f"unknown key value table {values['named']!r}; known: {sorted(_NAMED_KEY_VALUES)}")
+        return factory()
+    return KeyValues(DType(values["dtype"]), tuple(values["items"]))
 
 
 @dataclasses.dataclass(frozen=True)

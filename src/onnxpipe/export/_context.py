@@ -93,6 +93,7 @@ class ExportContext:
         self._names: set[str] = set()
         self._needed_by: dict[str, str] = {}  # domain -> step that needs it (for messages)
         self._dropped: set[str] = set()
+        self.padding: dict[str, str | int] = {}  # column -> the value padding its rows (set_padded_value)
         self.step = "?"  # the step being exported, for messages
 
     # ---------------------------------------------------------------- names and values
@@ -139,6 +140,16 @@ class ExportContext:
         """From now on, ``column`` is held by ``value``."""
         self._values[column] = value
         self._dropped.discard(column)
+        self.padding.pop(column, None)
+
+    def set_padded_value(self, column: str, value: str, pad: str | int) -> None:
+        """:meth:`set_value` for a variable-length vector column (row shape ``(None,)``) whose rows
+        ``value`` holds padded at their end with ``pad`` to the batch's longest row (ONNX tensors
+        are not ragged). The padding is recorded in ``onnxpipe.columns`` and ``apply_onnx_model``
+        drops each row's trailing ``pad`` values, giving back the exact rows; ``pad`` must be a
+        value the step never puts at the end of a row (``""`` for tokens, key 0)."""
+        self.set_value(column, value)
+        self.padding[column] = pad
 
     def drop_value(self, column: str) -> None:
         self._values.pop(column, None)
@@ -365,6 +376,8 @@ class ExportContext:
             entry: dict[str, Any] = {"name": column, "tensor": name, "type": _type_json(ct)}
             if slots is not None:
                 entry["slot_names"] = list(slots)
+            if column in self.padding:
+                entry["padding"] = self.padding[column]
             described.append(entry)
         nodes, inputs, initializers = self._pruned([o.name for o in graph_outputs])
         graph = helper.make_graph(nodes, "onnxpipe", inputs, graph_outputs, initializers)

@@ -576,7 +576,24 @@ class ValueToKeyMappingTransformer(OneToOneStep, Transformer):
 
     def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
         index = self.export_index(ctx, input_schema)
-        ctx.set_value(self.output_column_name, export_cast(ctx, index, DType.UINT32))
+        keys = export_cast(ctx, index, DType.UINT32)
+        pad = ctx.padding.get(self.input_column_name)
+        if pad is None:
+            ctx.set_value(self.output_column_name, keys)
+            return
+        # Ragged rows padded by the export (tokens): the padding must stay apart from key 0 (an
+        # unseen value can end a row), so it becomes uint32's largest value, never a key.
+        x = ctx.value(self.input_column_name)
+        if isinstance(pad, str):
+            (flag,) = ctx.add_node(
+                "LabelEncoder", [x], domain=_ML, keys_strings=[pad], values_int64s=[1], default_int64=0
+            )
+            (is_pad,) = ctx.add_node("Cast", [flag], to=ONNX_ELEMENT[DType.BOOL])
+        else:
+            (is_pad,) = ctx.add_node("Equal", [x, ctx.add_initializer(np.array(pad, dtype=self._keys.dtype), "pad")])
+        last = np.iinfo(np.uint32).max
+        marker = ctx.add_initializer(np.array(last, np.uint32), "padding")
+        ctx.set_padded_value(self.output_column_name, ctx.add_node("Where", [is_pad, marker, keys])[0], int(last))
 
 
 # --------------------------------------------------------------------------------------------

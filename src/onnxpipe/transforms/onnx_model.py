@@ -149,6 +149,7 @@ class _Output:
     known: bool  # a tensor whose dimensions are all known
     restored: bool = False  # the column type comes from onnxpipe's export metadata
     slot_names: tuple[str, ...] | None = None
+    padding: str | int | None = None  # an onnxpipe export's pad value for ragged rows (set_padded_value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -624,7 +625,14 @@ class OnnxTransformer(TrivialEstimator):
             and (et.is_known_shape or len(ct.shape) == et.rank + 1)  # [N, *shape], unknown dims included
         ):
             return _Output(
-                self._column_name(t.name), t.name, et, et.shape, et.is_known_shape, True, exported.slot_names
+                self._column_name(t.name),
+                t.name,
+                et,
+                et.shape,
+                et.is_known_shape,
+                True,
+                exported.slot_names,
+                exported.padding,
             )
         if isinstance(ct, TensorType):
             return _Output(self._column_name(t.name), t.name, ct, ct.shape, ct.is_known_shape)
@@ -1160,7 +1168,7 @@ class OnnxTransformer(TrivialEstimator):
                 raise self._lost_batch(o, shape[0] if shape else 0, n)
             if o.restored and not o.known:  # e.g. an image column: per-row arrays of the batch's shape
                 self._check_output_shape(o, shape[1:])
-                out[o.column] = list(value)
+                out[o.column] = list(value) if o.padding is None else [_unpadded(r, o.padding) for r in value]
                 continue
             if o.restored:  # an onnxpipe export: [N, *shape] (scalars [N, 1]) back to the column type
                 if value.size != n * math.prod(o.row_shape):  # type: ignore[arg-type]
@@ -1214,6 +1222,15 @@ class _ExportedColumn:
     name: str
     type: ColumnType
     slot_names: tuple[str, ...] | None
+    padding: str | int | None = None
+
+
+def _unpadded(row: np.ndarray, pad: str | int) -> np.ndarray:
+    """A ragged row an onnxpipe export padded to the batch's longest: without its trailing ``pad``."""
+    if row.ndim != 1:
+        return row
+    kept = np.flatnonzero(row != pad)
+    return row[: kept[-1] + 1 if kept.size else 0]
 
 
 def _export_metadata(metadata: Mapping[str, str]) -> dict[str, _ExportedColumn]:
@@ -1225,7 +1242,10 @@ def _export_metadata(metadata: Mapping[str, str]) -> dict[str, _ExportedColumn]:
         entries = json.loads(raw)
         return {
             e["tensor"]: _ExportedColumn(
-                e["name"], column_type_from_json(e["type"]), tuple(e["slot_names"]) if "slot_names" in e else None
+                e["name"],
+                column_type_from_json(e["type"]),
+                tuple(e["slot_names"]) if "slot_names" in e else None,
+                e["padding"] if isinstance(e.get("padding"), str | int) else None,
             )
             for e in entries
         }
