@@ -1137,3 +1137,29 @@ def test_column_of_unknown_shape_is_one_array_when_rows_agree_and_a_list_when_ra
     assert isinstance(got, np.ndarray) and got.shape == (2, 2) and got.dtype == np.float32
     rows = view.column("ragged")
     assert isinstance(rows, list) and [r.tolist() for r in rows] == [[1.0], [3.0, 4.0]]
+
+
+def test_text_fields_are_read_as_mlnet_reads_them(tmp_path: Path) -> None:
+    path = tmp_path / "quotes.tsv"
+    path.write_text(
+        "id\ttext\n"
+        "1\t   leading spaces go\n"
+        '2\t  " kept inside quotes"\n'
+        '3\t"an ""escaped"" quote"\n'
+        '4\t"a quote left open swallows nothing\n'
+        "5\tthe next line is its own row\n",
+        encoding="utf-8",
+    )
+    view = load_from_text_file(path, has_header=True)
+    assert view.column("id").tolist() == [1, 2, 3, 4, 5]
+    assert view.column("text").tolist() == [
+        "leading spaces go",
+        " kept inside quotes",
+        'an "escaped" quote',
+        "",  # ML.NET: an open quote is a quoting error, the field is empty
+        "the next line is its own row",
+    ]
+    kept = load_from_text_file(path, has_header=True, trim_leading_spaces=False)
+    assert kept.column("text").tolist()[0] == "   leading spaces go"
+    as_is = load_from_text_file(path, has_header=True, allow_quoting=False)
+    assert as_is.column("text").tolist()[3] == '"a quote left open swallows nothing'

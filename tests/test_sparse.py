@@ -134,7 +134,9 @@ def test_saved_model_with_a_sparse_input_round_trips() -> None:
     np.testing.assert_array_equal(loaded.transform(data).column("Score"), model.transform(data).column("Score"))
 
 
-@pytest.mark.parametrize("trainer", ["sdca_logistic_regression", "averaged_perceptron", "lbfgs_logistic_regression"])
+@pytest.mark.parametrize(
+    "trainer", ["sdca_logistic_regression", "averaged_perceptron", "lbfgs_logistic_regression", "linear_svm"]
+)
 def test_linear_trainers_take_sparse_features_too_large_to_densify(trainer: str) -> None:
     rows, slots = 2200, 1 << 15  # 72M values dense: past the densify limit, 11k stored
     rng = np.random.default_rng(5)
@@ -146,3 +148,15 @@ def test_linear_trainers_take_sparse_features_too_large_to_densify(trainer: str)
     data = ctx.data.load_from_dict({"Features": matrix, "Label": label})
     model = getattr(ctx.binary_classification.trainers, trainer)().fit(data)
     assert ctx.binary_classification.evaluate(model.transform(data)).area_under_roc_curve > 0.75
+
+
+def test_kmeans_on_sparse_features_equals_dense() -> None:
+    matrix = sparse.random(300, 50, density=0.2, format="csr", dtype=np.float32, random_state=0)
+    on_sparse = ctx.data.load_from_dict({"Features": matrix})
+    on_dense = ctx.data.load_from_dict({"Features": matrix.toarray()})
+    trainer = ctx.clustering.trainers.kmeans(number_of_clusters=4)
+    model = trainer.fit(on_sparse)
+    np.testing.assert_allclose(model.centroids, trainer.fit(on_dense).centroids, atol=1e-12)
+    scored = model.transform(on_sparse)
+    np.testing.assert_allclose(scored.column("Score"), model.transform(on_dense).column("Score"), atol=1e-5)
+    check_onnx_parity(model, on_sparse, scored, True)

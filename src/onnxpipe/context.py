@@ -75,13 +75,15 @@ class DataCatalog:
         allow_quoting: bool = True,
         missing_values: Sequence[str] = _data._loaders.DEFAULT_MISSING,
         max_row_bytes: int = _data._loaders.MAX_ROW_BYTES,
+        trim_leading_spaces: bool = True,
     ) -> DataView:
         """A delimited text file (CSV with ``separator=","``), streamed lazily. Fields of
         ``row_class`` read the file column of their ``LoadColumn`` index (a range makes a
         vector) or, with a header, of their name; a ``schema`` (e.g. a loaded model's input
         schema) reads columns by name, vectors from ``name.0``, ``name.1``... Missing values
         become NaN in float columns. A row longer than ``max_row_bytes`` (64 MiB) is a
-        ParseError naming it, not an unbounded allocation."""
+        ParseError naming it, not an unbounded allocation. Spaces at the start of a text field
+        are dropped, as ML.NET's TextLoader drops them (``trim_leading_spaces=False`` keeps them)."""
         return _data.load_from_text_file(
             path,
             row_class,
@@ -91,6 +93,7 @@ class DataCatalog:
             allow_quoting=allow_quoting,
             missing_values=missing_values,
             max_row_bytes=max_row_bytes,
+            trim_leading_spaces=trim_leading_spaces,
         )
 
     def load_from_parquet(

@@ -471,9 +471,165 @@ _BLOCK_SLACK = 1 << 16  # a block holds a row of the longest length allowed, and
 
 
 def _open_csv(
-    path: Path, read: pacsv.ReadOptions, parse: pacsv.ParseOptions, convert: pacsv.ConvertOptions
+    path: Path,
+    read: pacsv.ReadOptions,
+    parse: pacsv.ParseOptions,
+    convert: pacsv.ConvertOptions,
+    trim_leading_spaces: bool = False,
 ) -> pacsv.CSVStreamingReader:
-    return pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+    """pyarrow's streaming CSV reader, reading the file as ML.NET's TextLoader does (see
+    :class:`_MlnetText`): spaces before a field dropped, quotes never spanning lines."""
+    trim = trim_leading_spaces and parse.delimiter != " "
+    source: Any = path
+    if trim or parse.quote_char:
+        columns = len(read.column_names or ())
+        text = _MlnetText(
+            path, parse.delimiter, columns, trim=trim, quoting=bool(parse.quote_char), limit=read.block_size
+        )
+        source = io.BufferedReader(text, buffer_size=1 << 20)
+    return pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+
+
+class _MlnetText(io.RawIOBase):
+    """A text file's bytes, adjusted so that pyarrow's CSV parser reads the fields ML.NET's
+    TextLoader reads:
+
+    * ``trim``: the spaces that start a field (before its opening quote, if quoted) are dropped;
+    * ``quoting``: ML.NET reads line by line, so a quote left open ends at the line's end (a quoting
+      error: the field is empty), where a CSV parser would swallow the following lines into one
+      field. Such a line is rewritten field by field (:func:`_mlnet_line`); lines whose quotes
+      pair up, nearly all, pass through unchanged. ``columns`` (when known) is the number of fields
+      a line has, which ML.NET fills with empty ones when a line has fewer.
+
+    At most ``limit`` bytes of one line are held: a longer line is passed on as it is, and
+    pyarrow refuses it as too long (the loader then retries with bigger blocks, up to its limit).
+    """
+
+    _CHUNK = 1 << 20
+
+    def __init__(self, path: Path, separator: str, columns: int, *, trim: bool, quoting: bool, limit: int) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._separator = separator
+        self._columns = columns
+        self._quoting = quoting
+        self._limit = limit + self._CHUNK
+        self._trim = trim
+        self._pending = bytearray()  # the start of a line whose end is not read yet
+        self._ready = b""
+        self._offset = 0  # bytes of _ready already handed on
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+    def readinto(self, buffer: Any) -> int:
+        while self._offset >= len(self._ready):
+            chunk = self._file.read(self._CHUNK)
+            if not chunk:
+                if not self._pending:
+                    return 0
+                self._hand_on(self._adjusted(bytes(self._pending)))
+                self._pending = bytearray()
+                break
+            cut = chunk.rfind(b"\n") + 1
+            if cut == 0:  # still inside one line
+                self._pending += chunk
+                if len(self._pending) > self._limit:  # too long to hold: on as it is
+                    self._hand_on(bytes(self._pending))
+                    self._pending = bytearray()
+                continue
+            complete = bytes(self._pending) + chunk[:cut]
+            self._pending = bytearray(chunk[cut:])
+            self._hand_on(self._adjusted(complete))
+        n = min(len(buffer), len(self._ready) - self._offset)
+        buffer[:n] = memoryview(self._ready)[self._offset : self._offset + n]
+        self._offset += n
+        return n
+
+    def _hand_on(self, data: bytes) -> None:
+        self._ready, self._offset = data, 0
+
+    def _adjusted(self, lines: bytes) -> bytes:
+        quoted = self._quoting and b'"' in lines
+        if quoted and (lines.count(b'"') % 2 or any(line.count(b'"') % 2 for line in lines.split(b"\n"))):
+            # A quote left open: that line field by field (leading spaces too), the others below.
+            lines = b"\n".join(
+                _mlnet_line(line, self._separator, self._columns, trim=self._trim) if line.count(b'"') % 2 else line
+                for line in lines.split(b"\n")
+            )
+        return _without_leading_spaces(lines, self._separator, quoted) if self._trim else lines
+
+
+def _without_leading_spaces(data: bytes, separator: str, quoting: bool) -> bytes:
+    """``data`` (whole lines) without the spaces that start a field: the runs of spaces right
+    after a line start or a separator, unless inside a quoted field (quotes before them on their
+    line are odd in number). Vectorized over the bytes: no Python loop per line."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    space = arr == 0x20
+    if not space.any():
+        return data
+    previous = np.empty_like(arr)
+    previous[0] = 0x0A  # the first byte starts a line
+    previous[1:] = arr[:-1]
+    run_start = space & (previous != 0x20)
+    keep_run = run_start & ((previous == ord(separator)) | (previous == 0x0A))
+    if quoting:
+        quotes_before = np.cumsum(arr == 0x22) - (arr == 0x22)  # quotes strictly before each byte
+        line_start = previous == 0x0A
+        line_of = np.cumsum(line_start) - 1
+        opened = (quotes_before - quotes_before[line_start][line_of]) % 2 == 1
+        keep_run &= ~opened
+    runs = np.cumsum(run_start)  # the run each space belongs to (1-based among run starts)
+    dropped_runs = np.concatenate([[False], keep_run[run_start]])
+    drop = space & dropped_runs[runs]
+    return data if not drop.any() else arr[~drop].tobytes()
+
+
+def _mlnet_line(line: bytes, separator: str, columns: int = 0, *, trim: bool = True) -> bytes:
+    """One line's fields as ML.NET's TextLoader reads them (leading spaces skipped; a quoted field
+    ends at its closing quote, ``""`` being a quote; text after it, or no closing quote at all, is a
+    quoting error: an empty field), written back so that a CSV parser reads the same fields."""
+    text, sep = line.decode("utf-8", "surrogateescape"), separator
+    carriage = text.endswith("\r")
+    text = text[:-1] if carriage else text
+    fields: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        while trim and sep != " " and i < n and text[i] == " ":
+            i += 1
+        if i < n and text[i] == '"':
+            i += 1
+            value: list[str] = []
+            closed = False
+            while i < n:
+                if text[i] == '"':
+                    if i + 1 < n and text[i + 1] == '"':
+                        value.append('"')
+                        i += 2
+                        continue
+                    i += 1
+                    closed = True
+                    break
+                value.append(text[i])
+                i += 1
+            while i < n and text[i] != sep:
+                closed = closed and text[i] == " "
+                i += 1
+            fields.append("".join(value) if closed else "")
+        else:
+            end = text.find(sep, i)
+            end = n if end < 0 else end
+            fields.append(text[i:end])
+            i = end
+        if i >= n:
+            break
+        i += 1
+    fields += [""] * (columns - len(fields))
+    quoted = ['"' + f.replace('"', '""') + '"' if ('"' in f or sep in f or not f) else f for f in fields]
+    return (sep.join(quoted) + ("\r" if carriage else "")).encode("utf-8", "surrogateescape")
 
 
 def _is_row_too_long(exc: pa.ArrowInvalid) -> bool:
@@ -544,6 +700,7 @@ def load_from_text_file(
     missing_values: Sequence[str] = DEFAULT_MISSING,
     block_size: int = 1 << 20,
     max_row_bytes: int = MAX_ROW_BYTES,
+    trim_leading_spaces: bool = True,
 ) -> DataView:
     """A lazy DataView over a delimited text file (CSV, TSV, ...), streamed block by block.
 
@@ -557,7 +714,9 @@ def load_from_text_file(
     (``missing_values``) become NaN in float columns and are an error elsewhere. Leading ``//``
     comment lines are skipped. Column names must be unique (else a DataError). A row longer than
     ``max_row_bytes`` (default :data:`MAX_ROW_BYTES`) is a ParseError naming it: rows are read
-    in blocks of ``block_size`` bytes, grown for longer rows up to that limit.
+    in blocks of ``block_size`` bytes, grown for longer rows up to that limit. As ML.NET's
+    TextLoader does, spaces at the start of a text field are not part of it
+    (``trim_leading_spaces``; never when the separator is a space).
     """
     p = _check_file(path, "text file")
     if len(separator) != 1:
@@ -591,7 +750,9 @@ def load_from_text_file(
     elif schema is not None:
         read_schema, plan = schema, _plan_from_schema(schema, names, has_header, p)
     else:
-        read_schema, plan = _plan_inferred(p, names, data_start, parse, missing_values, max_row_bytes)
+        read_schema, plan = _plan_inferred(
+            p, names, data_start, parse, missing_values, max_row_bytes, trim_leading_spaces
+        )
 
     source_types = {names[i]: t for i, t in plan.source_types.items()}
     convert = pacsv.ConvertOptions(
@@ -609,7 +770,7 @@ def load_from_text_file(
         while options is not None:
             try:
                 seen = 0
-                for b in _open_csv(p, options, parse, convert):
+                for b in _open_csv(p, options, parse, convert, trim_leading_spaces):
                     seen += b.num_rows
                     fresh = seen - row0  # rows of this batch not yielded before a retry
                     if fresh <= 0:
@@ -743,14 +904,20 @@ def _plan_from_schema(schema: Schema, names: list[str], has_header: bool, path: 
 
 
 def _plan_inferred(
-    path: Path, names: list[str], data_start: int, parse: pacsv.ParseOptions, missing: Sequence[str], limit: int
+    path: Path,
+    names: list[str],
+    data_start: int,
+    parse: pacsv.ParseOptions,
+    missing: Sequence[str],
+    limit: int,
+    trim_leading_spaces: bool,
 ) -> tuple[Schema, _Plan]:
     block = min(1 << 20, limit + _BLOCK_SLACK)
     read: pacsv.ReadOptions | None = pacsv.ReadOptions(skip_rows=data_start, column_names=names, block_size=block)
     convert = pacsv.ConvertOptions(null_values=list(missing), strings_can_be_null=False)
     while read is not None:
         try:
-            reader = _open_csv(path, read, parse, convert)
+            reader = _open_csv(path, read, parse, convert, trim_leading_spaces)
             inferred = reader.schema
             first = reader.read_next_batch() if inferred else None
             break

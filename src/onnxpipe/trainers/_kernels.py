@@ -41,6 +41,7 @@ __all__ = [
     "SQUARED",
     "averaged_sgd_epoch",
     "kernel_rows",
+    "linear_svm_epoch",
     "sdca_check",
     "sdca_epoch",
     "sdca_multiclass_check",
@@ -502,6 +503,61 @@ def averaged_sgd_epoch(
 
 
 # --------------------------------------------------------------------------------------------
+# Linear SVM (Pegasos, ML.NET's LinearSvmTrainer)
+
+
+def linear_svm_epoch(
+    x: np.ndarray,
+    indptr: Any,
+    indices: Any,
+    truth: np.ndarray,
+    sample_weights: np.ndarray,
+    order: np.ndarray,
+    lam: float,
+    batch_size: int,
+    no_bias: bool,
+    projection: bool,
+    weights: np.ndarray,
+    update: np.ndarray,
+    state: np.ndarray,
+) -> None:
+    """One pass of :meth:`onnxpipe.trainers.linear.LinearSvmTrainer._train` over the rows in
+    ``order``: rows with margin below 1 add ``truth * weight * x`` to the batch's update; each full
+    batch steps ``w = (1 - rate * lam) w + rate / k * update`` with ``rate = 1 / (1 + lam t)``, then
+    projects ``w`` into the ball of radius ``1 / sqrt(lam)``. ``state`` is ``[bias, t, update of the
+    bias, rows in the batch]`` (a batch may straddle passes)."""
+    d = weights.shape[0]
+    b, t, update_b, in_batch = state[0], state[1], state[2], state[3]
+    for r in range(order.shape[0]):
+        i = order[r]
+        dot = np.dot(x[i], weights) if indices is None else _row_dot(x, indptr, indices, i, weights, 0.0)
+        if truth[i] * (dot + b) < 1.0:
+            s = truth[i] * sample_weights[i]
+            _row_axpy(x, indptr, indices, i, s, update)
+            update_b += s
+        in_batch += 1
+        if in_batch == batch_size:
+            rate = 1.0 / (1.0 + lam * t)
+            shrink = 1.0 - rate * lam
+            step = rate / batch_size
+            for j in range(d):
+                weights[j] = weights[j] * shrink + step * update[j]
+                update[j] = 0.0
+            if not no_bias:
+                b += step * update_b
+            if projection:
+                norm = math.sqrt(np.dot(weights, weights))
+                if norm > 0 and 1.0 / (math.sqrt(lam) * norm) < 1.0:
+                    factor = 1.0 / (math.sqrt(lam) * norm)
+                    for j in range(d):
+                        weights[j] *= factor
+            update_b = 0.0
+            in_batch = 0
+            t += 1
+    state[0], state[1], state[2], state[3] = b, t, update_b, in_batch
+
+
+# --------------------------------------------------------------------------------------------
 # Compilation on first use
 
 # Helpers first: a kernel resolves the helpers it calls when it is compiled.
@@ -523,6 +579,7 @@ _JITTED = (
     "sdca_multiclass_epoch",
     "sdca_multiclass_check",
     "averaged_sgd_epoch",
+    "linear_svm_epoch",
 )
 _lock = threading.Lock()
 _ready = False

@@ -38,6 +38,7 @@ from onnxpipe.data._convert import ColumnValues, value_count
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError
 from onnxpipe.schema import Column, DType, KeyType, Schema, TensorType
+from onnxpipe.trainers._features import finite_rows, is_sparse
 from onnxpipe.trainers.multiclass import (
     PREDICTED_LABEL,
     SCORE,
@@ -68,9 +69,10 @@ def _output_columns(k: int) -> tuple[Column, Column]:
     )
 
 
-def squared_distances(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """``max(0, ||x||^2 - 2 x.c + ||c||^2)`` for every row and centroid, in float64."""
-    xx = np.einsum("ij,ij->i", x, x)[:, None]
+def squared_distances(x: Any, centroids: np.ndarray) -> np.ndarray:
+    """``max(0, ||x||^2 - 2 x.c + ||c||^2)`` for every row and centroid, in float64 (``x`` dense
+    or a CSR matrix)."""
+    xx = np.asarray(x.multiply(x).sum(axis=1)) if is_sparse(x) else np.einsum("ij,ij->i", x, x)[:, None]
     cc = np.einsum("ij,ij->i", centroids, centroids)[None, :]
     return np.asarray(np.maximum(xx - 2.0 * (x @ centroids.T) + cc, 0.0))
 
@@ -78,6 +80,8 @@ def squared_distances(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 @component("kmeans")
 class KMeansModel(Transformer):
     """Fitted k-means: ``Score`` (squared distances to the centroids) and ``PredictedLabel``."""
+
+    accepts_sparse = True  # distances from a CSR matrix's stored values
 
     def __init__(self, *, feature_column_name: str, feature_type: TensorType, centroids: np.ndarray) -> None:
         self.feature_column_name = feature_column_name
@@ -102,7 +106,7 @@ class KMeansModel(Transformer):
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
     ) -> dict[str, ColumnValues]:
-        x = as_matrix(columns[self.feature_column_name], n_rows, step=self.step_name)
+        x = as_matrix(columns[self.feature_column_name], n_rows, keep_sparse=True)
         score = squared_distances(x, self.centroids).astype(np.float32)
         label = np.zeros(n_rows, dtype=np.uint32)
         if n_rows:
@@ -211,15 +215,15 @@ class KMeansTrainer(Estimator):
         weight = self.example_weight_column_name
         cols = read_columns(data, [self.feature_column_name, *([weight] if weight else [])], step)
         n = value_count(cols[self.feature_column_name])
-        x = as_matrix(cols[self.feature_column_name], n, step=step)
+        x = as_matrix(cols[self.feature_column_name], n, keep_sparse=True)
         w = training_weights(cols[weight] if weight else None, n, step, weight)
-        keep = np.all(np.isfinite(x), axis=1) & np.isfinite(w)
+        keep = finite_rows(x) & np.isfinite(w)
         warn_skipped(step, int(n - keep.sum()), n, "non-finite features or weight")
         x, w = x[keep], w[keep]
         k = self.number_of_clusters
-        if len(x) < k:
+        if x.shape[0] < k:
             raise DataError(
-                f"{step}: number_of_clusters={k} is more than the {len(x)} usable training rows; "
+                f"{step}: number_of_clusters={k} is more than the {x.shape[0]} usable training rows; "
                 "lower number_of_clusters or train on more data"
             )
         if not np.any(w > 0):
@@ -262,58 +266,72 @@ def _too_few_distinct(step: str, k: int, found: int) -> DataError:
     )
 
 
-def _squared_distances_to(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """Squared distances of every row to one point, exactly 0 for a copy of it (no cancellation)."""
+def _row(x: Any, i: int) -> np.ndarray:
+    """Row ``i`` of a dense or CSR matrix, dense."""
+    return np.asarray(x[i].toarray()).reshape(-1) if is_sparse(x) else np.asarray(x[i])
+
+
+def _squared_distances_to(x: Any, centre: np.ndarray) -> np.ndarray:
+    """Squared distances of every row to one point, exactly 0 for a copy of it (no cancellation;
+    a CSR matrix is subtracted from the point one row of stored values at a time)."""
+    if is_sparse(x):
+        # ||x - c||^2 = ||c||^2 + sum over stored slots of ((x_j - c_j)^2 - c_j^2): exact for a copy
+        rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+        c = centre[x.indices]
+        per_slot = (x.data - c) ** 2 - c * c
+        return np.asarray(float(centre @ centre) + np.bincount(rows, per_slot, minlength=x.shape[0]))
     diff = x - centre
     return np.asarray(np.einsum("ij,ij->i", diff, diff))
 
 
-def kmeans_plus_plus(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, step: str) -> np.ndarray:
+def kmeans_plus_plus(x: Any, w: np.ndarray, k: int, rng: np.random.Generator, step: str) -> np.ndarray:
     """Greedy k-means++: the first centroid is a row drawn with probability proportional to its
     weight; each next one is the best (lowest weighted sum of squared distances to the nearest
     centroid) of ``2 + log(k)`` rows drawn with probability proportional to weight * squared
     distance to the nearest centroid so far."""
     trials = 2 + int(np.log(k))
-    chosen = [int(rng.choice(len(x), p=w / w.sum()))]
-    nearest = _squared_distances_to(x, x[chosen[0]])
+    chosen = [int(rng.choice(x.shape[0], p=w / w.sum()))]
+    nearest = _squared_distances_to(x, _row(x, chosen[0]))
     for i in range(1, k):
         p = np.where(nearest > _EPSILON, nearest * w, 0.0)
         total = float(p.sum())
         if not total > 0:
             raise _too_few_distinct(step, k, i)
-        candidates = rng.choice(len(x), size=trials, p=p / total)
+        candidates = rng.choice(x.shape[0], size=trials, p=p / total)
         # Each candidate's distances, as a new nearest-so-far; keep the one with the lowest cost.
-        options = np.stack([np.minimum(nearest, _squared_distances_to(x, x[c])) for c in candidates], axis=1)
+        options = np.stack([np.minimum(nearest, _squared_distances_to(x, _row(x, c))) for c in candidates], axis=1)
         best = int(np.argmin(w @ options))
         chosen.append(int(candidates[best]))
         nearest = options[:, best]
-    return np.array(x[chosen])
+    return np.stack([_row(x, c) for c in chosen])
 
 
-def _random_rows(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, step: str) -> np.ndarray:
+def _random_rows(x: Any, w: np.ndarray, k: int, rng: np.random.Generator, step: str) -> np.ndarray:
     """``k`` distinct rows drawn uniformly (among rows of positive weight)."""
-    distinct = np.unique(x[w > 0], axis=0)
+    candidates = x[w > 0]
+    distinct = np.unique(candidates.toarray() if is_sparse(candidates) else candidates, axis=0)
     if len(distinct) < k:
         raise _too_few_distinct(step, k, len(distinct))
     return np.array(distinct[rng.choice(len(distinct), size=k, replace=False)])
 
 
-def lloyd(x: np.ndarray, w: np.ndarray, centroids: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
+def lloyd(x: Any, w: np.ndarray, centroids: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
     """Lloyd iterations from ``centroids`` (see the module docstring for the stopping rules)."""
     centroids = np.array(centroids, dtype=np.float64)
     k = len(centroids)
     total = float(w.sum())
     previous_score = np.inf
     previous: np.ndarray | None = None
-    rows = np.arange(len(x))
-    xt = np.ascontiguousarray(x.T)  # (d, n): xt @ onehot is far faster than onehot.T @ x for tall x
+    rows = np.arange(x.shape[0])
+    # (d, n): xt @ onehot is far faster than onehot.T @ x for tall x (a CSR x stays sparse)
+    xt = x.T.tocsr() if is_sparse(x) else np.ascontiguousarray(x.T)
     for _ in range(max_iter):
         dist = squared_distances(x, centroids)
         assigned = np.argmin(dist, axis=1)
         score = float(w @ dist[rows, assigned]) / total
         if previous is not None and np.array_equal(assigned, previous):
             break  # a fixed point: the update below would not move any centroid
-        onehot = np.zeros((len(x), k))
+        onehot = np.zeros((x.shape[0], k))
         onehot[rows, assigned] = w
         mass = onehot.sum(axis=0)
         sums = (xt @ onehot).T

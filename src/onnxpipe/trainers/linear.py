@@ -1186,43 +1186,36 @@ class LinearSvmTrainer(_Trainer):
         return _binary_columns(False)
 
     def _train(self, train: _TrainingSet) -> tuple[np.ndarray, float]:
-        x, labels = train.x, train.y
+        from onnxpipe.trainers import _kernels
+
+        _kernels.compile_kernels()
+        x: Any = train.features.astype(np.float64) if is_sparse(train.features) else train.x  # CSR rows stay sparse
         n, d = x.shape
-        sw = train.weights
-        truth = np.where(labels > 0, 1.0, -1.0)
+        rows = _kernels.kernel_rows(x)
+        truth = np.where(train.y > 0, 1.0, -1.0)
+        sample_weights = train.weights if train.weights is not None else np.ones(n)
         rng = np.random.default_rng(self._seed)
-        lam, k = self._lambda, self._batch_size
-        w = np.zeros(d)
-        b = 0.0
-        t = 0
+        w, update = np.zeros(d), np.zeros(d)
+        state = np.zeros(4)  # bias, t, the bias's pending update, rows in the batch
         for _ in range(self._iterations):
             order = rng.permutation(n) if self._shuffle else np.arange(n)
-            t += 1  # ML.NET's BeginIteration starts a new batch
-            update_w = np.zeros(d)
-            update_b = 0.0
-            in_batch = 0
-            for i in order:
-                xi = x[i]
-                if truth[i] * (float(xi @ w) + b) < 1.0:
-                    s = truth[i] * (sw[i] if sw is not None else 1.0)
-                    update_w += s * xi
-                    update_b += s
-                in_batch += 1
-                if in_batch == k:
-                    rate = 1.0 / (1.0 + lam * t)
-                    w *= 1.0 - rate * lam
-                    w += (rate / k) * update_w
-                    if not self._no_bias:
-                        b += rate / k * update_b
-                    if self._projection:
-                        norm = float(np.linalg.norm(w))
-                        if norm > 0 and 1.0 / (math.sqrt(lam) * norm) < 1.0:
-                            w *= 1.0 / (math.sqrt(lam) * norm)
-                    update_w[:] = 0.0
-                    update_b = 0.0
-                    in_batch = 0
-                    t += 1
-        return w, b
+            state[1] += 1  # ML.NET's BeginIteration starts a new batch
+            update[:] = 0.0
+            state[2] = state[3] = 0.0
+            _kernels.linear_svm_epoch(
+                *rows,
+                truth,
+                sample_weights,
+                order,
+                self._lambda,
+                self._batch_size,
+                self._no_bias,
+                self._projection,
+                w,
+                update,
+                state,
+            )
+        return w, float(state[0])
 
     def _model(self, weights: np.ndarray, bias: float, skipped: int) -> Transformer:
         return LinearBinaryModel(

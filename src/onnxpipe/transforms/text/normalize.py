@@ -1,11 +1,14 @@
 """Text transforms (``ctx.transforms.text``), with ML.NET's names and defaults.
 
 ``normalize_text`` is ML.NET's TextNormalizingEstimator: change the case, remove diacritical
-marks, punctuation and digits of every value of a text column (scalar or vector). Character
-classes are Unicode's, as .NET's: punctuation is the ``P*`` categories (``char.IsPunctuation``),
-digits ``Nd`` (``char.IsDigit``), diacritics the non-spacing marks ``Mn`` left by canonical
-decomposition (NFD), after which the text is recomposed (NFC). Case changes map one character to
-one character (.NET's ``ToLowerInvariant`` / ``ToUpperInvariant``): ``ß`` stays ``ß`` in upper case.
+marks, punctuation and numbers of every value of a text column (scalar or vector), one character
+at a time exactly as ML.NET's ``NormalizeSrc`` does: punctuation is .NET's ``char.IsPunctuation``
+(the ``P*`` categories), numbers ``char.IsNumber`` (``Nd``, ``Nl``, ``No``); without diacritics,
+the combining marks ML.NET lists (U+0300-036F and its Hebrew and Arabic ranges) are dropped and
+the precomposed Latin, Greek and Cyrillic letters of ML.NET's table become their base letters
+(``é`` -> ``e``; letters outside the table, e.g. Vietnamese ``ữ``, stay as they are, as in
+ML.NET; there is no Unicode decomposition). Case changes map one character to one character
+(.NET's ``ToLowerInvariant`` / ``ToUpperInvariant``): ``ß`` stays ``ß`` in upper case.
 
 Export: like ML.NET, only a case change is exportable (diacritics, punctuation and digits all
 kept): ONNX's ``StringNormalizer`` has no character-class removal. The export runs in the
@@ -15,9 +18,10 @@ generated).
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -37,6 +41,7 @@ _CASE_MODES = ("lower", "upper", "none")
 _LOCALE = "C.UTF-8"
 
 
+@functools.cache
 def _one_to_one(change: str) -> dict[int, str]:
     """A translation table for a case change that keeps one character per character."""
     table: dict[int, str] = {}
@@ -48,7 +53,58 @@ def _one_to_one(change: str) -> dict[int, str]:
     return table
 
 
-_TABLES: dict[str, dict[int, str]] = {}
+# ML.NET's table of letters combined with diacritics (TextNormalizing.cs, "from Office NL team"):
+# each pair is the combined letter, then its letter without diacritics.
+_COMBINED_DIACRITICS = (
+    "ÀAÁAÂAÃAÄAÅAÇCÈEÉEÊEËEÌIÍIÎIÏIÑNÒOÓOÔOÕOÖOÙUÚUÛUÜUÝYàaáaâaãaäaåaçcèeéeêeëeìiíiîiïiñnòoóoôoõoöoùu"
+    "úuûuüuýyÿyĀAāaĂAăaĄAąaĆCćcĈCĉcĊCċcČCčcĎDďdĒEēeĔEĕeĖEėeĘEęeĚEěeĜGĝgĞGğgĠGġgĢGģgĤHĥhĨIĩiĪIīiĬIĭiĮI"
+    "įiİIĴJĵjĶKķkĹLĺlĻLļlĽLľlŃNńnŅNņnŇNňnŌOōoŎOŏoŐOőoŔRŕrŖRŗrŘRřrŚSśsŜSŝsŞSşsŠSšsŢTţtŤTťtŨUũuŪUūuŬUŭu"
+    "ŮUůuŰUűuŲUųuŴWŵwŶYŷyŸYŹZźzŻZżzŽZžzƠOơoƯUưuǍAǎaǏIǐiǑOǒoǓUǔuǕUǖuǗUǘuǙUǚuǛUǜuǞAǟaǠAǡaǢÆǣæǦGǧgǨKǩkǪO"
+    "ǫoǬOǭoǮƷǯʒǰjǴGǵgǸNǹnǺAǻaǼÆǽæǾØǿøȀAȁaȂAȃaȄEȅeȆEȇeȈIȉiȊIȋiȌOȍoȎOȏoȐRȑrȒRȓrȔUȕuȖUȗuȘSșsȚTțtȞHȟhȦAȧa"  # noqa: RUF001 - the letters are the data
+    "ȨEȩeȪOȫoȬOȭoȮOȯoȰOȱoȲYȳy"
+    "ΆΑΈΕΉΗΊΙΌΟΎΥΏΩΐιΪΙΫΥάαέεήηίιΰυϊιϋυόούυώωϓϒϔϒ"
+    "ЀЕЁЕЃГЇІЌКЍИЎУЙИйиѐеёеѓгїіќкѝиўуѶѴѷѵӁЖӂжӐАӑаӒАӓаӖЕӗеӚӘӛәӜЖӝжӞЗӟзӢИӣиӤИӥиӦОӧоӪӨӫөӬЭӭэӮУӯуӰУӱуӲУӳу"
+    "ӴЧӵчӸЫӹы"
+)
+_WITHOUT_DIACRITICS = dict(zip(_COMBINED_DIACRITICS[::2], _COMBINED_DIACRITICS[1::2], strict=True))
+
+
+def _is_combining_diacritic(code: int) -> bool:
+    """ML.NET's ``IsCombiningDiacritic``: basic, Hebrew and Arabic combining marks."""
+    return (
+        0x0300 <= code <= 0x036F
+        or 0x0591 <= code <= 0x05BD
+        or code in (0x05C1, 0x05C2, 0x05C4, 0x05C5, 0x05C7)
+        or 0x0610 <= code <= 0x0615
+        or 0x064C <= code <= 0x065E
+        or code == 0x0670
+    )
+
+
+@functools.cache
+def _translation(case_mode: str, keep_diacritics: bool, keep_punctuations: bool, keep_numbers: bool) -> dict[int, Any]:
+    """One ``str.translate`` table doing ML.NET's per-character normalization (BMP characters;
+    .NET sees others as surrogate pairs, which it never changes)."""
+    lower, upper = _one_to_one("lower"), _one_to_one("upper")
+    table: dict[int, Any] = {}
+    for code in range(0x10000):
+        category = unicodedata.category(chr(code))
+        if (not keep_punctuations and category.startswith("P")) or (
+            not keep_numbers and category in ("Nd", "Nl", "No")
+        ):
+            table[code] = None
+            continue
+        if not keep_diacritics and _is_combining_diacritic(code):
+            table[code] = None
+            continue
+        ch = chr(code)
+        if not keep_diacritics:
+            ch = _WITHOUT_DIACRITICS.get(ch, ch)
+        if case_mode != "none":
+            ch = (lower if case_mode == "lower" else upper).get(ord(ch), ch)
+        if ch != chr(code):
+            table[code] = ch
+    return table
 
 
 @component("normalize_text", catalog="transforms.text")
@@ -100,22 +156,8 @@ class TextNormalizingTransformer(OneToOneStep, TrivialEstimator):
 
     def normalize(self, text: str) -> str:
         """One value, normalized."""
-        if not self.keep_diacritics:
-            text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
-            text = unicodedata.normalize("NFC", text)
-        if not (self.keep_punctuations and self.keep_numbers):
-            text = "".join(
-                c
-                for c in text
-                if (self.keep_punctuations or not unicodedata.category(c).startswith("P"))
-                and (self.keep_numbers or unicodedata.category(c) != "Nd")
-            )
-        if self.case_mode != "none":
-            table = _TABLES.get(self.case_mode)
-            if table is None:
-                table = _TABLES[self.case_mode] = _one_to_one(self.case_mode)
-            text = text.translate(table)
-        return text
+        table = _translation(self.case_mode, self.keep_diacritics, self.keep_punctuations, self.keep_numbers)
+        return text.translate(table)
 
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
