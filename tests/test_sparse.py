@@ -13,7 +13,7 @@ import pytest
 from scipy import sparse
 
 import onnxpipe as op
-from onnxpipe.core import _DENSE_VALUES_LIMIT
+from onnxpipe._limits import MAX_DENSIFIED_VALUES
 from onnxpipe.errors import SchemaError, ShapeError
 from onnxpipe.schema import DType, SparseVectorType, TensorType, column_type_from_json, column_type_to_json
 from onnxpipe.testing import check_onnx_parity
@@ -115,7 +115,7 @@ def test_a_dense_only_step_densifies_within_a_limit_and_says_so_beyond() -> None
     got = scaled.column("Features")
     got = got.toarray() if sparse.issparse(got) else np.asarray(got)
     np.testing.assert_allclose(got, expected, rtol=1e-6)
-    slots = _DENSE_VALUES_LIMIT // 4 + 1
+    slots = MAX_DENSIFIED_VALUES // 4 + 1
     huge = sparse.csr_matrix((np.ones(5, np.float32), (np.arange(5), np.arange(5))), shape=(5, slots))
     big = ctx.data.load_from_dict({"Features": huge})
     with pytest.raises(ShapeError, match=r"normalize_lp_norm\(Features\): column 'Features' is a sparse vector of"):

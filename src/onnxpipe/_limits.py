@@ -15,6 +15,7 @@ from collections.abc import Iterator
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_VERIFY_TIMEOUT",
+    "MAX_DENSIFIED_VALUES",
     "MAX_BATCH_ROWS",
     "MAX_THREADS",
     "LoadLimits",
@@ -28,6 +29,10 @@ uncompressed entries; an ONNX model's tensors, declared and constant-folded)."""
 
 DEFAULT_VERIFY_TIMEOUT = 10.0
 """Default seconds a model may take to score its synthetic row when it is loaded."""
+
+MAX_DENSIFIED_VALUES = 1 << 26
+"""The most values a sparse vector batch (or training set) is densified to for a step or trainer
+that reads dense values only (256 MiB of float32); beyond, a ShapeError names the step."""
 
 MAX_THREADS = 256
 """Most threads one component may ask for (ONNX Runtime intra/inter-op, LightGBM)."""

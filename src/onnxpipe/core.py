@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 import pyarrow as pa
 
 from onnxpipe._annotations import annotation_problem, parameter_annotations
+from onnxpipe._limits import MAX_DENSIFIED_VALUES
 from onnxpipe._progress import StepStatus
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, to_arrow
 from onnxpipe.data._loaders import as_data_view
@@ -410,9 +411,6 @@ def _taking_any_data(method: Callable[..., Any], what: str) -> Callable[..., Any
     return wrapper
 
 
-_DENSE_VALUES_LIMIT = 1 << 26  # values per batch a sparse column may be densified to (256 MiB of float32)
-
-
 def sparse_inputs_densified(
     columns: Mapping[str, ColumnValues], schema: Schema, names: Sequence[str], step: Component
 ) -> Mapping[str, ColumnValues]:
@@ -425,7 +423,7 @@ def sparse_inputs_densified(
     for name in sparse_names:
         matrix: Any = columns[name]
         rows, size = matrix.shape
-        if rows * size > _DENSE_VALUES_LIMIT:
+        if rows * size > MAX_DENSIFIED_VALUES:
             raise ShapeError(
                 f"{step._own_name()}: column {name!r} is a sparse vector of {size:,} slots, and this step reads dense "
                 f"values only: {rows:,} rows of it would take {rows * size:,} values; use a step that takes sparse "

@@ -12,12 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from onnxpipe._limits import MAX_DENSIFIED_VALUES
 from onnxpipe.errors import ShapeError
 
-__all__ = ["DENSE_TRAINING_VALUES", "densified", "finite_rows", "is_sparse"]
-
-DENSE_TRAINING_VALUES = 1 << 26
-"""The most values a sparse feature matrix is densified to (512 MiB of float64)."""
+__all__ = ["densified", "finite_rows", "is_sparse"]
 
 
 def is_sparse(values: Any) -> bool:
@@ -30,7 +28,7 @@ def densified(x: Any, step: str, dtype: Any = np.float64) -> np.ndarray:
     if not is_sparse(x):
         return np.asarray(x, dtype=dtype)
     n, d = x.shape
-    if n * d > DENSE_TRAINING_VALUES:
+    if n * d > MAX_DENSIFIED_VALUES:
         raise ShapeError(
             f"{step}: the sparse features are {n:,} rows x {d:,} slots, too many for this step to use densely; "
             "train lbfgs_logistic_regression, lbfgs_maximum_entropy, naive_bayes or light_gbm, which take sparse "
