@@ -1056,5 +1056,72 @@ def _image_folder_view(
     return DataView(schema, batches, files.row_count), [path_column]
 
 
+# --------------------------------------------------------------------------------------------
+# serve
+
+
+@main.command("serve", epilog=_EPILOG, no_args_is_help=True)
+@click.argument("model", metavar="MODEL_OR_REPOSITORY")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to listen on.")
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Most rows concurrent requests to one model are merged into (1: no merging).",
+)
+@click.option(
+    "--max-batch-delay-ms",
+    type=click.FloatRange(min=0, max=10_000),
+    default=2.0,
+    show_default=True,
+    help="Longest wait for more requests to merge, in milliseconds.",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=64 * 2**20,
+    show_default="64 MiB",
+    help="Largest request body (larger ones are answered with 413).",
+)
+@click.option(
+    "--max-rows", type=click.IntRange(min=1), default=65536, show_default=True, help="Most rows in one request."
+)
+def serve_command(
+    model: str, host: str, port: int, max_batch_size: int, max_batch_delay_ms: float, max_body_bytes: int, max_rows: int
+) -> None:
+    """Serve a saved pipeline (.zip), a bare ONNX model (.onnx) or a model repository
+    (a folder of <name>/<version>/model.zip|model.onnx) over the Open Inference Protocol
+    (KServe V2 REST, with the binary tensor extension) until SIGINT or SIGTERM, which stop
+    accepting requests, finish those in flight and exit 0. Needs the serve extra:
+    pip install 'onnxpipe[serve]'."""
+    try:
+        from onnxpipe.serving import RepositoryError, ServerSettings, serve
+    except ImportError as exc:
+        _fail(f"onnxpipe serve needs the serve extra: pip install 'onnxpipe[serve]' ({exc})", EXIT_BAD_INPUT)
+    settings = ServerSettings(
+        max_batch_size=max_batch_size,
+        max_batch_delay_ms=max_batch_delay_ms,
+        max_body_bytes=max_body_bytes,
+        max_rows=max_rows,
+    )
+    # uvicorn's own SIGINT/SIGTERM handling (a graceful shutdown) replaces the CLI's, which would
+    # stop ONNX Runtime calls in flight; the signal uvicorn re-raises once done then ends nothing.
+    previous_fd = signal.set_wakeup_fd(-1) if threading.current_thread() is threading.main_thread() else None
+    previous = {}
+    if previous_fd is not None:
+        previous = {s: signal.signal(s, lambda signum, frame: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        serve(model, host=host, port=port, settings=settings)
+    except RepositoryError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if previous_fd is not None:
+            signal.set_wakeup_fd(previous_fd)
+
+
 if __name__ == "__main__":
     main()

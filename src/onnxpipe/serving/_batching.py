@@ -1,0 +1,112 @@
+"""Adaptive batching: concurrent requests to one model are merged into one scoring call of at
+most ``max_batch_size`` rows, waiting at most ``max_batch_delay_ms`` for more to arrive; scoring
+runs in a worker thread, never on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+
+import numpy as np
+
+from onnxpipe import Schema
+from onnxpipe.serving._models import ServedModel
+from onnxpipe.serving._protocol import split_rows
+
+__all__ = ["Batcher"]
+
+
+@dataclasses.dataclass
+class _Item:
+    schema: Schema
+    columns: dict[str, np.ndarray]
+    rows: int
+    future: asyncio.Future[dict[str, np.ndarray]]
+
+
+class Batcher:
+    """One model's queue of requests and the task that scores them in merged batches."""
+
+    def __init__(self, model: ServedModel, max_batch_size: int, max_batch_delay_ms: float) -> None:
+        self.model = model
+        self.max_batch_size = max_batch_size
+        self.max_batch_delay = max_batch_delay_ms / 1000.0
+        self._queue: asyncio.Queue[_Item] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._carry: _Item | None = None
+        self.scoring_calls = 0  # merged batches scored (for tests and, later, metrics)
+
+    async def score(self, schema: Schema, columns: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        if self.max_batch_size <= 1 or rows >= self.max_batch_size:
+            self.scoring_calls += 1
+            return await asyncio.to_thread(self.model.score, columns)
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        future: asyncio.Future[dict[str, np.ndarray]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item(schema, columns, rows, future))
+        return await future
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _next_batch(self) -> list[_Item]:
+        assert self._queue is not None
+        first = self._carry if self._carry is not None else await self._queue.get()
+        self._carry = None
+        batch, rows = [first], first.rows
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_batch_delay
+        while rows < self.max_batch_size:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), timeout)
+                except TimeoutError:
+                    break
+            if rows + item.rows > self.max_batch_size:
+                self._carry = item
+                break
+            batch.append(item)
+            rows += item.rows
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._next_batch()
+            groups: dict[Schema, list[_Item]] = {}
+            for item in batch:
+                if not item.future.done():  # a client that went away is not scored
+                    groups.setdefault(item.schema, []).append(item)
+            for items in groups.values():
+                await self._score_group(items)
+
+    async def _score_group(self, items: list[_Item]) -> None:
+        names = list(items[0].columns)
+        merged = (
+            items[0].columns if len(items) == 1 else {n: np.concatenate([i.columns[n] for i in items]) for n in names}
+        )
+        self.scoring_calls += 1
+        try:
+            results = await asyncio.to_thread(self.model.score, merged)
+        except Exception as exc:
+            if len(items) > 1:  # one request's rows failed the batch: score each alone, so only it fails
+                for i in items:
+                    await self._score_group([i])
+                return
+            for i in items:
+                if not i.future.done():
+                    i.future.set_exception(exc)
+            return
+        for item, part in zip(items, split_rows(results, [i.rows for i in items]), strict=True):
+            if not item.future.done():
+                item.future.set_result(part)
