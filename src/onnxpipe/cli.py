@@ -1088,23 +1088,61 @@ def _image_folder_view(
 @click.option(
     "--max-rows", type=click.IntRange(min=1), default=65536, show_default=True, help="Most rows in one request."
 )
+@click.option(
+    "--request-timeout-s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Longest a request may take (longer ones are answered with 504).",
+)
+@click.option(
+    "--max-queue",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Most requests per model waiting or scoring (more are answered with 503 and Retry-After).",
+)
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Also serve gRPC (KServe V2 GRPCInferenceService) on this port (0: any free one); off unless given.",
+)
 def serve_command(
-    model: str, host: str, port: int, max_batch_size: int, max_batch_delay_ms: float, max_body_bytes: int, max_rows: int
+    model: str,
+    host: str,
+    port: int,
+    max_batch_size: int,
+    max_batch_delay_ms: float,
+    max_body_bytes: int,
+    max_rows: int,
+    request_timeout_s: float,
+    max_queue: int,
+    grpc_port: int | None,
 ) -> None:
     """Serve a saved pipeline (.zip), a bare ONNX model (.onnx) or a model repository
     (a folder of <name>/<version>/model.zip|model.onnx) over the Open Inference Protocol
     (KServe V2 REST, with the binary tensor extension) until SIGINT or SIGTERM, which stop
-    accepting requests, finish those in flight and exit 0. Needs the serve extra:
+    accepting requests, finish those in flight and exit 0. Set ONNXPIPE_SERVE_TOKEN to require
+    'Authorization: Bearer <token>' on every route but health. Needs the serve extra:
     pip install 'onnxpipe[serve]'."""
     try:
         from onnxpipe.serving import RepositoryError, ServerSettings, serve
     except ImportError as exc:
         _fail(f"onnxpipe serve needs the serve extra: pip install 'onnxpipe[serve]' ({exc})", EXIT_BAD_INPUT)
+    if grpc_port is not None:
+        try:
+            import grpc  # noqa: F401
+        except ImportError as exc:
+            _fail(f"--grpc-port needs grpcio: pip install 'onnxpipe[serve]' ({exc})", EXIT_BAD_INPUT)
     settings = ServerSettings(
         max_batch_size=max_batch_size,
         max_batch_delay_ms=max_batch_delay_ms,
         max_body_bytes=max_body_bytes,
         max_rows=max_rows,
+        request_timeout_s=request_timeout_s,
+        max_queue=max_queue,
+        token=os.environ.get("ONNXPIPE_SERVE_TOKEN") or None,
     )
     # uvicorn's own SIGINT/SIGTERM handling (a graceful shutdown) replaces the CLI's, which would
     # stop ONNX Runtime calls in flight; the signal uvicorn re-raises once done then ends nothing.
@@ -1113,7 +1151,7 @@ def serve_command(
     if previous_fd is not None:
         previous = {s: signal.signal(s, lambda signum, frame: None) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        serve(model, host=host, port=port, settings=settings)
+        serve(model, host=host, port=port, settings=settings, grpc_port=grpc_port)
     except RepositoryError as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
     finally:

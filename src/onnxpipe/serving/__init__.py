@@ -20,10 +20,33 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     settings: ServerSettings | None = None,
+    grpc_port: int | None = None,
 ) -> None:
     """Load the model(s) at ``location`` and serve them until SIGINT/SIGTERM (uvicorn's graceful
-    shutdown: stop accepting, finish in-flight requests)."""
+    shutdown: stop accepting, finish in-flight requests). With ``grpc_port`` (0: any free port),
+    the same models are also served over gRPC (KServe V2 ``GRPCInferenceService``, needs grpcio)
+    on ``host:grpc_port``, in the same process and event loop, and stopped with uvicorn."""
     import uvicorn
 
-    app = create_app(ModelRepository.open(location), settings)
-    uvicorn.run(app, host=host, port=port, ws="none", log_level="info")
+    repository = ModelRepository.open(location)
+    app = create_app(repository, settings)
+    if grpc_port is None:
+        uvicorn.run(app, host=host, port=port, ws="none", log_level="info", access_log=False)
+        return
+    import asyncio
+    import logging
+
+    from onnxpipe.serving._grpc import GrpcServer
+
+    async def run() -> None:
+        grpc_server = GrpcServer(repository, settings, host=host, port=grpc_port)
+        bound = await grpc_server.start()
+        logging.getLogger("uvicorn.error").info("gRPC (KServe V2) on %s:%d", host, bound)
+        try:
+            await uvicorn.Server(
+                uvicorn.Config(app, host=host, port=port, ws="none", log_level="info", access_log=False)
+            ).serve()
+        finally:
+            await grpc_server.stop()
+
+    asyncio.run(run())

@@ -1,24 +1,40 @@
-"""The Starlette application: the Open Inference Protocol (KServe V2) REST routes."""
+"""The Starlette application: the Open Inference Protocol (KServe V2) REST routes, the typed JSON
+``predict`` route, its OpenAPI document and pages, and operations (``/metrics``, access logs,
+timeouts, queue bounds, bearer-token authentication)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import hmac
 import logging
-from collections.abc import AsyncIterator
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from onnxpipe import __version__
 from onnxpipe.errors import InvalidArgumentError, OnnxPipeError
-from onnxpipe.serving._batching import Batcher
+from onnxpipe.serving._batching import Batcher, OverloadedError
+from onnxpipe.serving._metrics import ACCESS_LOG, Metrics, access_line
 from onnxpipe.serving._models import ModelRepository, ServedModel
-from onnxpipe.serving._protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
+from onnxpipe.serving._page import (
+    content_security_policy,
+    openapi,
+    render_docs,
+    render_index,
+    rows_request,
+    rows_response,
+)
+from onnxpipe.serving._protocol import HEADER_LENGTH, ProtocolError, _json, encode_response, parse_request
 
 __all__ = ["ServerSettings", "create_app"]
 
@@ -32,14 +48,54 @@ class ServerSettings:
     max_body_bytes: int = 64 * 2**20
     max_rows: int = 65536
     max_values: int = 2**27  # values in one input tensor
+    request_timeout_s: float = 30.0  # longer requests are answered with 504
+    max_queue: int = 1024  # requests per model waiting for or in scoring; more: 503 + Retry-After
+    token: str | None = None  # when set, every route but health needs "Authorization: Bearer <token>"
 
 
-def _json(doc: Any, status: int = 200) -> Response:
+_OPEN_ROUTES = frozenset({"live", "ready"})  # health: never behind the token
+
+
+def _json_response(doc: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
 
 
 def _error(message: str, status: int) -> Response:
-    return _json({"error": message}, status)
+    return _json_response({"error": message}, status)
+
+
+def _protocol_error(exc: ProtocolError) -> Response:
+    response = _error(str(exc), exc.status)
+    if isinstance(exc, OverloadedError):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
+def _authorized(request: Request, expected: bytes) -> bool:
+    given = request.headers.get("authorization", "").encode("utf-8", "replace")
+    return hmac.compare_digest(given, expected)
+
+
+def _page_response(render: Callable[[str], str]) -> Response:
+    nonce = secrets.token_urlsafe(16)
+    return HTMLResponse(
+        render(nonce),
+        headers={
+            "Content-Security-Policy": content_security_policy(nonce),
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _ensure_access_log() -> None:
+    """Access lines go to stderr when nobody configured logging (the CLI); otherwise wherever the
+    application's logging sends ``onnxpipe.serving.access``."""
+    if not ACCESS_LOG.hasHandlers():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        ACCESS_LOG.addHandler(handler)
+        ACCESS_LOG.setLevel(logging.INFO)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -63,9 +119,24 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def create_app(repository: ModelRepository, settings: ServerSettings | None = None) -> Starlette:
     """An ASGI application serving ``repository`` (run it with uvicorn)."""
     settings = settings or ServerSettings()
+    if settings.token is not None and not settings.token.strip():
+        raise ValueError("ServerSettings.token must not be empty (None: no authentication)")
+    metrics = Metrics()
     batchers: dict[tuple[str, str], Batcher] = {
-        (m.name, m.version): Batcher(m, settings.max_batch_size, settings.max_batch_delay_ms) for m in repository.all()
+        (m.name, m.version): Batcher(
+            m,
+            settings.max_batch_size,
+            settings.max_batch_delay_ms,
+            settings.max_queue,
+            on_batch=metrics.batch_rows.labels(m.name, m.version).observe,
+            on_depth=metrics.queue_depth.labels(m.name, m.version).set,
+        )
+        for m in repository.all()
     }
+    latest = {name: repository.get(name).version for name in repository.names}
+    names = frozenset(repository.names)
+    expected_auth = f"Bearer {settings.token}".encode() if settings.token is not None else None
+    openapi_doc = openapi(repository.all(), latest, __version__, settings.token is not None)
 
     def model_of(request: Request) -> ServedModel:
         version = request.path_params.get("version")
@@ -74,14 +145,41 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
         except InvalidArgumentError as exc:
             raise ProtocolError(str(exc), 404) from None
 
+    def endpoint(
+        route: str, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """``handler`` behind the token (unless a health route) and the timeout, counted in the
+        metrics and logged as one access line."""
+
+        async def run(request: Request) -> Response:
+            start = time.perf_counter()
+            if expected_auth is not None and route not in _OPEN_ROUTES and not _authorized(request, expected_auth):
+                response = _error("this server needs 'Authorization: Bearer <token>' with its token", 401)
+                response.headers["WWW-Authenticate"] = 'Bearer realm="onnxpipe"'
+            else:
+                try:
+                    response = await asyncio.wait_for(handler(request), settings.request_timeout_s)
+                except TimeoutError:
+                    response = _error(
+                        f"the request took longer than the server's {settings.request_timeout_s:g} s", 504
+                    )
+            seconds = time.perf_counter() - start
+            name = request.path_params.get("name")
+            model = name if name in names else "-"  # unknown names: no new label values
+            metrics.observe(model, route, response.status_code, seconds)
+            ACCESS_LOG.info(access_line(request.method, request.url.path, response.status_code, seconds * 1000, model))
+            return response
+
+        return run
+
     async def live(request: Request) -> Response:
-        return _json({"live": True})
+        return _json_response({"live": True})
 
     async def ready(request: Request) -> Response:
-        return _json({"ready": True})
+        return _json_response({"ready": True})
 
     async def server_metadata(request: Request) -> Response:
-        return _json({"name": "onnxpipe", "version": __version__, "extensions": ["binary_tensor_data"]})
+        return _json_response({"name": "onnxpipe", "version": __version__, "extensions": ["binary_tensor_data"]})
 
     async def model_metadata(request: Request) -> Response:
         try:
@@ -94,14 +192,14 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
                 (m.version for m in repository.all() if m.name == model.name),
                 key=lambda v: (1, int(v), "") if v.isdigit() else (0, 0, v),
             )
-        return _json(doc)
+        return _json_response(doc)
 
     async def model_ready(request: Request) -> Response:
         try:
             model = model_of(request)
         except ProtocolError as exc:
             return _error(str(exc), exc.status)
-        return _json({"name": model.name, "ready": True})
+        return _json_response({"name": model.name, "ready": True})
 
     async def infer(request: Request) -> Response:
         try:
@@ -113,7 +211,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
             results = await batchers[(model.name, model.version)].score(parsed.schema, parsed.columns, parsed.rows)
             content, json_length = encode_response(model, parsed, results)
         except ProtocolError as exc:
-            return _error(str(exc), exc.status)
+            return _protocol_error(exc)
         except OnnxPipeError as exc:
             return _error(f"model {request.path_params['name']!r}: {exc}", 400)
         except Exception as exc:  # a bug or a runtime failure: say so, keep serving
@@ -127,21 +225,57 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
             headers={"Inference-Header-Content-Length": str(json_length)},
         )
 
+    async def predict(request: Request) -> Response:
+        try:
+            model = model_of(request)
+            body = await _read_body(request, settings.max_body_bytes)
+            v2_body = rows_request(model, _json(body), settings.max_rows)
+            parsed = parse_request(model, v2_body, None, settings.max_rows, settings.max_values)
+            results = await batchers[(model.name, model.version)].score(parsed.schema, parsed.columns, parsed.rows)
+            return _json_response(rows_response(model, results))
+        except ProtocolError as exc:
+            return _protocol_error(exc)
+        except OnnxPipeError as exc:
+            return _error(f"model {request.path_params['name']!r}: {exc}", 400)
+        except Exception as exc:  # a bug or a runtime failure: say so, keep serving
+            _log.exception("prediction failed")
+            return _error(f"prediction failed: {type(exc).__name__}: {exc}", 500)
+
+    async def metrics_page(request: Request) -> Response:
+        content, media_type = metrics.render()
+        return Response(content, headers={"Content-Type": media_type})
+
+    async def openapi_json(request: Request) -> Response:
+        return _json_response(openapi_doc)
+
+    async def docs(request: Request) -> Response:
+        return _page_response(lambda nonce: render_docs(openapi_doc, nonce))
+
+    async def index(request: Request) -> Response:
+        return _page_response(lambda nonce: render_index(repository.all(), latest, settings.token is not None, nonce))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        _ensure_access_log()
         yield
         for b in batchers.values():
             await b.close()
 
     routes = [
-        Route("/v2/health/live", live),
-        Route("/v2/health/ready", ready),
-        Route("/v2", server_metadata),
-        Route("/v2/models/{name}", model_metadata),
-        Route("/v2/models/{name}/versions/{version}", model_metadata),
-        Route("/v2/models/{name}/ready", model_ready),
-        Route("/v2/models/{name}/versions/{version}/ready", model_ready),
-        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
-        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+        Route("/v2/health/live", endpoint("live", live)),
+        Route("/v2/health/ready", endpoint("ready", ready)),
+        Route("/v2", endpoint("server_metadata", server_metadata)),
+        Route("/v2/models/{name}", endpoint("model_metadata", model_metadata)),
+        Route("/v2/models/{name}/versions/{version}", endpoint("model_metadata", model_metadata)),
+        Route("/v2/models/{name}/ready", endpoint("model_ready", model_ready)),
+        Route("/v2/models/{name}/versions/{version}/ready", endpoint("model_ready", model_ready)),
+        Route("/v2/models/{name}/infer", endpoint("infer", infer), methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", endpoint("infer", infer), methods=["POST"]),
+        Route("/v2/models/{name}/predict", endpoint("predict", predict), methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/predict", endpoint("predict", predict), methods=["POST"]),
+        Route("/metrics", endpoint("metrics", metrics_page)),
+        Route("/openapi.json", endpoint("openapi", openapi_json)),
+        Route("/docs", endpoint("docs", docs)),
+        Route("/", endpoint("index", index)),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -1,20 +1,30 @@
 """Adaptive batching: concurrent requests to one model are merged into one scoring call of at
 most ``max_batch_size`` rows, waiting at most ``max_batch_delay_ms`` for more to arrive; scoring
-runs in a worker thread, never on the event loop."""
+runs in a worker thread, never on the event loop. At most ``max_queue`` requests per model wait
+or score at once; more are refused with :class:`OverloadedError` (503 + ``Retry-After``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
 from onnxpipe import Schema
 from onnxpipe.serving._models import ServedModel
-from onnxpipe.serving._protocol import split_rows
+from onnxpipe.serving._protocol import ProtocolError, split_rows
 
-__all__ = ["Batcher"]
+__all__ = ["Batcher", "OverloadedError"]
+
+
+class OverloadedError(ProtocolError):
+    """A model's queue is full: answered with 503 and ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message, 503)
+        self.retry_after_s = retry_after_s
 
 
 @dataclasses.dataclass
@@ -28,18 +38,50 @@ class _Item:
 class Batcher:
     """One model's queue of requests and the task that scores them in merged batches."""
 
-    def __init__(self, model: ServedModel, max_batch_size: int, max_batch_delay_ms: float) -> None:
+    def __init__(
+        self,
+        model: ServedModel,
+        max_batch_size: int,
+        max_batch_delay_ms: float,
+        max_queue: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+        on_depth: Callable[[int], None] | None = None,
+    ) -> None:
         self.model = model
         self.max_batch_size = max_batch_size
         self.max_batch_delay = max_batch_delay_ms / 1000.0
+        self.max_queue = max_queue  # None: unbounded
+        self.pending = 0  # requests waiting for or in scoring
+        self._on_batch = on_batch
+        self._on_depth = on_depth
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
         self._carry: _Item | None = None
         self.scoring_calls = 0  # merged batches scored (for tests and, later, metrics)
 
     async def score(self, schema: Schema, columns: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        if self.max_queue is not None and self.pending >= self.max_queue:
+            raise OverloadedError(f"model {self.model.name!r} has {self.pending} requests queued (its limit)")
+        self.pending += 1
+        self._depth()
+        try:
+            return await self._score(schema, columns, rows)
+        finally:
+            self.pending -= 1
+            self._depth()
+
+    def _depth(self) -> None:
+        if self._on_depth is not None:
+            self._on_depth(self.pending)
+
+    def _scoring(self, rows: int) -> None:
+        self.scoring_calls += 1
+        if self._on_batch is not None:
+            self._on_batch(rows)
+
+    async def _score(self, schema: Schema, columns: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
         if self.max_batch_size <= 1 or rows >= self.max_batch_size:
-            self.scoring_calls += 1
+            self._scoring(rows)
             return await asyncio.to_thread(self.model.score, columns)
         if self._queue is None:
             self._queue = asyncio.Queue()
@@ -95,7 +137,7 @@ class Batcher:
         merged = (
             items[0].columns if len(items) == 1 else {n: np.concatenate([i.columns[n] for i in items]) for n in names}
         )
-        self.scoring_calls += 1
+        self._scoring(sum(i.rows for i in items))
         try:
             results = await asyncio.to_thread(self.model.score, merged)
         except Exception as exc:
