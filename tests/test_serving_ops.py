@@ -29,21 +29,13 @@ pytest.importorskip("prometheus_client", reason="the serve extra (prometheus-cli
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from onnxpipe import MLContext, Transformer
+from onnxpipe import Transformer
 from onnxpipe.serving import ModelRepository, ServerSettings, create_app
 from tests import models
+from tests.test_serving import _training_data, ctx, trained  # noqa: F401 - the shared trained pipeline fixture
 
-ctx = MLContext(seed=0)
 CRAFTED = '<script>alert("x")</script>'
 TOKEN = "s3cret-token"
-
-
-def _training_data() -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    age = rng.uniform(18, 80, 200).astype(np.float32)
-    hours = rng.uniform(10, 60, 200).astype(np.float32)
-    label = (age / 80 + hours / 60 + rng.normal(0, 0.2, 200)) > 1.0
-    return {"age": age, "hours": hours, "Label": label}
 
 
 def _crafted_model() -> bytes:
@@ -58,17 +50,7 @@ def _crafted_model() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def trained() -> Transformer:
-    data = ctx.data.load_from_dict(_training_data())
-    est = ctx.transforms.concatenate("Features", "age", "hours").append(
-        ctx.binary_classification.trainers.lbfgs_logistic_regression()
-    )
-    model: Transformer = est.fit(data)
-    return model
-
-
-@pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory, trained: Transformer) -> Path:
+def repository(tmp_path_factory: pytest.TempPathFactory, trained: Transformer) -> Path:  # noqa: F811
     root = tmp_path_factory.mktemp("repo")
     for version in ("1", "2"):
         (root / "income" / version).mkdir(parents=True)
@@ -135,7 +117,7 @@ def _income_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[dict[s
 
 
 @pytest.mark.parametrize("path", ["/v2/models/income/predict", "/v2/models/income/versions/1/predict"])
-def test_predict_rows_equal_transform(server: _Server, trained: Transformer, path: str) -> None:
+def test_predict_rows_equal_transform(server: _Server, trained: Transformer, path: str) -> None:  # noqa: F811
     age, hours, rows = _income_rows(9, seed=3)
     status, headers, body = server.request("POST", path, {"rows": rows})
     assert status == 200, body
