@@ -1074,9 +1074,10 @@ def _image_folder_view(
 @click.option(
     "--max-batch-delay-ms",
     type=click.FloatRange(min=0, max=10_000),
-    default=2.0,
+    default=0.0,
     show_default=True,
-    help="Longest wait for more requests to merge, in milliseconds.",
+    help="Longest wait for more requests to merge, in milliseconds (0: requests that arrive while a "
+    "batch is scored are merged into the next one, with no wait).",
 )
 @click.option(
     "--max-body-bytes",

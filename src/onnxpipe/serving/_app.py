@@ -44,7 +44,7 @@ _log = logging.getLogger("onnxpipe.serving")
 @dataclasses.dataclass(frozen=True)
 class ServerSettings:
     max_batch_size: int = 64
-    max_batch_delay_ms: float = 2.0
+    max_batch_delay_ms: float = 0.0  # requests arriving while a batch scores merge into the next anyway
     max_body_bytes: int = 64 * 2**20
     max_rows: int = 65536
     max_values: int = 2**27  # values in one input tensor
