@@ -320,3 +320,26 @@ def test_limits_are_resource_exhausted(client: Any) -> None:
     with pytest.raises(InferenceServerException) as info:
         client.infer("income", _income_inputs(age, hours))
     assert info.value.status() == "StatusCode.RESOURCE_EXHAUSTED"
+
+
+def test_inference_follows_a_reload_of_the_shared_repository(tmp_path: Path, trained: Transformer) -> None:  # noqa: F811
+    (tmp_path / "inc" / "1").mkdir(parents=True)
+    (tmp_path / "inc" / "1" / "model.onnx").write_bytes(models.rank0_increment())
+    gc.collect()
+    with _Server(tmp_path, ServerSettings()) as s:
+        c = grpcclient.InferenceServerClient(s.url)
+        try:
+            (tmp_path / "income" / "1").mkdir(parents=True)  # a model added while serving
+            ctx.model.save(trained, _training_schema(), tmp_path / "income" / "1" / "model.zip")
+            assert s.grpc.repository.reload()  # what the REST app's reload task runs
+            age, hours = _rows(3, seed=4)
+            result = c.infer("income", _income_inputs(age, hours))
+            np.testing.assert_array_equal(result.as_numpy("Score"), _expected(trained, age, hours)["Score"])
+        finally:
+            c.close()
+
+
+def _training_schema() -> Any:
+    from tests.test_serving import _training_data
+
+    return ctx.data.load_from_dict(_training_data())

@@ -1109,6 +1109,13 @@ def _image_folder_view(
     default=None,
     help="Also serve gRPC (KServe V2 GRPCInferenceService) on this port (0: any free one); off unless given.",
 )
+@click.option(
+    "--reload-interval-s",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="How often the model files are checked for changes, which are loaded and swapped in (0: never).",
+)
 def serve_command(
     model: str,
     host: str,
@@ -1120,6 +1127,7 @@ def serve_command(
     request_timeout_s: float,
     max_queue: int,
     grpc_port: int | None,
+    reload_interval_s: float,
 ) -> None:
     """Serve a saved pipeline (.zip), a bare ONNX model (.onnx) or a model repository
     (a folder of <name>/<version>/model.zip|model.onnx) over the Open Inference Protocol
@@ -1144,6 +1152,7 @@ def serve_command(
         request_timeout_s=request_timeout_s,
         max_queue=max_queue,
         token=os.environ.get("ONNXPIPE_SERVE_TOKEN") or None,
+        reload_interval_s=reload_interval_s,
     )
     # uvicorn's own SIGINT/SIGTERM handling (a graceful shutdown) replaces the CLI's, which would
     # stop ONNX Runtime calls in flight; the signal uvicorn re-raises once done then ends nothing.

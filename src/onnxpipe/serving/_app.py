@@ -51,6 +51,7 @@ class ServerSettings:
     request_timeout_s: float = 30.0  # longer requests are answered with 504
     max_queue: int = 1024  # requests per model waiting for or in scoring; more: 503 + Retry-After
     token: str | None = None  # when set, every route but health needs "Authorization: Bearer <token>"
+    reload_interval_s: float = 2.0  # how often the repository's files are checked for changes (0: never)
 
 
 _OPEN_ROUTES = frozenset({"live", "ready"})  # health: never behind the token
@@ -122,21 +123,43 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
     if settings.token is not None and not settings.token.strip():
         raise ValueError("ServerSettings.token must not be empty (None: no authentication)")
     metrics = Metrics()
-    batchers: dict[tuple[str, str], Batcher] = {
-        (m.name, m.version): Batcher(
-            m,
-            settings.max_batch_size,
-            settings.max_batch_delay_ms,
-            settings.max_queue,
-            on_batch=metrics.batch_rows.labels(m.name, m.version).observe,
-            on_depth=metrics.queue_depth.labels(m.name, m.version).set,
-        )
-        for m in repository.all()
-    }
-    latest = {name: repository.get(name).version for name in repository.names}
-    names = frozenset(repository.names)
+    # one Batcher per served model object (id): a reloaded model gets a new one, while requests
+    # already given the old model finish on the old one, which is closed once idle
+    batchers: dict[int, Batcher] = {}
+
+    def batcher_for(model: ServedModel) -> Batcher:
+        b = batchers.get(id(model))
+        if b is None or b.model is not model:
+            b = batchers[id(model)] = Batcher(
+                model,
+                settings.max_batch_size,
+                settings.max_batch_delay_ms,
+                settings.max_queue,
+                on_batch=metrics.batch_rows.labels(model.name, model.version).observe,
+                on_depth=metrics.queue_depth.labels(model.name, model.version).set,
+            )
+        return b
+
+    for m in repository.all():
+        batcher_for(m)
+
+    async def retire_batchers() -> None:
+        served = {id(m) for m in repository.all()}
+        for key, b in list(batchers.items()):
+            if key not in served and b.pending == 0:
+                del batchers[key]
+                await b.close()
+
     expected_auth = f"Bearer {settings.token}".encode() if settings.token is not None else None
-    openapi_doc = openapi(repository.all(), latest, __version__, settings.token is not None)
+    derived: dict[str, Any] = {}
+
+    def current() -> tuple[dict[str, str], Any]:
+        """The latest version of each model and the OpenAPI document, for what is served now."""
+        if derived.get("generation") != repository.generation:
+            latest = {name: repository.get(name).version for name in repository.names}
+            doc = openapi(repository.all(), latest, __version__, settings.token is not None)
+            derived.update(generation=repository.generation, latest=latest, openapi=doc)
+        return derived["latest"], derived["openapi"]
 
     def model_of(request: Request) -> ServedModel:
         version = request.path_params.get("version")
@@ -165,7 +188,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
                     )
             seconds = time.perf_counter() - start
             name = request.path_params.get("name")
-            model = name if name in names else "-"  # unknown names: no new label values
+            model = name if name in repository.names else "-"  # unknown names: no new label values
             metrics.observe(model, route, response.status_code, seconds)
             ACCESS_LOG.info(access_line(request.method, request.url.path, response.status_code, seconds * 1000, model))
             return response
@@ -192,6 +215,9 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
                 (m.version for m in repository.all() if m.name == model.name),
                 key=lambda v: (1, int(v), "") if v.isdigit() else (0, 0, v),
             )
+        errors = repository.errors_of(model.name, request.path_params.get("version"))
+        if errors:
+            doc["reload_errors"] = errors
         return _json_response(doc)
 
     async def model_ready(request: Request) -> Response:
@@ -199,7 +225,11 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
             model = model_of(request)
         except ProtocolError as exc:
             return _error(str(exc), exc.status)
-        return _json_response({"name": model.name, "ready": True})
+        doc: dict[str, Any] = {"name": model.name, "ready": True}
+        errors = repository.errors_of(model.name, request.path_params.get("version"))
+        if errors:  # still ready (an older file serves), but the newer one failed to load
+            doc["reload_errors"] = errors
+        return _json_response(doc)
 
     async def infer(request: Request) -> Response:
         try:
@@ -208,7 +238,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
             parsed = parse_request(
                 model, body, request.headers.get(HEADER_LENGTH), settings.max_rows, settings.max_values
             )
-            results = await batchers[(model.name, model.version)].score(parsed.schema, parsed.columns, parsed.rows)
+            results = await batcher_for(model).score(parsed.schema, parsed.columns, parsed.rows)
             content, json_length = encode_response(model, parsed, results)
         except ProtocolError as exc:
             return _protocol_error(exc)
@@ -231,7 +261,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
             body = await _read_body(request, settings.max_body_bytes)
             v2_body = rows_request(model, _json(body), settings.max_rows)
             parsed = parse_request(model, v2_body, None, settings.max_rows, settings.max_values)
-            results = await batchers[(model.name, model.version)].score(parsed.schema, parsed.columns, parsed.rows)
+            results = await batcher_for(model).score(parsed.schema, parsed.columns, parsed.rows)
             return _json_response(rows_response(model, results))
         except ProtocolError as exc:
             return _protocol_error(exc)
@@ -246,20 +276,41 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
         return Response(content, headers={"Content-Type": media_type})
 
     async def openapi_json(request: Request) -> Response:
-        return _json_response(openapi_doc)
+        return _json_response(current()[1])
 
     async def docs(request: Request) -> Response:
-        return _page_response(lambda nonce: render_docs(openapi_doc, nonce))
+        return _page_response(lambda nonce: render_docs(current()[1], nonce))
 
     async def index(request: Request) -> Response:
-        return _page_response(lambda nonce: render_index(repository.all(), latest, settings.token is not None, nonce))
+        return _page_response(
+            lambda nonce: render_index(repository.all(), current()[0], settings.token is not None, nonce)
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _ensure_access_log()
-        yield
-        for b in batchers.values():
-            await b.close()
+        reloader = None
+        if settings.reload_interval_s > 0 and repository.location is not None:
+            reloader = asyncio.get_running_loop().create_task(reload_loop())
+        try:
+            yield
+        finally:
+            if reloader is not None:
+                reloader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reloader
+            for b in list(batchers.values()):
+                await b.close()
+
+    async def reload_loop() -> None:
+        """Poll the repository's files; new models load in a worker thread, beside the old."""
+        while True:
+            await asyncio.sleep(settings.reload_interval_s)
+            try:
+                await asyncio.to_thread(repository.reload)
+                await retire_batchers()
+            except Exception:  # never let a reload bug stop the server
+                _log.exception("reloading the model repository failed")
 
     routes = [
         Route("/v2/health/live", endpoint("live", live)),

@@ -48,7 +48,10 @@ class Batcher:
         on_depth: Callable[[int], None] | None = None,
     ) -> None:
         self.model = model
-        self.max_batch_size = max_batch_size
+        # a model with a fixed batch of 1 is never merged: each request is scored on its own
+        self.max_batch_size = (
+            max_batch_size if model.max_batch_size is None else min(max_batch_size, model.max_batch_size)
+        )
         self.max_batch_delay = max_batch_delay_ms / 1000.0
         self.max_queue = max_queue  # None: unbounded
         self.pending = 0  # requests waiting for or in scoring

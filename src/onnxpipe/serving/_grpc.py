@@ -164,13 +164,24 @@ class GrpcServer:
         self.settings = settings or ServerSettings()
         self.host = host
         self.port = port
-        self.batchers: dict[tuple[str, str], Batcher] = {
-            (m.name, m.version): Batcher(
-                m, self.settings.max_batch_size, self.settings.max_batch_delay_ms, self.settings.max_queue
-            )
-            for m in repository.all()
-        }
+        # One batcher per served model object, made on first use: a hot reload (run by the REST
+        # app on the shared repository) swaps model objects, and the next call gets a new batcher.
+        self.batchers: dict[int, Batcher] = {}
         self._server: Any = None
+
+    async def _batcher_for(self, model: ServedModel) -> Batcher:
+        b = self.batchers.get(id(model))
+        if b is None or b.model is not model:
+            settings = self.settings
+            b = self.batchers[id(model)] = Batcher(
+                model, settings.max_batch_size, settings.max_batch_delay_ms, settings.max_queue
+            )
+            served = {id(m) for m in self.repository.all()}
+            for key, old in list(self.batchers.items()):  # retire the batchers of models no longer served
+                if key not in served and old.pending == 0:
+                    del self.batchers[key]
+                    await old.close()
+        return b
 
     async def start(self) -> int:
         """Listen and serve; the bound port."""
@@ -268,7 +279,7 @@ class GrpcServer:
         try:
             body, head_length = _as_rest(request)
             parsed = parse_request(model, body, str(head_length), settings.max_rows, settings.max_values)
-            batcher = self.batchers[(model.name, model.version)]
+            batcher = await self._batcher_for(model)
             results = await asyncio.wait_for(
                 batcher.score(parsed.schema, parsed.columns, parsed.rows), settings.request_timeout_s
             )

@@ -9,6 +9,7 @@ Only onnxpipe's public API is used: ``ctx.model.load`` for saved pipelines,
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import stat
@@ -21,9 +22,11 @@ import numpy as np
 from onnxpipe import Column, DType, KeyType, MLContext, Schema, SequenceType, TensorType, Transformer, TransformerChain
 from onnxpipe import inspect_model as _inspect_model
 from onnxpipe.errors import InvalidArgumentError, OnnxPipeError, SchemaError
+from onnxpipe.runtime import batch_axes as _batch_axes
 
 __all__ = ["ModelRepository", "ServedModel", "v2_datatype"]
 
+_log = logging.getLogger("onnxpipe.serving")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 _MODEL_FILES = ("model.zip", "model.onnx")
 
@@ -79,6 +82,10 @@ class ServedModel:
     outputs: list[Column]  # the result columns
     ctx: MLContext
     squeezed: frozenset[str] = frozenset()  # a bare model's outputs served without their leading 1
+    # rows merged into one scoring call at most (None: the server's max_batch_size); 1 for a bare
+    # model whose inputs have a fixed first dimension (a fixed batch of 1): onnxpipe scores it
+    # row by row, so merging requests would gain nothing
+    max_batch_size: int | None = None
 
     def input_column(self, name: str) -> Column | None:
         return next((c for c in (*self.inputs, *self.optional_inputs) if c.name == name), None)
@@ -151,6 +158,7 @@ def _required(model: Transformer, schema: Schema) -> tuple[list[Column], list[Co
 def load_served_model(ctx: MLContext, name: str, version: str, path: Path) -> ServedModel:
     """Open one model file (a saved pipeline ``.zip`` or a bare ``.onnx``)."""
     squeezed: set[str] = set()
+    max_batch_size: int | None = None
     try:
         if path.suffix.lower() == ".zip":
             model, schema = ctx.model.load(path)
@@ -180,6 +188,8 @@ def load_served_model(ctx: MLContext, name: str, version: str, path: Path) -> Se
                     squeezed.add(n)
                 outputs.append(c)
             platform = "onnxruntime_onnx"
+            if not all(a.is_batch for a in _batch_axes(info).values()):
+                max_batch_size = 1
     except (OnnxPipeError, OSError) as exc:
         raise RepositoryError(f"model {name!r} version {version} ({path}): {exc}") from exc
     for c in (*required, *outputs):
@@ -188,7 +198,9 @@ def load_served_model(ctx: MLContext, name: str, version: str, path: Path) -> Se
                 f"model {name!r} version {version} ({path}): column {c.name!r} is {c.type}, which the "
                 "Open Inference Protocol cannot carry yet"
             )
-    return ServedModel(name, version, path, platform, model, required, optional, outputs, ctx, frozenset(squeezed))
+    return ServedModel(
+        name, version, path, platform, model, required, optional, outputs, ctx, frozenset(squeezed), max_batch_size
+    )
 
 
 def _version_key(version: str) -> tuple[int, int, str]:
@@ -216,13 +228,82 @@ def _regular_file_inside(path: Path, root: Path) -> bool:
     return True
 
 
+_Key = tuple[str, str]  # (model name, version)
+_Stamp = tuple[Path, int, int]  # the file, its mtime (ns) and size
+
+
+def _stamp(path: Path) -> _Stamp | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (path, st.st_mtime_ns, st.st_size)
+
+
+def _single_name(path: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", path.stem).lstrip("._-") or "model"
+    return name[:128]
+
+
+def _scan(location: Path, strict: bool) -> tuple[dict[_Key, Path], dict[_Key, str]]:
+    """The model files at ``location`` (a file or a repository folder), and, when not ``strict``,
+    the version folders that cannot be served as they are (strict: RepositoryError)."""
+    found: dict[_Key, Path] = {}
+    problems: dict[_Key, str] = {}
+    if location.is_file():
+        if location.suffix.lower() not in (".zip", ".onnx"):
+            raise RepositoryError(f"{location} is neither a saved pipeline (.zip) nor an ONNX model (.onnx)")
+        found[(_single_name(location), "1")] = location
+        return found, problems
+    root = location
+    for model_dir in sorted(root.iterdir()):
+        if model_dir.name.startswith("."):
+            continue
+        try:
+            if model_dir.is_symlink() or not model_dir.is_dir():
+                raise RepositoryError(f"{model_dir} is not a model folder (links are not followed)")
+            name = _checked_name(model_dir.name, "model", root)
+        except RepositoryError:
+            if strict:
+                raise
+            continue
+        for version_dir in sorted(model_dir.iterdir()):
+            if version_dir.name.startswith("."):
+                continue
+            key = (name, version_dir.name)
+            try:
+                if version_dir.is_symlink() or not version_dir.is_dir():
+                    raise RepositoryError(f"{version_dir} is not a version folder (links are not followed)")
+                _checked_name(version_dir.name, "version", model_dir)
+                files = [version_dir / f for f in _MODEL_FILES if _regular_file_inside(version_dir / f, root)]
+                if len(files) != 1:
+                    if not files and not strict:
+                        continue  # a version folder being made: not a version yet
+                    raise RepositoryError(f"{version_dir} must hold exactly one of {', '.join(_MODEL_FILES)}")
+            except RepositoryError as exc:
+                if strict:
+                    raise
+                problems[key] = str(exc)
+                continue
+            found[key] = files[0]
+    return found, problems
+
+
 class ModelRepository:
-    """The models served: ``{name: {version: ServedModel}}``."""
+    """The models served: ``{name: {version: ServedModel}}``. One opened from a location can be
+    reloaded (:meth:`reload`): changed, new and removed model files are noticed by their
+    modification times and sizes."""
 
     def __init__(self, models: Sequence[ServedModel]) -> None:
         self._models: dict[str, dict[str, ServedModel]] = {}
         for m in models:
             self._models.setdefault(m.name, {})[m.version] = m
+        self.location: Path | None = None  # what reload() scans (None: not reloadable)
+        self._ctx: MLContext | None = None
+        self._seen: dict[_Key, _Stamp | None] = {}  # the file last loaded (or tried) per version
+        self.reload_errors: dict[_Key, str] = {}  # versions whose last reload failed: why
+        self.generation = 0  # bumped by each reload that changes what is served
+        self._logged: dict[_Key, str] = {}
 
     @classmethod
     def open(cls, location: str | Path, ctx: MLContext | None = None) -> ModelRepository:
@@ -232,34 +313,94 @@ class ModelRepository:
         path = Path(location)
         if not path.exists():
             raise RepositoryError(f"{path} does not exist")
-        if path.is_file():
-            if path.suffix.lower() not in (".zip", ".onnx"):
-                raise RepositoryError(f"{path} is neither a saved pipeline (.zip) nor an ONNX model (.onnx)")
-            name = re.sub(r"[^A-Za-z0-9_.\-]", "_", path.stem).lstrip("._-") or "model"
-            return cls([load_served_model(ctx, name[:128], "1", path)])
-        if os.path.islink(path):
-            raise RepositoryError(f"{path} is a link; give the repository folder itself")
-        root = path.resolve()
-        models: list[ServedModel] = []
-        for model_dir in sorted(root.iterdir()):
-            if model_dir.name.startswith("."):
+        if path.is_dir():
+            if os.path.islink(path):
+                raise RepositoryError(f"{path} is a link; give the repository folder itself")
+            path = path.resolve()
+        found, _ = _scan(path, strict=True)
+        if not found:
+            raise RepositoryError(f"{path} holds no model (<name>/<version>/model.zip or model.onnx)")
+        stamps = {key: _stamp(file) for key, file in found.items()}
+        repository = cls([load_served_model(ctx, name, version, file) for (name, version), file in found.items()])
+        repository.location = path
+        repository._ctx = ctx
+        repository._seen = stamps
+        return repository
+
+    def reload(self) -> bool:
+        """Bring the served models in line with the files (blocking: run it in a worker thread;
+        each swap is one assignment, so requests see the old model or the new, never half).
+        A file that fails to load leaves its old version served and its error in
+        ``reload_errors`` (and the log); a removed version folder stops being served. True when
+        what is served changed."""
+        if self.location is None or self._ctx is None:
+            return False
+        try:
+            found, problems = _scan(self.location, strict=False)
+        except (RepositoryError, OSError) as exc:
+            self._fail(("", ""), f"cannot read {self.location}: {exc}")
+            return False
+        changed = False
+        for key, message in problems.items():
+            self._fail(key, message)
+        for key, file in found.items():
+            stamp = _stamp(file)
+            if stamp is None or self._seen.get(key) == stamp:
                 continue
-            if model_dir.is_symlink() or not model_dir.is_dir():
-                raise RepositoryError(f"{model_dir} is not a model folder (links are not followed)")
-            name = _checked_name(model_dir.name, "model", root)
-            for version_dir in sorted(model_dir.iterdir()):
-                if version_dir.name.startswith("."):
-                    continue
-                if version_dir.is_symlink() or not version_dir.is_dir():
-                    raise RepositoryError(f"{version_dir} is not a version folder (links are not followed)")
-                version = _checked_name(version_dir.name, "version", model_dir)
-                files = [version_dir / f for f in _MODEL_FILES if _regular_file_inside(version_dir / f, root)]
-                if len(files) != 1:
-                    raise RepositoryError(f"{version_dir} must hold exactly one of {', '.join(_MODEL_FILES)}")
-                models.append(load_served_model(ctx, name, version, files[0]))
-        if not models:
-            raise RepositoryError(f"{root} holds no model (<name>/<version>/model.zip or model.onnx)")
-        return cls(models)
+            self._seen[key] = stamp
+            name, version = key
+            try:
+                model = load_served_model(self._ctx, name, version, file)
+            except Exception as exc:  # RepositoryError, or a file that is no model at all
+                still = "the old version is still served" if self._served(key) else "not served"
+                self._fail(key, f"reloading {file} failed ({still}): {exc}")
+                continue
+            models = dict(self._models)
+            models[name] = {**models.get(name, {}), version: model}
+            self._models = models  # the swap
+            self.reload_errors.pop(key, None)
+            self._logged.pop(key, None)
+            _log.info("model %r version %s (re)loaded from %s", name, version, file)
+            changed = True
+        gone = [k for k in {*self._seen, *self._served_keys()} if k not in found and k not in problems]
+        for key in gone:
+            name, version = key
+            self._seen.pop(key, None)
+            self.reload_errors.pop(key, None)
+            self._logged.pop(key, None)
+            if self._served(key):
+                models = dict(self._models)
+                versions = {v: m for v, m in models[name].items() if v != version}
+                if versions:
+                    models[name] = versions
+                else:
+                    del models[name]
+                self._models = models
+                _log.info("model %r version %s removed: no longer served", name, version)
+                changed = True
+        if ("", "") in self.reload_errors:  # the location is readable again
+            self.reload_errors.pop(("", ""), None)
+            self._logged.pop(("", ""), None)
+        if changed:
+            self.generation += 1
+        return changed
+
+    def _served_keys(self) -> list[_Key]:
+        return [(m.name, m.version) for m in self.all()]
+
+    def _served(self, key: _Key) -> bool:
+        return key[1] in self._models.get(key[0], {})
+
+    def _fail(self, key: _Key, message: str) -> None:
+        self.reload_errors[key] = message
+        if self._logged.get(key) != message:
+            self._logged[key] = message
+            _log.error("%s", message)
+
+    def errors_of(self, name: str, version: str | None = None) -> dict[str, str]:
+        """``{version: why its last reload failed}`` for one model (one version of it)."""
+        errors = dict(self.reload_errors)  # one copy: reload() may change it in its thread
+        return {v: e for (n, v), e in errors.items() if n == name and version in (None, v)}
 
     @property
     def names(self) -> list[str]:
