@@ -973,7 +973,7 @@ def _as_saved_before_key_values(rebuilt: Schema, promised: Schema) -> Schema:
             and isinstance(saved.type, KeyType)
             and saved.type.values is None
         ):
-            column = Column(column.name, KeyType(ct.count, shape=ct.shape, dtype=ct.dtype), column.slot_names)
+            column = Column(column.name, ct.without_values(), column.slot_names)
         columns.append(column)
     return Schema(columns)
 

@@ -497,6 +497,10 @@ class KeyType(TensorType):
     def with_shape(self, shape: tuple[Dim, ...]) -> KeyType:
         return KeyType(self.count, self.values, shape=shape, dtype=self.dtype, value_dtype=self.value_dtype)
 
+    def without_values(self) -> KeyType:
+        """The same keys without their values (as onnxpipe 0.1 described a key column)."""
+        return KeyType(self.count, shape=self.shape, dtype=self.dtype)
+
     def __str__(self) -> str:
         count = "?" if self.count is None else str(self.count)
         base = f"key<{self.dtype.value},{count}>"

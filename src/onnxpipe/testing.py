@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from onnxpipe.core import Component, Estimator, EstimatorChain, Transformer, registered_components
-from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow
+from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, is_sparse
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ExportError, FrozenComponentError, ModelSaveError, SchemaError
 from onnxpipe.schema import Column, KeyType, Schema, TensorType
@@ -128,7 +128,7 @@ def _values_equal(a: Any, b: Any, atol: float = 0.0) -> bool:
 
 def _row_list(values: Any) -> list[Any]:
     """One value per row; a sparse batch (CSR) as dense rows (test data is small)."""
-    if getattr(values, "format", None) == "csr":
+    if is_sparse(values):
         return list(values.toarray())
     return list(values)
 
@@ -144,9 +144,7 @@ def _assert_column_equal(name: str, a: ColumnValues, b: ColumnValues, what: str,
 
 def _without_key_values(schema: Schema) -> Schema:
     return Schema(
-        Column(c.name, KeyType(c.type.count, shape=c.type.shape, dtype=c.type.dtype), c.slot_names)
-        if isinstance(c.type, KeyType)
-        else c
+        Column(c.name, c.type.without_values(), c.slot_names) if isinstance(c.type, KeyType) else c
         for c in schema.columns
     )
 

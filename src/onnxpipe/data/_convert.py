@@ -55,6 +55,7 @@ __all__ = [
     "arrow_type",
     "as_csr",
     "fixed_size_lists",
+    "is_sparse",
     "from_arrow",
     "schema_from_arrow",
     "to_arrow",
@@ -158,6 +159,11 @@ def schema_from_arrow(schema: pa.Schema) -> Schema:
                 "infer the type from the Arrow type"
             ) from None
     return Schema(cols)
+
+
+def is_sparse(values: Any) -> bool:
+    """Whether ``values`` is a batch of a sparse vector column (a scipy CSR matrix)."""
+    return getattr(values, "format", None) == "csr"
 
 
 def value_count(values: ColumnValues) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from onnxpipe._progress import read_with_progress
-from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, value_count
+from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, is_sparse, value_count
 from onnxpipe.errors import ColumnTypeError, InvalidArgumentError, require
 from onnxpipe.schema import Schema, SparseVectorType, TensorType
 
@@ -191,7 +191,7 @@ class DataView:
 
 
 def _cell(value: Any) -> str:
-    if getattr(value, "format", None) == "csr":  # one row of a sparse vector: its non-zero slots
+    if is_sparse(value):  # one row of a sparse vector: its non-zero slots
         slots = ", ".join(f"{i}: {_scalar(v)}" for i, v in zip(value.indices[:4], value.data[:4], strict=True))
         more = ", …" if value.nnz > 4 else ""
         return f"{{{slots}{more}}} ({value.nnz} of {value.shape[1]})"

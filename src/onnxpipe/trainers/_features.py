@@ -13,14 +13,10 @@ from typing import Any
 import numpy as np
 
 from onnxpipe._limits import MAX_DENSIFIED_VALUES
+from onnxpipe.data._convert import is_sparse
 from onnxpipe.errors import ShapeError
 
-__all__ = ["densified", "finite_rows", "is_sparse"]
-
-
-def is_sparse(values: Any) -> bool:
-    """Whether ``values`` is a sparse feature batch (a scipy CSR matrix)."""
-    return getattr(values, "format", None) == "csr"
+__all__ = ["densified", "finite_rows", "is_sparse"]  # is_sparse: the data layer's, for the trainers
 
 
 def densified(x: Any, step: str, dtype: Any = np.float64) -> np.ndarray:

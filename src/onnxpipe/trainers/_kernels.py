@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from onnxpipe.data._convert import is_sparse
+
 __all__ = [
     "HINGE",
     "LOG",
@@ -139,7 +141,7 @@ def _soft_threshold(value: float, threshold: float) -> float:
 
 def kernel_rows(x: Any) -> tuple[np.ndarray, Any, Any]:
     """``x`` (a dense ``(rows, features)`` array or a scipy CSR matrix) as the kernels' ``x, indptr, indices``."""
-    if getattr(x, "format", None) == "csr":
+    if is_sparse(x):
         data = np.ascontiguousarray(x.data).reshape(1, -1)
         return data, np.ascontiguousarray(x.indptr, dtype=np.int64), np.ascontiguousarray(x.indices, dtype=np.int64)
     return np.ascontiguousarray(x), None, None

@@ -401,9 +401,12 @@ def _training_set(
 # L-BFGS maximum entropy (multinomial logistic regression)
 
 
-@component("lbfgs_maximum_entropy")
-class LbfgsMaximumEntropyModel(_MulticlassModel):
-    """Softmax regression: ``Score = softmax(W x + b)``, one probability per class."""
+class LinearScoresModel(_MulticlassModel):
+    """What the linear multiclass models share: per-class linear outputs ``W x + b``, which the
+    subclass turns into its ``Score`` (softmax for maximum entropy, as they are for SDCA's
+    non-calibrated model)."""
+
+    _onnx_name = "linear"  # the exported initializers' name hint
 
     def __init__(
         self,
@@ -427,18 +430,29 @@ class LbfgsMaximumEntropyModel(_MulticlassModel):
     def _arrays(self) -> tuple[np.ndarray, ...]:
         return (self.classes, self.weights, self.bias)
 
+    def _linear(self, x: Any) -> np.ndarray:
+        return np.asarray(x @ self.weights.T + self.bias)
+
+    def _export_linear(self, ctx: ExportContext, x: str) -> str:
+        w = ctx.add_initializer(np.ascontiguousarray(self.weights.T), f"{self._onnx_name}_weights")
+        b = ctx.add_initializer(self.bias.copy(), f"{self._onnx_name}_bias")
+        return ctx.add_node("Gemm", [x, w, b])[0]
+
+
+@component("lbfgs_maximum_entropy")
+class LbfgsMaximumEntropyModel(LinearScoresModel):
+    """Softmax regression: ``Score = softmax(W x + b)``, one probability per class."""
+
+    _onnx_name = "maxent"
+
     def _scores(self, x: np.ndarray) -> np.ndarray:
-        z = x @ self.weights.T + self.bias
+        z = self._linear(x)
         z -= z.max(axis=1, keepdims=True) if len(z) else 0.0
         e = np.exp(z)
         return np.asarray(e / e.sum(axis=1, keepdims=True))
 
     def _export_scores(self, ctx: ExportContext, x: str) -> str:
-        w = ctx.add_initializer(np.ascontiguousarray(self.weights.T), "maxent_weights")
-        b = ctx.add_initializer(self.bias.copy(), "maxent_bias")
-        (z,) = ctx.add_node("Gemm", [x, w, b])
-        (p,) = ctx.add_node("Softmax", [z], axis=1)
-        return p
+        return ctx.add_node("Softmax", [self._export_linear(ctx, x)], axis=1)[0]
 
 
 @component("lbfgs_maximum_entropy", catalog="multiclass_classification.trainers")

@@ -66,7 +66,7 @@ from onnxpipe import _validation
 from onnxpipe.core import Transformer, component
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError, OnnxPipeWarning
-from onnxpipe.schema import Column, Schema, TensorType
+from onnxpipe.schema import Column, Schema
 from onnxpipe.trainers import multiclass as _mc
 from onnxpipe.trainers._features import is_sparse
 from onnxpipe.trainers.linear import (
@@ -665,40 +665,15 @@ class SdcaRegressionTrainer(_SdcaLinearTrainer):
 
 
 @component("linear_multiclass")
-class LinearMulticlassModel(_mc._MulticlassModel):
+class LinearMulticlassModel(_mc.LinearScoresModel):
     """Raw per-class linear scores ``Score = W x + b`` (ML.NET's ``LinearMulticlassModelParameters``);
     ``PredictedLabel`` is the class of the largest score."""
 
-    def __init__(
-        self,
-        *,
-        label_column: Column,
-        feature_column_name: str,
-        feature_type: TensorType,
-        classes: np.ndarray,
-        weights: np.ndarray,
-        bias: np.ndarray,
-    ) -> None:
-        super().__init__(
-            label_column=label_column,
-            feature_column_name=feature_column_name,
-            feature_type=feature_type,
-            classes=classes,
-        )
-        self.weights = _mc._readonly(np.asarray(weights, dtype=np.float64))  # (classes, features)
-        self.bias = _mc._readonly(np.asarray(bias, dtype=np.float64))  # (classes,)
-
-    def _arrays(self) -> tuple[np.ndarray, ...]:
-        return (self.classes, self.weights, self.bias)
-
     def _scores(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x @ self.weights.T + self.bias)
+        return self._linear(x)
 
     def _export_scores(self, ctx: ExportContext, x: str) -> str:
-        w = ctx.add_initializer(np.ascontiguousarray(self.weights.T), "linear_weights")
-        b = ctx.add_initializer(self.bias.copy(), "linear_bias")
-        (z,) = ctx.add_node("Gemm", [x, w, b])
-        return z
+        return self._export_linear(ctx, x)
 
 
 class _SdcaMulticlassTrainer(_SdcaOptions, _mc._MulticlassTrainer):

@@ -17,6 +17,7 @@ graphs use (``murmur3_32`` is re-exported here).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
@@ -543,9 +544,14 @@ class ValueToKeyMappingTransformer(OneToOneStep, Transformer):
             return self._keys
         return np.array([_value_text(v, self._dtype) for v in self._keys.tolist()], dtype=object)
 
+    @functools.cached_property
+    def _annotation(self) -> KeyValues:
+        # Made once: output_schema runs at every schema check, and a million keys' values are costly to rebuild.
+        return KeyValues.of(self.key_values, self.value_type)
+
     def key_type(self, input_type: TensorType) -> KeyType:
         """The type of the output column for an input column of ``input_type``: the keys with their values."""
-        return KeyType(self.key_count, KeyValues.of(self.key_values, self.value_type), shape=input_type.shape)
+        return KeyType(self.key_count, self._annotation, shape=input_type.shape)
 
     def key_value_texts(self) -> list[str]:
         """The key values as text (slot names of one-hot vectors)."""
@@ -621,6 +627,7 @@ class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator):
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
         self._values: np.ndarray | None = None
+        self._given_table: np.ndarray | None = None
         if key_values is None:
             return
         source = getattr(key_values, "key_values", key_values)
@@ -632,6 +639,7 @@ class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator):
             raise InvalidArgumentError(f"{self.step_name}: key_values is empty")
         arr.flags.writeable = False
         self._values = arr
+        self._given_table = _lookup_table(arr)
 
     def _params(self) -> tuple[object, ...]:
         return (*super()._params(), self._values)
@@ -666,17 +674,15 @@ class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator):
             )
         return ct, self._values
 
-    def _fitted_values(self, input_schema: Schema) -> np.ndarray:
-        values = self._key_values(input_schema)[1]
+    def _fitted_table(self, input_schema: Schema) -> np.ndarray:
+        """The lookup table of the key values: made once for given values, once per KeyValues else."""
+        ct, values = self._key_values(input_schema)
         if isinstance(values, DType):  # only a fitted pipeline's data flows, with its keys' values
             raise ColumnTypeError(f"{self.step_name}: the key column {self.input_column_name!r} has no key values yet")
-        return values
-
-    @staticmethod
-    def _table(values: np.ndarray) -> np.ndarray:
-        """``[missing, v1..vn, missing]``: keys beyond n are clamped to the last entry."""
-        missing = np.array([missing_value(DType.from_numpy(values.dtype))], dtype=values.dtype)
-        return np.concatenate([missing, values, missing])
+        if self._given_table is not None:
+            return self._given_table
+        assert ct.values is not None
+        return _key_values_table(ct.values)
 
     def output_schema(self, input_schema: Schema) -> Schema:
         ct, values = self._key_values(input_schema)
@@ -687,7 +693,7 @@ class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator):
     def map_columns(
         self, columns: Mapping[str, ColumnValues], input_schema: Schema, n_rows: int
     ) -> dict[str, ColumnValues]:
-        table = self._table(self._fitted_values(input_schema))
+        table = self._fitted_table(input_schema)
         last = len(table) - 1
 
         def lookup(flat: np.ndarray) -> np.ndarray:
@@ -696,10 +702,23 @@ class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator):
         return {self.output_column_name: elementwise(columns[self.input_column_name], lookup)}
 
     def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
-        table = self._table(self._fitted_values(input_schema))
+        table = self._fitted_table(input_schema)
         index = export_cast(ctx, ctx.value(self.input_column_name), DType.INT64)
         index = ctx.add_node("Min", [index, ctx.add_initializer(np.array(len(table) - 1, np.int64), "last")])[0]
         ctx.set_value(self.output_column_name, export_gather_table(ctx, index, table, "key_values"))
+
+
+def _lookup_table(values: np.ndarray) -> np.ndarray:
+    """``[missing, v1..vn, missing]`` for keys 0..n+1 (keys beyond n are clamped to the last entry)."""
+    missing = np.array([missing_value(DType.from_numpy(values.dtype))], dtype=values.dtype)
+    table = np.concatenate([missing, values, missing])
+    table.flags.writeable = False
+    return table
+
+
+@functools.lru_cache(maxsize=32)
+def _key_values_table(values: KeyValues) -> np.ndarray:
+    return _lookup_table(values.array)
 
 
 def _infer_array(values: list[Any], what: str) -> np.ndarray:
