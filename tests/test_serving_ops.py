@@ -326,9 +326,9 @@ def test_queue_bound_is_503_and_timeout_is_504(repository: Path) -> None:
     gate = threading.Event()
     score = model.score
 
-    def slow(columns: Any) -> dict[str, np.ndarray]:
+    def slow(*args: Any) -> dict[str, np.ndarray]:
         gate.wait(20)
-        return score(columns)
+        return score(*args)
 
     model.score = slow  # type: ignore[method-assign]
     settings = ServerSettings(max_queue=1, request_timeout_s=3.0, max_batch_delay_ms=1.0)

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import hmac
 import logging
+import logging.handlers
 import secrets
 import sys
 import time
@@ -16,10 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
 
 from onnxpipe import __version__
 from onnxpipe.errors import InvalidArgumentError, OnnxPipeError
@@ -89,14 +89,21 @@ def _page_response(render: Callable[[str], str]) -> Response:
     )
 
 
-def _ensure_access_log() -> None:
-    """Access lines go to stderr when nobody configured logging (the CLI); otherwise wherever the
-    application's logging sends ``onnxpipe.serving.access``."""
-    if not ACCESS_LOG.hasHandlers():
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-        ACCESS_LOG.addHandler(handler)
-        ACCESS_LOG.setLevel(logging.INFO)
+_ACCESS_FLUSH_S = 0.5  # how long an access line may wait in the buffer of the default handler
+
+
+def _default_access_log() -> logging.handlers.MemoryHandler | None:
+    """Access lines go to stderr when nobody configured logging (the CLI), through a buffer flushed
+    every :data:`_ACCESS_FLUSH_S` (one write per batch of lines, not a system call per request);
+    otherwise wherever the application's logging sends ``onnxpipe.serving.access``."""
+    if ACCESS_LOG.hasHandlers():
+        return None
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    buffered = logging.handlers.MemoryHandler(1024, flushLevel=logging.WARNING, target=stream)
+    ACCESS_LOG.addHandler(buffered)
+    ACCESS_LOG.setLevel(logging.INFO)
+    return buffered
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -117,7 +124,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(repository: ModelRepository, settings: ServerSettings | None = None) -> Starlette:
+def create_app(repository: ModelRepository, settings: ServerSettings | None = None) -> Router:
     """An ASGI application serving ``repository`` (run it with uvicorn)."""
     settings = settings or ServerSettings()
     if settings.token is not None and not settings.token.strip():
@@ -181,7 +188,8 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
                 response.headers["WWW-Authenticate"] = 'Bearer realm="onnxpipe"'
             else:
                 try:
-                    response = await asyncio.wait_for(handler(request), settings.request_timeout_s)
+                    async with asyncio.timeout(settings.request_timeout_s):  # no task of its own, unlike wait_for
+                        response = await handler(request)
                 except TimeoutError:
                     response = _error(
                         f"the request took longer than the server's {settings.request_timeout_s:g} s", 504
@@ -190,7 +198,8 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
             name = request.path_params.get("name")
             model = name if name in repository.names else "-"  # unknown names: no new label values
             metrics.observe(model, route, response.status_code, seconds)
-            ACCESS_LOG.info(access_line(request.method, request.url.path, response.status_code, seconds * 1000, model))
+            path = request.scope["path"]
+            ACCESS_LOG.info(access_line(request.method, path, response.status_code, seconds * 1000, model))
             return response
 
         return run
@@ -287,20 +296,28 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
         )
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        _ensure_access_log()
-        reloader = None
+    async def lifespan(app: Router) -> AsyncIterator[None]:
+        access = _default_access_log()
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(flush_loop(access))] if access is not None else []
         if settings.reload_interval_s > 0 and repository.location is not None:
-            reloader = asyncio.get_running_loop().create_task(reload_loop())
+            tasks.append(loop.create_task(reload_loop()))
         try:
             yield
         finally:
-            if reloader is not None:
-                reloader.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await reloader
+                    await task
+            if access is not None:
+                access.flush()
             for b in list(batchers.values()):
                 await b.close()
+
+    async def flush_loop(handler: logging.Handler) -> None:
+        while True:
+            await asyncio.sleep(_ACCESS_FLUSH_S)
+            handler.flush()
 
     async def reload_loop() -> None:
         """Poll the repository's files; new models load in a worker thread, beside the old."""
@@ -312,7 +329,11 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
             except Exception:  # never let a reload bug stop the server
                 _log.exception("reloading the model repository failed")
 
-    routes = [
+    routes = [  # Starlette tries them in order: the inference routes first
+        Route("/v2/models/{name}/infer", endpoint("infer", infer), methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", endpoint("infer", infer), methods=["POST"]),
+        Route("/v2/models/{name}/predict", endpoint("predict", predict), methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/predict", endpoint("predict", predict), methods=["POST"]),
         Route("/v2/health/live", endpoint("live", live)),
         Route("/v2/health/ready", endpoint("ready", ready)),
         Route("/v2", endpoint("server_metadata", server_metadata)),
@@ -320,13 +341,11 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
         Route("/v2/models/{name}/versions/{version}", endpoint("model_metadata", model_metadata)),
         Route("/v2/models/{name}/ready", endpoint("model_ready", model_ready)),
         Route("/v2/models/{name}/versions/{version}/ready", endpoint("model_ready", model_ready)),
-        Route("/v2/models/{name}/infer", endpoint("infer", infer), methods=["POST"]),
-        Route("/v2/models/{name}/versions/{version}/infer", endpoint("infer", infer), methods=["POST"]),
-        Route("/v2/models/{name}/predict", endpoint("predict", predict), methods=["POST"]),
-        Route("/v2/models/{name}/versions/{version}/predict", endpoint("predict", predict), methods=["POST"]),
         Route("/metrics", endpoint("metrics", metrics_page)),
         Route("/openapi.json", endpoint("openapi", openapi_json)),
         Route("/docs", endpoint("docs", docs)),
         Route("/", endpoint("index", index)),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    # a bare Router: every handler answers its own errors, so Starlette's two exception middlewares
+    # would only add a layer per request (uvicorn still answers 500 to anything that escapes)
+    return Router(routes=routes, lifespan=lifespan)

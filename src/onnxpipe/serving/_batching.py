@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -16,7 +18,9 @@ from onnxpipe import Schema
 from onnxpipe.serving._models import ServedModel
 from onnxpipe.serving._protocol import ProtocolError, split_rows
 
-__all__ = ["Batcher", "OverloadedError"]
+__all__ = ["INLINE_BELOW_S", "Batcher", "OverloadedError"]
+
+INLINE_BELOW_S = 0.0005  # a scoring call this short blocks the event loop less than a thread hop costs
 
 
 class OverloadedError(ProtocolError):
@@ -60,6 +64,7 @@ class Batcher:
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
         self._carry: _Item | None = None
+        self._seconds_per_row = math.inf  # the first call runs in a thread (its time is unknown)
         self.scoring_calls = 0  # merged batches scored (for tests and, later, metrics)
 
     async def score(self, schema: Schema, columns: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
@@ -82,10 +87,19 @@ class Batcher:
         if self._on_batch is not None:
             self._on_batch(rows)
 
+    async def _run_model(self, schema: Schema, columns: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        self._scoring(rows)
+        start = time.perf_counter()
+        try:
+            if self._seconds_per_row * rows < INLINE_BELOW_S:
+                return self.model.score(schema, columns, rows)
+            return await asyncio.to_thread(self.model.score, schema, columns, rows)
+        finally:
+            self._seconds_per_row = (time.perf_counter() - start) / rows
+
     async def _score(self, schema: Schema, columns: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
         if self.max_batch_size <= 1 or rows >= self.max_batch_size:
-            self._scoring(rows)
-            return await asyncio.to_thread(self.model.score, columns)
+            return await self._run_model(schema, columns, rows)
         if self._queue is None:
             self._queue = asyncio.Queue()
         if self._task is None or self._task.done():
@@ -140,9 +154,8 @@ class Batcher:
         merged = (
             items[0].columns if len(items) == 1 else {n: np.concatenate([i.columns[n] for i in items]) for n in names}
         )
-        self._scoring(sum(i.rows for i in items))
         try:
-            results = await asyncio.to_thread(self.model.score, merged)
+            results = await self._run_model(items[0].schema, merged, sum(i.rows for i in items))
         except Exception as exc:
             if len(items) > 1:  # one request's rows failed the batch: score each alone, so only it fails
                 for i in items:

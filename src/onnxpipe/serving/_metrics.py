@@ -83,5 +83,5 @@ def _value(v: object) -> str:
 
 def access_line(method: str, path: str, status: int, duration_ms: float, model: str) -> str:
     """One access-log line: ``key=value`` pairs, values quoted (JSON strings) when not plain."""
-    fields = {"method": method, "path": path, "status": status, "duration_ms": f"{duration_ms:.3f}", "model": model}
-    return " ".join(f"{k}={_value(v)}" for k, v in fields.items())
+    # the method is an HTTP token and the model a checked name or "-"; only the path can need quotes
+    return f"method={method} path={_value(path)} status={status} duration_ms={duration_ms:.3f} model={model}"

@@ -3,7 +3,7 @@ laid out ``<name>/<version>/model.zip|model.onnx`` (as Triton and KServe lay the
 
 Only onnxpipe's public API is used: ``ctx.model.load`` for saved pipelines,
 ``ctx.transforms.apply_onnx_model`` and :func:`onnxpipe.inspect_model` for bare ONNX models,
-``ctx.data.load_from_dict`` and ``transform`` to score.
+and each step's ``step_columns`` to score (as the prediction engine does: no Arrow round trip).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = ["ModelRepository", "ServedModel", "v2_datatype"]
 _log = logging.getLogger("onnxpipe.serving")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 _MODEL_FILES = ("model.zip", "model.onnx")
+_MAX_PLANS = 64  # scoring plans kept per model (one per distinct request schema)
 
 # V2 datatype <-> onnxpipe element type
 _V2_OF_DTYPE: dict[DType, str] = {
@@ -86,6 +87,7 @@ class ServedModel:
     # model whose inputs have a fixed first dimension (a fixed batch of 1): onnxpipe scores it
     # row by row, so merging requests would gain nothing
     max_batch_size: int | None = None
+    _plans: dict[Schema, list[tuple[Transformer, Schema]]] = dataclasses.field(default_factory=dict, repr=False)
 
     def input_column(self, name: str) -> Column | None:
         return next((c for c in (*self.inputs, *self.optional_inputs) if c.name == name), None)
@@ -101,15 +103,26 @@ class ServedModel:
 
     def check_schema(self, schema: Schema) -> None:
         """Raise onnxpipe's own error when the model does not take data of ``schema``."""
-        self.model.output_schema(schema)
+        self._plan(schema)
 
-    def score(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The result columns for a batch of rows (each array ``[rows, *row_shape]``)."""
-        view = self.ctx.data.load_from_dict(dict(columns))
-        scored = self.model.transform(view)
-        names = [c.name for c in self.outputs]
-        values = scored.columns(names)
-        out = {n: _as_array(values[n], n) for n in names}
+    def _plan(self, schema: Schema) -> list[tuple[Transformer, Schema]]:
+        """Each step with the schema it reads, for data of ``schema`` (kept for the few schemas a
+        model's requests have: the inputs given, their element types and shapes)."""
+        plan = self._plans.get(schema)
+        if plan is None:
+            steps = self.model.steps
+            plan = list(zip(steps, TransformerChain(list(steps)).schemas(schema), strict=False))
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            self._plans[schema] = plan
+        return plan
+
+    def score(self, schema: Schema, columns: Mapping[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        """The result columns for a batch of ``rows`` rows of ``schema`` (each array ``[rows, *row_shape]``)."""
+        values: dict[str, Any] = dict(columns)
+        for step, step_schema in self._plan(schema):
+            values.update(step.step_columns(values, step_schema, rows))
+        out = {c.name: _as_array(values[c.name], c.name) for c in self.outputs}
         for c in self.outputs:
             if c.name in self.squeezed:  # [rows, 1, ...] -> [rows, ...]; [rows, 1, 1] -> [rows]
                 a = out[c.name]
