@@ -213,6 +213,37 @@ def test_bare_onnx_models(client: Any, repository: Path, binary: bool) -> None:
     np.testing.assert_array_equal(result.as_numpy("code"), np.array([1, -1, 2], dtype=np.int64))
 
 
+def test_bare_model_tensors_keep_the_shapes_the_model_declares(tmp_path: Path) -> None:
+    """``Y float[N, 1]`` comes back as ``[rows, 1]``, as bare ONNX Runtime (and Triton) give it,
+    though onnxpipe reads ``[N, 1]`` as one value per row."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.array([[1.0], [2.0], [-1.0], [0.5]], dtype=np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])],
+        "logit",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 1])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    (tmp_path / "logit" / "1").mkdir(parents=True)
+    (tmp_path / "logit" / "1" / "model.onnx").write_bytes(model.SerializeToString())
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    (want,) = ort.InferenceSession(model.SerializeToString()).run(None, {"X": x})
+    with _Server(tmp_path, ServerSettings()) as s:
+        c = httpclient.InferenceServerClient(s.url)
+        metadata = c.get_model_metadata("logit")
+        assert [t["shape"] for t in (*metadata["inputs"], *metadata["outputs"])] == [[-1, 4], [-1, 1]]
+        i = httpclient.InferInput("X", [2, 4], "FP32")
+        i.set_data_from_numpy(x)
+        got = c.infer("logit", [i]).as_numpy("Y")
+        c.close()
+    assert got.shape == want.shape == (2, 1)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_concurrent_clients_get_unbatched_results(server: _Server, trained: Transformer) -> None:
     requests = [_rows(1 + k % 3, seed=100 + k) for k in range(40)]
 

@@ -361,7 +361,7 @@ def test_queue_bound_is_503_and_timeout_is_504(repository: Path) -> None:
 # the page in a real browser (optional)
 
 
-def test_page_in_headless_chromium(server: _Server) -> None:
+def test_page_in_headless_chromium(server: _Server, tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
     if chromium is None or driver_path is None:
@@ -372,7 +372,18 @@ def test_page_in_headless_chromium(server: _Server) -> None:
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+    # no background traffic: the machine's network is closed, and the test must not wait on it
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
         options.add_argument(arg)
     browser = webdriver.Chrome(service=webdriver.ChromeService(driver_path), options=options)
     try:

@@ -139,13 +139,8 @@ async def _abort(context: Any, code: grpc.StatusCode, message: str) -> NoReturn:
     raise AssertionError("context.abort returned")  # it raises
 
 
-def _tensor_metadata(column: Any) -> Any:
-    ct = column.type
-    datatype = v2_datatype(ct.dtype) if isinstance(ct, TensorType) else None
-    shape = ct.shape if isinstance(ct, TensorType) else ()
-    return pb.ModelMetadataResponse.TensorMetadata(
-        name=column.name, datatype=datatype or str(ct), shape=[-1, *(-1 if d is None else d for d in shape)]
-    )
+def _tensor_metadata(model: ServedModel, column: Any) -> Any:
+    return pb.ModelMetadataResponse.TensorMetadata(**model.describe(column))
 
 
 class GrpcServer:
@@ -269,8 +264,8 @@ class GrpcServer:
             name=model.name,
             versions=versions,
             platform=model.platform,
-            inputs=[_tensor_metadata(c) for c in model.inputs],
-            outputs=[_tensor_metadata(c) for c in model.outputs],
+            inputs=[_tensor_metadata(model, c) for c in model.inputs],
+            outputs=[_tensor_metadata(model, c) for c in model.outputs],
         )
 
     async def _model_infer(self, request: Any, context: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import re
 import stat
@@ -59,14 +60,8 @@ class RepositoryError(Exception):
     """A model repository that cannot be served (the CLI reports it and exits)."""
 
 
-def _v2_shape(ct: Any) -> list[int]:
-    shape = ct.shape if isinstance(ct, TensorType) else ()
-    return [-1, *(-1 if d is None else d for d in shape)]
-
-
-def _describe(ct: Any) -> dict[str, Any]:
-    datatype = v2_datatype(ct.dtype) if isinstance(ct, TensorType) else None
-    return {"datatype": datatype or str(ct), "shape": _v2_shape(ct)}
+def _row_shape(ct: Any) -> tuple[int | None, ...]:
+    return ct.shape if isinstance(ct, TensorType) else ()
 
 
 @dataclasses.dataclass
@@ -83,6 +78,9 @@ class ServedModel:
     outputs: list[Column]  # the result columns
     ctx: MLContext
     squeezed: frozenset[str] = frozenset()  # a bare model's outputs served without their leading 1
+    # a bare model's tensors as it declares them after the batch dimension ([N, 1] stays [N, 1] on
+    # the wire, as Triton serves it, though onnxpipe reads it as one value per row)
+    declared_row_shapes: Mapping[str, tuple[int | None, ...]] = dataclasses.field(default_factory=dict)
     # rows merged into one scoring call at most (None: the server's max_batch_size); 1 for a bare
     # model whose inputs have a fixed first dimension (a fixed batch of 1): onnxpipe scores it
     # row by row, so merging requests would gain nothing
@@ -92,13 +90,24 @@ class ServedModel:
     def input_column(self, name: str) -> Column | None:
         return next((c for c in (*self.inputs, *self.optional_inputs) if c.name == name), None)
 
+    def wire_shape(self, column: Column) -> list[int]:
+        """The V2 shape of ``column``'s tensors: ``-1`` rows, then each row's shape (``-1`` unknown)."""
+        shape = self.declared_row_shapes.get(column.name, _row_shape(column.type))
+        return [-1, *(-1 if d is None else d for d in shape)]
+
+    def describe(self, column: Column) -> dict[str, Any]:
+        """``column`` as V2 metadata describes a tensor: name, datatype and shape."""
+        ct = column.type
+        datatype = v2_datatype(ct.dtype) if isinstance(ct, TensorType) else None
+        return {"name": column.name, "datatype": datatype or str(ct), "shape": self.wire_shape(column)}
+
     def metadata(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "versions": [self.version],
             "platform": self.platform,
-            "inputs": [{"name": c.name, **_describe(c.type)} for c in self.inputs],
-            "outputs": [{"name": c.name, **_describe(c.type)} for c in self.outputs],
+            "inputs": [self.describe(c) for c in self.inputs],
+            "outputs": [self.describe(c) for c in self.outputs],
         }
 
     def check_schema(self, schema: Schema) -> None:
@@ -124,8 +133,12 @@ class ServedModel:
             values.update(step.step_columns(values, step_schema, rows))
         out = {c.name: _as_array(values[c.name], c.name) for c in self.outputs}
         for c in self.outputs:
-            if c.name in self.squeezed:  # [rows, 1, ...] -> [rows, ...]; [rows, 1, 1] -> [rows]
-                a = out[c.name]
+            a = out[c.name]
+            declared = self.declared_row_shapes.get(c.name)
+            static = [d for d in declared or () if d is not None]
+            if declared is not None and len(static) == len(declared) and a.size == rows * math.prod(static):
+                out[c.name] = a.reshape(rows, *static)
+            elif c.name in self.squeezed:  # [rows, 1, ...] -> [rows, ...]; [rows, 1, 1] -> [rows]
                 scalar = isinstance(c.type, TensorType) and c.type.is_scalar
                 out[c.name] = a.reshape(len(a)) if scalar else a.reshape(len(a), *a.shape[2:])
         return out
@@ -171,6 +184,7 @@ def _required(model: Transformer, schema: Schema) -> tuple[list[Column], list[Co
 def load_served_model(ctx: MLContext, name: str, version: str, path: Path) -> ServedModel:
     """Open one model file (a saved pipeline ``.zip`` or a bare ``.onnx``)."""
     squeezed: set[str] = set()
+    declared: dict[str, tuple[int | None, ...]] = {}
     max_batch_size: int | None = None
     try:
         if path.suffix.lower() == ".zip":
@@ -189,6 +203,9 @@ def load_served_model(ctx: MLContext, name: str, version: str, path: Path) -> Se
                 if tensor is None:
                     raise RepositoryError(f"input {n!r} is not in the model")
                 required.append(Column(n, _onnx_input_type(tensor.column_type, tensor.shape, tensor.dims is not None)))
+            for t in (*info.inputs, *info.outputs):
+                if t.dims and (t.shape[0] is None or t.shape[0] == 1):  # the batch, or a fixed batch of 1
+                    declared[t.name] = tuple(t.shape[1:])
             optional = []
             model = onnx_model
             out_schema = model.output_schema(Schema(required))
@@ -212,7 +229,18 @@ def load_served_model(ctx: MLContext, name: str, version: str, path: Path) -> Se
                 "Open Inference Protocol cannot carry yet"
             )
     return ServedModel(
-        name, version, path, platform, model, required, optional, outputs, ctx, frozenset(squeezed), max_batch_size
+        name,
+        version,
+        path,
+        platform,
+        model,
+        required,
+        optional,
+        outputs,
+        ctx,
+        squeezed=frozenset(squeezed),
+        declared_row_shapes=declared,
+        max_batch_size=max_batch_size,
     )
 
 
