@@ -411,7 +411,8 @@ def test_repository_refuses_links_and_bad_names(tmp_path: Path, repository: Path
         ModelRepository.open(other)
 
 
-def test_cli_serves_a_bare_model_and_stops_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cli_serves_a_bare_model_and_stops_on_sigterm(tmp_path: Path, workers: int) -> None:
     import os
     import signal
     import subprocess
@@ -423,10 +424,11 @@ def test_cli_serves_a_bare_model_and_stops_on_sigterm(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "onnxpipe.cli", "serve", str(path), "--port", str(port), "--max-batch-size", "8"]
+    command += ["--workers", str(workers)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
     try:
         client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if client.is_server_ready():
@@ -439,10 +441,15 @@ def test_cli_serves_a_bare_model_and_stops_on_sigterm(tmp_path: Path) -> None:
         h = np.array([[2, 4, 6]], dtype=np.float16)
         i = httpclient.InferInput("h", [1, 3], "FP16")
         i.set_data_from_numpy(h)
-        np.testing.assert_array_equal(client.infer("half", [i]).as_numpy("y"), h / 2)
+        for _ in range(4):
+            np.testing.assert_array_equal(client.infer("half", [i]).as_numpy("y"), h / 2)
         client.close()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
+        assert proc.wait(30) == 0
+        assert proc.stdout is not None
+        logged = proc.stdout.read().decode()  # the buffered access log is written out at shutdown
+        assert "onnxpipe.serving.access method=POST path=/v2/models/half/infer status=200" in logged
+        assert logged.count("Application startup complete") == workers
     finally:
         if proc.poll() is None:
             proc.kill()

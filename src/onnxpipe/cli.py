@@ -1110,6 +1110,13 @@ def _image_folder_view(
     help="Also serve gRPC (KServe V2 GRPCInferenceService) on this port (0: any free one); off unless given.",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Server processes on the one port, each with its own copy of the models (REST only).",
+)
+@click.option(
     "--reload-interval-s",
     type=click.FloatRange(min=0),
     default=2.0,
@@ -1127,6 +1134,7 @@ def serve_command(
     request_timeout_s: float,
     max_queue: int,
     grpc_port: int | None,
+    workers: int,
     reload_interval_s: float,
 ) -> None:
     """Serve a saved pipeline (.zip), a bare ONNX model (.onnx) or a model repository
@@ -1139,6 +1147,8 @@ def serve_command(
         from onnxpipe.serving import RepositoryError, ServerSettings, serve
     except ImportError as exc:
         _fail(f"onnxpipe serve needs the serve extra: pip install 'onnxpipe[serve]' ({exc})", EXIT_BAD_INPUT)
+    if grpc_port is not None and workers > 1:
+        _fail("--grpc-port is served by one process: leave --workers at 1 to serve gRPC", EXIT_BAD_INPUT)
     if grpc_port is not None:
         try:
             import grpc  # noqa: F401
@@ -1161,7 +1171,7 @@ def serve_command(
     if previous_fd is not None:
         previous = {s: signal.signal(s, lambda signum, frame: None) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        serve(model, host=host, port=port, settings=settings, grpc_port=grpc_port)
+        serve(model, host=host, port=port, settings=settings, grpc_port=grpc_port, workers=workers)
     except RepositoryError as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
     finally:

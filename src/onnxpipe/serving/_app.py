@@ -8,8 +8,9 @@ import asyncio
 import contextlib
 import dataclasses
 import hmac
+import io
 import logging
-import logging.handlers
+import os
 import secrets
 import sys
 import time
@@ -92,18 +93,47 @@ def _page_response(render: Callable[[str], str]) -> Response:
 _ACCESS_FLUSH_S = 0.5  # how long an access line may wait in the buffer of the default handler
 
 
-def _default_access_log() -> logging.handlers.MemoryHandler | None:
-    """Access lines go to stderr when nobody configured logging (the CLI), through a buffer flushed
-    every :data:`_ACCESS_FLUSH_S` (one write per batch of lines, not a system call per request);
-    otherwise wherever the application's logging sends ``onnxpipe.serving.access``."""
+class _BufferedStderrHandler(logging.StreamHandler):
+    """Each line formatted as it comes, written to stderr in blocks: the periodic :meth:`drain`
+    (or a full 64 KiB buffer) writes them, instead of one system call per request."""
+
+    def __init__(self) -> None:
+        try:
+            fd = os.dup(sys.stderr.fileno())
+        except (AttributeError, OSError, ValueError):  # stderr replaced by an object without a file
+            super().__init__(sys.stderr)
+            self._owned = False
+            return
+        raw = io.BufferedWriter(io.FileIO(fd, "w"), buffer_size=65536)
+        super().__init__(io.TextIOWrapper(raw, encoding="utf-8", errors="replace"))
+        self._owned = True
+
+    def flush(self) -> None:  # called by emit after every record: leave the lines in the buffer
+        pass
+
+    def drain(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self.stream.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.drain()
+            if self._owned:
+                self.stream.close()
+        super().close()
+
+
+def _default_access_log() -> _BufferedStderrHandler | None:
+    """Access lines go to stderr when nobody configured logging (the CLI), written every
+    :data:`_ACCESS_FLUSH_S`; otherwise wherever the application's logging sends
+    ``onnxpipe.serving.access``."""
     if ACCESS_LOG.hasHandlers():
         return None
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-    buffered = logging.handlers.MemoryHandler(1024, flushLevel=logging.WARNING, target=stream)
-    ACCESS_LOG.addHandler(buffered)
+    handler = _BufferedStderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    ACCESS_LOG.addHandler(handler)
     ACCESS_LOG.setLevel(logging.INFO)
-    return buffered
+    return handler
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -310,14 +340,15 @@ def create_app(repository: ModelRepository, settings: ServerSettings | None = No
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if access is not None:
-                access.flush()
+                ACCESS_LOG.removeHandler(access)
+                access.close()
             for b in list(batchers.values()):
                 await b.close()
 
-    async def flush_loop(handler: logging.Handler) -> None:
+    async def flush_loop(handler: _BufferedStderrHandler) -> None:
         while True:
             await asyncio.sleep(_ACCESS_FLUSH_S)
-            handler.flush()
+            handler.drain()
 
     async def reload_loop() -> None:
         """Poll the repository's files; new models load in a worker thread, beside the old."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -32,6 +33,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self.requests = Counter(
             "onnxpipe_requests",
             "Requests answered, by model, route and HTTP status.",
@@ -66,10 +68,17 @@ class Metrics:
         )
 
     def observe(self, model: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(model, route, str(status)).inc()
-        if status >= 400:
-            self.errors.labels(model, route, _reason(status)).inc()
-        self.latency.labels(model, route).observe(seconds)
+        key = (model, route, status)
+        children = self._children.get(key)
+        if children is None:  # the label lookups once per (model, route, status): few, and all bounded
+            errors = self.errors.labels(model, route, _reason(status)) if status >= 400 else None
+            children = (self.requests.labels(model, route, str(status)), errors, self.latency.labels(model, route))
+            self._children[key] = children
+        requests, errors, latency = children
+        requests.inc()
+        if errors is not None:
+            errors.inc()
+        latency.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""

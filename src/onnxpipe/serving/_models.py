@@ -86,6 +86,7 @@ class ServedModel:
     # row by row, so merging requests would gain nothing
     max_batch_size: int | None = None
     _plans: dict[Schema, list[tuple[Transformer, Schema]]] = dataclasses.field(default_factory=dict, repr=False)
+    _schemas: dict[tuple[Any, ...], Schema] = dataclasses.field(default_factory=dict, repr=False)
 
     def input_column(self, name: str) -> Column | None:
         return next((c for c in (*self.inputs, *self.optional_inputs) if c.name == name), None)
@@ -110,9 +111,20 @@ class ServedModel:
             "outputs": [self.describe(c) for c in self.outputs],
         }
 
-    def check_schema(self, schema: Schema) -> None:
-        """Raise onnxpipe's own error when the model does not take data of ``schema``."""
-        self._plan(schema)
+    def schema_of(self, columns: Mapping[str, np.ndarray]) -> Schema:
+        """The schema of a request's columns (each ``[rows, *row_shape]``), checked against the model:
+        onnxpipe's own error when the model does not take it."""
+        key = tuple((n, a.dtype, a.shape[1:]) for n, a in columns.items())
+        schema = self._schemas.get(key)
+        if schema is None:
+            schema = Schema.of(
+                **{n: TensorType(DType.from_numpy(a.dtype), tuple(a.shape[1:])) for n, a in columns.items()}
+            )
+            self._plan(schema)  # onnxpipe's own error when the model does not take it
+            if len(self._schemas) >= _MAX_PLANS:
+                self._schemas.clear()
+            self._schemas[key] = schema
+        return schema
 
     def _plan(self, schema: Schema) -> list[tuple[Transformer, Schema]]:
         """Each step with the schema it reads, for data of ``schema`` (kept for the few schemas a

@@ -238,9 +238,8 @@ def parse_request(
         raise ProtocolError("the request has no rows (the inputs' first dimension is 0)")
     if rows > max_rows:
         raise ProtocolError(f"the request has {rows:,} rows, more than the server's limit of {max_rows:,}", 413)
-    schema = Schema.of(**{n: TensorType(DType.from_numpy(a.dtype), tuple(a.shape[1:])) for n, a in columns.items()})
     try:
-        model.check_schema(schema)
+        schema = model.schema_of(columns)
     except OnnxPipeError as exc:
         raise ProtocolError(f"model {model.name!r}: {exc}") from None
     return ParsedRequest(request_id, columns, rows, _outputs(model, doc), schema)
