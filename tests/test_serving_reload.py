@@ -105,9 +105,16 @@ def test_fixed_batch_of_one_is_not_merged(tmp_path: Path) -> None:
     (tmp_path / "fixed" / "1" / "model.onnx").write_bytes(_fixed_batch_one())
     (tmp_path / "free" / "1").mkdir(parents=True)
     (tmp_path / "free" / "1" / "model.onnx").write_bytes(models.float16_scale())
+    # the same model inside a saved pipeline (after a step of its own) is not merged either
+    onnx_step = ctx.transforms.apply_onnx_model(model_file=str(tmp_path / "fixed" / "1" / "model.onnx"))
+    pipeline = ctx.transforms.copy_columns("x", "raw").append(onnx_step)
+    data = ctx.data.load_from_dict({"raw": np.ones((2, 3), np.float32)})
+    (tmp_path / "wrapped" / "1").mkdir(parents=True)
+    ctx.model.save(pipeline.fit(data), data.schema, tmp_path / "wrapped" / "1" / "model.zip")
     repo = ModelRepository.open(tmp_path, ctx)
-    fixed, free = repo.get("fixed"), repo.get("free")
+    fixed, free, wrapped = repo.get("fixed"), repo.get("free"), repo.get("wrapped")
     assert fixed.max_batch_size == 1
+    assert wrapped.max_batch_size == 1
     assert free.max_batch_size is None
     assert Batcher(fixed, 32, 5.0).max_batch_size == 1
     assert Batcher(free, 32, 5.0).max_batch_size == 32

@@ -23,7 +23,6 @@ import numpy as np
 from onnxpipe import Column, DType, KeyType, MLContext, Schema, SequenceType, TensorType, Transformer, TransformerChain
 from onnxpipe import inspect_model as _inspect_model
 from onnxpipe.errors import InvalidArgumentError, OnnxPipeError, SchemaError
-from onnxpipe.runtime import batch_axes as _batch_axes
 
 __all__ = ["ModelRepository", "ServedModel", "v2_datatype"]
 
@@ -81,9 +80,9 @@ class ServedModel:
     # a bare model's tensors as it declares them after the batch dimension ([N, 1] stays [N, 1] on
     # the wire, as Triton serves it, though onnxpipe reads it as one value per row)
     declared_row_shapes: Mapping[str, tuple[int | None, ...]] = dataclasses.field(default_factory=dict)
-    # rows merged into one scoring call at most (None: the server's max_batch_size); 1 for a bare
-    # model whose inputs have a fixed first dimension (a fixed batch of 1): onnxpipe scores it
-    # row by row, so merging requests would gain nothing
+    # rows merged into one scoring call at most (None: the server's max_batch_size); 1 when an ONNX
+    # model in it has a fixed first dimension (a fixed batch of 1): onnxpipe scores it row by row,
+    # so merging requests would gain nothing
     max_batch_size: int | None = None
     _plans: dict[Schema, list[tuple[Transformer, Schema]]] = dataclasses.field(default_factory=dict, repr=False)
     _schemas: dict[tuple[Any, ...], Schema] = dataclasses.field(default_factory=dict, repr=False)
@@ -230,10 +229,10 @@ def load_served_model(ctx: MLContext, name: str, version: str, path: Path) -> Se
                     squeezed.add(n)
                 outputs.append(c)
             platform = "onnxruntime_onnx"
-            if not all(a.is_batch for a in _batch_axes(info).values()):
-                max_batch_size = 1
     except (OnnxPipeError, OSError) as exc:
         raise RepositoryError(f"model {name!r} version {version} ({path}): {exc}") from exc
+    if any(getattr(step, "batched", True) is False for step in model.steps):
+        max_batch_size = 1  # an ONNX model scored row by row (a fixed batch): merging gains nothing
     for c in (*required, *outputs):
         if not isinstance(c.type, TensorType) or isinstance(c.type, SequenceType) or v2_datatype(c.type.dtype) is None:
             raise RepositoryError(
