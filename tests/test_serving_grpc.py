@@ -25,6 +25,7 @@ from tritonclient.utils import InferenceServerException  # noqa: E402
 from onnxpipe import Transformer  # noqa: E402
 from onnxpipe.serving import ModelRepository, ServerSettings  # noqa: E402
 from onnxpipe.serving._grpc import GrpcServer  # noqa: E402
+from onnxpipe.serving._metrics import Metrics  # noqa: E402
 from tests import models  # noqa: E402
 from tests.test_serving import _expected, _rows, ctx, repository, trained  # noqa: E402, F401
 
@@ -33,7 +34,8 @@ class _Server:
     """The gRPC server on its own event loop in a background thread."""
 
     def __init__(self, root: Path, settings: ServerSettings) -> None:
-        self.grpc = GrpcServer(ModelRepository.open(root), settings, host="127.0.0.1", port=0)
+        self.metrics = Metrics()
+        self.grpc = GrpcServer(ModelRepository.open(root), settings, host="127.0.0.1", port=0, metrics=self.metrics)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
@@ -343,3 +345,15 @@ def _training_schema() -> Any:
     from tests.test_serving import _training_data
 
     return ctx.data.load_from_dict(_training_data())
+
+
+def test_grpc_calls_are_counted_in_the_metrics(server: _Server, client: Any) -> None:
+    age, hours = _rows(3, seed=11)
+    client.infer("income", _income_inputs(age, hours))
+    with pytest.raises(InferenceServerException):
+        client.infer("nope", _income_inputs(age, hours))
+    text = server.metrics.render()[0].decode()
+    assert 'onnxpipe_requests_total{model="income",route="grpc_ModelInfer",status="200"}' in text
+    assert 'onnxpipe_requests_total{model="-",route="grpc_ModelInfer",status="404"}' in text
+    assert 'onnxpipe_errors_total{model="-",reason="client_error",route="grpc_ModelInfer"}' in text
+    assert 'onnxpipe_batch_rows_count{model="income",version="2"}' in text

@@ -13,6 +13,7 @@ import json
 import os
 
 from onnxpipe.serving._app import ServerSettings, create_app
+from onnxpipe.serving._metrics import Metrics
 from onnxpipe.serving._models import ModelRepository, RepositoryError, ServedModel
 
 __all__ = ["ModelRepository", "RepositoryError", "ServedModel", "ServerSettings", "create_app", "serve"]
@@ -58,7 +59,8 @@ def serve(
             access_log=False,
         )
         return
-    app = create_app(repository, settings)
+    metrics = Metrics()
+    app = create_app(repository, settings, metrics=metrics)
     if grpc_port is None:
         uvicorn.run(app, host=host, port=port, ws="none", log_level="info", access_log=False)
         return
@@ -68,7 +70,7 @@ def serve(
     from onnxpipe.serving._grpc import GrpcServer
 
     async def run() -> None:
-        grpc_server = GrpcServer(repository, settings, host=host, port=grpc_port)
+        grpc_server = GrpcServer(repository, settings, host=host, port=grpc_port, metrics=metrics)
         bound = await grpc_server.start()
         logging.getLogger("uvicorn.error").info("gRPC (KServe V2) on %s:%d", host, bound)
         try:

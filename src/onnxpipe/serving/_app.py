@@ -154,12 +154,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(repository: ModelRepository, settings: ServerSettings | None = None) -> Router:
-    """An ASGI application serving ``repository`` (run it with uvicorn)."""
+def create_app(
+    repository: ModelRepository, settings: ServerSettings | None = None, *, metrics: Metrics | None = None
+) -> Router:
+    """An ASGI application serving ``repository`` (run it with uvicorn); ``metrics``: counters to
+    share with a gRPC server of the same repository (else its own)."""
     settings = settings or ServerSettings()
     if settings.token is not None and not settings.token.strip():
         raise ValueError("ServerSettings.token must not be empty (None: no authentication)")
-    metrics = Metrics()
+    metrics = metrics or Metrics()
     # one Batcher per served model object (id): a reloaded model gets a new one, while requests
     # already given the old model finish on the old one, which is closed once idle
     batchers: dict[int, Batcher] = {}

@@ -18,6 +18,7 @@ import hmac
 import logging
 import math
 import struct
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
@@ -29,6 +30,7 @@ from onnxpipe import TensorType, __version__
 from onnxpipe.errors import InvalidArgumentError, OnnxPipeError
 from onnxpipe.serving._app import ServerSettings
 from onnxpipe.serving._batching import Batcher
+from onnxpipe.serving._metrics import ACCESS_LOG, Metrics, access_line
 from onnxpipe.serving._models import DTYPE_OF_V2, ModelRepository, ServedModel, v2_datatype
 from onnxpipe.serving._protocol import ProtocolError, _binary, parse_request
 from onnxpipe.serving.proto import grpc_predict_v2_pb2 as pb
@@ -61,6 +63,14 @@ _STATUS_OF_HTTP = {
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+# the HTTP status the same outcome gets over REST: gRPC calls are counted in /metrics with it
+_HTTP_OF_STATUS = {v: k for k, v in _STATUS_OF_HTTP.items()} | {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.INTERNAL: 500,
 }
 
 
@@ -154,8 +164,12 @@ class GrpcServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        metrics: Metrics | None = None,
     ) -> None:
+        """``metrics``: the REST app's (``create_app(..., metrics=)``), so that ``/metrics`` counts
+        gRPC calls too, under routes ``grpc_<Method>``."""
         self.repository = repository
+        self.metrics = metrics
         self.settings = settings or ServerSettings()
         self.host = host
         self.port = port
@@ -168,8 +182,14 @@ class GrpcServer:
         b = self.batchers.get(id(model))
         if b is None or b.model is not model:
             settings = self.settings
+            m = self.metrics
             b = self.batchers[id(model)] = Batcher(
-                model, settings.max_batch_size, settings.max_batch_delay_ms, settings.max_queue
+                model,
+                settings.max_batch_size,
+                settings.max_batch_delay_ms,
+                settings.max_queue,
+                on_batch=None if m is None else m.batch_rows.labels(model.name, model.version).observe,
+                on_depth=None if m is None else m.queue_depth.labels(model.name, model.version).set,
             )
             served = {id(m) for m in self.repository.all()}
             for key, old in list(self.batchers.items()):  # retire the batchers of models no longer served
@@ -205,17 +225,27 @@ class GrpcServer:
         token = self.settings.token
         expected = f"Bearer {token}".encode() if token is not None else None
 
-        def unary(fn: Callable[[Any, Any], Awaitable[Any]], request_type: Any, open_: bool = False) -> Any:
+        def unary(method: str, fn: Callable[[Any, Any], Awaitable[Any]], request_type: Any, open_: bool = False) -> Any:
             async def guarded(request: Any, context: Any) -> Any:
-                if expected is not None and not open_:
-                    given = dict(context.invocation_metadata() or ()).get("authorization", "")
-                    if not hmac.compare_digest(str(given).encode(), expected):
-                        await _abort(
-                            context,
-                            grpc.StatusCode.UNAUTHENTICATED,
-                            "this server needs metadata 'authorization: Bearer <token>' with its token",
-                        )
-                return await fn(request, context)
+                start = time.perf_counter()
+                status = 500
+                try:
+                    if expected is not None and not open_:
+                        given = dict(context.invocation_metadata() or ()).get("authorization", "")
+                        if not hmac.compare_digest(str(given).encode(), expected):
+                            await _abort(
+                                context,
+                                grpc.StatusCode.UNAUTHENTICATED,
+                                "this server needs metadata 'authorization: Bearer <token>' with its token",
+                            )
+                    response = await fn(request, context)
+                    status = 200
+                    return response
+                except BaseException:
+                    status = _HTTP_OF_STATUS.get(context.code(), 500)
+                    raise
+                finally:
+                    self._observe(method, request, status, time.perf_counter() - start)
 
             return grpc.unary_unary_rpc_method_handler(
                 guarded,
@@ -224,13 +254,21 @@ class GrpcServer:
             )
 
         return {
-            "ServerLive": unary(self._server_live, pb.ServerLiveRequest, open_=True),
-            "ServerReady": unary(self._server_ready, pb.ServerReadyRequest, open_=True),
-            "ModelReady": unary(self._model_ready, pb.ModelReadyRequest),
-            "ServerMetadata": unary(self._server_metadata, pb.ServerMetadataRequest),
-            "ModelMetadata": unary(self._model_metadata, pb.ModelMetadataRequest),
-            "ModelInfer": unary(self._model_infer, pb.ModelInferRequest),
+            "ServerLive": unary("ServerLive", self._server_live, pb.ServerLiveRequest, open_=True),
+            "ServerReady": unary("ServerReady", self._server_ready, pb.ServerReadyRequest, open_=True),
+            "ModelReady": unary("ModelReady", self._model_ready, pb.ModelReadyRequest),
+            "ServerMetadata": unary("ServerMetadata", self._server_metadata, pb.ServerMetadataRequest),
+            "ModelMetadata": unary("ModelMetadata", self._model_metadata, pb.ModelMetadataRequest),
+            "ModelInfer": unary("ModelInfer", self._model_infer, pb.ModelInferRequest),
         }
+
+    def _observe(self, method: str, request: Any, status: int, seconds: float) -> None:
+        """Count the call in ``/metrics`` and log it as one access line (``method=GRPC``)."""
+        name = getattr(request, "model_name", None) or getattr(request, "name", None)
+        model = name if name in self.repository.names else "-"  # unknown names: no new label values
+        if self.metrics is not None:
+            self.metrics.observe(model, f"grpc_{method}", status, seconds)
+        ACCESS_LOG.info(access_line("GRPC", f"/{_SERVICE}/{method}", status, seconds * 1000, model))
 
     async def _model(self, name: str, version: str, context: Any) -> ServedModel:
         try:
