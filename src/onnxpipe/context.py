@@ -266,6 +266,7 @@ class ModelCatalog:
         verify_timeout: float | None = DEFAULT_VERIFY_TIMEOUT,
         gpu_device_id: int | None = None,
         fallback_to_cpu: bool | None = None,
+        intra_op_num_threads: int | None = None,
     ) -> tuple[Transformer, Schema]:
         """Load a model saved by :meth:`save`: returns ``(model, input_schema)``.
 
@@ -273,16 +274,21 @@ class ModelCatalog:
         imported, sizes are bounded by ``max_bytes``, a model's check on a synthetic row by
         ``verify_timeout`` seconds (see SECURITY.md), and a corrupted or tampered file raises
         ModelLoadError. A saved model records no device: its ``apply_onnx_model`` steps open on
-        ``gpu_device_id`` / ``fallback_to_cpu`` (default: the context's), else on the CPU.
+        ``gpu_device_id`` / ``fallback_to_cpu`` (default: the context's), else on the CPU, with
+        ``intra_op_num_threads`` ONNX Runtime threads each (default: the saved step's, else ONNX
+        Runtime's: one per core), e.g. to keep workers x threads <= cores.
         """
         from onnxpipe.persistence import load_model
 
         model, schema = load_model(file, max_bytes=max_bytes, verify_timeout=verify_timeout)
         gpu = gpu_device_id if gpu_device_id is not None else self._ctx.gpu_device_id
         fallback = fallback_to_cpu if fallback_to_cpu is not None else self._ctx.fallback_to_cpu
-        if gpu is None:
+        if gpu is None and intra_op_num_threads is None:
             return model, schema
-        steps = [s.on_device(gpu, fallback) if isinstance(s, OnnxTransformer) else s for s in model.steps]
+        steps = [
+            s.reopened(gpu, fallback, intra_op_num_threads) if isinstance(s, OnnxTransformer) else s
+            for s in model.steps
+        ]
         return (steps[0] if len(steps) == 1 else TransformerChain(steps)), schema
 
     def convert_to_onnx(

@@ -653,7 +653,16 @@ class OnnxTransformer(TrivialEstimator):
 
     def on_device(self, gpu_device_id: int | None, fallback_to_cpu: bool = False) -> OnnxTransformer:
         """The same step opened on another device (``None``: the CPU), e.g. after loading a saved model."""
+        return self.reopened(gpu_device_id, fallback_to_cpu)
+
+    def reopened(
+        self, gpu_device_id: int | None, fallback_to_cpu: bool = False, intra_op_num_threads: int | None = None
+    ) -> OnnxTransformer:
+        """The same step opened on another device (``None``: the CPU) and, when given, with another
+        number of ONNX Runtime intra-op threads."""
         state = {**self.get_state(), "gpu_device_id": gpu_device_id, "fallback_to_cpu": fallback_to_cpu}
+        if intra_op_num_threads is not None:
+            state["intra_op_num_threads"] = intra_op_num_threads
         return OnnxTransformer(**state)
 
     @property
