@@ -52,7 +52,9 @@ class ShippedModel:
     ) -> ShippedModel:
         """``model`` as a worker can load it. A fitted Transformer is saved (with ``input_schema``);
         a path is read by each worker (so it must be where every worker sees it); bytes are a
-        saved .zip or an .onnx file's contents."""
+        saved .zip or an .onnx file's contents. A saved pipeline is loaded here once, to check it
+        and to find the modules defining its custom mappings, which each worker imports before
+        loading it (so they must be importable there, and registered here)."""
         if isinstance(model, ShippedModel):
             if intra_op_num_threads is None:
                 return model
@@ -70,6 +72,7 @@ class ShippedModel:
         elif isinstance(model, bytes | bytearray | memoryview):
             data = bytes(model)
             suffix = ".zip" if data[:2] == b"PK" else ".onnx"
+            imports = _modules_of_saved(io.BytesIO(data), suffix)
         elif isinstance(model, str | os.PathLike):
             p = Path(model)
             if p.suffix.lower() not in (".zip", ".onnx"):
@@ -78,7 +81,7 @@ class ShippedModel:
                 )
             path, suffix = str(p.resolve()), p.suffix.lower()
             digest = hashlib.sha256(f"{path}:{p.stat().st_mtime_ns}:{p.stat().st_size}".encode()).hexdigest()
-            return cls(None, path, suffix, imports, intra_op_num_threads, digest)
+            return cls(None, path, suffix, _modules_of_saved(path, suffix), intra_op_num_threads, digest)
         else:
             raise InvalidArgumentError(
                 "model must be a fitted Transformer, a path to a saved .zip or an .onnx file, or the bytes of one; "
@@ -130,6 +133,15 @@ class ShippedModel:
         scored: DataView = model.transform(MLContext().data.load_from_arrow(table))
         out = scored.to_arrow()
         return out if columns is None else out.select(columns)
+
+
+def _modules_of_saved(source: Any, suffix: str) -> tuple[str, ...]:
+    """The custom-mapping modules of a saved pipeline, read by loading it here (which also checks
+    the file before any worker does; its mappings must be registered in this process too)."""
+    if suffix != ".zip":
+        return ()
+    model, _ = MLContext().model.load(source)
+    return _custom_mapping_modules(model)
 
 
 def _custom_mapping_modules(model: Transformer) -> tuple[str, ...]:
