@@ -325,3 +325,52 @@ def test_spark_reruns_the_part_of_a_killed_python_worker(spark: Any, killing: Ca
     table = scored.toArrow()
     assert MARKER.exists()
     _assert_same(_sorted(table), killing, ["a2", *OUTPUTS])
+
+
+# --------------------------------------------------------------------------------------------
+# onnxpipe predict --engine
+
+
+def _cli(*args: str) -> Any:
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", "onnxpipe.cli", "predict", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "ONNXPIPE_PROGRESS": "0"},
+    )
+
+
+@pytest.mark.parametrize("engine", ["dask", "ray", "spark"])
+def test_cli_scores_a_parquet_data_set_on_each_engine(plain: Case, tmp_path: Path, engine: str) -> None:
+    pytest.importorskip({"dask": "distributed", "ray": "ray", "spark": "pyspark"}[engine])
+    if engine == "spark" and shutil.which("java") is None:
+        pytest.skip("Spark needs Java: apt-get install default-jre-headless")
+    out = tmp_path / "out"
+    done = _cli(
+        str(plain.path), "-i", str(plain.parts / "*.parquet"), "-o", str(out), "--engine", engine, "--workers", "2"
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {ROWS} rows in {PARTS} parts to {out} ({engine})" in done.stderr
+    parts = sorted(out.iterdir())
+    assert [p.name for p in parts] == [f"part-{k:05d}.parquet" for k in range(PARTS)]  # nothing else left
+    for k, part in enumerate(parts):  # each part is what single-process predict writes for its file
+        single = tmp_path / f"single-{k}.parquet"
+        alone = _cli(str(plain.path), "-i", str(plain.parts / f"part-{k}.parquet"), "-o", str(single))
+        assert alone.returncode == 0, alone.stderr
+        assert pq.read_table(part).equals(pq.read_table(single))
+
+
+def test_cli_engine_arguments_are_checked(plain: Case, tmp_path: Path) -> None:
+    onnx_file = tmp_path / "model.onnx"
+    onnx_file.write_bytes(b"not used")
+    done = _cli(str(onnx_file), "-i", str(plain.parts), "-o", str(tmp_path / "o"), "--engine", "dask")
+    assert done.returncode == 2 and "--engine scores saved pipelines (.zip)" in done.stderr
+    done = _cli(
+        str(plain.path), "-i", str(tmp_path / "nothing-*.parquet"), "-o", str(tmp_path / "o"), "--engine", "dask"
+    )
+    assert done.returncode == 2 and "no Parquet files in" in done.stderr
+    done = _cli(str(plain.path), "-i", str(plain.parts / "part-0.parquet"), "-o", str(tmp_path), "--workers", "2")
+    assert done.returncode == 2 and "--workers needs --engine" in done.stderr

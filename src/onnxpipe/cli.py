@@ -846,8 +846,8 @@ and SIGTERM stop the run, remove the temporary file and exit with 130 and
     "output",
     metavar="OUTPUT",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Result file (replaced if it exists; not a symbolic link, the input or the model).",
+    type=click.Path(path_type=Path),
+    help="Result file (replaced if it exists; not a symbolic link, the input or the model); with --engine, a folder.",
 )
 @click.option(
     "--format-in",
@@ -875,6 +875,17 @@ and SIGTERM stop the run, remove the temporary file and exit with 130 and
 @click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar on stderr (default: when it is a terminal)."
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["dask", "ray", "spark"]),
+    help="Score a partitioned Parquet data set (INPUT: a folder or a quoted glob such as 'data/*.parquet') into "
+    "OUTPUT/part-NNNNN.parquet on this engine (its extra installed), one task per file.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="With --engine: worker processes on this machine (default: one per core).",
+)
 @_max_bytes_option
 @_debug_option
 def predict_command(
@@ -889,12 +900,21 @@ def predict_command(
     separator: str | None,
     no_header: bool,
     progress: bool | None,
+    engine: str | None,
+    workers: int | None,
     max_bytes: int,
 ) -> None:
     wanted = _column_list(columns)
     sep = _separator(separator)
     if wanted is not None and keep_input:
         raise click.UsageError("--columns and --keep-input cannot be combined: --columns names every output column")
+    if engine is not None:
+        _predict_on_engine(model, input_path, output, engine, workers, wanted, keep_input, progress, max_bytes)
+        return
+    if workers is not None:
+        raise click.UsageError("--workers needs --engine")
+    if output.is_dir():
+        _fail(f"the output {_quoted(output)} is a folder; give a file (a folder of parts needs --engine)", EXIT_OUTPUT)
     try:
         fmt_out = format_of(output, format_out, "--format-out")
     except InvalidArgumentError as exc:
@@ -920,6 +940,105 @@ def predict_command(
     except OSError as exc:  # reading the input
         _fail(f"cannot read {_quoted(exc.filename or input_path)}: {exc.strerror or exc}", EXIT_BAD_INPUT)
     _note(f"wrote {rows} rows to {output}")
+
+
+def _parquet_parts(input_path: Path) -> list[Path]:
+    """The Parquet files of INPUT with --engine: a folder's ``*.parquet``, a glob's matches, or one file."""
+    import glob
+
+    if input_path.is_dir():
+        files = sorted(input_path.glob("*.parquet"))
+    elif glob.has_magic(str(input_path)):
+        files = sorted(Path(p) for p in glob.glob(str(input_path)))
+    else:
+        files = [input_path] if input_path.is_file() else []
+    if not files:
+        _fail(
+            f"no Parquet files in {_quoted(input_path)} (give a folder, a quoted glob or a .parquet file)",
+            EXIT_BAD_INPUT,
+        )
+    other = [f for f in files if f.suffix.lower() not in (".parquet", ".pq")]
+    if other:
+        _fail(f"--engine reads Parquet files only; {_quoted(other[0])} is not one", EXIT_BAD_INPUT)
+    return files
+
+
+def _predict_on_engine(
+    model: str,
+    input_path: Path,
+    output: Path,
+    engine: str,
+    workers: int | None,
+    wanted: Sequence[str] | None,
+    keep_input: bool,
+    progress: bool | None,
+    max_bytes: int,
+) -> None:
+    """``predict --engine``: a partitioned Parquet data set scored on Dask, Ray or Spark."""
+    from onnxpipe.data import load_from_parquet
+    from onnxpipe.distributed import score_parquet_files
+
+    if not _is_saved_model(Path(model)):
+        _fail(
+            f"--engine scores saved pipelines (.zip); wrap {_quoted(model)} in one: "
+            "ctx.model.save(ctx.transforms.apply_onnx_model(model_file=...), schema, 'model.zip')",
+            EXIT_BAD_INPUT,
+        )
+    parts = _parquet_parts(input_path)
+    if output.exists() and not output.is_dir():
+        _fail(f"the output {_quoted(output)} is a file; with --engine it is a folder of parts", EXIT_OUTPUT)
+    if output.is_symlink():
+        _fail(f"cannot write {_quoted(output)}: it is a symbolic link", EXIT_OUTPUT)
+    pipeline = _open_pipeline(model, max_bytes)
+    try:
+        view = load_from_parquet(parts[0])
+        names = _output_columns(
+            pipeline, view.schema, pipeline.model.output_schema(view.schema), wanted, keep_input, []
+        )
+        bar = _PartsProgress(len(parts), progress)
+        try:
+            rows = score_parquet_files(
+                Path(model), parts, output, engine=engine, workers=workers, columns=names, on_part=bar
+            )
+        finally:
+            bar.close()
+    except OnnxPipeError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except ImportError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except Exception as exc:  # the engine's own report of a failed job (a worker's error inside)
+        _fail(f"the {engine} job failed: {type(exc).__name__}: {exc}", EXIT_OUTPUT)
+    _note(f"wrote {rows} rows in {len(parts)} parts to {output} ({engine})")
+
+
+class _PartsProgress:
+    """A bar of parts written, on stderr (under --progress's rules)."""
+
+    def __init__(self, total: int, enabled: bool | None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self._progress: Any = None
+        if enabled if enabled is not None else console.is_terminal:
+            self._progress = Progress(
+                TextColumn("scoring"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("parts"),
+                TimeElapsedColumn(),
+                console=console,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("parts", total=total)
+
+    def __call__(self, rows: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
 
 
 def _output_columns(

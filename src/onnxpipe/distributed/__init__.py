@@ -7,6 +7,7 @@ single-process ``transform``.
 
 from __future__ import annotations
 
+from onnxpipe.distributed._files import ENGINES, score_parquet_files
 from onnxpipe.distributed._shipped import ShippedModel, threads_per_task
 
-__all__ = ["ShippedModel", "threads_per_task"]
+__all__ = ["ENGINES", "ShippedModel", "score_parquet_files", "threads_per_task"]

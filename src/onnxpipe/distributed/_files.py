@@ -1,0 +1,165 @@
+"""Score a partitioned Parquet data set into a partitioned output on Dask, Ray or Spark (what
+``onnxpipe predict --engine`` runs): one engine task per input file, each streaming its file in
+batches and writing ``part-NNNNN.parquet`` beside a temporary name, renamed when complete. A part
+is written whole or not at all, and a task re-run by the engine after a failure writes the same
+name again, so the output has every row once."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from onnxpipe.distributed._shipped import ModelLike, ShippedModel, threads_per_task
+from onnxpipe.errors import InvalidArgumentError
+
+__all__ = ["ENGINES", "score_parquet_files"]
+
+ENGINES = ("dask", "ray", "spark")
+_BATCH_ROWS = 65536
+
+
+def _part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def score_file(shipped: ShippedModel, source: str, target: str, columns: list[str] | None) -> int:
+    """Score one Parquet file into ``target`` (written atomically); the rows written."""
+    temporary = f"{target}.{uuid.uuid4().hex}.tmp"
+    rows = 0
+    writer: pq.ParquetWriter | None = None
+    try:
+        reader = pq.ParquetFile(source)
+        for batch in reader.iter_batches(batch_size=_BATCH_ROWS):
+            scored = shipped.score(pa.Table.from_batches([batch]), columns)
+            if writer is None:
+                writer = pq.ParquetWriter(temporary, scored.schema)
+            writer.write_table(scored)
+            rows += scored.num_rows
+        if writer is None:  # an empty file: an empty part, with the scored schema
+            empty = shipped.output_schema(reader.schema_arrow, columns).empty_table()
+            writer = pq.ParquetWriter(temporary, empty.schema)
+            writer.write_table(empty)
+        writer.close()
+        writer = None
+        os.replace(temporary, target)
+    finally:
+        if writer is not None:
+            writer.close()
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return rows
+
+
+def score_parquet_files(
+    model: ModelLike,
+    inputs: Sequence[str | os.PathLike[str]],
+    output_dir: str | os.PathLike[str],
+    *,
+    engine: str,
+    workers: int | None = None,
+    columns: list[str] | None = None,
+    on_part: Callable[[int], None] | None = None,
+) -> int:
+    """Score each of ``inputs`` (Parquet files) into ``output_dir/part-NNNNN.parquet`` (the
+    same order) on ``engine``, with ``workers`` processes on this machine (default: its cores)
+    unless the engine is pointed at a cluster (``DASK_SCHEDULER_ADDRESS``, ``RAY_ADDRESS``,
+    ``spark-submit``'s master). ``on_part(rows)`` is called as each part is written, where the
+    engine reports it. Returns the rows written."""
+    if engine not in ENGINES:
+        raise InvalidArgumentError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    if not inputs:
+        raise InvalidArgumentError("no input files to score")
+    workers = workers or os.cpu_count() or 1
+    shipped = ShippedModel.of(model, intra_op_num_threads=threads_per_task(workers))
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [(str(Path(s).resolve()), str(out.resolve() / _part_name(i))) for i, s in enumerate(inputs)]
+    run = {"dask": _on_dask, "ray": _on_ray, "spark": _on_spark}[engine]
+    total = 0
+    for rows in run(shipped, tasks, columns, workers):
+        total += rows
+        if on_part is not None:
+            on_part(rows)
+    return total
+
+
+def _on_dask(
+    shipped: ShippedModel, tasks: list[tuple[str, str]], columns: list[str] | None, workers: int
+) -> Iterator[int]:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:
+        raise ImportError(f"--engine dask needs the dask extra: pip install 'onnxpipe[dask]' ({exc})") from exc
+    address = os.environ.get("DASK_SCHEDULER_ADDRESS")
+    cluster: Any = None
+    if address is None:
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    try:
+        with Client(address or cluster) as client:  # type: ignore[no-untyped-call]
+            futures = [client.submit(score_file, shipped, s, t, columns, pure=False) for s, t in tasks]
+            for future in as_completed(futures):  # type: ignore[no-untyped-call]
+                yield future.result()
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _on_ray(
+    shipped: ShippedModel, tasks: list[tuple[str, str]], columns: list[str] | None, workers: int
+) -> Iterator[int]:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError(f"--engine ray needs the ray extra: pip install 'onnxpipe[ray]' ({exc})") from exc
+    started = not ray.is_initialized()
+    if started:
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)(score_file)
+        model = ray.put(shipped)  # the model's bytes go to the object store once
+        pending = [remote.remote(model, s, t, columns) for s, t in tasks]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _on_spark(
+    shipped: ShippedModel, tasks: list[tuple[str, str]], columns: list[str] | None, workers: int
+) -> Iterator[int]:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise ImportError(f"--engine spark needs the spark extra: pip install 'onnxpipe[spark]' ({exc})") from exc
+    # local Python workers run this interpreter (where onnxpipe is), unless told otherwise
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = SparkSession.getActiveSession()
+    started = session is None
+    if session is None:
+        builder = SparkSession.builder.appName("onnxpipe predict")
+        if "SPARK_MASTER" in os.environ or os.environ.get("PYSPARK_SUBMIT_ARGS"):
+            session = builder.getOrCreate()
+        else:  # local: a failed task is tried up to 4 times, as on a cluster
+            session = builder.master(f"local[{workers},4]").config("spark.ui.enabled", "false").getOrCreate()
+    try:
+        model = session.sparkContext.broadcast(shipped)  # the model's bytes go to each executor once
+        rdd = session.sparkContext.parallelize(tasks, len(tasks))
+        counts = rdd.map(lambda task: score_file(model.value, task[0], task[1], columns)).collect()
+        yield from counts
+    finally:
+        if started:
+            session.stop()
