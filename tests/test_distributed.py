@@ -374,3 +374,53 @@ def test_cli_engine_arguments_are_checked(plain: Case, tmp_path: Path) -> None:
     assert done.returncode == 2 and "no Parquet files in" in done.stderr
     done = _cli(str(plain.path), "-i", str(plain.parts / "part-0.parquet"), "-o", str(tmp_path), "--workers", "2")
     assert done.returncode == 2 and "--workers needs --engine" in done.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# LightGBM trains on Dask
+
+
+def test_light_gbm_trains_on_a_dask_frame(dask_client: Any, tmp_path: Path) -> None:
+    import dask.dataframe as dd
+    import onnxruntime as ort
+    import pandas as pd
+
+    pytest.importorskip("lightgbm")
+    from onnxpipe.distributed import dask as op_dask
+    from onnxpipe.trainers.trees import LightGbmModel
+
+    rng = np.random.default_rng(3)
+    n = 30_000
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    logit = x[:, 0] - 2 * x[:, 1] * x[:, 2] + np.sin(3 * x[:, 3]) + 0.5 * rng.standard_normal(n)
+    table = pa.table({**{f"x{i}": x[:, i] for i in range(6)}, "Label": logit > 0})
+    train, test = table.slice(0, 20_000), ctx.data.load_from_arrow(table.slice(20_000))
+    featurize = ctx.transforms.concatenate("Features", *[f"x{i}" for i in range(6)])
+    trainer = ctx.binary_classification.trainers.light_gbm(number_of_iterations=50)
+
+    def auc(model: Transformer) -> float:
+        from sklearn.metrics import roc_auc_score
+
+        return float(
+            roc_auc_score(np.asarray(table.slice(20_000).column("Label")), model.transform(test).column("Probability"))
+        )
+
+    single = featurize.append(trainer).fit(train)
+    featurizer = featurize.fit(train)
+    frame = dd.from_pandas(train.to_pandas(types_mapper=pd.ArrowDtype), npartitions=4)
+    features = op_dask.score(frame, featurizer, input_schema=ctx.data.load_from_arrow(train).schema)
+    trained = trainer.fit(features)  # lightgbm.dask on the cluster's two workers
+    assert isinstance(trained, LightGbmModel)
+    on_dask = featurizer.append(trained)
+    assert abs(auc(on_dask) - auc(single)) < 0.005
+    path = tmp_path / "model.zip"  # saved and exported like any other fitted pipeline
+    ctx.model.save(on_dask, ctx.data.load_from_arrow(train).schema, path)
+    loaded, _ = ctx.model.load(path)
+    np.testing.assert_array_equal(loaded.transform(test).column("Score"), on_dask.transform(test).column("Score"))
+    onnx_model = ctx.model.convert_to_onnx(on_dask, test)
+    feeds = {f"x{i}": x[20_000:, i : i + 1] for i in range(6)}
+    scores = ort.InferenceSession(onnx_model.SerializeToString()).run(["Score"], feeds)[0]
+    np.testing.assert_allclose(scores.reshape(-1), on_dask.transform(test).column("Score"), rtol=1e-5, atol=1e-5)
+
+    with pytest.raises(InvalidArgumentError, match=r"covers binary classification and regression"):
+        ctx.multiclass_classification.trainers.light_gbm().fit(features)

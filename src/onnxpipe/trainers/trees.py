@@ -77,6 +77,7 @@ import collections
 import hashlib
 import os
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
@@ -85,6 +86,7 @@ import numpy as np
 from onnxpipe import _validation
 from onnxpipe.core import Estimator, Transformer, component
 from onnxpipe.data._convert import ColumnValues
+from onnxpipe.data._loaders import as_data_view
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import (
     ColumnTypeError,
@@ -394,7 +396,79 @@ class _LightGbmTrainer(Estimator):
             raise DataError(f"{step}: example weight column {name!r} is zero for every row; nothing to learn from")
         return w
 
-    def fit(self, data: DataView) -> LightGbmModel:
+    def fit(self, data: Any) -> LightGbmModel:
+        """Train on ``data``: any data ``fit`` takes, or a Dask DataFrame (trained by
+        ``lightgbm.dask`` on the workers of the current ``distributed`` client, each on its
+        partitions; binary classification and regression)."""
+        if _is_dask_frame(data):
+            return self._fit_dask(data)
+        if not isinstance(data, DataView):
+            data = as_data_view(data, f"{self._own_name()}.fit")
+        return self._fit_view(data)
+
+    fit._takes_any_data = True  # type: ignore[attr-defined]  # converts its own data (Dask frames too)
+
+    def _model(
+        self, booster_text: str, schema: Schema, features: TensorType, label: TensorType, classes: Any
+    ) -> LightGbmModel:
+        return LightGbmModel(
+            task=self._task,
+            model_text=_written_by_lightgbm(booster_text),
+            label_column_name=self.label_column_name,
+            feature_column_name=self.feature_column_name,
+            label_type=label,
+            score_slot_names=_score_slot_names(schema, self.label_column_name) if classes is not None else None,
+            num_features=features.size or 0,
+            classes=classes,
+            number_of_threads=self.number_of_threads,
+            trainer_name=self._catalog,
+        )
+
+    def _fit_dask(self, frame: Any) -> LightGbmModel:
+        """``lightgbm.dask`` on a Dask DataFrame of the same columns a DataView would have (the
+        feature vector as an Arrow list, as ``onnxpipe.distributed.dask.score`` writes it)."""
+        import pyarrow as pa
+
+        step = self.step_name
+        if self._task == MULTICLASS:
+            raise InvalidArgumentError(
+                f"{step}: training on a Dask DataFrame covers binary classification and regression"
+            )
+        try:
+            import lightgbm.dask as lgb_dask
+        except ImportError as exc:
+            raise ImportError(
+                f"{step}: training on Dask needs lightgbm and dask: pip install 'onnxpipe[dask,lightgbm]' ({exc})"
+            ) from exc
+        schema = as_data_view(pa.Table.from_pandas(frame._meta, preserve_index=False), f"{self._own_name()}.fit").schema
+        features, label = self._check_schema(schema)
+        size = features.size
+        if size is None:
+            raise InvalidArgumentError(
+                f"{step}: on Dask the feature column {self.feature_column_name!r} needs a fixed size"
+            )
+        names = [f"f{i}" for i in range(size)]
+        meta_x = pd_frame({n: np.zeros(0, np.float64) for n in names})
+        x = frame.map_partitions(_dask_features, self.feature_column_name, names, meta=meta_x)
+        binary = self._task == BINARY
+        y = frame.map_partitions(_dask_labels, self.label_column_name, label, binary, meta=("label", np.float64))
+        w = None
+        if self.example_weight_column_name is not None:
+            w = frame.map_partitions(_dask_weights, self.example_weight_column_name, meta=("weight", np.float64))
+        params = self.lightgbm_params()
+        params.pop("num_threads")  # each worker uses its own threads (lightgbm.dask's default)
+        cls = lgb_dask.DaskLGBMClassifier if self._task == BINARY else lgb_dask.DaskLGBMRegressor
+        estimator = cls(n_estimators=self._num_boost_round(), **params)
+        try:
+            with warnings.catch_warnings():  # lightgbm.dask sets each worker's threads itself, and says so
+                warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored", UserWarning)
+                estimator.fit(x, y, sample_weight=w)
+        except Exception as exc:  # LightGBM's or Dask's report of a failed fit, with its cause
+            raise DataError(f"{step}: LightGBM on Dask could not train on this data: {exc}") from exc
+        text = estimator.to_local().booster_.model_to_string(num_iteration=-1)
+        return self._model(text, schema, features, label, None)
+
+    def _fit_view(self, data: DataView) -> LightGbmModel:
         features, label = self._check_schema(data.schema)
         names = [self.feature_column_name, self.label_column_name]
         if self.example_weight_column_name is not None:
@@ -418,18 +492,49 @@ class _LightGbmTrainer(Estimator):
             )
         except lgb.basic.LightGBMError as exc:
             raise DataError(f"{self.step_name}: LightGBM could not train on this data: {exc}") from None
-        return LightGbmModel(
-            task=self._task,
-            model_text=_written_by_lightgbm(booster.model_to_string(num_iteration=-1)),
-            label_column_name=self.label_column_name,
-            feature_column_name=self.feature_column_name,
-            label_type=label,
-            score_slot_names=_score_slot_names(data.schema, self.label_column_name) if classes is not None else None,
-            num_features=features.size or 0,
-            classes=classes,
-            number_of_threads=self.number_of_threads,
-            trainer_name=self._catalog,
+        return self._model(booster.model_to_string(num_iteration=-1), data.schema, features, label, classes)
+
+
+def _is_dask_frame(data: Any) -> bool:
+    module = type(data).__module__
+    return module.startswith("dask") and hasattr(data, "map_partitions") and hasattr(data, "_meta")
+
+
+def pd_frame(columns: dict[str, np.ndarray]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(columns)
+
+
+def _dask_features(part: Any, column: str, names: list[str]) -> Any:
+    """A partition's feature vectors as float64 columns ``f0..``, for ``lightgbm.dask``."""
+    import pyarrow as pa
+
+    values = pa.array(part[column].array) if len(part) else pa.array([], pa.list_(pa.float64()))
+    matrix = np.asarray(values.flatten(), dtype=np.float64).reshape(len(part), len(names))
+    frame = pd_frame({n: matrix[:, i] for i, n in enumerate(names)})
+    frame.index = part.index
+    return frame
+
+
+def _dask_labels(part: Any, column: str, label: TensorType, binary: bool) -> Any:
+    import pandas as pd
+
+    values = label_as_numbers(np.asarray(part[column].to_numpy()), label).astype(np.float64)
+    bad = ~np.isfinite(values) | ((values != 0) & (values != 1) if binary else False)
+    if bad.any():
+        raise DataError(
+            f"label column {column!r} holds {values[bad][0]!r}; binary classification needs 0/1 or false/true "
+            "and regression finite labels"
         )
+
+    return pd.Series(values, index=part.index, name="label")
+
+
+def _dask_weights(part: Any, column: str) -> Any:
+    import pandas as pd
+
+    return pd.Series(np.asarray(part[column].to_numpy(), dtype=np.float64), index=part.index, name="weight")
 
 
 class LightGbmOptions(TypedDict, total=False):
