@@ -22,7 +22,7 @@ from onnxpipe.errors import InvalidArgumentError
 __all__ = ["ENGINES", "score_parquet_files"]
 
 ENGINES = ("dask", "ray", "spark")
-_BATCH_ROWS = 65536
+_BATCH_ROWS = 8192
 
 
 def _part_name(index: int) -> str:
@@ -66,18 +66,21 @@ def score_parquet_files(
     workers: int | None = None,
     columns: list[str] | None = None,
     on_part: Callable[[int], None] | None = None,
+    intra_op_num_threads: int | None = None,
 ) -> int:
     """Score each of ``inputs`` (Parquet files) into ``output_dir/part-NNNNN.parquet`` (the
     same order) on ``engine``, with ``workers`` processes on this machine (default: its cores)
     unless the engine is pointed at a cluster (``DASK_SCHEDULER_ADDRESS``, ``RAY_ADDRESS``,
     ``spark-submit``'s master). ``on_part(rows)`` is called as each part is written, where the
-    engine reports it. Returns the rows written."""
+    engine reports it. ONNX Runtime threads per task: ``intra_op_num_threads``, by default this
+    machine's cores / ``workers``. Returns the rows written."""
     if engine not in ENGINES:
         raise InvalidArgumentError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
     if not inputs:
         raise InvalidArgumentError("no input files to score")
     workers = workers or os.cpu_count() or 1
-    shipped = ShippedModel.of(model, intra_op_num_threads=threads_per_task(workers))
+    threads = intra_op_num_threads or threads_per_task(workers)
+    shipped = ShippedModel.of(model, intra_op_num_threads=threads)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     tasks = [(str(Path(s).resolve()), str(out.resolve() / _part_name(i))) for i, s in enumerate(inputs)]
