@@ -8,10 +8,10 @@ Two data sets: 1M tabular rows (20 float features through an ONNX MLP 20-256-256
 image paths.
 
 For each engine: the engine's start (cluster, workers, JVM) is timed apart from the job; the job
-runs with 2 workers of 1 ONNX Runtime thread each and, for the scaling figure, 1 worker of 1
-thread. The single-process figure is onnxpipe scoring the files one after the other with ONNX
-Runtime's default threads (one per core), as ``onnxpipe predict`` does. Every part's rows are
-checked against the single-process output.
+runs ``--repeats`` times (the median is kept) with 2 workers of 1 thread each (ONNX Runtime,
+image decoding, Arrow) and, for the scaling figure, 1 worker of 1 thread. The single-process
+figure is onnxpipe scoring the files one after the other with its default threads (one per core),
+as ``onnxpipe predict`` does. Every part's rows are checked against the single-process output.
 
 Run: ``python bench/bench_distributed.py [--rows 1000000] [--images 2000] [--engines dask,ray,spark]``.
 """
@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -202,25 +203,34 @@ def results_of(model: Path, part: Path) -> list[str]:
     return TransformerChain(list(pipeline.steps)).result_columns(ctx.data.load_from_parquet(part).schema)
 
 
-def single_process(model: Path, parts: list[Path], out: Path, columns: list[str]) -> float:
+def single_process(model: Path, parts: list[Path], out: Path, columns: list[str], repeats: int) -> float:
+    """Median seconds of ``repeats`` runs scoring the files one after the other."""
     shipped = ShippedModel.of(model)  # ONNX Runtime's default threads: one per core
     out.mkdir()
-    t0 = time.perf_counter()
-    for k, part in enumerate(parts):
-        score_file(shipped, str(part), str(out / f"part-{k:05d}.parquet"), columns)
-    return time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for k, part in enumerate(parts):
+            score_file(shipped, str(part), str(out / f"part-{k:05d}.parquet"), columns)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def on_engine(
-    engine: str, workers: int, model: Path, parts: list[Path], out: Path, columns: list[str]
+    engine: str, workers: int, model: Path, parts: list[Path], out: Path, columns: list[str], repeats: int
 ) -> tuple[float, float]:
-    """(start seconds, job seconds) with ``workers`` workers of one thread each."""
+    """(start seconds, median job seconds of ``repeats``) with ``workers`` workers of one thread each."""
     t0 = time.perf_counter()
     with ENGINES[engine](workers):
         started = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        score_parquet_files(model, parts, out, engine=engine, workers=workers, columns=columns, intra_op_num_threads=1)
-        return started, time.perf_counter() - t1
+        times = []
+        for _ in range(repeats):
+            t1 = time.perf_counter()
+            score_parquet_files(
+                model, parts, out, engine=engine, workers=workers, columns=columns, intra_op_num_threads=1
+            )
+            times.append(time.perf_counter() - t1)
+        return started, statistics.median(times)
 
 
 def same_rows(a: Path, b: Path) -> bool:
@@ -228,17 +238,17 @@ def same_rows(a: Path, b: Path) -> bool:
 
 
 def measure(
-    name: str, model: Path, parts: list[Path], folder: Path, engines: list[str], rows: list[Row]
+    name: str, model: Path, parts: list[Path], folder: Path, engines: list[str], rows: list[Row], repeats: int
 ) -> dict[str, Any]:
     single_out = folder / f"{name}-single"
     columns = results_of(model, parts[0])
-    single = single_process(model, parts, single_out, columns)
+    single = single_process(model, parts, single_out, columns, repeats)
     console.print(f"{name}: single process {single:.2f} s")
     figures: dict[str, Any] = {"single_s": single}
     for engine in engines:
         two_out, one_out = folder / f"{name}-{engine}-2", folder / f"{name}-{engine}-1"
-        start2, job2 = on_engine(engine, 2, model, parts, two_out, columns)
-        start1, job1 = on_engine(engine, 1, model, parts, one_out, columns)
+        start2, job2 = on_engine(engine, 2, model, parts, two_out, columns, repeats)
+        start1, job1 = on_engine(engine, 1, model, parts, one_out, columns, repeats)
         equal = same_rows(single_out, two_out) and same_rows(single_out, one_out)
         figures[engine] = {"start_2_s": start2, "job_2_s": job2, "start_1_s": start1, "job_1_s": job1, "equal": equal}
         console.print(
@@ -275,6 +285,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--engines", default="dask,ray,spark")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each job on one started engine (median)")
     args = parser.parse_args()
     engines = [e for e in args.engines.split(",") if e]
     rows: list[Row] = []
@@ -282,10 +293,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model, parts = tabular_case(folder, args.rows)
-        extra["tabular"] = measure(f"{args.rows:,} rows", model, parts, folder, engines, rows)
+        extra["tabular"] = measure(f"{args.rows:,} rows", model, parts, folder, engines, rows, args.repeats)
         if args.images:
             model, parts = image_case(folder, args.images)
-            extra["images"] = measure(f"{args.images:,} images", model, parts, folder, engines, rows)
+            extra["images"] = measure(f"{args.images:,} images", model, parts, folder, engines, rows, args.repeats)
     print_table("scale-out on this machine (plain = one onnxpipe process)", rows)
     write_results("bench_distributed", vars(args), rows, extra)
 

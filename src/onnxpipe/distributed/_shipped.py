@@ -1,5 +1,6 @@
 """A fitted pipeline on its way to worker processes: the saved model's bytes (or a path every
-worker reads), the modules that register its custom mappings, and its ONNX Runtime threads. Each
+worker reads), the modules that register its custom mappings, and its threads (ONNX Runtime's
+intra-op threads, the image steps' decoding threads and Arrow's CPU pool, in the worker). Each
 worker process loads it once (:meth:`ShippedModel.load` keeps it per process) through the same
 ``ctx.model.load`` as everyone else: nothing is unpickled from a file."""
 
@@ -19,12 +20,14 @@ import pyarrow as pa
 from onnxpipe import DataView, MLContext, Schema, Transformer
 from onnxpipe.errors import InvalidArgumentError, ModelLoadError
 from onnxpipe.transforms.custom import CustomMappingTransformer
+from onnxpipe.transforms.images import set_image_threads
 
 __all__ = ["ModelLike", "ShippedModel", "threads_per_task"]
 
 ModelLike = Any  # a ShippedModel, a path to a saved .zip or an .onnx file, the bytes of one, or a fitted Transformer
 
-_loaded: dict[tuple[str, int | None], tuple[Transformer, Schema]] = {}  # per process
+_loaded: dict[tuple[str, int | None], tuple[Transformer, Schema]] = {}  # per process, newest last
+_LOADED_KEPT = 8  # models a worker process keeps loaded (jobs with other models evict the oldest)
 _loading = threading.Lock()
 
 
@@ -99,6 +102,8 @@ class ShippedModel:
             found = _loaded.get(key)
             if found is None:
                 found = _loaded[key] = self._load()
+                while len(_loaded) > _LOADED_KEPT:
+                    del _loaded[next(iter(_loaded))]
         return found
 
     def _load(self) -> tuple[Transformer, Schema]:
@@ -110,6 +115,9 @@ class ShippedModel:
                     f"this worker cannot import {module!r}, which registers the model's custom mapping "
                     f"({exc}); install it where the workers run, or put it on their PYTHONPATH"
                 ) from exc
+        if self.intra_op_num_threads is not None:  # every pool of the worker: tasks x threads <= cores
+            set_image_threads(self.intra_op_num_threads)
+            pa.set_cpu_count(self.intra_op_num_threads)  # Arrow's: Parquet decoding, casts
         ctx = MLContext()
         source: Any = self.path if self.data is None else io.BytesIO(self.data)
         if self.suffix == ".zip":
@@ -122,8 +130,9 @@ class ShippedModel:
         return step, Schema([])
 
     def output_schema(self, input_schema: pa.Schema, columns: list[str] | None = None) -> pa.Schema:
-        """The Arrow schema of the scored data for input data of ``input_schema``."""
-        model, _ = self.load()
+        """The Arrow schema of the scored data for input data of ``input_schema`` (on the driver:
+        loaded without the workers' thread settings, which would shrink this process's pools)."""
+        model, _ = dataclasses.replace(self, intra_op_num_threads=None).load()
         schema = model.transform(MLContext().data.load_from_arrow(input_schema.empty_table())).arrow_schema
         return schema if columns is None else pa.schema([schema.field(n) for n in columns])
 

@@ -33,8 +33,9 @@ that are left. Skipping happens in ``transform``; scoring rows
 directly (``map_columns``, a prediction engine) must return one output per input row and raises.
 
 Performance. Files are decoded, and images resized, on a thread pool of ``os.cpu_count()``
-threads (Pillow releases the GIL while it decodes and resamples), created once per process on
-first use; the row order is kept. ``load_images`` passes its rows on in batches of at most
+threads (Pillow releases the GIL while it decodes and resamples; :func:`set_image_threads` sets
+another size, as the scale-out adapters do per worker), created once per process on first use;
+the row order is kept. ``load_images`` passes its rows on in batches of at most
 ``max(64, 4 x cores)`` rows, so the decoded images of a large input batch are never all in
 memory at once.
 
@@ -149,6 +150,7 @@ __all__ = [
     "ImageLoadingTransformer",
     "ImagePixelExtractingTransformer",
     "ImageResizingTransformer",
+    "set_image_threads",
     "RawImageBytesLoadingTransformer",
 ]
 
@@ -186,13 +188,30 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+_pool_size: int | None = None  # None: os.cpu_count()
+
+
+def set_image_threads(threads: int | None) -> None:
+    """The threads this process decodes and resizes images on (``None``: one per core), e.g. one
+    per worker process when several share a machine."""
+    global _pool, _pool_size
+    if threads is not None:
+        threads = _validation.thread_count(threads, "threads", "set_image_threads")
+    with _pool_lock:
+        if threads != _pool_size:
+            old, _pool, _pool_size = _pool, None, threads
+            if old is not None:
+                old.shutdown(wait=False)  # running work finishes; new work goes to the new pool
+
+
 def _thread_pool() -> ThreadPoolExecutor:
     global _pool
     pool = _pool
     if pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="onnxpipe-images")
+                size = _pool_size or os.cpu_count() or 1
+                _pool = ThreadPoolExecutor(size, thread_name_prefix="onnxpipe-images")
             pool = _pool
     return pool
 
