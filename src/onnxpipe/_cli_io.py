@@ -22,27 +22,24 @@ batch by batch. Limits on what one file may make onnxpipe hold (each an error na
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import math
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 if TYPE_CHECKING:  # pyarrow.compute and pyarrow.parquet (60 ms) are imported where used: not by --help
     import pyarrow.parquet as pq
 
-from onnxpipe._display import quoted, shown
+from onnxpipe._display import shown
 from onnxpipe._limits import DEFAULT_MAX_BYTES
-from onnxpipe.data._convert import arrow_schema, fixed_size_lists, from_arrow, schema_from_arrow, to_arrow
+from onnxpipe.data._convert import fixed_size_lists, from_arrow, schema_from_arrow, to_arrow
 from onnxpipe.data._loaders import (
     MAX_ROW_BYTES,
     check_unique_names,
@@ -51,6 +48,8 @@ from onnxpipe.data._loaders import (
     normalize_batch,
 )
 from onnxpipe.data._view import DataView
+from onnxpipe.data._writers import TableWriter, open_writer
+from onnxpipe.data._writers import split_names as _split_names
 from onnxpipe.errors import (
     ColumnTypeError,
     DataError,
@@ -59,7 +58,7 @@ from onnxpipe.errors import (
     ParseError,
     ShapeError,
 )
-from onnxpipe.schema import AnyRankTensorType, Column, ColumnType, DType, Schema, TensorType
+from onnxpipe.schema import Column, ColumnType, DType, Schema, TensorType
 
 __all__ = [
     "INPUT_FORMATS",
@@ -144,19 +143,6 @@ def rebatch(view: DataView, rows: int) -> DataView:
                 yield batch.slice(start, rows)
 
     return DataView(view.schema, batches, view.row_count)
-
-
-def _split_names(column: Column) -> list[str] | None:
-    """``name.0`` ... for a tensor of known shape with more than zero values; None otherwise."""
-    ct = column.type
-    if isinstance(ct, TensorType) and not ct.is_scalar and ct.is_known_shape:
-        if (ct.size or 0) > MAX_ROW_BYTES // 2:  # each value takes a digit and a separator at least
-            raise DataError(
-                f"column {quoted(column.name)} holds {ct.size:,} values per row, more than a text row of "
-                f"{MAX_ROW_BYTES:,} bytes can hold; use Parquet or JSON lines"
-            )
-        return [f"{column.name}.{k}" for k in range(ct.size or 0)]
-    return None
 
 
 def describe_layout(column: Column, fmt: str) -> str:
@@ -767,264 +753,3 @@ def _tensor_storage(arr: pa.Array, name: str, ct: TensorType, where: str, row0: 
 
 # --------------------------------------------------------------------------------------------
 # Writers
-
-
-class TableWriter(Protocol):
-    def write(self, batch: pa.RecordBatch) -> None: ...
-
-    def close(self) -> None: ...
-
-    def discard(self) -> None:
-        """Stop writing after a failure, before the file under the writer is closed and removed."""
-
-
-def open_writer(path: Path | BinaryIO, fmt: str, schema: Schema) -> TableWriter:
-    """A writer of batches of ``schema`` (the storage DataViews yield) to ``path``: a file name,
-    or a binary file that closing the writer leaves open (flushed)."""
-    if fmt == "parquet":
-        return _ParquetWriter(path, schema)
-    numbers = Schema(_as_numbers(c) for c in schema.columns)
-    writer: TableWriter = (
-        _JsonLinesWriter(path, numbers) if fmt == "jsonl" else _TextWriter(path, numbers, _SEPARATORS[fmt])
-    )
-    return writer if numbers == schema else _NumbersWriter(writer, schema, numbers)
-
-
-def _as_numbers(column: Column) -> Column:
-    """A low-precision tensor column (bfloat16, float8, int4...) as the float32 or int8 values it
-    holds exactly, for the text formats (Arrow stores its raw bits, which are not its values)."""
-    ct = column.type
-    if not isinstance(ct, TensorType) or not ct.dtype.is_low_precision:
-        return column
-    wide = DType.INT8 if ct.dtype.value.startswith(("int", "uint")) else DType.FLOAT32
-    return dataclasses.replace(column, type=TensorType(wide, ct.shape))
-
-
-class _NumbersWriter:
-    """Hands ``writer`` each batch with its low-precision columns as numbers (:func:`_as_numbers`)."""
-
-    def __init__(self, writer: TableWriter, schema: Schema, numbers: Schema) -> None:
-        self._writer, self._schema, self._numbers = writer, schema, numbers
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        arrays = []
-        for arr, col, wide in zip(batch.columns, self._schema.columns, self._numbers.columns, strict=True):
-            if col != wide:
-                values = from_arrow(arr, col.type)
-                assert isinstance(wide.type, TensorType)
-                dtype = wide.type.dtype.numpy
-                exact = values.astype(dtype) if isinstance(values, np.ndarray) else [v.astype(dtype) for v in values]
-                arr = to_arrow(exact, wide.type, wide.name)
-            arrays.append(arr)
-        self._writer.write(pa.RecordBatch.from_arrays(arrays, schema=arrow_schema(self._numbers)))
-
-    def close(self) -> None:
-        self._writer.close()
-
-    def discard(self) -> None:
-        self._writer.discard()
-
-
-class _ParquetWriter:
-    """Keeps onnxpipe's column types in the field metadata, so the file loads back as written.
-    Small batches are gathered into row groups of up to 64k rows or 64 MiB."""
-
-    _GROUP_ROWS = 65536
-    _GROUP_BYTES = 64 << 20
-
-    def __init__(self, path: Path | BinaryIO, schema: Schema) -> None:
-        import pyarrow.parquet as pq
-
-        self._schema = arrow_schema(schema)
-        self._writer = pq.ParquetWriter(path, self._schema)
-        self._pending: list[pa.RecordBatch] = []
-        self._rows = 0
-        self._bytes = 0
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        self._pending.append(batch)
-        self._rows += batch.num_rows
-        self._bytes += batch.nbytes
-        if self._rows >= self._GROUP_ROWS or self._bytes >= self._GROUP_BYTES:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._pending:
-            self._writer.write_table(pa.Table.from_batches(self._pending, schema=self._schema))
-        self._pending, self._rows, self._bytes = [], 0, 0
-
-    def close(self) -> None:
-        self._flush()
-        self._writer.close()
-
-    def discard(self) -> None:
-        # pyarrow's writer closes itself when collected: while its file is still open, not after
-        # (it would print a traceback about writing to a closed file).
-        self._pending = []
-        with contextlib.suppress(Exception):
-            self._writer.close()
-
-
-def _text_columns(column: Column) -> list[str]:
-    split = _split_names(column)
-    return split if split is not None else [column.name]
-
-
-class _TextWriter:
-    """Known-shape tensors as one column per value, other nested values as JSON text."""
-
-    def __init__(self, path: Path | BinaryIO, schema: Schema, separator: str) -> None:
-        self._schema = schema
-        fields = []
-        for c in schema.columns:
-            ct = c.type
-            if isinstance(ct, TensorType) and ct.is_known_shape:
-                elem = pa.float32() if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
-                fields += [pa.field(n, elem) for n in _text_columns(c)]
-            else:
-                fields.append(pa.field(c.name, pa.string()))
-        names = [f.name for f in fields]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise DataError(
-                f"the output would hold the columns {repeated} twice (a kept input column is named like "
-                "the values of an output vector); rename or drop the input column, or leave out --keep-input"
-            )
-        self._arrow = pa.schema(fields)
-        self._writer = pacsv.CSVWriter(path, self._arrow, write_options=pacsv.WriteOptions(delimiter=separator))
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        arrays: list[pa.Array] = []
-        for c in self._schema.columns:
-            ct = c.type
-            arr = batch.column(c.name)
-            if isinstance(ct, TensorType) and ct.is_scalar:
-                arrays.append(arr.cast(pa.float32()) if ct.dtype is DType.FLOAT16 else arr)
-            elif isinstance(ct, TensorType) and ct.is_known_shape:
-                values = np.asarray(from_arrow(arr, ct)).reshape(batch.num_rows, -1)
-                if ct.dtype is DType.FLOAT16:
-                    values = values.astype(np.float32)
-                arrays += [pa.array(values[:, k]) for k in range(values.shape[1])]
-            else:
-                arrays.append(pa.array([_json_text(v) for v in _json_values(arr, ct)], pa.string()))
-        self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self._arrow))
-
-    def close(self) -> None:
-        self._writer.close()
-
-    def discard(self) -> None:
-        pass  # nothing buffered outside the file
-
-
-class _JsonLinesWriter:
-    """One JSON object per row; tensors as flat arrays (nested when several dimensions are unknown)."""
-
-    def __init__(self, path: Path | BinaryIO, schema: Schema) -> None:
-        self._schema = schema
-        self._owned = isinstance(path, Path)
-        self._file: io.TextIOWrapper = (
-            path.open("w", encoding="utf-8", newline="\n")
-            if isinstance(path, Path)
-            else io.TextIOWrapper(path, encoding="utf-8", newline="\n")
-        )
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        # Each column becomes its rows' JSON texts and Arrow joins them into lines, in bulk:
-        # far faster than json.dumps of one dict per row.
-        if batch.num_rows == 0:
-            return
-        import pyarrow.compute as pc
-
-        parts: list[pa.Array | str] = []
-        for i, name in enumerate(self._schema.names):
-            key = ("{" if i == 0 else ",") + _json_text(name) + ":"
-            parts += [key, _json_fragments(batch.column(name), self._schema[name].type)]
-        lines = pc.binary_join_element_wise(*parts, "}\n", "")
-        self._file.write("".join(lines.to_pylist()))
-
-    def close(self) -> None:
-        if self._owned:
-            self._file.close()
-        else:
-            self._file.flush()
-            self._file.detach()  # the binary file stays open: its owner closes it
-
-    def discard(self) -> None:
-        pass  # nothing buffered outside the file
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _number_texts(values: pa.Array) -> pa.Array:
-    """JSON texts of numbers or bools (Arrow's shortest decimals); NaN and infinities as null."""
-    import pyarrow.compute as pc
-
-    if pa.types.is_float16(values.type):
-        # Arrow cannot format float16: numpy gives its shortest decimal (0.1, as the other paths).
-        half = values.to_numpy(zero_copy_only=False)
-        texts = pa.array(half.astype(str))
-        return pc.if_else(pa.array(np.isfinite(half)), texts, "null")
-    texts = values.cast(pa.string())
-    if pa.types.is_floating(values.type):
-        texts = pc.if_else(pc.is_finite(values), texts, "null")
-    return texts
-
-
-def _json_fragments(arr: pa.Array, ct: ColumnType) -> pa.Array:
-    """The JSON text of each row's value of one column of a batch, as an Arrow string array."""
-    import pyarrow.compute as pc
-
-    if isinstance(ct, TensorType) and ct.is_known_shape and ct.dtype is not DType.STRING:
-        if ct.is_scalar:
-            return _number_texts(arr)
-        if not ct.size:
-            return pa.array(["[]"] * len(arr), pa.string())
-        assert isinstance(arr, pa.FixedSizeListArray)
-        flat = _number_texts(arr.flatten())  # row-major values, ct.size per row
-        offsets = pa.array(np.arange(0, len(flat) + 1, ct.size, dtype=np.int64))
-        rows = pa.LargeListArray.from_arrays(offsets, flat)
-        return pc.binary_join_element_wise("[", pc.binary_join(rows, ","), "]", "")
-    return pa.array([_json_text(v) for v in _json_values(arr, ct)], pa.string())
-
-
-def _finite(values: np.ndarray) -> list[Any]:
-    """Python values of ``values``; NaN and infinities (which JSON cannot hold) as None."""
-    if values.dtype.kind == "f":
-        if values.dtype != np.float64:
-            # The shortest decimal of the narrow float (0.1, not 0.10000000149011612), as CSV writes it.
-            values = values.astype(str).astype(np.float64)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            cells = values.astype(object)
-            cells[bad] = None
-            return list(cells.tolist())
-    return list(values.tolist())
-
-
-def _json_values(arr: pa.Array, ct: ColumnType) -> list[Any]:
-    """The JSON-ready values of one column of a batch."""
-    values = from_arrow(arr, ct)
-    if isinstance(ct, TensorType):
-        if ct.is_known_shape:
-            assert isinstance(values, np.ndarray)
-            return _finite(values if ct.is_scalar else values.reshape(len(values), -1))
-        flat = ct.shape.count(None) == 1 and not isinstance(ct, AnyRankTensorType)  # else rows keep their shape
-        return [_finite(np.asarray(v).reshape(-1) if flat else np.asarray(v)) for v in values]
-    return [_clean(v) for v in values]
-
-
-def _clean(value: Any) -> Any:
-    """Sequences and maps: JSON-ready (map keys as text, non-finite floats as None)."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _finite(value)
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -23,7 +23,7 @@ from onnxpipe._task_catalogs import (
     RegressionCatalog,
 )
 from onnxpipe.core import Transformer, TransformerChain
-from onnxpipe.data import DataView
+from onnxpipe.data import ColumnInference, DataView
 from onnxpipe.data._images import IMAGE_EXTENSIONS, load_from_image_folder
 from onnxpipe.engine import PredictionEngine
 from onnxpipe.errors import InvalidArgumentError
@@ -95,6 +95,30 @@ class DataCatalog:
             max_row_bytes=max_row_bytes,
             trim_leading_spaces=trim_leading_spaces,
         )
+
+    def infer_columns(self, path: str | Path, *, max_bytes: int = 1 << 20) -> ColumnInference:
+        """Guess a delimited text file's separator, header and column types from its first
+        ``max_bytes`` (ML.NET's ``InferColumns``); ``.load()`` reads the file with them, and
+        ``.schema``, ``.separator`` and ``.has_header`` are what to pass ``load_from_text_file``."""
+        return _data.infer_columns(path, max_bytes=max_bytes)
+
+    def save_as_text(
+        self,
+        data: DataView,
+        path: str | Path,
+        *,
+        separator: str = "\t",
+        header: bool = True,
+        columns: Sequence[str] | None = None,
+    ) -> int:
+        """Write ``data`` to a delimited text file (ML.NET's ``SaveAsText``); see
+        :func:`onnxpipe.data.save_as_text`. Returns the rows written."""
+        return _data.save_as_text(data, path, separator=separator, header=header, columns=columns)
+
+    def save_as_parquet(self, data: DataView, path: str | Path, *, columns: Sequence[str] | None = None) -> int:
+        """Write ``data`` to Parquet, keeping onnxpipe's column types; see
+        :func:`onnxpipe.data.save_as_parquet`. Returns the rows written."""
+        return _data.save_as_parquet(data, path, columns=columns)
 
     def load_from_parquet(
         self, path: str | Path, *, batch_size: int = 65536, max_bytes: int = DEFAULT_MAX_BYTES

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +25,7 @@ from onnxpipe.errors import (
     DataFileNotFoundError,
     InvalidArgumentError,
     OnnxPipeError,
+    OnnxPipeWarning,
     ParseError,
     SchemaError,
     ShapeError,
@@ -453,6 +455,21 @@ def _leading_lines(path: Path, has_header: bool, separator: str, limit: int) -> 
     return skip, None
 
 
+def _warn_if_one_column(path: Path, line: str, separator: str) -> None:
+    """A file that reads as one text column though its lines hold another usual separator was
+    most likely read with the wrong one (a CSV read with the default tab)."""
+    other = next((c for c in (",", "\t", ";", "|") if c != separator and c in line), None)
+    if other is not None:
+        warnings.warn(
+            OnnxPipeWarning(
+                f"text file {path.name!r} reads as one column with separator {separator!r}, but its first line "
+                f"holds {other!r}; if that separates the fields, pass separator={other!r} "
+                "(ctx.data.infer_columns(path) guesses the separator and the header)"
+            ),
+            stacklevel=3,
+        )
+
+
 def _split_line(line: str, separator: str) -> list[str]:
     """The fields of one line (csv quoting rules); fields of any length."""
     try:
@@ -740,6 +757,8 @@ def load_from_text_file(
         check_unique_names(names, f"text file {p.name!r}", DataError)
     if not names:
         raise DataError(f"text file {str(p)!r} has no data rows to read a column layout from")
+    if row_class is None and schema is None and len(names) == 1:
+        _warn_if_one_column(p, names[0] if header is not None else first, separator)
     block_size = min(block_size, max_row_bytes + _BLOCK_SLACK)
 
     if row_class is not None and schema is not None:

@@ -11,6 +11,7 @@ terminal). ``DataView.with_progress`` shows one for any consumer. Drawing is
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +137,24 @@ class DataView:
                 data[name] = cells
         frame: pd.DataFrame = pd_mod.DataFrame(data, columns=self._schema.names)
         return frame
+
+    def cache(self) -> DataView:
+        """This data, read once on first use and kept in memory (ML.NET's
+        ``AppendCacheCheckpoint``): later reads, e.g. a trainer's passes or several ``column``
+        calls, do not re-run the file reading and the steps before it. The batches are held as
+        Arrow data, so the view costs about its data's size in memory."""
+        source = self._source
+        lock = threading.Lock()
+        kept: list[pa.RecordBatch] | None = None
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            nonlocal kept
+            with lock:  # one reader fills it; the others wait for it, then share it
+                if kept is None:
+                    kept = list(source())
+            yield from kept
+
+        return DataView(self._schema, batches, self._row_count)
 
     def take(self, n: int) -> DataView:
         """A view of the first ``n`` rows (reads only as many batches as needed)."""
