@@ -30,6 +30,20 @@ from onnxpipe.transforms.custom import register_custom_mapping
 
 __version__ = "0.1.0"
 
+
+def render(obj: object, *, width: int = 120) -> str:
+    """What ``onnxpipe inspect`` (or a notebook) shows of ``obj`` as plain text: a
+    :class:`ModelInfo` (``render(inspect_model("model.onnx"))``), a :class:`Schema`, a
+    :class:`DataView` (its first rows), a fitted pipeline (its steps) or evaluation metrics."""
+    from onnxpipe._display import render_text
+
+    if not hasattr(obj, "__rich__"):
+        raise errors.InvalidArgumentError(
+            f"render shows ModelInfo, Schema, DataView, fitted pipelines and metrics; got {type(obj).__name__}"
+        )
+    return render_text(obj, width)
+
+
 __all__ = [
     "Column",
     "ColumnName",
@@ -57,5 +71,6 @@ __all__ = [
     "generate_schema_code",
     "inspect_model",
     "register_custom_mapping",
+    "render",
     "schema_of",
 ]

@@ -8,7 +8,7 @@ reorder what follows (bidirectional overrides, the "Trojan Source" trick), or fl
 
 from __future__ import annotations
 
-__all__ = ["MAX_SHOWN", "inert", "quoted", "shown"]
+__all__ = ["MAX_SHOWN", "RichDisplay", "inert", "quoted", "render_html", "render_text", "shown"]
 
 MAX_SHOWN = 200
 """Characters of one name shown before the rest is summarised."""
@@ -52,3 +52,37 @@ def quoted(text: object) -> str:
     """``repr`` of a name from a file, for messages: every unprintable character escaped once,
     long text cut."""
     return shown(repr(text))
+
+
+def render_text(renderable: object, width: int = 120) -> str:
+    """What a terminal ``width`` columns wide shows of ``renderable`` (anything rich prints), as
+    plain text."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(renderable)
+    return console.export_text().rstrip()
+
+
+def render_html(renderable: object, width: int = 120) -> str:
+    """``renderable`` as a self-contained HTML fragment (inline styles; every text escaped by
+    rich), for notebooks."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_html(
+        inline_styles=True,
+        code_format='<pre style="font-family: Menlo, Consolas, monospace; font-size: 12px">{code}</pre>',
+    )
+
+
+class RichDisplay:
+    """Notebook display for an object with ``__rich__``: its tables as HTML."""
+
+    def _repr_html_(self) -> str:
+        return render_html(self)

@@ -523,6 +523,27 @@ class Transformer(Component, abc.ABC):
     def steps(self) -> tuple[Transformer, ...]:
         return (self,)
 
+    def __rich__(self) -> Any:
+        """The fitted steps in order (each names its columns); a notebook shows this table."""
+        from rich.table import Table
+        from rich.text import Text
+
+        from onnxpipe._display import shown
+
+        table = Table(title=f"{type(self).__name__}: {len(self.steps)} step(s)", title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("Step (output <- input columns)")
+        table.add_column("ONNX export")
+        for k, step in enumerate(self.steps):
+            exportable = type(step).export_onnx is not Transformer.export_onnx
+            table.add_row(str(k), Text(shown(step.step_name)), "yes" if exportable else "no")
+        return table
+
+    def _repr_html_(self) -> str:
+        from onnxpipe._display import render_html
+
+        return render_html(self)
+
 
 Transformer.transform = _taking_any_data(Transformer.transform, "transform")  # type: ignore[method-assign]
 

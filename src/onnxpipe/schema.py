@@ -736,6 +736,24 @@ class Column:
 class Schema(Mapping[str, Column]):
     """An ordered, immutable set of uniquely named columns."""
 
+    def __rich__(self) -> Any:
+        from rich.table import Table
+        from rich.text import Text
+
+        from onnxpipe._display import shown
+
+        table = Table(title="Schema", title_justify="left")
+        table.add_column("Column")
+        table.add_column("Type")
+        for column in self.columns:
+            table.add_row(Text(shown(column.name)), Text(shown(column.type)))
+        return table
+
+    def _repr_html_(self) -> str:
+        from onnxpipe._display import render_html
+
+        return render_html(self)
+
     __slots__ = ("_columns", "_hash")
 
     def __init__(self, columns: Iterable[Column] = ()) -> None:

@@ -10,7 +10,6 @@ terminal). ``DataView.with_progress`` shows one for any consumer. Drawing is
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -156,6 +155,15 @@ class DataView:
 
         return DataView(self._schema, batches, self._row_count)
 
+    def __rich__(self) -> Any:
+        return self.preview()
+
+    def _repr_html_(self) -> str:
+        """A notebook shows the first rows (:meth:`preview`), read from the source."""
+        from onnxpipe._display import render_html
+
+        return render_html(self.preview())
+
     def take(self, n: int) -> DataView:
         """A view of the first ``n`` rows (reads only as many batches as needed)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -252,22 +260,28 @@ class Preview:
 
     def __rich__(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
+
+        from onnxpipe._display import shown
 
         table = Table(show_lines=False)
-        for name, col in self.schema.items():
-            table.add_column(f"{name}\n{col.type}", overflow="fold")
+        for name, col in self.schema.items():  # names from files: text, never rich markup
+            table.add_column(Text(f"{shown(name)}\n{shown(col.type)}"), overflow="fold")
         for i in range(self.rows):
-            table.add_row(*(_cell(self.columns[c][i]) for c in self.schema.names))
+            table.add_row(*(Text(shown(_cell(self.columns[c][i]))) for c in self.schema.names))
         return table
 
     def __str__(self) -> str:
-        from rich.console import Console
+        from onnxpipe._display import render_text
 
-        console = Console(width=160, record=True, file=io.StringIO())
-        console.print(self)
-        return console.export_text().rstrip()
+        return render_text(self, width=160)
 
     __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from onnxpipe._display import render_html
+
+        return render_html(self, width=160)
 
 
 def _stacked_csr(parts: list[Any], ct: SparseVectorType) -> Any:

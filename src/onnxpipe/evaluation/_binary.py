@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onnxpipe._display import RichDisplay
 from onnxpipe.data._loaders import as_data_view
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError
@@ -25,7 +26,7 @@ _CLIP = 1e-15
 
 
 @dataclasses.dataclass(frozen=True)
-class BinaryClassificationMetrics:
+class BinaryClassificationMetrics(RichDisplay):
     """Binary classification metrics (ML.NET's ``CalibratedBinaryClassificationMetrics``; see
     :func:`evaluate_binary` for their definitions).
 

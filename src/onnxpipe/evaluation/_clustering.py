@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onnxpipe._display import RichDisplay
 from onnxpipe.data._loaders import as_data_view
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import ColumnTypeError, DataError, OnnxPipeWarning
@@ -23,7 +24,7 @@ __all__ = ["ClusteringMetrics", "evaluate_clustering"]
 
 
 @dataclasses.dataclass(frozen=True)
-class ClusteringMetrics:
+class ClusteringMetrics(RichDisplay):
     """ML.NET's clustering metrics (see :func:`evaluate_clustering` for definitions)."""
 
     average_distance: float

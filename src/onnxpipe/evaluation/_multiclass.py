@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onnxpipe._display import RichDisplay
 from onnxpipe.data._convert import from_arrow
 from onnxpipe.data._loaders import as_data_view
 from onnxpipe.data._view import DataView
@@ -27,7 +28,7 @@ _EPSILON = 1e-15  # ML.NET's floor on the probability of the true class in the l
 
 
 @dataclasses.dataclass(frozen=True)
-class MulticlassClassificationMetrics:
+class MulticlassClassificationMetrics(RichDisplay):
     """ML.NET's multiclass metrics (see :func:`evaluate_multiclass` for definitions)."""
 
     micro_accuracy: float

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onnxpipe._display import RichDisplay
 from onnxpipe.data._loaders import as_data_view
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError
@@ -21,7 +22,7 @@ __all__ = ["RegressionMetrics", "evaluate_regression"]
 
 
 @dataclasses.dataclass(frozen=True)
-class RegressionMetrics:
+class RegressionMetrics(RichDisplay):
     """Regression metrics (ML.NET's ``RegressionMetrics``; see :func:`evaluate_regression`)."""
 
     mean_absolute_error: float

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from onnxpipe._display import shown
+from onnxpipe._display import RichDisplay, shown
 from onnxpipe.errors import DataFileNotFoundError, ModelLoadError
 from onnxpipe.runtime._elem_type import ElemType
 from onnxpipe.runtime._guard import DEFAULT_MAX_BYTES, check_model, check_strings, quoted, read_external_data
@@ -206,8 +206,14 @@ MLNET_UNUSED = re.compile(r"^mlnet\..+\.unused(Input|Output)$")  # ML.NET's plac
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelInfo:
-    """What Netron's Model Properties shows about a model."""
+class ModelInfo(RichDisplay):
+    """What Netron's Model Properties shows about a model (``onnxpipe.render(info)`` or a
+    notebook shows it as ``onnxpipe inspect`` does)."""
+
+    def __rich__(self) -> Any:
+        from onnxpipe.runtime._inspect import render_model_info
+
+        return render_model_info(self)
 
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
