@@ -146,7 +146,7 @@ def warm() -> int:
 def dask_engine(workers: int) -> Iterator[None]:
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
     os.environ["DASK_SCHEDULER_ADDRESS"] = cluster.scheduler_address
     try:

@@ -183,7 +183,7 @@ def dask_client() -> Iterator[Any]:
     pytest.importorskip("dask.dataframe", reason="needs the dask extra: pip install 'onnxpipe[dask]'")
     distributed = pytest.importorskip("distributed", reason="needs the dask extra: pip install 'onnxpipe[dask]'")
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
     ):
         yield client

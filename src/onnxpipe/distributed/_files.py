@@ -104,7 +104,10 @@ def _on_dask(
     cluster: Any = None
     if address is None:
         cluster = LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # any free port
         )
     try:
         with Client(address or cluster) as client:  # type: ignore[no-untyped-call]
