@@ -6,7 +6,7 @@ RUNTIME := $(VENV)/.stamp-runtime
 DEV := $(VENV)/.stamp-dev
 SOURCES := src tests bench examples
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench clean package
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,19 @@ format: $(DEV)
 test: lint
 	$(BIN)/pytest -q
 
+# The wheel and the sdist, checked by twine, then the wheel installed in a fresh virtual environment
+# (outside the source tree) running the CLI and the demo: catches files missing from the package.
+PACKAGE_VENV := build/package-venv
+package: $(DEV)
+	rm -rf dist $(PACKAGE_VENV)
+	$(BIN)/python -m build --outdir dist . > /dev/null
+	$(BIN)/twine check --strict dist/*
+	$(PYTHON) -m venv $(PACKAGE_VENV)
+	$(PACKAGE_VENV)/bin/pip install -q "$$(ls dist/*.whl)[images]"
+	cd $(PACKAGE_VENV) && bin/onnxpipe --version && bin/onnxpipe inspect \
+		"$$(bin/python -c 'import onnxpipe, pathlib; print(pathlib.Path(onnxpipe.__file__).parent / "demo_data" / "iris_logreg.onnx")')" > /dev/null
+	cd $(PACKAGE_VENV) && bin/python $(CURDIR)/examples/demo.py > /dev/null && echo "package: the wheel installs and runs"
+
 bench: $(DEV)
 	$(BIN)/python bench/bench_resnet_transform.py
 	$(BIN)/python bench/bench_engine_latency.py
@@ -48,4 +61,4 @@ bench: $(DEV)
 	$(BIN)/python bench/bench_images.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache bench/results bench/models
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache bench/results bench/models build dist
