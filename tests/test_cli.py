@@ -433,6 +433,11 @@ def test_predict_progress_bar_on_request(runner: CliRunner, scoring: Path, tmp_p
     assert shown.exit_code == 0, shown.output
     assert "predicting" in shown.stderr and "7/7" in shown.stderr
     assert shown.stderr.endswith(f"wrote 7 rows to {tmp_path / 'o.csv'}\n")
+    silent = runner.invoke(main, ["--quiet", *args, "--progress"])  # --quiet wins: no note, no bar
+    assert silent.exit_code == 0 and silent.stderr == ""
+    assert (tmp_path / "o.csv").read_text().count("\n") == 8
+    again = runner.invoke(main, args)  # the next run is not quiet
+    assert again.stderr == f"wrote 7 rows to {tmp_path / 'o.csv'}\n"
 
 
 def test_predict_streams_in_batches(runner: CliRunner, scoring: Path, tmp_path: Path, monkeypatch: Any) -> None:

@@ -102,6 +102,7 @@ class _Run:
     debug: bool = False
     signal: int | None = None  # SIGINT or SIGTERM, as soon as it arrives (seen by the watching thread)
     reporting: bool = False  # the failure is being reported: a signal handler must not raise now
+    quiet: bool = False  # --quiet: no notes, no progress bars
 
 
 _run = _Run()
@@ -123,6 +124,8 @@ def _line(label: str, style: str, message: str) -> None:
 
 
 def _note(message: str) -> None:
+    if _run.quiet:
+        return
     from rich.console import Console
     from rich.text import Text
 
@@ -265,7 +268,7 @@ class _Cli(click.Group):
         **extra: Any,
     ) -> NoReturn:
         _run.debug = os.environ.get(_DEBUG_VARIABLE, "") not in ("", "0")
-        _run.signal, _run.reporting = None, False
+        _run.signal, _run.reporting, _run.quiet = None, False, False
         code = 0
         with _signals(), _warnings_as_lines():
             try:
@@ -465,12 +468,27 @@ traceback); an interrupted or failed run leaves no partial output.
 """
 
 
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        _run.quiet = True
+
+
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 @click.version_option(__version__, "-V", "--version", prog_name="onnxpipe")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_quiet,
+    help='No notes ("wrote N rows...") and no progress bars; warnings and errors still show.',
+)
 @_debug_option
 def main() -> None:
     """Typed ML pipelines that speak ONNX: inspect models, generate their schema classes, score
-    files with them, and convert saved pipelines to ONNX."""
+    files with them (in one process or on Dask, Ray or Spark), convert saved pipelines to ONNX,
+    and serve them over the Open Inference Protocol."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -906,6 +924,8 @@ def predict_command(
 ) -> None:
     wanted = _column_list(columns)
     sep = _separator(separator)
+    if _run.quiet:
+        progress = False
     if wanted is not None and keep_input:
         raise click.UsageError("--columns and --keep-input cannot be combined: --columns names every output column")
     if engine is not None:
