@@ -11,7 +11,7 @@ from onnxpipe.core import Estimator, EstimatorChain, Transformer, TransformerCha
 from onnxpipe.data import DataView
 from onnxpipe.engine import PredictionEngine
 from onnxpipe.errors import OnnxPipeWarning, SkippedRowWarning
-from onnxpipe.runtime import ModelInfo, TensorInfo, generate_schema_code, inspect_model
+from onnxpipe.runtime import ModelInfo, TensorInfo, draw_model, generate_schema_code, inspect_model
 from onnxpipe.schema import (
     Column,
     ColumnName,
@@ -67,6 +67,7 @@ __all__ = [
     "Transformer",
     "TransformerChain",
     "VectorType",
+    "draw_model",
     "errors",
     "generate_schema_code",
     "inspect_model",

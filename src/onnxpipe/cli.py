@@ -517,14 +517,31 @@ def _json_text(doc: Any) -> str:
 @main.command("inspect")
 @click.argument("model", metavar="MODEL")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON instead of tables.")
+@click.option(
+    "--graph",
+    "graph_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the graph (inputs, nodes, outputs, shapes on edges) into this .svg, .png, .pdf or .dot file "
+    "(needs the graph extra and Graphviz).",
+)
 @_max_bytes_option
 @_debug_option
-def inspect_command(model: str, as_json: bool, max_bytes: int) -> None:
+def inspect_command(model: str, as_json: bool, graph_file: Path | None, max_bytes: int) -> None:
     """Show MODEL's inputs and outputs (names, element types, dimensions) and its properties.
 
     For a saved pipeline (.zip): its steps, and the columns it reads and writes.
     """
     _check_model_file(model, max_bytes)
+    if graph_file is not None:
+        if _is_saved_model(Path(model)):
+            _fail("--graph draws ONNX models; export the pipeline first: onnxpipe convert MODEL.zip -o model.onnx", 2)
+        from onnxpipe.runtime import draw_model
+
+        try:
+            draw_model(model, graph_file)
+        except OnnxPipeError as exc:
+            _fail(str(exc), EXIT_BAD_INPUT)
+        _note(f"drew the graph into {graph_file}")
     if _is_saved_model(Path(model)):
         _inspect_saved(model, as_json, max_bytes)
         return
