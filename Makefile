@@ -6,7 +6,7 @@ RUNTIME := $(VENV)/.stamp-runtime
 DEV := $(VENV)/.stamp-dev
 SOURCES := src tests bench examples
 
-.PHONY: demo test lint format bench clean package
+.PHONY: demo test lint format bench clean package docs
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,12 @@ format: $(DEV)
 	$(BIN)/ruff check --fix $(SOURCES)
 	$(BIN)/ruff format $(SOURCES)
 
-test: lint
+# The documentation site (MkDocs + Material + mkdocstrings) in build/site, warnings as errors;
+# tests/test_docs_examples.py runs its pages' Python blocks.
+docs: $(DEV)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint docs
 	$(BIN)/pytest -q
 
 # The wheel and the sdist, checked by twine, then the wheel installed in a fresh virtual environment
