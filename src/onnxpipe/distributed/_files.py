@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+from onnxpipe.data import load_from_parquet, save_as_parquet
 from onnxpipe.distributed._shipped import ModelLike, ShippedModel, threads_per_task
 from onnxpipe.errors import InvalidArgumentError
 
@@ -30,31 +27,13 @@ def _part_name(index: int) -> str:
 
 
 def score_file(shipped: ShippedModel, source: str, target: str, columns: list[str] | None) -> int:
-    """Score one Parquet file into ``target`` (written atomically); the rows written."""
-    temporary = f"{target}.{uuid.uuid4().hex}.tmp"
-    rows = 0
-    writer: pq.ParquetWriter | None = None
-    try:
-        reader = pq.ParquetFile(source)
-        for batch in reader.iter_batches(batch_size=_BATCH_ROWS):
-            scored = shipped.score(pa.Table.from_batches([batch]), columns)
-            if writer is None:
-                writer = pq.ParquetWriter(temporary, scored.schema)
-            writer.write_table(scored)
-            rows += scored.num_rows
-        if writer is None:  # an empty file: an empty part, with the scored schema
-            empty = shipped.output_schema(reader.schema_arrow, columns).empty_table()
-            writer = pq.ParquetWriter(temporary, empty.schema)
-            writer.write_table(empty)
-        writer.close()
-        writer = None
-        os.replace(temporary, target)
-    finally:
-        if writer is not None:
-            writer.close()
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return rows
+    """Score one Parquet file into ``target``; the rows written. Read by onnxpipe's own Parquet
+    loader (row groups checked against its size limit before they are read) and written by
+    ``save_as_parquet`` (onnxpipe's column types kept, a temporary file renamed when complete),
+    as single-process ``onnxpipe predict`` reads and writes."""
+    model, _ = shipped.load()
+    scored = model.transform(load_from_parquet(source, batch_size=_BATCH_ROWS))
+    return save_as_parquet(scored, target, columns=columns)
 
 
 def score_parquet_files(
