@@ -62,8 +62,11 @@ def repository(tmp_path_factory: pytest.TempPathFactory, trained: Transformer) -
 
 
 class _Server:
-    def __init__(self, repository: Path, settings: ServerSettings) -> None:
-        self.app = create_app(ModelRepository.open(repository), settings)
+    """The real server (uvicorn) on an ephemeral loopback port, in a thread."""
+
+    def __init__(self, repository: Path | ModelRepository, settings: ServerSettings) -> None:
+        repo = repository if isinstance(repository, ModelRepository) else ModelRepository.open(repository)
+        self.app = create_app(repo, settings)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -87,6 +90,18 @@ class _Server:
     @property
     def url(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        try:
+            data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
+            conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
+            response = conn.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,9 @@ plain HTTP on an ephemeral loopback port."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -26,13 +24,12 @@ pytest.importorskip("uvicorn", reason="the serve extra (uvicorn) is not installe
 pytest.importorskip("orjson", reason="the serve extra (orjson) is not installed")
 pytest.importorskip("prometheus_client", reason="the serve extra (prometheus-client) is not installed")
 
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from onnxpipe import Transformer
-from onnxpipe.serving import ModelRepository, ServerSettings, create_app
+from onnxpipe.serving import ModelRepository, ServerSettings
 from tests import models
-from tests.test_serving import _training_data, ctx, trained  # noqa: F401 - the shared trained pipeline fixture
+from tests.test_serving import _Server, _training_data, ctx, trained  # noqa: F401 - the shared trained pipeline fixture
 
 CRAFTED = '<script>alert("x")</script>'
 TOKEN = "s3cret-token"
@@ -60,42 +57,6 @@ def repository(tmp_path_factory: pytest.TempPathFactory, trained: Transformer) -
     (root / "crafted" / "1").mkdir(parents=True)
     (root / "crafted" / "1" / "model.onnx").write_bytes(_crafted_model())
     return root
-
-
-class _Server:
-    def __init__(self, repository: ModelRepository, settings: ServerSettings) -> None:
-        self.app = create_app(repository, settings)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(self.app, ws="none", log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
-
-    def request(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
-        try:
-            data = None if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
-            conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
-            response = conn.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        finally:
-            conn.close()
 
 
 @pytest.fixture(scope="module")
