@@ -426,6 +426,20 @@ def test_repository_refuses_links_and_bad_names(tmp_path: Path, repository: Path
         ModelRepository.open(other)
 
 
+def _wait_ready(proc: Any, client: Any, seconds: float) -> None:
+    """Until ``client`` (tritonclient, HTTP or gRPC) says the server process ``proc`` is ready."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if client.is_server_ready():
+                return
+        except Exception:  # not listening yet
+            pass
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_cli_serves_a_bare_model_and_stops_on_sigterm(tmp_path: Path, workers: int) -> None:
     import os
@@ -443,16 +457,7 @@ def test_cli_serves_a_bare_model_and_stops_on_sigterm(tmp_path: Path, workers: i
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
     try:
         client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.is_server_ready():
-                    break
-            except Exception:  # not listening yet
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+        _wait_ready(proc, client, 60)
         h = np.array([[2, 4, 6]], dtype=np.float16)
         i = httpclient.InferInput("h", [1, 3], "FP16")
         i.set_data_from_numpy(h)

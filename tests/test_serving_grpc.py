@@ -28,7 +28,7 @@ from onnxpipe.serving import ModelRepository, ServerSettings  # noqa: E402
 from onnxpipe.serving._grpc import GrpcServer  # noqa: E402
 from onnxpipe.serving._metrics import Metrics  # noqa: E402
 from tests import models  # noqa: E402
-from tests.test_serving import _expected, _rows, ctx, repository, trained  # noqa: E402, F401
+from tests.test_serving import _expected, _rows, _wait_ready, ctx, repository, trained  # noqa: E402, F401
 
 
 class _Server:
@@ -268,7 +268,6 @@ def test_cli_serves_grpc_alongside_rest_and_stops_on_sigterm(tmp_path: Path) -> 
     import socket
     import subprocess
     import sys
-    import time
 
     path = tmp_path / "half.onnx"
     path.write_bytes(models.float16_scale())
@@ -282,16 +281,7 @@ def test_cli_serves_grpc_alongside_rest_and_stops_on_sigterm(tmp_path: Path) -> 
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
     try:
         c = grpcclient.InferenceServerClient(f"127.0.0.1:{ports[1]}")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if c.is_server_ready():
-                    break
-            except InferenceServerException:  # not listening yet
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+        _wait_ready(proc, c, 30)
         rest = http.client.HTTPConnection("127.0.0.1", ports[0], timeout=10)  # REST too, same process
         try:
             rest.request("GET", "/v2/health/ready")
