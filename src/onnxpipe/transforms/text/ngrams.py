@@ -151,9 +151,43 @@ class _NgramOptions(OneToOneStep):
     def _options(self) -> tuple[int, int, bool, str]:
         return (self.ngram_length, self.skip_length, self.use_all_lengths, self.weighting)
 
+    def _option_arguments(self) -> dict[str, Any]:
+        """The options as keyword arguments, for the fitted transformer."""
+        return {
+            "ngram_length": self.ngram_length,
+            "skip_length": self.skip_length,
+            "use_all_lengths": self.use_all_lengths,
+            "weighting": self.weighting,
+        }
+
+
+class _NgramLearning(_NgramOptions):
+    """What the two n-gram estimators share: the dictionary's bound and the builder fit fills."""
+
+    maximum_ngrams_count: int
+
+    def _set_learning(
+        self, ngram_length: int, skip_length: int, use_all_lengths: bool, weighting: str, maximum_ngrams_count: int
+    ) -> None:
+        self._set_options(ngram_length, skip_length, use_all_lengths, weighting)
+        self.maximum_ngrams_count = _validation.integer(
+            maximum_ngrams_count, "maximum_ngrams_count", self.step_name, low=1
+        )
+
+    def _params(self) -> tuple[object, ...]:
+        return (*super()._params(), *self._options(), self.maximum_ngrams_count)
+
+    def _builder(self) -> NgramDictionaryBuilder:
+        return NgramDictionaryBuilder(
+            self.ngram_length,
+            self.skip_length,
+            ngram_limits(self.ngram_length, self.use_all_lengths, self.maximum_ngrams_count),
+            self.weighting != "tf",
+        )
+
 
 @component("produce_ngrams", catalog="transforms.text")
-class NgramExtractingEstimator(_NgramOptions, Estimator):
+class NgramExtractingEstimator(_NgramLearning, Estimator):
     """The bag of n-grams of a vector of keys (ML.NET's ``ProduceNgrams``): n-grams of 1 to
     ``ngram_length`` items (only ``ngram_length`` unless ``use_all_lengths``), skipping up to
     ``skip_length`` items in all, counted over a dictionary learned at fit (at most
@@ -173,13 +207,7 @@ class NgramExtractingEstimator(_NgramOptions, Estimator):
         weighting: Weighting = "tf",
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
-        self._set_options(ngram_length, skip_length, use_all_lengths, weighting)
-        self.maximum_ngrams_count = _validation.integer(
-            maximum_ngrams_count, "maximum_ngrams_count", self.step_name, low=1
-        )
-
-    def _params(self) -> tuple[object, ...]:
-        return (*super()._params(), *self._options(), self.maximum_ngrams_count)
+        self._set_learning(ngram_length, skip_length, use_all_lengths, weighting, maximum_ngrams_count)
 
     def output_schema(self, input_schema: Schema) -> Schema:
         _key_vector(self, input_schema)
@@ -187,12 +215,7 @@ class NgramExtractingEstimator(_NgramOptions, Estimator):
 
     def fit(self, data: DataView) -> NgramExtractingTransformer:
         kt = _key_vector(self, data.schema)
-        builder = NgramDictionaryBuilder(
-            self.ngram_length,
-            self.skip_length,
-            ngram_limits(self.ngram_length, self.use_all_lengths, self.maximum_ngrams_count),
-            self.weighting != "tf",
-        )
+        builder = self._builder()
         for values in column_batches(data, self.input_column_name):
             n_rows = values.shape[0] if isinstance(values, np.ndarray) else len(values)
             builder.add(*key_rows(values, n_rows, kt.count))
@@ -203,10 +226,7 @@ class NgramExtractingEstimator(_NgramOptions, Estimator):
             ngrams,
             lengths,
             idf,
-            ngram_length=self.ngram_length,
-            skip_length=self.skip_length,
-            use_all_lengths=self.use_all_lengths,
-            weighting=self.weighting,
+            **self._option_arguments(),
         )
 
 
@@ -363,7 +383,7 @@ def map_terms(terms: np.ndarray, tokens: Sequence[str]) -> np.ndarray:
 
 
 @component("produce_word_bags", catalog="transforms.text")
-class WordBagEstimator(_NgramOptions, Estimator):
+class WordBagEstimator(_NgramLearning, Estimator):
     """The bag of word n-grams of text (ML.NET's ``ProduceWordBags``): tokenized on spaces
     (``tokenize_into_words``), the tokens mapped to keys in order of first occurrence, then
     ``produce_ngrams`` with these options, in one step. Slot names are the n-grams' words joined
@@ -381,13 +401,7 @@ class WordBagEstimator(_NgramOptions, Estimator):
         weighting: Weighting = "tf",
     ) -> None:
         self._set_columns(output_column_name, input_column_name)
-        self._set_options(ngram_length, skip_length, use_all_lengths, weighting)
-        self.maximum_ngrams_count = _validation.integer(
-            maximum_ngrams_count, "maximum_ngrams_count", self.step_name, low=1
-        )
-
-    def _params(self) -> tuple[object, ...]:
-        return (*super()._params(), *self._options(), self.maximum_ngrams_count)
+        self._set_learning(ngram_length, skip_length, use_all_lengths, weighting, maximum_ngrams_count)
 
     def output_schema(self, input_schema: Schema) -> Schema:
         _text_vector(self, input_schema)
@@ -396,12 +410,7 @@ class WordBagEstimator(_NgramOptions, Estimator):
     def fit(self, data: DataView) -> WordBagTransformer:
         _text_vector(self, data.schema)
         terms = TermDictionary(self.maximum_ngrams_count)
-        builder = NgramDictionaryBuilder(
-            self.ngram_length,
-            self.skip_length,
-            ngram_limits(self.ngram_length, self.use_all_lengths, self.maximum_ngrams_count),
-            self.weighting != "tf",
-        )
+        builder = self._builder()
         for values in column_batches(data, self.input_column_name):
             n_rows = values.shape[0] if isinstance(values, np.ndarray) else len(values)
             tokens, offsets = _space_tokens(values, n_rows)
@@ -414,10 +423,7 @@ class WordBagEstimator(_NgramOptions, Estimator):
             ngrams,
             lengths,
             idf,
-            ngram_length=self.ngram_length,
-            skip_length=self.skip_length,
-            use_all_lengths=self.use_all_lengths,
-            weighting=self.weighting,
+            **self._option_arguments(),
         )
 
 
