@@ -6,6 +6,7 @@ and Parquet (onnxpipe's column types kept in the field metadata). Shared by
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import io
@@ -214,7 +215,7 @@ class _TextWriter:
             else:
                 fields.append(pa.field(c.name, pa.string()))
         names = [f.name for f in fields]
-        repeated = sorted({n for n in names if names.count(n) > 1})
+        repeated = sorted(n for n, times in collections.Counter(names).items() if times > 1)  # vectors make many names
         if repeated:
             raise DataError(
                 f"the output would hold the columns {repeated} twice (a kept input column is named like "
