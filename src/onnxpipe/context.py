@@ -43,11 +43,18 @@ from onnxpipe.transforms.columns import (
 from onnxpipe.transforms.custom import CustomMappingTransformer
 from onnxpipe.transforms.labels import TopKLabelsTransformer
 from onnxpipe.transforms.onnx_model import OnnxTransformer
+from onnxpipe.transforms.text import embedding as _embedding
+from onnxpipe.transforms.text import featurize as _featurize
+from onnxpipe.transforms.text import lda as _lda
+from onnxpipe.transforms.text import ngrams as _ngrams
+from onnxpipe.transforms.text import normalize as _text_normalize
+from onnxpipe.transforms.text import stop_words as _stop_words
+from onnxpipe.transforms.text import tokenize as _tokenize
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["DataCatalog", "MLContext", "ModelCatalog", "TransformsCatalog"]
+__all__ = ["DataCatalog", "MLContext", "ModelCatalog", "TextCatalog", "TransformsCatalog"]
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -201,6 +208,27 @@ class FeatureSelectionCatalog(Catalog):
     select_features_based_on_count = entry(_fs.CountFeatureSelectingEstimator)
 
 
+class TextCatalog(Catalog):
+    """``ctx.transforms.text``: text normalization, tokenizing, stop words, n-grams, featurizing,
+    embeddings and LDA. Listed here so that each method is typed with what it builds; a text
+    component registered with ``catalog="transforms.text"`` and not listed is found too, untyped."""
+
+    path = "transforms.text"
+
+    normalize_text = entry(_text_normalize.TextNormalizingTransformer)
+    tokenize_into_words = entry(_tokenize.WordTokenizingTransformer)
+    tokenize_into_characters_as_keys = entry(_tokenize.TokenizingByCharactersTransformer)
+    remove_default_stop_words = entry(_stop_words.StopWordsRemovingTransformer)
+    remove_stop_words = entry(_stop_words.CustomStopWordsRemovingTransformer)
+    produce_ngrams = entry(_ngrams.NgramExtractingEstimator)
+    produce_word_bags = entry(_ngrams.WordBagEstimator)
+    produce_hashed_ngrams = entry(_ngrams.NgramHashingEstimator)
+    produce_hashed_word_bags = entry(_ngrams.WordHashBagEstimator)
+    featurize_text = entry(_featurize.TextFeaturizingEstimator)
+    apply_word_embedding = entry(_embedding.WordEmbeddingEstimator)
+    latent_dirichlet_allocation = entry(_lda.LatentDirichletAllocationEstimator)
+
+
 class TransformsCatalog(Catalog):
     """``ctx.transforms``: data transforms, including ``apply_onnx_model``."""
 
@@ -211,6 +239,7 @@ class TransformsCatalog(Catalog):
         self.conversion = ConversionCatalog(ctx)
         self.categorical = CategoricalCatalog(ctx)
         self.feature_selection = FeatureSelectionCatalog(ctx)
+        self.text = TextCatalog(ctx)
 
     copy_columns = entry(ColumnCopyingTransformer)
     drop_columns = entry(ColumnDroppingTransformer)

@@ -4,6 +4,10 @@
   :class:`Transformer`; the estimator is unchanged.
 * Both answer ``output_schema(input_schema)`` before any data flows, so a whole pipeline is
   validated up front, and both ``append`` into chains.
+* The types follow, as in ML.NET: ``Estimator[T]`` fits a ``T``, ``EstimatorChain[T]`` and
+  ``TransformerChain[T]`` end with one, and ``append`` returns a chain typed by the step
+  appended, so a fitted pipeline's :attr:`TransformerChain.last_transformer` (its trained model)
+  has the model's own type for type checkers and IDEs.
 * ``fit`` and ``transform`` take data as users hold it: a DataView, a pandas DataFrame, a pyarrow
   Table / RecordBatch / RecordBatchReader or a dict of numpy arrays (the base classes turn it into
   a DataView with :func:`onnxpipe.data.as_data_view` before any subclass's code runs).
@@ -30,9 +34,10 @@ import importlib
 import inspect
 import pkgutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, overload
 
 import pyarrow as pa
+import typing_extensions
 
 from onnxpipe._annotations import annotation_problem, parameter_annotations
 from onnxpipe._limits import MAX_DENSIFIED_VALUES
@@ -68,6 +73,15 @@ __all__ = [
 ]
 
 E = TypeVar("E", bound=OnnxPipeError)
+
+TransformerT_co = typing_extensions.TypeVar(
+    "TransformerT_co", bound="Transformer", covariant=True, default="Transformer"
+)
+"""What an :class:`Estimator` fits (and the last step of a chain); a bare ``Estimator`` is
+``Estimator[Transformer]``."""
+
+NextT = TypeVar("NextT", bound="Transformer")
+"""The transformer an ``append``-ed step produces: the type of the chain's new last step."""
 
 
 def _in_step(exc: E, index: int, step: str) -> E:
@@ -334,7 +348,7 @@ def component(
     """Class decorator that registers a component, in its own module::
 
         @component("one_hot_encoding", catalog="transforms.categorical")
-        class OneHotEncodingEstimator(Estimator): ...
+        class OneHotEncodingEstimator(Estimator["OneHotEncodingTransformer"]): ...  # fits one
 
         @component("one_hot_encoding")   # the fitted transformer: named like its estimator
         class OneHotEncodingTransformer(Transformer): ...
@@ -516,7 +530,14 @@ class Transformer(Component, abc.ABC):
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=out_arrow)
 
-    def append(self, other: Transformer) -> TransformerChain:
+    @overload
+    def append(self, other: TransformerChain[NextT]) -> TransformerChain[NextT]: ...
+    @overload
+    def append(self, other: NextT) -> TransformerChain[NextT]: ...
+    def append(self, other: Transformer) -> TransformerChain[Transformer]:
+        """A :class:`TransformerChain` of this step followed by ``other`` (a chain is spliced in
+        step by step). The chain is typed by its last step, ``other`` (or ``other``'s last step):
+        ``scaler.append(model).last_transformer`` is ``model``, typed as ``model`` is."""
         return TransformerChain([self]).append(other)
 
     @property
@@ -548,8 +569,14 @@ class Transformer(Component, abc.ABC):
 Transformer.transform = _taking_any_data(Transformer.transform, "transform")  # type: ignore[method-assign]
 
 
-class Estimator(Component, abc.ABC):
-    """An immutable specification that learns a Transformer from data."""
+class Estimator(Component, abc.ABC, Generic[TransformerT_co]):
+    """An immutable specification that learns a Transformer from data.
+
+    ``Estimator[T]`` fits a ``T`` (ML.NET's ``IEstimator<TTransformer>``): every concrete
+    estimator names what its ``fit`` returns (``class KMeansTrainer(Estimator[KMeansModel])``), so
+    type checkers and IDEs know the type of a fitted model, and of a fitted chain's last step. A
+    bare ``Estimator`` is ``Estimator[Transformer]``.
+    """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -561,33 +588,64 @@ class Estimator(Component, abc.ABC):
         """The schema the fitted transformer will produce; raises SchemaError if unfit."""
 
     @abc.abstractmethod
-    def fit(self, data: DataView) -> Transformer:
+    def fit(self, data: DataView) -> TransformerT_co:
         """Learn from ``data`` and return a new frozen transformer."""
 
-    def append(self, other: Estimator) -> EstimatorChain:
+    @overload
+    def append(self, other: EstimatorChain[NextT]) -> EstimatorChain[NextT]: ...
+    @overload
+    def append(self, other: Estimator[NextT]) -> EstimatorChain[NextT]: ...
+    def append(self, other: Estimator) -> EstimatorChain[Transformer]:
+        """An :class:`EstimatorChain` of this estimator followed by ``other`` (a chain is spliced
+        in step by step). The chain is typed by what its last step fits: with ``other`` an
+        ``Estimator[T]`` (or an ``EstimatorChain[T]``), the result is an ``EstimatorChain[T]``,
+        whose ``fit`` returns a ``TransformerChain[T]``."""
         return EstimatorChain([self]).append(other)
 
 
-class TrivialEstimator(Transformer, Estimator):
-    """A transform with nothing to learn: it is its own estimator, and ``fit`` returns it."""
+class TrivialEstimator(Transformer, Estimator[TransformerT_co]):
+    """A transform with nothing to learn: it is its own estimator, and ``fit`` returns it.
 
-    def fit(self, data: DataView) -> Transformer:
+    A subclass names itself as what it fits, ``class Doubling(TrivialEstimator["Doubling"])``, so
+    that chains ending with it are typed by it; ``fit`` is typed to return the instance's own class
+    either way.
+    """
+
+    # Self is the subclass, which is the TransformerT_co it declares; a type checker cannot tie
+    # the two together, hence the ignore.
+    def fit(self, data: DataView) -> Self:  # type: ignore[override]
         self.output_schema(data.schema)
         return self
 
+    @overload
+    def append(self, other: EstimatorChain[NextT]) -> EstimatorChain[NextT]: ...
+    @overload
+    def append(self, other: Estimator[NextT]) -> EstimatorChain[NextT]: ...
+    @overload
+    def append(self, other: TransformerChain[NextT]) -> TransformerChain[NextT]: ...
+    @overload
+    def append(self, other: NextT) -> TransformerChain[NextT]: ...
     def append(self, other: Any) -> Any:
-        # Stays an estimator chain when followed by an estimator, a transformer chain otherwise.
+        """An :class:`EstimatorChain` when ``other`` is an estimator (a trivial one included),
+        a :class:`TransformerChain` when it is only a transformer; either is typed by ``other``
+        (see :meth:`Estimator.append` and :meth:`Transformer.append`)."""
         if isinstance(other, Estimator):
             return EstimatorChain([self]).append(other)
         return TransformerChain([self]).append(other)
 
 
-class TransformerChain(Transformer):
-    """Fitted steps applied in order."""
+class TransformerChain(Transformer, Generic[TransformerT_co]):
+    """Fitted steps applied in order.
+
+    ``TransformerChain[T]`` ends with a ``T`` (ML.NET's ``TransformerChain<TLastTransformer>``):
+    :attr:`last_transformer` is typed ``T``, so ``model.last_transformer`` of a fitted pipeline
+    ending with a trainer is its trained model, with that model's type. A bare ``TransformerChain``
+    is ``TransformerChain[Transformer]``.
+    """
 
     accepts_sparse = True  # each step densifies what it needs itself (step_columns)
 
-    def __init__(self, steps: Sequence[Transformer] = ()) -> None:
+    def __init__(self: TransformerChain[Transformer], steps: Sequence[Transformer] = ()) -> None:
         flat: list[Transformer] = []
         for s in steps:
             if not isinstance(s, Transformer):
@@ -603,7 +661,26 @@ class TransformerChain(Transformer):
     def step_name(self) -> str:
         return " -> ".join(s.step_name for s in self._steps) or "TransformerChain()"
 
-    def append(self, other: Transformer) -> TransformerChain:
+    @property
+    def last_transformer(self) -> TransformerT_co:
+        """The last step (ML.NET's ``LastTransformer``): a fitted pipeline's trained model,
+        typed as the chain is (``TransformerChain[T]`` ends with a ``T``). An empty chain has none:
+        :class:`~onnxpipe.errors.InvalidArgumentError`."""
+        if not self._steps:
+            raise InvalidArgumentError(
+                "TransformerChain.last_transformer: the chain is empty, so it has no last transformer; "
+                "append a transformer first"
+            )
+        # A chain is only built typed by its last step (append, EstimatorChain.fit).
+        return self._steps[-1]  # type: ignore[return-value]
+
+    @overload
+    def append(self, other: TransformerChain[NextT]) -> TransformerChain[NextT]: ...
+    @overload
+    def append(self, other: NextT) -> TransformerChain[NextT]: ...
+    def append(self, other: Transformer) -> TransformerChain[Transformer]:
+        """A new chain: these steps, then ``other`` (a chain's steps are spliced in); this one is
+        unchanged. It is typed by its new last step, ``other`` (or ``other``'s last step)."""
         return TransformerChain([*self._steps, other])
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -683,10 +760,22 @@ class TransformerChain(Transformer):
         return hash(self._steps)
 
 
-class EstimatorChain(Estimator):
-    """Estimators fitted in order, each on the output of the ones before it."""
+class EstimatorChain(Estimator[TransformerChain[TransformerT_co]]):
+    """Estimators fitted in order, each on the output of the ones before it.
 
-    def __init__(self, steps: Sequence[Estimator] = ()) -> None:
+    ``EstimatorChain[T]`` ends with an ``Estimator[T]`` (ML.NET's ``EstimatorChain<TLastTransformer>``),
+    so its ``fit`` returns a ``TransformerChain[T]``, whose ``last_transformer`` is a ``T``::
+
+        pipeline = ctx.transforms.concatenate("Features", "A", "B").append(
+            ctx.binary_classification.trainers.sdca_logistic_regression()
+        )  # EstimatorChain[LinearBinaryModel]
+        model = pipeline.fit(data)  # TransformerChain[LinearBinaryModel]
+        model.last_transformer.weights  # a LinearBinaryModel's: no cast needed
+
+    A bare ``EstimatorChain`` is ``EstimatorChain[Transformer]``.
+    """
+
+    def __init__(self: EstimatorChain[Transformer], steps: Sequence[Estimator] = ()) -> None:
         flat: list[Estimator] = []
         for s in steps:
             if isinstance(s, EstimatorChain):
@@ -705,7 +794,13 @@ class EstimatorChain(Estimator):
     def step_name(self) -> str:
         return " -> ".join(s.step_name for s in self._steps) or "EstimatorChain()"
 
-    def append(self, other: Estimator) -> EstimatorChain:
+    @overload
+    def append(self, other: EstimatorChain[NextT]) -> EstimatorChain[NextT]: ...
+    @overload
+    def append(self, other: Estimator[NextT]) -> EstimatorChain[NextT]: ...
+    def append(self, other: Estimator) -> EstimatorChain[Transformer]:
+        """A new chain: these steps, then ``other`` (a chain's steps are spliced in); this one is
+        unchanged. It is typed by what its new last step fits (see :meth:`Estimator.append`)."""
         return EstimatorChain([*self._steps, other])
 
     def output_schema(self, input_schema: Schema) -> Schema:
@@ -717,7 +812,9 @@ class EstimatorChain(Estimator):
                 raise _in_step(exc, i, step.step_name) from exc
         return schema
 
-    def fit(self, data: DataView) -> TransformerChain:
+    def fit(self, data: DataView) -> TransformerChain[TransformerT_co]:
+        """Fit each step on the output of the fitted steps before it; the fitted chain (typed
+        by the last step's transformer) holds the fitted steps in order."""
         self.output_schema(data.schema)  # fail before any training
         fitted: list[Transformer] = []
         with StepStatus("fitting", len(self._steps)) as status:  # shown on a terminal when fitting takes long
@@ -730,7 +827,8 @@ class EstimatorChain(Estimator):
                 fitted.append(model)
                 if i + 1 < len(self._steps):
                     data = model.transform(data)
-        return TransformerChain(fitted)
+        # The last step fitted a TransformerT_co: the chain is typed by it.
+        return TransformerChain(fitted)  # type: ignore[return-value]
 
     def __len__(self) -> int:
         return len(self._steps)

@@ -9,7 +9,7 @@ your own becomes exportable by implementing :class:`OnnxExportable`'s ``export_o
     import numpy as np
     from onnxpipe.export import ExportContext
 
-    class Doubling(TrivialEstimator):   # output = 2 * input, a float column
+    class Doubling(TrivialEstimator["Doubling"]):   # output = 2 * input, a float column
         ...
         def export_onnx(self, ctx: ExportContext, input_schema: Schema) -> None:
             two = ctx.add_initializer(np.array(2, np.float32), "two")

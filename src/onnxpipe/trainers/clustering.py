@@ -161,7 +161,7 @@ class KMeansModel(Transformer):
 
 
 @component("kmeans", catalog="clustering.trainers")
-class KMeansTrainer(Estimator):
+class KMeansTrainer(Estimator[KMeansModel]):
     """ML.NET's ``KMeans`` clustering trainer (see the module docstring)."""
 
     def __init__(

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -455,7 +455,10 @@ def _binary_columns(calibrated: bool) -> list[Column]:
 # Trainers
 
 
-class _Trainer(Estimator):
+_ModelT = TypeVar("_ModelT", bound=_LinearModel)  # what a trainer below fits
+
+
+class _Trainer(Estimator[_ModelT]):
     """Common parts: column names, schema checks, equality and repr from the arguments."""
 
     name = "trainer"  # the catalog name
@@ -515,7 +518,7 @@ class _Trainer(Estimator):
             _check_scalar(input_schema, self._weight, step, "example weight", "numeric")
         return input_schema.with_columns(*self._output_columns())
 
-    def fit(self, data: DataView) -> Transformer:
+    def fit(self, data: DataView) -> _ModelT:
         self.output_schema(data.schema)
         _feature_size(data.schema, self._features, self.step_name)  # the size must be known by now
         train = _training_set(data, self.step_name, self._label, self._features, self._weight, binary=self.binary)
@@ -534,7 +537,7 @@ class _Trainer(Estimator):
     def _train(self, train: _TrainingSet) -> tuple[np.ndarray, float]:
         raise NotImplementedError
 
-    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> Transformer:
+    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> _ModelT:
         raise NotImplementedError
 
 
@@ -597,7 +600,7 @@ def _lbfgs(
     return theta[:d].copy(), float(theta[-1])
 
 
-class _LbfgsTrainer(_Trainer):
+class _LbfgsTrainer(_Trainer[_ModelT]):
     def __init__(
         self,
         label_column_name: str = "Label",
@@ -672,7 +675,7 @@ class _LbfgsTrainer(_Trainer):
 
 
 @component("lbfgs_logistic_regression", catalog="binary_classification.trainers")
-class LbfgsLogisticRegressionBinaryTrainer(_LbfgsTrainer):
+class LbfgsLogisticRegressionBinaryTrainer(_LbfgsTrainer[LinearBinaryModel]):
     """L-BFGS logistic regression (``lbfgs_logistic_regression``), calibrated.
 
     Minimises the (weighted) log-loss with ML.NET's regularisation (see :func:`_lbfgs`): with
@@ -699,7 +702,7 @@ class LbfgsLogisticRegressionBinaryTrainer(_LbfgsTrainer):
 
         return self._run(train, loss_grad)
 
-    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> Transformer:
+    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> LinearBinaryModel:
         return LinearBinaryModel(
             weights,
             bias,
@@ -711,7 +714,7 @@ class LbfgsLogisticRegressionBinaryTrainer(_LbfgsTrainer):
 
 
 @component("lbfgs_poisson_regression", catalog="regression.trainers")
-class LbfgsPoissonRegressionTrainer(_LbfgsTrainer):
+class LbfgsPoissonRegressionTrainer(_LbfgsTrainer[PoissonRegressionModel]):
     """L-BFGS Poisson regression (``lbfgs_poisson_regression``): ``Score = exp(w·x + b)``.
 
     Minimises ML.NET's Poisson loss ``exp(z) - y * z`` (``z = w·x + b``) with the regularisation
@@ -746,7 +749,7 @@ class LbfgsPoissonRegressionTrainer(_LbfgsTrainer):
         # Start from the constant model (log of the mean count): same optimum, fewer iterations.
         return self._run(train, loss_grad, initial_bias=math.log(mean) if mean > 0 else 0.0)
 
-    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> Transformer:
+    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> PoissonRegressionModel:
         return PoissonRegressionModel(
             weights, bias, feature_column_name=self._features, trainer_name=self.name, rows_skipped=skipped
         )
@@ -756,7 +759,7 @@ class LbfgsPoissonRegressionTrainer(_LbfgsTrainer):
 
 
 @component("ols", catalog="regression.trainers")
-class OlsTrainer(_Trainer):
+class OlsTrainer(_Trainer[LinearRegressionModel]):
     """Ordinary least squares (``ols``), as ML.NET's ``OlsTrainer``.
 
     Minimises ``sum_i s_i (w·x_i + b - y_i)^2 + l2_regularization * ||w||^2`` (the bias is not
@@ -800,7 +803,7 @@ class OlsTrainer(_Trainer):
         solution = np.linalg.lstsq(design, y, rcond=None)[0]
         return solution[:d], float(solution[d])
 
-    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> Transformer:
+    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> LinearRegressionModel:
         return LinearRegressionModel(
             weights, bias, feature_column_name=self._features, trainer_name=self.name, rows_skipped=skipped
         )
@@ -911,7 +914,7 @@ def _averaged_sgd(
     return total_w / seen, total_b / seen
 
 
-class _OnlineTrainer(_Trainer):
+class _OnlineTrainer(_Trainer[_ModelT]):
     """The options the averaged online trainers share (perceptron, online gradient descent)."""
 
     def __init__(
@@ -982,7 +985,7 @@ class _OnlineTrainer(_Trainer):
 
 
 @component("averaged_perceptron", catalog="binary_classification.trainers")
-class AveragedPerceptronTrainer(_OnlineTrainer):
+class AveragedPerceptronTrainer(_OnlineTrainer[LinearBinaryModel]):
     """Averaged perceptron (``averaged_perceptron``), not calibrated: ``Score`` and ``PredictedLabel``.
 
     ML.NET's algorithm (see :func:`_averaged_sgd`) with ``loss`` one of ``"hinge"`` (default,
@@ -1034,7 +1037,7 @@ class AveragedPerceptronTrainer(_OnlineTrainer):
             seed=self._seed,
         )
 
-    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> Transformer:
+    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> LinearBinaryModel:
         return LinearBinaryModel(
             weights,
             bias,
@@ -1046,7 +1049,7 @@ class AveragedPerceptronTrainer(_OnlineTrainer):
 
 
 @component("online_gradient_descent", catalog="regression.trainers")
-class OnlineGradientDescentTrainer(_OnlineTrainer):
+class OnlineGradientDescentTrainer(_OnlineTrainer[LinearRegressionModel]):
     """Online gradient descent regression (``online_gradient_descent``): averaged SGD on the squared loss.
 
     ML.NET's ``OnlineGradientDescentTrainer`` is the averaged linear trainer of
@@ -1098,14 +1101,14 @@ class OnlineGradientDescentTrainer(_OnlineTrainer):
                 seed=self._seed,
             )
 
-    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> Transformer:
+    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> LinearRegressionModel:
         return LinearRegressionModel(
             weights, bias, feature_column_name=self._features, trainer_name=self.name, rows_skipped=skipped
         )
 
 
 @component("linear_svm", catalog="binary_classification.trainers")
-class LinearSvmTrainer(_Trainer):
+class LinearSvmTrainer(_Trainer[LinearBinaryModel]):
     """Linear SVM trained with Pegasos (``linear_svm``), as ML.NET's ``LinearSvmTrainer``; not calibrated.
 
     Per batch ``t`` (``batch_size`` examples; ``t`` counts batches over all passes, plus one at
@@ -1217,7 +1220,7 @@ class LinearSvmTrainer(_Trainer):
             )
         return w, float(state[0])
 
-    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> Transformer:
+    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> LinearBinaryModel:
         return LinearBinaryModel(
             weights,
             bias,

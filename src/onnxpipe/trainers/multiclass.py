@@ -28,7 +28,7 @@ import abc
 import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -340,7 +340,10 @@ def _export_outputs(ctx: ExportContext, scores: str, classes: np.ndarray) -> Non
     ctx.set_value(PREDICTED_LABEL, label)
 
 
-class _MulticlassTrainer(Estimator):
+_ModelT = TypeVar("_ModelT", bound=Transformer)  # what a trainer below fits
+
+
+class _MulticlassTrainer(Estimator[_ModelT]):
     """What the multiclass trainers share: the label and feature columns and their checks."""
 
     label_column_name: str
@@ -456,7 +459,7 @@ class LbfgsMaximumEntropyModel(LinearScoresModel):
 
 
 @component("lbfgs_maximum_entropy", catalog="multiclass_classification.trainers")
-class LbfgsMaximumEntropyTrainer(_MulticlassTrainer):
+class LbfgsMaximumEntropyTrainer(_MulticlassTrainer[LbfgsMaximumEntropyModel]):
     """ML.NET's ``LbfgsMaximumEntropy``: multinomial logistic regression fitted by L-BFGS.
 
     The objective is ML.NET's: ``(sum_i w_i * NLL_i + l2/2 * ||W||^2) / sum_i w_i
@@ -674,7 +677,7 @@ def _naive_bayes_tables(labels: np.ndarray, features: np.ndarray) -> tuple[np.nd
 
 
 @component("naive_bayes", catalog="multiclass_classification.trainers")
-class NaiveBayesTrainer(_MulticlassTrainer):
+class NaiveBayesTrainer(_MulticlassTrainer[NaiveBayesModel]):
     """ML.NET's ``NaiveBayes`` multiclass trainer (binary features; see :class:`NaiveBayesModel`).
 
     It takes no example weights (ML.NET's neither): every labelled row with finite features
@@ -877,7 +880,7 @@ class OneVersusAllModel(Transformer):
 
 
 @component("one_versus_all", catalog="multiclass_classification.trainers")
-class OneVersusAllTrainer(Estimator):
+class OneVersusAllTrainer(Estimator[OneVersusAllModel]):
     """ML.NET's ``OneVersusAll``: one binary estimator fitted per class, class against the rest.
 
     For each class the binary estimator is fitted on the training data with its own label column

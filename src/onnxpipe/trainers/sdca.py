@@ -58,12 +58,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from onnxpipe import _validation
-from onnxpipe.core import Transformer, component
+from onnxpipe.core import component
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError, OnnxPipeWarning
 from onnxpipe.schema import Column, Schema
@@ -73,6 +73,7 @@ from onnxpipe.trainers.linear import (
     LinearBinaryModel,
     LinearRegressionModel,
     _binary_columns,
+    _ModelT,
     _Trainer,
     _TrainingSet,
 )
@@ -449,7 +450,7 @@ def _check_diverged(step: str, *arrays: np.ndarray) -> None:
 # Binary classification and regression
 
 
-class _SdcaLinearTrainer(_SdcaOptions, _Trainer):
+class _SdcaLinearTrainer(_SdcaOptions, _Trainer[_ModelT]):
     """An SDCA trainer of one weight vector (binary or regression), over linear.py's training set."""
 
     _with_loss = False
@@ -466,7 +467,7 @@ class _SdcaLinearTrainer(_SdcaOptions, _Trainer):
         return fit_linear(x, train.y, self._instance_weights(train), settings)
 
 
-class _SdcaBinaryTrainer(_SdcaLinearTrainer):
+class _SdcaBinaryTrainer(_SdcaLinearTrainer[LinearBinaryModel]):
     calibrated = False
     _piw: float
 
@@ -490,7 +491,7 @@ class _SdcaBinaryTrainer(_SdcaLinearTrainer):
     def _output_columns(self) -> list[Column]:
         return _binary_columns(self.calibrated)
 
-    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> Transformer:
+    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> LinearBinaryModel:
         return LinearBinaryModel(
             weights,
             bias,
@@ -605,7 +606,7 @@ class SdcaNonCalibratedBinaryTrainer(_SdcaBinaryTrainer):
 
 
 @component("sdca", catalog="regression.trainers")
-class SdcaRegressionTrainer(_SdcaLinearTrainer):
+class SdcaRegressionTrainer(_SdcaLinearTrainer[LinearRegressionModel]):
     """SDCA linear regression (ML.NET's ``Regression.Trainers.Sdca``), squared loss.
 
     Minimises ``sum_i s_i (w·x_i + b - y_i)^2 / n + l2/2 |w|^2 + l1 * l2 |w|_1`` (the bias is
@@ -654,7 +655,7 @@ class SdcaRegressionTrainer(_SdcaLinearTrainer):
             seed=seed,
         )
 
-    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> Transformer:
+    def _model(self, weights: np.ndarray, bias: float, skipped: int) -> LinearRegressionModel:
         return LinearRegressionModel(
             weights, bias, feature_column_name=self._features, trainer_name=self.name, rows_skipped=skipped
         )
@@ -676,7 +677,10 @@ class LinearMulticlassModel(_mc.LinearScoresModel):
         return self._export_linear(ctx, x)
 
 
-class _SdcaMulticlassTrainer(_SdcaOptions, _mc._MulticlassTrainer):
+_LinearScoresT = TypeVar("_LinearScoresT", bound=_mc.LinearScoresModel)  # what a trainer below fits
+
+
+class _SdcaMulticlassTrainer(_SdcaOptions, _mc._MulticlassTrainer[_LinearScoresT]):
     _with_loss = False
 
     def _init_columns(
@@ -701,7 +705,7 @@ class _SdcaMulticlassTrainer(_SdcaOptions, _mc._MulticlassTrainer):
         _mc.check_weight_column(input_schema, self.example_weight_column_name, self.step_name)
         return super().output_schema(input_schema)
 
-    def fit(self, data: DataView) -> Transformer:
+    def fit(self, data: DataView) -> _LinearScoresT:
         self.output_schema(data.schema)
         label, feature_type = self._check(data.schema)
         x, y, w, classes = _mc._training_set(
@@ -724,12 +728,12 @@ class _SdcaMulticlassTrainer(_SdcaOptions, _mc._MulticlassTrainer):
             bias=bias,
         )
 
-    def _model(self, **arguments: Any) -> Transformer:
+    def _model(self, **arguments: Any) -> _LinearScoresT:
         raise NotImplementedError
 
 
 @component("sdca_maximum_entropy", catalog="multiclass_classification.trainers")
-class SdcaMaximumEntropyTrainer(_SdcaMulticlassTrainer):
+class SdcaMaximumEntropyTrainer(_SdcaMulticlassTrainer[LbfgsMaximumEntropyModel]):
     """SDCA maximum entropy (ML.NET's ``SdcaMaximumEntropy``): multiclass logistic regression.
 
     For a row of class ``c`` the loss is ``sum over k != c of log(1 + exp(-(o_c - o_k)))``
@@ -773,12 +777,12 @@ class SdcaMaximumEntropyTrainer(_SdcaMulticlassTrainer):
             seed=seed,
         )
 
-    def _model(self, **arguments: Any) -> Transformer:
+    def _model(self, **arguments: Any) -> LbfgsMaximumEntropyModel:
         return LbfgsMaximumEntropyModel(**arguments)
 
 
 @component("sdca_non_calibrated", catalog="multiclass_classification.trainers")
-class SdcaNonCalibratedMulticlassTrainer(_SdcaMulticlassTrainer):
+class SdcaNonCalibratedMulticlassTrainer(_SdcaMulticlassTrainer[LinearMulticlassModel]):
     """SDCA multiclass linear classifier without calibration (ML.NET's multiclass ``SdcaNonCalibrated``).
 
     The loss of :class:`SdcaMaximumEntropyTrainer` with ``loss`` ``"log"`` (default), ``"hinge"``
@@ -825,5 +829,5 @@ class SdcaNonCalibratedMulticlassTrainer(_SdcaMulticlassTrainer):
             seed=seed,
         )
 
-    def _model(self, **arguments: Any) -> Transformer:
+    def _model(self, **arguments: Any) -> LinearMulticlassModel:
         return LinearMulticlassModel(**arguments)

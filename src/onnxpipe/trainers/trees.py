@@ -245,7 +245,7 @@ def _show(value: object) -> str:
 # Trainers
 
 
-class _LightGbmTrainer(Estimator):
+class _LightGbmTrainer(Estimator["LightGbmModel"]):
     """What every tree trainer shares: columns, validation, the LightGBM call."""
 
     _task: ClassVar[str]

@@ -166,7 +166,7 @@ def _export_encode(ctx: ExportContext, keys: str, n: int, kind: str) -> str:
 
 
 @component("one_hot_encoding", catalog="transforms.categorical")
-class OneHotEncodingEstimator(OneToOneStep, Estimator):
+class OneHotEncodingEstimator(OneToOneStep, Estimator["OneHotEncodingTransformer"]):
     """Learns the distinct values of a column (as ``map_value_to_key``) and one-hot encodes them.
 
     Before fit the number of keys is unknown, so the promised output is a key column with
@@ -287,7 +287,7 @@ class OneHotEncodingTransformer(OneToOneStep, Transformer):
 
 
 @component("one_hot_hash_encoding", catalog="transforms.categorical")
-class OneHotHashEncodingTransformer(OneToOneStep, TrivialEstimator):
+class OneHotHashEncodingTransformer(OneToOneStep, TrivialEstimator["OneHotHashEncodingTransformer"]):
     """Hashes each element (as ``hash``) to one of ``2**number_of_bits`` keys and one-hot encodes
     it; nothing is learned. Missing values (NaN, '') encode as all zeros."""
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 import numpy as np
 
 from onnxpipe import _validation
-from onnxpipe.core import TrivialEstimator, component
+from onnxpipe.core import TransformerT_co, TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.errors import ColumnTypeError
 from onnxpipe.schema import Column, Schema, SparseVectorType, TensorType
@@ -53,7 +53,7 @@ class _Frozen:
 
 
 @component("copy_columns", catalog="transforms")
-class ColumnCopyingTransformer(_Frozen, TrivialEstimator):
+class ColumnCopyingTransformer(_Frozen, TrivialEstimator["ColumnCopyingTransformer"]):
     """Copies the column ``input_column_name`` as ``output_column_name`` (ML.NET's CopyColumns)."""
 
     state_version = 2  # version 1 held a list of (output, input) pairs
@@ -90,7 +90,7 @@ class ColumnCopyingTransformer(_Frozen, TrivialEstimator):
         ctx.set_value(self.output_column_name, ctx.value(self.input_column_name))
 
 
-class _ColumnSubset(_Frozen, TrivialEstimator):
+class _ColumnSubset(_Frozen, TrivialEstimator[TransformerT_co]):
     """Keeps or drops the named columns."""
 
     _keep: ClassVar[bool]
@@ -126,7 +126,7 @@ class _ColumnSubset(_Frozen, TrivialEstimator):
 
 
 @component("select_columns", catalog="transforms")
-class ColumnSelectingTransformer(_ColumnSubset):
+class ColumnSelectingTransformer(_ColumnSubset["ColumnSelectingTransformer"]):
     """Keeps only the named columns, in that order (ML.NET's SelectColumns)."""
 
     _keep = True
@@ -151,7 +151,7 @@ class ColumnSelectingTransformer(_ColumnSubset):
 
 
 @component("drop_columns", catalog="transforms")
-class ColumnDroppingTransformer(_ColumnSubset):
+class ColumnDroppingTransformer(_ColumnSubset["ColumnDroppingTransformer"]):
     """Removes the named columns (ML.NET's DropColumns)."""
 
     _keep = False
@@ -159,7 +159,7 @@ class ColumnDroppingTransformer(_ColumnSubset):
 
 
 @component("concatenate", catalog="transforms")
-class ColumnConcatenatingTransformer(_Frozen, TrivialEstimator):
+class ColumnConcatenatingTransformer(_Frozen, TrivialEstimator["ColumnConcatenatingTransformer"]):
     """Joins scalar and vector columns of one element type into one flat vector column; if any
     input is a sparse vector, the result is sparse (ML.NET's VBuffer concatenation)."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, cast
 
 import numpy as np
 import pyarrow as pa
@@ -386,7 +386,7 @@ _KEYABLE = "a tensor column of strings, numbers, bools or keys"
 
 
 @component("map_value_to_key", catalog="transforms.conversion")
-class ValueToKeyMappingEstimator(OneToOneStep, Estimator):
+class ValueToKeyMappingEstimator(OneToOneStep, Estimator["ValueToKeyMappingTransformer"]):
     """Learns the distinct values of a column and maps each to a key ``1..n`` (0 = missing/unseen).
 
     ``key_ordinality``: ``"by_occurrence"`` numbers keys in order of first appearance,
@@ -607,7 +607,7 @@ class ValueToKeyMappingTransformer(OneToOneStep, Transformer):
 
 
 @component("map_key_to_value", catalog="transforms.conversion")
-class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator):
+class KeyToValueMappingTransformer(OneToOneStep, TrivialEstimator["KeyToValueMappingTransformer"]):
     """Maps keys ``1..n`` back to their values; key 0 (and keys beyond ``n``) give the missing
     value of the value type (NaN, '', 0 or False).
 
@@ -749,7 +749,7 @@ def _infer_array(values: list[Any], what: str) -> np.ndarray:
 
 
 @component("map_value", catalog="transforms.conversion")
-class ValueMappingTransformer(OneToOneStep, TrivialEstimator):
+class ValueMappingTransformer(OneToOneStep, TrivialEstimator["ValueMappingTransformer"]):
     """Maps values through ``key_value_pairs``; values not in the mapping (and NaN) give the
     missing value of the value type (NaN, '', 0, False).
 
@@ -947,7 +947,7 @@ def _to_dtype(kind: DType | str, step: str) -> DType:
 
 
 @component("convert_type", catalog="transforms.conversion")
-class TypeConvertingTransformer(OneToOneStep, TrivialEstimator):
+class TypeConvertingTransformer(OneToOneStep, TrivialEstimator["TypeConvertingTransformer"]):
     """Converts a column's elements to ``output_kind`` (ML.NET's ConvertType).
 
     Rules: numbers and bools convert to any number type (a float to an integer truncates toward
@@ -969,7 +969,8 @@ class TypeConvertingTransformer(OneToOneStep, TrivialEstimator):
     def _params(self) -> tuple[object, ...]:
         return (*super()._params(), self.output_kind)
 
-    def fit(self, data: DataView) -> Transformer:
+    def fit(self, data: DataView) -> TypeConvertingTransformer:
+        # Not Self: text to float fits a _BoundTypeConverter, another TypeConvertingTransformer.
         self.output_schema(data.schema)
         ct = cast(TensorType, data.schema[self.input_column_name].type)
         if ct.dtype is DType.STRING and self.output_kind.is_float:
@@ -1045,7 +1046,7 @@ class _BoundTypeConverter(TypeConvertingTransformer):
 
     onnx_min_opset = 20
 
-    def fit(self, data: DataView) -> Transformer:
+    def fit(self, data: DataView) -> Self:
         self.output_schema(data.schema)
         return self
 
@@ -1072,7 +1073,7 @@ def _hash_prepare(flat: np.ndarray, ct: TensorType) -> tuple[np.ndarray, np.ndar
 
 
 @component("hash", catalog="transforms.conversion")
-class HashingTransformer(OneToOneStep, TrivialEstimator):
+class HashingTransformer(OneToOneStep, TrivialEstimator["HashingTransformer"]):
     """Hashes each element to a key ``1..2**number_of_bits`` (ML.NET's Hash); missing values (NaN,
     '', key 0) give key 0.
 

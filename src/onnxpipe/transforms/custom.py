@@ -50,7 +50,7 @@ def register_custom_mapping(
 
 
 @component("custom_mapping")
-class CustomMappingTransformer(TrivialEstimator, Generic[In, Out]):
+class CustomMappingTransformer(TrivialEstimator["CustomMappingTransformer[In, Out]"], Generic[In, Out]):
     """Calls ``fn(row: In) -> Out`` on every row; the fields of ``Out`` become columns.
 
     ``fn`` must be a module-level function (not a lambda) for the step to pickle, e.g. into

@@ -42,7 +42,7 @@ def _non_default(block: np.ndarray, dtype: DType) -> np.ndarray:
 
 
 @component("select_features_based_on_count", catalog="transforms.feature_selection")
-class CountFeatureSelectingEstimator(OneToOneStep, Estimator):
+class CountFeatureSelectingEstimator(OneToOneStep, Estimator["CountFeatureSelectingTransformer"]):
     """Keeps the slots of a column that hold at least ``count`` non-default values in the data.
 
     Before fit the number of kept slots is unknown: a vector input is promised as a vector of

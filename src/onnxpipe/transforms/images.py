@@ -113,7 +113,7 @@ import numpy as np
 import pyarrow as pa
 
 from onnxpipe import _validation
-from onnxpipe.core import TrivialEstimator, component
+from onnxpipe.core import TransformerT_co, TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues, arrow_schema, from_arrow, to_arrow
 from onnxpipe.data._images import (
     MAX_BATCH_PIXELS,
@@ -265,7 +265,7 @@ class _Graph:
         return self.ctx.add_node(op, list(inputs), **attrs)[0]
 
 
-class _ImageStep(OneToOneStep, TrivialEstimator):
+class _ImageStep(OneToOneStep, TrivialEstimator[TransformerT_co]):
     """An image step: ``transform`` counts rows over the whole view so that errors name the real
     row, and may drop rows (``_compute`` returns which rows it keeps)."""
 
@@ -336,7 +336,7 @@ class _Failure:
     reason: str | None  # None: the file does not exist
 
 
-class _FileLoadingTransformer(_ImageStep):
+class _FileLoadingTransformer(_ImageStep[TransformerT_co]):
     """Reads the file named in each row of a string column (joined to ``image_folder``)."""
 
     onnx_unexportable_reason = (
@@ -448,7 +448,7 @@ class _FileLoadingTransformer(_ImageStep):
 
 
 @component("load_images", catalog="transforms")
-class ImageLoadingTransformer(_FileLoadingTransformer):
+class ImageLoadingTransformer(_FileLoadingTransformer["ImageLoadingTransformer"]):
     """``load_images``: decodes the image file named in each row into an image column
     (``ImageType()``); see the module docstring for the modes, EXIF orientation and errors."""
 
@@ -484,7 +484,7 @@ class ImageLoadingTransformer(_FileLoadingTransformer):
 
 
 @component("load_raw_image_bytes", catalog="transforms")
-class RawImageBytesLoadingTransformer(_FileLoadingTransformer):
+class RawImageBytesLoadingTransformer(_FileLoadingTransformer["RawImageBytesLoadingTransformer"]):
     """``load_raw_image_bytes``: the bytes of the file named in each row, undecoded, as a uint8
     vector (``uint8[?]``), for models that decode images themselves. Image steps do not accept it."""
 
@@ -514,7 +514,7 @@ def _scaled_size(height: int, width: int, target_h: int, target_w: int, resizing
 
 
 @component("resize_images", catalog="transforms")
-class ImageResizingTransformer(_ImageStep):
+class ImageResizingTransformer(_ImageStep["ImageResizingTransformer"]):
     """``resize_images``: every image to ``image_width`` x ``image_height`` (``fill``, ``iso_crop``
     or ``iso_pad``; see the module docstring); the output is ``ImageType(image_height, image_width)``."""
 
@@ -655,7 +655,7 @@ def _centre_offset(extra: int) -> int:
 
 
 @component("crop_images", catalog="transforms")
-class ImageCroppingTransformer(_ImageStep):
+class ImageCroppingTransformer(_ImageStep["ImageCroppingTransformer"]):
     """``crop_images``: the ``image_width`` x ``image_height`` part of every image at ``crop_anchor``,
     without scaling (torchvision's ``CenterCrop``; see the module docstring); the output is
     ``ImageType(image_height, image_width)``. An image smaller than the crop is a ShapeError."""
@@ -775,7 +775,7 @@ def _parse_order(order: object, step: str) -> str:
 
 
 @component("extract_pixels", catalog="transforms")
-class ImagePixelExtractingTransformer(_ImageStep):
+class ImagePixelExtractingTransformer(_ImageStep["ImagePixelExtractingTransformer"]):
     """``extract_pixels``: an image column of known size to a float32 (or uint8) pixel vector of
     shape ``(planes, height, width)`` or, with ``interleave``, ``(height, width, planes)``; see the
     module docstring for ``colors``, ``order``, ``offset`` and ``scale``."""
@@ -927,7 +927,7 @@ def _grayscale(img: np.ndarray) -> np.ndarray:
 
 
 @component("convert_to_grayscale", catalog="transforms")
-class ImageGrayscalingTransformer(_ImageStep):
+class ImageGrayscalingTransformer(_ImageStep["ImageGrayscalingTransformer"]):
     """``convert_to_grayscale``: RGB and RGBA images to 1-channel gray (Pillow's ``convert("L")``);
     the output is an image column of the input's size."""
 

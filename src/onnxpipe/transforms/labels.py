@@ -84,7 +84,7 @@ def _preview(values: Sequence[object]) -> str:
 
 
 @component("top_k_labels", catalog="transforms")
-class TopKLabelsTransformer(TrivialEstimator):
+class TopKLabelsTransformer(TrivialEstimator["TopKLabelsTransformer"]):
     """The ``k`` highest scores of a vector column and the labels of their classes.
 
     Reads ``score_column_name``: float32 or float64 scores, one per class, of shape ``(C,)`` or

@@ -97,7 +97,7 @@ class _Statistic:
 
 
 @component("replace_missing_values", catalog="transforms")
-class MissingValueReplacingEstimator(OneToOneStep, Estimator):
+class MissingValueReplacingEstimator(OneToOneStep, Estimator["MissingValueReplacingTransformer"]):
     """Replaces NaN in a float column by 0 (``"default"``) or by a statistic of the training data:
     ``"mean"``, ``"minimum"``, ``"maximum"`` or ``"most_frequent"`` (ties: the smallest value).
 
@@ -243,7 +243,7 @@ def _has_missing(ct: TensorType) -> bool:
 
 
 @component("indicate_missing_values", catalog="transforms")
-class MissingValueIndicatorTransformer(OneToOneStep, TrivialEstimator):
+class MissingValueIndicatorTransformer(OneToOneStep, TrivialEstimator["MissingValueIndicatorTransformer"]):
     """A bool column of the input's shape: True where the value is missing (NaN, '', key 0)."""
 
     def __init__(self, output_column_name: str, input_column_name: str | None = None) -> None:

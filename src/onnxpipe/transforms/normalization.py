@@ -48,7 +48,7 @@ import abc
 import enum
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -84,6 +84,7 @@ MIN_ROW_SCALE = 1e-8
 _F64 = np.float64
 _FLOAT_TYPES = (DType.FLOAT32, DType.FLOAT64)
 _SQRT2 = math.sqrt(2.0)
+_FittedT = TypeVar("_FittedT", bound=Transformer)  # what an estimator below fits
 _DOUBLE = ElemType.DOUBLE
 _ONNX_OF = {DType.FLOAT32: ElemType.FLOAT, DType.FLOAT64: ElemType.DOUBLE}
 
@@ -244,7 +245,7 @@ def _affine_from_mean_var(mv: _MeanVar, fix_zero: bool) -> tuple[np.ndarray, np.
 # Estimators
 
 
-class _NormalizingEstimator(Estimator):
+class _NormalizingEstimator(Estimator[_FittedT]):
     """Common part of the estimators: column names, schema checks, reading the training values."""
 
     catalog = "normalize"
@@ -269,12 +270,12 @@ class _NormalizingEstimator(Estimator):
         col, ct = _float_column(input_schema, self.input_column_name, self.step_name, promise=True)
         return input_schema.with_columns(Column(self.output_column_name, ct, col.slot_names))
 
-    def fit(self, data: DataView) -> Transformer:
+    def fit(self, data: DataView) -> _FittedT:
         self.output_schema(data.schema)
         _, ct = _float_column(data.schema, self.input_column_name, self.step_name)
         return self._fit(data, ct)
 
-    def _fit(self, data: DataView, ct: TensorType) -> Transformer:
+    def _fit(self, data: DataView, ct: TensorType) -> _FittedT:
         raise NotImplementedError
 
     def _blocks(self, data: DataView, ct: TensorType) -> Iterator[np.ndarray]:
@@ -298,7 +299,7 @@ class _NormalizingEstimator(Estimator):
 
 
 @component("normalize_min_max", catalog="transforms")
-class MinMaxNormalizingEstimator(_NormalizingEstimator):
+class MinMaxNormalizingEstimator(_NormalizingEstimator["AffineNormalizingTransformer"]):
     """``normalize_min_max``: ``(x - min) * scale`` with ``scale = 1 / (max - min)``.
 
     ``fix_zero=True`` (the default) keeps 0 at 0: no offset, ``scale = 1 / max(|min|, |max|)``,
@@ -323,7 +324,7 @@ class MinMaxNormalizingEstimator(_NormalizingEstimator):
     def _options(self) -> tuple[tuple[str, object], ...]:
         return (*super()._options(), ("fix_zero", self.fix_zero))
 
-    def _fit(self, data: DataView, ct: TensorType) -> Transformer:
+    def _fit(self, data: DataView, ct: TensorType) -> AffineNormalizingTransformer:
         size = ct.size or 1
         low = np.full(size, np.inf)
         high = np.full(size, -np.inf)
@@ -345,7 +346,9 @@ class MinMaxNormalizingEstimator(_NormalizingEstimator):
 
 
 @component("normalize_mean_variance", catalog="transforms")
-class MeanVarianceNormalizingEstimator(_NormalizingEstimator):
+class MeanVarianceNormalizingEstimator(
+    _NormalizingEstimator["AffineNormalizingTransformer | CdfNormalizingTransformer"]
+):
     """``normalize_mean_variance``: ``(x - mean) / std`` (population std of the finite values).
 
     ``fix_zero=True`` (the default, as in ML.NET) keeps 0 at 0: no offset, and the scale is one
@@ -373,7 +376,7 @@ class MeanVarianceNormalizingEstimator(_NormalizingEstimator):
     def _options(self) -> tuple[tuple[str, object], ...]:
         return (*super()._options(), ("fix_zero", self.fix_zero), ("use_cdf", self.use_cdf))
 
-    def _fit(self, data: DataView, ct: TensorType) -> Transformer:
+    def _fit(self, data: DataView, ct: TensorType) -> AffineNormalizingTransformer | CdfNormalizingTransformer:
         mv = _MeanVar(ct.size or 1)
         for block in self._blocks(data, ct):
             mv.add(_log_positive(block) if self._use_log else block)
@@ -434,7 +437,7 @@ class LogMeanVarianceNormalizingEstimator(MeanVarianceNormalizingEstimator):
 
 
 @component("normalize_robust_scaling", catalog="transforms")
-class RobustScalingNormalizingEstimator(_NormalizingEstimator):
+class RobustScalingNormalizingEstimator(_NormalizingEstimator["AffineNormalizingTransformer"]):
     """``normalize_robust_scaling``: ``(x - median) / (q(quantile_max) - q(quantile_min))``.
 
     Quantiles are percentiles (0..100) of the finite training values with linear interpolation
@@ -475,7 +478,7 @@ class RobustScalingNormalizingEstimator(_NormalizingEstimator):
             ("quantile_max", self.quantile_max),
         )
 
-    def _fit(self, data: DataView, ct: TensorType) -> Transformer:
+    def _fit(self, data: DataView, ct: TensorType) -> AffineNormalizingTransformer:
         values = _all_slots(data, self.input_column_name, ct, self.maximum_example_count, self.step_name)
         size = values.shape[1]
         offset = np.zeros(size)
@@ -497,7 +500,7 @@ class RobustScalingNormalizingEstimator(_NormalizingEstimator):
 
 
 @component("normalize_binning", catalog="transforms")
-class BinningNormalizingEstimator(_NormalizingEstimator):
+class BinningNormalizingEstimator(_NormalizingEstimator["BinNormalizingTransformer"]):
     """``normalize_binning``: ``bin index / (bins - 1)`` with equal-population bins per slot.
 
     Each slot's finite training values are split into at most ``maximum_bin_count`` bins holding
@@ -528,7 +531,7 @@ class BinningNormalizingEstimator(_NormalizingEstimator):
     def _options(self) -> tuple[tuple[str, object], ...]:
         return (*super()._options(), ("fix_zero", self.fix_zero), ("maximum_bin_count", self.maximum_bin_count))
 
-    def _fit(self, data: DataView, ct: TensorType) -> Transformer:
+    def _fit(self, data: DataView, ct: TensorType) -> BinNormalizingTransformer:
         values = _all_slots(data, self.input_column_name, ct, self.maximum_example_count, self.step_name)
         bounds = [
             _bin_upper_bounds(values[np.isfinite(values[:, j]), j], self.maximum_bin_count)
@@ -897,7 +900,7 @@ class BinNormalizingTransformer(_SlotNormalizer):
 
 
 @component("normalize_lp_norm", catalog="transforms")
-class LpNormalizingTransformer(TrivialEstimator):
+class LpNormalizingTransformer(TrivialEstimator["LpNormalizingTransformer"]):
     """``normalize_lp_norm``: each row divided by its norm (ML.NET's LpNormNormalizingEstimator).
 
     ``y = (x - m) * f`` with ``m`` the row mean when ``ensure_zero_mean`` (else 0) and

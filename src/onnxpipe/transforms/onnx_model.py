@@ -181,7 +181,7 @@ def _resolve_row_shape(given: tuple[int, ...], want: Shape) -> tuple[int, ...] |
 
 
 @component("apply_onnx_model", catalog="transforms")
-class OnnxTransformer(TrivialEstimator):
+class OnnxTransformer(TrivialEstimator["OnnxTransformer"]):
     """Score a pretrained ONNX model (from ``model_file`` or ``model_bytes``): reads its input
     columns, adds its output columns (``ctx.transforms.apply_onnx_model``).
 

@@ -150,7 +150,7 @@ def read_embedding_file(
 
 
 @component("apply_word_embedding", catalog="transforms.text")
-class WordEmbeddingEstimator(OneToOneStep, Estimator):
+class WordEmbeddingEstimator(OneToOneStep, Estimator["WordEmbeddingTransformer"]):
     """Turn a vector of text tokens into ``[min ‖ mean ‖ max]`` of their word vectors, read from
     the local embedding file ``custom_model_file`` at ``fit`` (ML.NET's ``ApplyWordEmbedding``
     with a custom model; pretrained downloads are not offered). ``maximum_dimension`` and

@@ -247,7 +247,7 @@ def _flat_offsets(token_rows: list[list[str]]) -> tuple[list[str], np.ndarray]:
 
 
 @component("featurize_text", catalog="transforms.text")
-class TextFeaturizingEstimator(_Settings, Estimator):
+class TextFeaturizingEstimator(_Settings, Estimator["TextFeaturizingTransformer"]):
     """Text → normalized bags of word n-grams and character n-grams (ML.NET's ``FeaturizeText``).
 
     ``case_mode``, ``keep_diacritics``, ``keep_punctuations``, ``keep_numbers``: as

@@ -90,7 +90,7 @@ def lda_transform(
 
 
 @component("latent_dirichlet_allocation", catalog="transforms.text")
-class LatentDirichletAllocationEstimator(OneToOneStep, Estimator):
+class LatentDirichletAllocationEstimator(OneToOneStep, Estimator["LatentDirichletAllocationTransformer"]):
     """Learn ``number_of_topics`` topics from a vector of counts (dense or sparse) and output each
     document's topic distribution (ML.NET's ``LatentDirichletAllocation``; fitted with
     scikit-learn, ``pip install 'onnxpipe[text]'``). Not exportable to ONNX."""

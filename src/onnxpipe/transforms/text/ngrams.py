@@ -187,7 +187,7 @@ class _NgramLearning(_NgramOptions):
 
 
 @component("produce_ngrams", catalog="transforms.text")
-class NgramExtractingEstimator(_NgramLearning, Estimator):
+class NgramExtractingEstimator(_NgramLearning, Estimator["NgramExtractingTransformer"]):
     """The bag of n-grams of a vector of keys (ML.NET's ``ProduceNgrams``): n-grams of 1 to
     ``ngram_length`` items (only ``ngram_length`` unless ``use_all_lengths``), skipping up to
     ``skip_length`` items in all, counted over a dictionary learned at fit (at most
@@ -383,7 +383,7 @@ def map_terms(terms: np.ndarray, tokens: Sequence[str]) -> np.ndarray:
 
 
 @component("produce_word_bags", catalog="transforms.text")
-class WordBagEstimator(_NgramLearning, Estimator):
+class WordBagEstimator(_NgramLearning, Estimator["WordBagTransformer"]):
     """The bag of word n-grams of text (ML.NET's ``ProduceWordBags``): tokenized on spaces
     (``tokenize_into_words``), the tokens mapped to keys in order of first occurrence, then
     ``produce_ngrams`` with these options, in one step. Slot names are the n-grams' words joined
@@ -637,7 +637,7 @@ def _hashed_column(name: str, bits: int, slot_names: tuple[str, ...] | None) -> 
 
 
 @component("produce_hashed_ngrams", catalog="transforms.text")
-class NgramHashingEstimator(_HashOptions, Estimator):
+class NgramHashingEstimator(_HashOptions, Estimator["NgramHashingTransformer"]):
     """The bag of hashed n-grams of a vector of keys (ML.NET's ``ProduceHashedNgrams``): every
     n-gram (as in ``produce_ngrams``) counted in slot ``hash & (2**number_of_bits - 1)`` of a
     sparse vector, the hash being ML.NET's ``MurmurHash(seed, keys)`` (a unigram is its key unless
@@ -759,7 +759,7 @@ def _token_hashes(tokens: Sequence[str], seed: int) -> np.ndarray:
 
 
 @component("produce_hashed_word_bags", catalog="transforms.text")
-class WordHashBagEstimator(_HashOptions, Estimator):
+class WordHashBagEstimator(_HashOptions, Estimator["WordHashBagTransformer"]):
     """The bag of hashed word n-grams of text (ML.NET's ``ProduceHashedWordBags``): tokenized on
     spaces, each token hashed to a 30-bit key (``hash`` with ``seed``), then
     ``produce_hashed_ngrams`` with these options. Slot names (the n-grams' words) only with

@@ -108,7 +108,7 @@ def _translation(case_mode: str, keep_diacritics: bool, keep_punctuations: bool,
 
 
 @component("normalize_text", catalog="transforms.text")
-class TextNormalizingTransformer(OneToOneStep, TrivialEstimator):
+class TextNormalizingTransformer(OneToOneStep, TrivialEstimator["TextNormalizingTransformer"]):
     """Change case (``case_mode``: ``"lower"``, ``"upper"`` or ``"none"``) and remove diacritical
     marks (unless ``keep_diacritics``), punctuation (unless ``keep_punctuations``) and digits
     (unless ``keep_numbers``) in a text column, scalar or vector (ML.NET's ``NormalizeText``).

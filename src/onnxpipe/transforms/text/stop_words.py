@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from onnxpipe import _validation
-from onnxpipe.core import TrivialEstimator, component
+from onnxpipe.core import TransformerT_co, TrivialEstimator, component
 from onnxpipe.data._convert import ColumnValues
 from onnxpipe.schema import Column, DType, Schema, TensorType
 from onnxpipe.transforms.conversion import OneToOneStep
@@ -62,7 +62,7 @@ def default_stop_words(language: str) -> frozenset[str]:
     return frozenset(w for w in text.splitlines() if w)
 
 
-class _StopWordsRemover(OneToOneStep, TrivialEstimator):
+class _StopWordsRemover(OneToOneStep, TrivialEstimator[TransformerT_co]):
     """What both removers share: the input check, the removal and the export."""
 
     onnx_min_opset = 14  # Reshape's allowzero
@@ -126,7 +126,7 @@ class _StopWordsRemover(OneToOneStep, TrivialEstimator):
 
 
 @component("remove_default_stop_words", catalog="transforms.text")
-class StopWordsRemovingTransformer(_StopWordsRemover):
+class StopWordsRemovingTransformer(_StopWordsRemover["StopWordsRemovingTransformer"]):
     """Remove the predefined stop words of ``language`` (``"english"``, ``"french"``,
     ``"german"``, ``"spanish"``, ``"dutch"``, ``"italian"``) from a vector of text tokens,
     case-insensitively (ML.NET's ``RemoveDefaultStopWords``). Exportable to ONNX."""
@@ -145,7 +145,7 @@ class StopWordsRemovingTransformer(_StopWordsRemover):
 
 
 @component("remove_stop_words", catalog="transforms.text")
-class CustomStopWordsRemovingTransformer(_StopWordsRemover):
+class CustomStopWordsRemovingTransformer(_StopWordsRemover["CustomStopWordsRemovingTransformer"]):
     """Remove the given ``stopwords`` from a vector of text tokens, case-insensitively (ML.NET's
     ``RemoveStopWords``). Exportable to ONNX."""
 

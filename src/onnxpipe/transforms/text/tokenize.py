@@ -115,7 +115,7 @@ def export_compact_rows(ctx: ExportContext, values: str, keep: str, pad: str) ->
 
 
 @component("tokenize_into_words", catalog="transforms.text")
-class WordTokenizingTransformer(OneToOneStep, TrivialEstimator):
+class WordTokenizingTransformer(OneToOneStep, TrivialEstimator["WordTokenizingTransformer"]):
     """Split text (a scalar or a vector of text) into words on the ``separators`` characters
     (default: the space), trimming spaces and dropping empty tokens (ML.NET's
     ``TokenizeIntoWords``). The output is a variable-length vector of text. Exportable to ONNX."""
@@ -222,7 +222,7 @@ def _utf16(text: str) -> np.ndarray:
 
 
 @component("tokenize_into_characters_as_keys", catalog="transforms.text")
-class TokenizingByCharactersTransformer(OneToOneStep, TrivialEstimator):
+class TokenizingByCharactersTransformer(OneToOneStep, TrivialEstimator["TokenizingByCharactersTransformer"]):
     """Split text into characters, as a variable-length vector of ``uint16`` keys (the UTF-16
     code units; 65535 keys whose values are the characters' printable forms), wrapped in the
     markers 0x02 and 0x03 with ``use_marker_characters`` (ML.NET's
