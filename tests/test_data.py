@@ -800,7 +800,19 @@ def test_housing_header_by_name() -> None:
 
 @needs_shared_data
 def test_adult_with_schema_lines_and_text() -> None:
-    view = load_from_text_file(MLNET / "adult.tiny.with-schema.txt", has_header=True)
+    # Read as ML.NET's TextLoader reads it given no columns: the columns of its schema comment.
+    described = load_from_text_file(MLNET / "adult.tiny.with-schema.txt")
+    assert [str(c) for c in described.schema.columns] == [
+        "Label: float32",
+        "Workclass: string",
+        "Categories: string[7]",
+        "NumericFeatures: float32[6]",
+    ]
+    assert described.count_rows() == 500
+    assert described.column("NumericFeatures")[0].tolist() == [25, 226802, 7, 0, 0, 40]
+
+    # The comment ignored: the header's columns, with inferred types.
+    view = load_from_text_file(MLNET / "adult.tiny.with-schema.txt", has_header=True, schema_comment=False)
     assert view.schema.names[:3] == ["Label", "Workclass", "education"]
     assert view.schema["Workclass"].type == t(DType.STRING)
     assert view.schema["age"].type == t(DType.INT64)

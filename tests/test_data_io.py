@@ -105,7 +105,7 @@ def test_save_as_text_reads_back_as_it_was(tmp_path: Path, separator: str, heade
     view = _view()
     path = tmp_path / "out.txt"
     assert ctx.data.save_as_text(view, path, separator=separator, header=header) == 3
-    lines = path.read_text().splitlines()
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("#@")]  # ML.NET's schema comment
     if header:
         assert lines[0].split(separator)[:4] == ['"x"', '"n"', '"name"', '"v.0"']  # a vector: one column per value
     back = ctx.data.load_from_text_file(path, schema=view.schema, separator=separator, has_header=header)
@@ -114,7 +114,7 @@ def test_save_as_text_reads_back_as_it_was(tmp_path: Path, separator: str, heade
 
 def test_save_as_text_writes_chosen_columns_and_checks_the_separator(tmp_path: Path) -> None:
     path = tmp_path / "out.tsv"
-    ctx.data.save_as_text(_view(), path, columns=["n", "x"])
+    ctx.data.save_as_text(_view(), path, columns=["n", "x"], schema=False)
     assert path.read_text().splitlines()[0] == '"n"\t"x"'
     with pytest.raises(ValueError, match=r"separator must be one character"):
         ctx.data.save_as_text(_view(), path, separator="\n")

@@ -371,8 +371,14 @@ class TableSource:
 
     def _read_names(self) -> list[str]:
         if self.format in _SEPARATORS:
+            # The header's names, which the model's columns are matched to (name.0 ... for a
+            # vector), not the columns an ML.NET schema comment at the top would make.
             return load_from_text_file(
-                self.path, separator=self.separator, has_header=self.has_header, max_row_bytes=self.max_row_bytes
+                self.path,
+                separator=self.separator,
+                has_header=self.has_header,
+                max_row_bytes=self.max_row_bytes,
+                schema_comment=False,
             ).schema.names
         if self.format == "parquet":
             import pyarrow.parquet as pq

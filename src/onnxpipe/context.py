@@ -77,8 +77,8 @@ class DataCatalog:
         row_class: type | None = None,
         *,
         schema: Schema | None = None,
-        separator: str = "\t",
-        has_header: bool = False,
+        separator: str | None = None,
+        has_header: bool | None = None,
         allow_quoting: bool = True,
         missing_values: Sequence[str] = _data._loaders.DEFAULT_MISSING,
         max_row_bytes: int = _data._loaders.MAX_ROW_BYTES,
@@ -90,7 +90,11 @@ class DataCatalog:
         schema) reads columns by name, vectors from ``name.0``, ``name.1``... Missing values
         become NaN in float columns. A row longer than ``max_row_bytes`` (64 MiB) is a
         ParseError naming it, not an unbounded allocation. Spaces at the start of a text field
-        are dropped, as ML.NET's TextLoader drops them (``trim_leading_spaces=False`` keeps them)."""
+        are dropped, as ML.NET's TextLoader drops them (``trim_leading_spaces=False`` keeps them).
+        A file that starts with ML.NET's schema comment (``#@ TextLoader{``, as ``save_as_text``
+        and ML.NET's ``SaveAsText`` write it) is read as it says when no ``row_class`` or
+        ``schema`` is given; its separator and header apply unless given (the separator is tab
+        and there is no header otherwise). See :func:`onnxpipe.data.load_from_text_file`."""
         return _data.load_from_text_file(
             path,
             row_class,
@@ -106,7 +110,9 @@ class DataCatalog:
     def infer_columns(self, path: str | Path, *, max_bytes: int = 1 << 20) -> ColumnInference:
         """Guess a delimited text file's separator, header and column types from its first
         ``max_bytes`` (ML.NET's ``InferColumns``); ``.load()`` reads the file with them, and
-        ``.schema``, ``.separator`` and ``.has_header`` are what to pass ``load_from_text_file``."""
+        ``.schema``, ``.separator`` and ``.has_header`` are what to pass ``load_from_text_file``.
+        A file with ML.NET's schema comment (``#@ TextLoader{``) is not guessed at: they are the
+        comment's (``.schema_comment`` is True)."""
         return _data.infer_columns(path, max_bytes=max_bytes)
 
     def save_as_text(
@@ -117,10 +123,13 @@ class DataCatalog:
         separator: str = "\t",
         header: bool = True,
         columns: Sequence[str] | None = None,
+        schema: bool = True,
     ) -> int:
-        """Write ``data`` to a delimited text file (ML.NET's ``SaveAsText``); see
-        :func:`onnxpipe.data.save_as_text`. Returns the rows written."""
-        return _data.save_as_text(data, path, separator=separator, header=header, columns=columns)
+        """Write ``data`` to a delimited text file (ML.NET's ``SaveAsText``), after ML.NET's
+        schema comment (``#@ TextLoader{ ... #@ }``, which ``load_from_text_file(path)`` reads the
+        columns back with) unless ``schema=False``; see :func:`onnxpipe.data.save_as_text`.
+        Returns the rows written."""
+        return _data.save_as_text(data, path, separator=separator, header=header, columns=columns, schema=schema)
 
     def save_as_parquet(self, data: DataView, path: str | Path, *, columns: Sequence[str] | None = None) -> int:
         """Write ``data`` to Parquet, keeping onnxpipe's column types; see

@@ -7,7 +7,13 @@ import collections
 import dataclasses
 from pathlib import Path
 
-from onnxpipe.data._loaders import DEFAULT_MISSING, _check_file, _split_line, load_from_text_file
+from onnxpipe.data._loaders import (
+    DEFAULT_MISSING,
+    _check_file,
+    _split_line,
+    load_from_text_file,
+    read_schema_comment,
+)
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError, InvalidArgumentError
 from onnxpipe.schema import Schema
@@ -22,15 +28,20 @@ _TYPED_WORDS = frozenset({"true", "false"})
 @dataclasses.dataclass(frozen=True)
 class ColumnInference:
     """How to read ``path``: pass ``separator``, ``has_header`` and ``schema`` to
-    ``load_from_text_file``, or call :meth:`load`."""
+    ``load_from_text_file``, or call :meth:`load`. ``schema_comment``: all of it is what the
+    file's ML.NET schema comment says (not guessed); :meth:`load` reads the columns from the file
+    columns it names, as ``load_from_text_file(path)`` does."""
 
     path: Path
     separator: str
     has_header: bool
     schema: Schema
+    schema_comment: bool = False
 
     def load(self) -> DataView:
-        """The file read with the guessed options."""
+        """The file read with the guessed options (or as its schema comment says)."""
+        if self.schema_comment:
+            return load_from_text_file(self.path, separator=self.separator, has_header=self.has_header)
         return load_from_text_file(self.path, schema=self.schema, separator=self.separator, has_header=self.has_header)
 
 
@@ -84,10 +95,17 @@ def _guess_header(rows: list[list[str]]) -> bool:
 def infer_columns(path: str | Path, *, max_bytes: int = 1 << 20) -> ColumnInference:
     """Guess ``path``'s separator (comma, tab, semicolon or bar), header and column types from
     its first ``max_bytes`` bytes (its first 200 lines at most); the types are those
-    ``load_from_text_file`` infers (reals as float32, as in ML.NET)."""
+    ``load_from_text_file`` infers (reals as float32, as in ML.NET). A file that starts with
+    ML.NET's schema comment (``#@ TextLoader{ ... #@ }``, as ``save_as_text`` and ML.NET's
+    ``SaveAsText`` write it) is not guessed at: its separator, header and columns are the
+    comment's (``.schema_comment`` is True); a comment that cannot be read is a ParseError."""
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
         raise InvalidArgumentError(f"infer_columns: max_bytes must be a positive number of bytes, got {max_bytes!r}")
     p = _check_file(path, "text file")
+    comment = read_schema_comment(p)
+    if comment is not None:
+        schema = load_from_text_file(p, separator=comment.separator, has_header=comment.has_header).schema
+        return ColumnInference(p, comment.separator, comment.has_header, schema, schema_comment=True)
     with p.open("rb") as f:
         head = f.read(max_bytes + 1)
     text = head[:max_bytes].decode("utf-8", errors="replace")

@@ -14,9 +14,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv  # pyarrow.compute and pyarrow.parquet (60 ms) are imported where used
 
+from onnxpipe._display import quoted
 from onnxpipe._limits import DEFAULT_MAX_BYTES
 from onnxpipe.data._convert import arrow_schema, from_arrow, list_values, schema_from_arrow, to_arrow
 from onnxpipe.data._rows import RowConverter
+from onnxpipe.data._textloader import (
+    MAX_COMMENT_BYTES,
+    MAX_COMMENT_COLUMNS,
+    MAX_COMMENT_LINES,
+    LoaderSettings,
+    parse_comment,
+)
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import (
     ColumnNotFoundError,
@@ -31,9 +39,12 @@ from onnxpipe.errors import (
     ShapeError,
     require,
 )
-from onnxpipe.schema import Column, DType, Schema, SparseVectorType, TensorType, row_binding
+from onnxpipe.schema import Column, DType, KeyType, Schema, SparseVectorType, TensorType, row_binding
 
 __all__ = [
+    "MAX_COMMENT_BYTES",
+    "MAX_COMMENT_COLUMNS",
+    "MAX_COMMENT_LINES",
     "MAX_ROW_BYTES",
     "create_enumerable",
     "load_from_arrow",
@@ -41,6 +52,7 @@ __all__ = [
     "load_from_pandas",
     "load_from_parquet",
     "load_from_text_file",
+    "read_schema_comment",
 ]
 
 DEFAULT_MISSING = ("", "?", "NA", "N/A", "NaN", "nan", "null", "NULL")
@@ -711,13 +723,14 @@ def load_from_text_file(
     row_class: type | None = None,
     *,
     schema: Schema | None = None,
-    separator: str = "\t",
-    has_header: bool = False,
+    separator: str | None = None,
+    has_header: bool | None = None,
     allow_quoting: bool = True,
     missing_values: Sequence[str] = DEFAULT_MISSING,
     block_size: int = 1 << 20,
     max_row_bytes: int = MAX_ROW_BYTES,
     trim_leading_spaces: bool = True,
+    schema_comment: bool = True,
 ) -> DataView:
     """A lazy DataView over a delimited text file (CSV, TSV, ...), streamed block by block.
 
@@ -726,48 +739,83 @@ def load_from_text_file(
     With ``schema`` instead, each column reads the file column of its name and a vector of
     known shape (k values) reads the columns ``name.0`` ... ``name.{k-1}`` (row-major), the
     layout the ``onnxpipe predict`` command writes; without a header, the schema's columns read
-    the file's columns in order (a vector takes k of them). Without either, every file column
-    is loaded with inferred types (reals as float32, as in ML.NET). Missing values
-    (``missing_values``) become NaN in float columns and are an error elsewhere. Leading ``//``
-    comment lines are skipped. Column names must be unique (else a DataError). A row longer than
-    ``max_row_bytes`` (default :data:`MAX_ROW_BYTES`) is a ParseError naming it: rows are read
-    in blocks of ``block_size`` bytes, grown for longer rows up to that limit. As ML.NET's
-    TextLoader does, spaces at the start of a text field are not part of it
+    the file's columns in order (a vector takes k of them).
+
+    Without either, a file that starts with ML.NET's schema comment (the ``#@ TextLoader{ ...
+    #@ }`` lines ``save_as_text`` and ML.NET's ``SaveAsText`` write) is read as it says: its
+    columns' names, types (``R4`` float32, ``R8`` float64, ``I4`` int32, ``TX`` text, ``BL``
+    bool, ``U4[3]`` a key of 3 values...) and file column indices (``1-4``: a vector of 4),
+    as ML.NET's TextLoader reads it when given no columns; a file without one has every file
+    column loaded with inferred types (reals as float32, as in ML.NET). ``schema_comment=False``
+    ignores the comment (its lines are comments, as ever). A comment that cannot be read (an
+    unknown type, a bad index, a vector of varying length ``3-**``, over
+    ``MAX_COMMENT_COLUMNS`` columns or ``MAX_COMMENT_BYTES`` bytes) is a ParseError naming its
+    line; with ``schema`` or ``row_class`` it is ignored, with a warning.
+
+    ``separator`` (default tab) and ``has_header`` (default False): when not given (None), those
+    of the file's schema comment, if it has one (``sep=``, ``header+``), whichever way the
+    columns are given; when given, they win over the comment's (a warning says when they differ).
+    In a file with a schema comment, key columns hold ML.NET's text of a key, its 0-based index
+    (text ``n`` is key ``n + 1``; empty, a missing value or a value past the key count is the
+    missing key 0), whichever way the columns are given; elsewhere a key column's text is the
+    key itself, as ``onnxpipe predict`` writes it.
+
+    Missing values (``missing_values``) become NaN in float columns and are an error elsewhere.
+    Leading ``//`` comment lines are skipped. Column names must be unique (else a DataError). A
+    row longer than ``max_row_bytes`` (default :data:`MAX_ROW_BYTES`) is a ParseError naming it:
+    rows are read in blocks of ``block_size`` bytes, grown for longer rows up to that limit. As
+    ML.NET's TextLoader does, spaces at the start of a text field are not part of it
     (``trim_leading_spaces``; never when the separator is a space).
     """
     p = _check_file(path, "text file")
-    if len(separator) != 1:
+    if separator is not None and (not isinstance(separator, str) or len(separator) != 1):
         raise SchemaError(f"separator must be one character, got {separator!r}")
     if isinstance(max_row_bytes, bool) or not isinstance(max_row_bytes, int) or max_row_bytes <= 0:
         raise InvalidArgumentError(f"max_row_bytes must be a positive number of bytes, got {max_row_bytes!r}")
+    if row_class is not None and schema is not None:
+        raise InvalidArgumentError("load_from_text_file: give row_class or schema, not both")
+    columns_given = row_class is not None or schema is not None
+    comment = _schema_comment(p, max_row_bytes, strict=not columns_given) if schema_comment else None
+    if comment is not None:
+        _warn_if_overridden(p, comment, separator, has_header)
+    separator = separator if separator is not None else comment.separator if comment is not None else "\t"
+    has_header = has_header if has_header is not None else comment is not None and comment.has_header
+    from_comment = comment is not None and not columns_given
     skip, header = _leading_lines(p, has_header, separator, max_row_bytes)
     data_start = skip + (1 if has_header else 0)
     parse = pacsv.ParseOptions(delimiter=separator, quote_char='"' if allow_quoting else False)
 
-    if header is None:
+    first = ""
+    if header is None or from_comment:
         with p.open("rb") as f:
             first_raw = next(
                 (ln for i, ln in enumerate(_lines(f, p, max_row_bytes)) if i >= data_start and ln.strip()), b""
             )
         first = first_raw.decode("utf-8", errors="replace")
         width = len(_split_line(first, separator)) if first else 0
+        if from_comment and not first:
+            assert comment is not None
+            width = _comment_width(comment, p)  # no rows: the columns the comment names
         names = [f"column{i}" for i in range(width)]
     else:
         names = header
         check_unique_names(names, f"text file {p.name!r}", DataError)
     if not names:
         raise DataError(f"text file {str(p)!r} has no data rows to read a column layout from")
-    if row_class is None and schema is None and len(names) == 1:
+    if not columns_given and not from_comment and len(names) == 1:
         _warn_if_one_column(p, names[0] if header is not None else first, separator)
     block_size = min(block_size, max_row_bytes + _BLOCK_SLACK)
 
-    if row_class is not None and schema is not None:
-        raise InvalidArgumentError("load_from_text_file: give row_class or schema, not both")
+    mlnet_keys = comment is not None
     read_schema: Schema
     if row_class is not None:
-        read_schema, plan = _plan_from_class(row_class, names, has_header, p)
+        read_schema, plan = _plan_from_class(row_class, names, has_header, p, mlnet_keys)
     elif schema is not None:
-        read_schema, plan = schema, _plan_from_schema(schema, names, has_header, p)
+        read_schema, plan = schema, _plan_from_schema(schema, names, has_header, p, mlnet_keys)
+    elif comment is not None:
+        read_schema, plan = _plan_from_comment(
+            comment, names, p, data_start + 1, _split_line(first, separator) if first else []
+        )
     else:
         read_schema, plan = _plan_inferred(
             p, names, data_start, parse, missing_values, max_row_bytes, trim_leading_spaces
@@ -782,8 +830,11 @@ def load_from_text_file(
         quoted_strings_can_be_null=False,
     )
     read = pacsv.ReadOptions(skip_rows=data_start, column_names=names, block_size=block_size)
+    no_rows = from_comment and not first
 
     def batches() -> Iterator[pa.RecordBatch]:
+        if no_rows:
+            return
         options: pacsv.ReadOptions | None = read
         row0 = 0  # rows yielded so far: a retry with a bigger block skips them
         while options is not None:
@@ -805,16 +856,165 @@ def load_from_text_file(
                     raise _parse_error(exc, p, names, separator, plan) from None
                 options = bigger
 
-    return DataView(read_schema, batches)
+    return DataView(read_schema, batches, 0 if no_rows else None)
+
+
+def read_schema_comment(path: str | Path, max_row_bytes: int = MAX_ROW_BYTES) -> LoaderSettings | None:
+    """The settings of ``path``'s ML.NET schema comment (``#@ TextLoader{ ... #@ }``), or None
+    when it has none; a ParseError naming the line when it cannot be read."""
+    return _schema_comment(_check_file(path, "text file"), max_row_bytes, strict=True)
+
+
+def _schema_comment(path: Path, limit: int, *, strict: bool) -> LoaderSettings | None:
+    """The file's schema comment, read as ML.NET's TextLoader finds it (GetEmbeddedArgs): the
+    ``#@`` lines among the leading blank, ``//`` and ``#`` lines, each without its ``#@`` and
+    surrounding spaces. Not ``strict``: one that cannot be read is ignored, with a warning."""
+    where = f"text file {str(path)!r}"
+    found: list[tuple[int, str]] = []
+    size = 0
+    try:
+        with path.open("rb") as f:
+            for number, raw in enumerate(_lines(f, path, limit), 1):
+                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if not text or text.startswith("//"):
+                    continue
+                if text[0] != "#":
+                    break
+                if len(text) <= 2 or text[1] != "@":
+                    continue
+                found.append((number, text[2:].strip()))
+                size += len(raw)
+                if len(found) > MAX_COMMENT_LINES or size > MAX_COMMENT_BYTES:
+                    raise ParseError(
+                        f"{where}: line {number}: ML.NET's TextLoader schema comment goes on past "
+                        f"{MAX_COMMENT_LINES:,} lines or {MAX_COMMENT_BYTES:,} bytes, more than onnxpipe reads; pass "
+                        "schema= or row_class= (the comment is then skipped), or remove the #@ lines"
+                    )
+        return parse_comment(found, where) if found else None
+    except ParseError as exc:
+        if strict:
+            raise
+        warnings.warn(OnnxPipeWarning(f"{exc}; the comment is ignored: the columns given are read"), stacklevel=3)
+        return None
+
+
+def _warn_if_overridden(path: Path, comment: LoaderSettings, separator: str | None, has_header: bool | None) -> None:
+    said = []
+    if separator is not None and separator != comment.separator:
+        said.append(f"separator {comment.separator!r} (separator={separator!r} was given)")
+    if has_header is not None and has_header != comment.has_header:
+        said.append(f"{'a' if comment.has_header else 'no'} header line (has_header={has_header} was given)")
+    if said:
+        warnings.warn(
+            OnnxPipeWarning(
+                f"text file {path.name!r}: its schema comment (lines {comment.first_line}-{comment.last_line}) says "
+                f"{' and '.join(said)}; the arguments given are used. Leave them out to read the file as its "
+                "comment says"
+            ),
+            stacklevel=3,
+        )
+
+
+def _comment_width(comment: LoaderSettings, path: Path) -> int:
+    """The fields a row needs for a schema comment's columns (a file without rows)."""
+    width = 0
+    for c in comment.columns:
+        for r in c.sources:
+            if r.max is None:
+                raise DataError(
+                    f"text file {str(path)!r} has no data rows to tell the size of column {quoted(c.name)} "
+                    f"(file columns {r.min} to the end of the row, line {c.line})"
+                )
+            width = max(width, r.max + 1)
+    return width
+
+
+def _plan_from_comment(
+    comment: LoaderSettings, names: list[str], path: Path, first_row: int, fields: list[str]
+) -> tuple[Schema, _Plan]:
+    """The columns a schema comment defines, read from the file columns it names (checked
+    against the ``fields`` of the first row, on line ``first_row`` or after)."""
+    width = len(names)
+    sparse = (
+        "; the first row is sparse (ML.NET's 'size index:value ...' form), which onnxpipe does not read"
+        if any(re.fullmatch(r"\d+:.*", f, re.DOTALL) for f in fields)
+        else ""
+    )
+    spans = []
+    total = 0
+    for c in comment.columns:
+        ranges = []
+        for r in c.sources:
+            high = r.max if r.max is not None else width - 1
+            if high >= width or r.min > high:
+                raise ParseError(
+                    f"text file {str(path)!r}: line {c.line}, in ML.NET's TextLoader schema comment: column "
+                    f"{quoted(c.name)} reads file column {max(high, r.min)}, but the rows have {width} fields (the "
+                    f"first data row, line {first_row} or after){sparse or '; check the separator, or the comment'}"
+                )
+            ranges.append((r.min, high))
+            total += high - r.min + 1
+        spans.append(ranges)
+    if total > 2 * width:
+        raise ParseError(
+            f"text file {str(path)!r}: ML.NET's TextLoader schema comment (lines {comment.first_line}-"
+            f"{comment.last_line}) reads {total:,} values from rows of {width:,} fields, each more than twice over"
+        )
+    columns: list[Column] = []
+    source_types: dict[int, pa.DataType] = {}
+    readers: dict[int, str] = {}
+    sources: dict[str, list[int]] = {}
+    for c, ranges in zip(comment.columns, spans, strict=True):
+        idx = [i for low, high in ranges for i in range(low, high + 1)]
+        shape = (len(idx),) if c.is_vector else ()
+        ct = KeyType(c.key_count, shape=shape, dtype=c.dtype) if c.is_key else TensorType(c.dtype, shape)
+        t = _source_type(ct, True)
+        for i in idx:
+            if source_types.setdefault(i, t) != t:
+                raise ParseError(
+                    f"text file {str(path)!r}: line {c.line}, in ML.NET's TextLoader schema comment: column "
+                    f"{quoted(c.name)} reads file column {i} as {c.kind}, which column {quoted(readers[i])} reads as "
+                    "another type; onnxpipe reads a file column as one type"
+                )
+            readers.setdefault(i, c.name)
+        columns.append(Column(c.name, ct))
+        sources[c.name] = idx
+    return Schema(columns), _Plan(source_types, sources, names, mlnet_keys=True)
+
+
+def _source_type(ct: TensorType, mlnet_keys: bool) -> pa.DataType:
+    """The Arrow type a file column of ``ct`` values is parsed as: float16 through float64, and a
+    key in ML.NET's text (its 0-based index, or empty) as a nullable uint64 turned into keys after."""
+    if mlnet_keys and isinstance(ct, KeyType):
+        return pa.uint64()
+    return DType.FLOAT64.arrow if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
+
+
+def _keys_from_text(values: pa.Array, ct: KeyType) -> pa.Array:
+    """Keys from ML.NET's text of them, parsed as uint64: ``n`` is key ``n + 1``; a missing value,
+    or one past the key count, the missing key 0 (as ML.NET's TextLoader reads them)."""
+    import pyarrow.compute as pc
+
+    count = ct.count if ct.count is not None else int(np.iinfo(ct.dtype.numpy).max)
+    index = pc.fill_null(values.cast(pa.uint64()), pa.scalar(count, pa.uint64())).to_numpy(zero_copy_only=False)
+    return pa.array(np.where(index < count, index + 1, 0).astype(ct.dtype.numpy))
 
 
 class _Plan:
     """How file columns become schema columns."""
 
-    def __init__(self, source_types: dict[int, pa.DataType], sources: dict[str, list[int]], names: list[str]):
+    def __init__(
+        self,
+        source_types: dict[int, pa.DataType],
+        sources: dict[str, list[int]],
+        names: list[str],
+        *,
+        mlnet_keys: bool = False,
+    ):
         self.source_types = source_types
         self.sources = sources  # schema column -> file column indices
         self.names = names
+        self.mlnet_keys = mlnet_keys  # key columns hold ML.NET's text of keys (see _keys_from_text)
 
     def assemble(self, batch: pa.RecordBatch, schema: Schema, where: str, row_offset: int = 0) -> pa.RecordBatch:
         arrays: list[pa.Array] = []
@@ -823,6 +1023,8 @@ class _Plan:
             ct = col.type
             assert isinstance(ct, TensorType)
             parts = [batch.column(self.names[i]) for i in idx]
+            if self.mlnet_keys and isinstance(ct, KeyType):
+                parts = [_keys_from_text(part, ct) for part in parts]
             if ct.is_scalar:
                 arrays.append(parts[0])
                 continue
@@ -833,7 +1035,9 @@ class _Plan:
         return normalize_batch(pa.RecordBatch.from_arrays(arrays, names=schema.names), schema, where, row_offset)
 
 
-def _plan_from_class(cls: type, names: list[str], has_header: bool, path: Path) -> tuple[Schema, _Plan]:
+def _plan_from_class(
+    cls: type, names: list[str], has_header: bool, path: Path, mlnet_keys: bool = False
+) -> tuple[Schema, _Plan]:
     binding = row_binding(cls)
     source_types: dict[int, pa.DataType] = {}
     readers: dict[int, str] = {}  # file column -> the first field reading it
@@ -864,7 +1068,7 @@ def _plan_from_class(cls: type, names: list[str], has_header: bool, path: Path) 
             )
         _check_text_type(ct, f"{cls.__name__}.{f.attribute}")
         for i in idx:
-            t = DType.FLOAT64.arrow if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
+            t = _source_type(ct, mlnet_keys)
             prev = source_types.get(i)
             if prev is not None and prev != t and pa.types.is_floating(prev) and pa.types.is_floating(t):
                 t = DType.FLOAT64.arrow  # float fields of different widths share a float64 parse
@@ -877,10 +1081,12 @@ def _plan_from_class(cls: type, names: list[str], has_header: bool, path: Path) 
             source_types[i] = t
             readers.setdefault(i, f.attribute)
         sources[f.column.name] = idx
-    return binding.schema, _Plan(source_types, sources, names)
+    return binding.schema, _Plan(source_types, sources, names, mlnet_keys=mlnet_keys)
 
 
-def _plan_from_schema(schema: Schema, names: list[str], has_header: bool, path: Path) -> _Plan:
+def _plan_from_schema(
+    schema: Schema, names: list[str], has_header: bool, path: Path, mlnet_keys: bool = False
+) -> _Plan:
     source_types: dict[int, pa.DataType] = {}
     sources: dict[str, list[int]] = {}
     position = 0  # without a header: the next file column to read
@@ -912,14 +1118,14 @@ def _plan_from_schema(schema: Schema, names: list[str], has_header: bool, path: 
                 )
         _check_text_type(ct, f"column {col.name!r}")
         for i in idx:
-            t = DType.FLOAT64.arrow if ct.dtype is DType.FLOAT16 else ct.dtype.arrow
+            t = _source_type(ct, mlnet_keys)
             if source_types.setdefault(i, t) != t:
                 raise SchemaError(
                     f"file column {names[i]!r} of {path.name!r} is read by column {col.name!r} and by another "
                     "column of a different element type"
                 )
         sources[col.name] = idx
-    return _Plan(source_types, sources, names)
+    return _Plan(source_types, sources, names, mlnet_keys=mlnet_keys)
 
 
 def _plan_inferred(

@@ -1,7 +1,9 @@
 """Writing DataViews: CSV/TSV (known-shape tensors as one column per value, ``name.0`` ...,
-as the text loader reads them back with a schema; other nested values as JSON text), JSON lines
-and Parquet (onnxpipe's column types kept in the field metadata). Shared by
-``ctx.data.save_as_text`` / ``save_as_parquet`` and ``onnxpipe predict``.
+as the text loader reads them back with a schema; other nested values as JSON text; with
+ML.NET's ``#@ TextLoader{`` schema comment first from ``save_as_text``), JSON lines and Parquet
+(onnxpipe's column types kept in the field metadata). Shared by ``ctx.data.save_as_text`` /
+``save_as_parquet`` and ``onnxpipe predict`` (whose CSV/TSV has no schema comment: a plain
+table for other tools).
 """
 
 from __future__ import annotations
@@ -24,11 +26,19 @@ from onnxpipe._display import quoted
 from onnxpipe._files import atomic_output
 from onnxpipe.data._convert import arrow_schema, from_arrow, to_arrow
 from onnxpipe.data._loaders import MAX_ROW_BYTES
+from onnxpipe.data._textloader import (
+    MAX_COMMENT_BYTES,
+    MAX_COMMENT_COLUMNS,
+    LoaderColumn,
+    SourceRange,
+    format_comment,
+    kind_of,
+)
 from onnxpipe.data._view import DataView
 from onnxpipe.errors import DataError, InvalidArgumentError
-from onnxpipe.schema import AnyRankTensorType, Column, ColumnType, DType, Schema, TensorType
+from onnxpipe.schema import AnyRankTensorType, Column, ColumnType, DType, KeyType, Schema, TensorType
 
-__all__ = ["TableWriter", "open_writer", "save_as_parquet", "save_as_text", "split_names"]
+__all__ = ["TableWriter", "open_writer", "save_as_parquet", "save_as_text", "schema_comment_text", "split_names"]
 
 _SEPARATORS = {"csv": ",", "tsv": "\t"}
 
@@ -40,17 +50,35 @@ def save_as_text(
     separator: str = "\t",
     header: bool = True,
     columns: Sequence[str] | None = None,
+    schema: bool = True,
 ) -> int:
     """Write ``data`` (or its ``columns``) to a delimited text file, as ML.NET's ``SaveAsText``:
     a header line of names unless ``header=False``, a vector of known shape as one column per
     value (``name.0``, ``name.1``...), other nested values as JSON text. The file is written
-    under a temporary name and renamed when complete. Returns the rows written. Read it back with
-    ``load_from_text_file(path, schema=data.schema, separator=..., has_header=header)``."""
+    under a temporary name and renamed when complete. Returns the rows written.
+
+    ``schema=True`` (the default, as in ML.NET) starts the file with ML.NET's schema comment, the
+    ``#@ TextLoader{ ... #@ }`` lines that tell a reader how to load it: the separator
+    (``sep=tab``), ``header+`` when there is a header, and one ``col=Name:Type:Index`` per column
+    (``col=Features:R4:1-4`` for a vector of 4 values in file columns 1 to 4; ``U4[3]`` a key
+    column of 3 keys), so that ``load_from_text_file(path)`` (and ML.NET's ``LoadFromTextFile``
+    without columns) reads the columns back with their names and types. The types are those of
+    the text written: float16 and the low-precision floats are written (and described) as
+    float32 (``R4``), int4 / uint4 / int2 / uint2 as int8 (``I1``), nested values written as
+    JSON text as text (``TX``); a tensor of several dimensions is one vector of its values. It
+    adds ``quote+`` to ML.NET's settings: text fields are quoted. Key columns are then written
+    as ML.NET writes them, the key's 0-based index (key ``k`` as ``k - 1``, the missing key 0 as
+    an empty field); with ``schema=False`` the file has no comment and keys are written as they
+    are (as ``onnxpipe predict`` writes them), to be read with
+    ``load_from_text_file(path, schema=data.schema, separator=..., has_header=header)``.
+    """
     if not isinstance(separator, str) or len(separator) != 1 or separator in '\r\n"':
         raise InvalidArgumentError(
             f"save_as_text: separator must be one character (not a quote or newline), got {separator!r}"
         )
-    return _save(data, path, "csv", columns, separator=separator, header=header)
+    if not isinstance(schema, bool):
+        raise InvalidArgumentError(f"save_as_text: schema must be True or False, got {schema!r}")
+    return _save(data, path, "csv", columns, separator=separator, header=header, schema_comment=schema)
 
 
 def save_as_parquet(data: DataView, path: str | Path, *, columns: Sequence[str] | None = None) -> int:
@@ -60,16 +88,27 @@ def save_as_parquet(data: DataView, path: str | Path, *, columns: Sequence[str] 
     return _save(data, path, "parquet", columns)
 
 
-def _save(data: DataView, path: str | Path, fmt: str, columns: Sequence[str] | None, **options: Any) -> int:
+def _save(
+    data: DataView,
+    path: str | Path,
+    fmt: str,
+    columns: Sequence[str] | None,
+    *,
+    schema_comment: bool = False,
+    **options: Any,
+) -> int:
     if not isinstance(data, DataView):
         raise InvalidArgumentError(
             f"save_as_{'parquet' if fmt == 'parquet' else 'text'} needs a DataView, got {type(data).__name__}"
         )
     names = list(columns) if columns is not None else data.schema.names
     schema = data.schema.select(names)
+    comment = schema_comment_text(schema, options["separator"], options["header"]) if schema_comment else None
     rows = 0
     with atomic_output(Path(path), "the output") as f:
-        writer = open_writer(f, fmt, schema, **options)
+        if comment is not None:
+            f.write(comment.encode("utf-8"))
+        writer = open_writer(f, fmt, schema, mlnet_keys=schema_comment, **options)
         try:
             for batch in data.batches():
                 writer.write(batch.select(names))
@@ -79,6 +118,43 @@ def _save(data: DataView, path: str | Path, fmt: str, columns: Sequence[str] | N
             raise
         writer.close()
     return rows
+
+
+def schema_comment_text(schema: Schema, separator: str, header: bool) -> str:
+    """ML.NET's schema comment (``#@ TextLoader{`` ... ``#@ }``) for ``schema`` written as text
+    (see :func:`save_as_text`): each column's ML.NET type and the file columns it takes."""
+    described: list[LoaderColumn] = []
+    start = 0
+    for column in (_as_numbers(c) for c in schema.columns):
+        if "\n" in column.name or "\r" in column.name:
+            raise DataError(
+                f"save_as_text: column {quoted(column.name)} has a line break in its name, which the schema "
+                "comment cannot hold; rename the column, or pass schema=False"
+            )
+        ct = column.type
+        key: int | bool | None = False
+        if isinstance(ct, TensorType) and ct.is_known_shape:
+            width, kind, vector = ct.size or 0, kind_of(ct.dtype), not ct.is_scalar
+            if isinstance(ct, KeyType):
+                key = ct.count
+        else:  # written as JSON text
+            width, kind, vector = 1, "TX", False
+        if width == 0:
+            continue  # a vector of no values takes no file column (and ML.NET has no empty range)
+        described.append(LoaderColumn(column.name, kind, (SourceRange(start, start + width - 1, vector=vector),), key))
+        start += width
+    if len(described) > MAX_COMMENT_COLUMNS:
+        raise DataError(
+            f"save_as_text: {len(described):,} columns are more than a schema comment describes (at most "
+            f"{MAX_COMMENT_COLUMNS:,}, all onnxpipe reads back); pass schema=False, or save as Parquet"
+        )
+    text = format_comment(separator, header, described)
+    if len(text.encode("utf-8")) > MAX_COMMENT_BYTES:
+        raise DataError(
+            f"save_as_text: the schema comment would take more than {MAX_COMMENT_BYTES:,} bytes (all onnxpipe reads "
+            "back): the column names are too long; pass schema=False, or save as Parquet"
+        )
+    return text
 
 
 def split_names(column: Column) -> list[str] | None:
@@ -104,19 +180,27 @@ class TableWriter(Protocol):
 
 
 def open_writer(
-    path: Path | BinaryIO, fmt: str, schema: Schema, *, separator: str | None = None, header: bool = True
+    path: Path | BinaryIO,
+    fmt: str,
+    schema: Schema,
+    *,
+    separator: str | None = None,
+    header: bool = True,
+    mlnet_keys: bool = False,
 ) -> TableWriter:
     """A writer of batches of ``schema`` (the storage DataViews yield) to ``path``: a file name,
     or a binary file that closing the writer leaves open (flushed). ``fmt``: ``csv``, ``tsv``
-    (``separator`` replaces their comma or tab; ``header=False`` leaves out the names line),
-    ``jsonl`` or ``parquet``."""
+    (``separator`` replaces their comma or tab; ``header=False`` leaves out the names line;
+    ``mlnet_keys`` writes key columns as ML.NET's text of keys, the 0-based index or an empty
+    field for the missing key, as a file with ML.NET's schema comment holds them), ``jsonl`` or
+    ``parquet``. No schema comment is written here (``save_as_text`` writes it)."""
     if fmt == "parquet":
         return _ParquetWriter(path, schema)
     numbers = Schema(_as_numbers(c) for c in schema.columns)
     writer: TableWriter = (
         _JsonLinesWriter(path, numbers)
         if fmt == "jsonl"
-        else _TextWriter(path, numbers, separator or _SEPARATORS[fmt], header)
+        else _TextWriter(path, numbers, separator or _SEPARATORS[fmt], header, mlnet_keys=mlnet_keys)
     )
     return writer if numbers == schema else _NumbersWriter(writer, schema, numbers)
 
@@ -204,8 +288,11 @@ def _text_columns(column: Column) -> list[str]:
 class _TextWriter:
     """Known-shape tensors as one column per value, other nested values as JSON text."""
 
-    def __init__(self, path: Path | BinaryIO, schema: Schema, separator: str, header: bool = True) -> None:
+    def __init__(
+        self, path: Path | BinaryIO, schema: Schema, separator: str, header: bool = True, *, mlnet_keys: bool = False
+    ) -> None:
         self._schema = schema
+        self._mlnet_keys = mlnet_keys
         fields = []
         for c in schema.columns:
             ct = c.type
@@ -222,7 +309,10 @@ class _TextWriter:
                 "the values of an output vector); rename or drop the input column, or leave out --keep-input"
             )
         self._arrow = pa.schema(fields)
-        options = pacsv.WriteOptions(delimiter=separator, include_header=header)
+        # A missing key (mlnet_keys) is an empty field, as ML.NET writes it; alone on its line it
+        # would be a blank line, which readers skip: then it is '?', which ML.NET reads as missing too.
+        lone = mlnet_keys and len(fields) == 1
+        options = pacsv.WriteOptions(delimiter=separator, include_header=header, null_string="?" if lone else "")
         self._writer = pacsv.CSVWriter(path, self._arrow, write_options=options)
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -230,7 +320,9 @@ class _TextWriter:
         for c in self._schema.columns:
             ct = c.type
             arr = batch.column(c.name)
-            if isinstance(ct, TensorType) and ct.is_scalar:
+            if self._mlnet_keys and isinstance(ct, KeyType) and ct.is_known_shape:
+                arrays += _key_texts(np.asarray(from_arrow(arr, ct)).reshape(batch.num_rows, -1), ct)
+            elif isinstance(ct, TensorType) and ct.is_scalar:
                 arrays.append(arr.cast(pa.float32()) if ct.dtype is DType.FLOAT16 else arr)
             elif isinstance(ct, TensorType) and ct.is_known_shape:
                 values = np.asarray(from_arrow(arr, ct)).reshape(batch.num_rows, -1)
@@ -246,6 +338,15 @@ class _TextWriter:
 
     def discard(self) -> None:
         pass  # nothing buffered outside the file
+
+
+def _key_texts(keys: np.ndarray, ct: KeyType) -> list[pa.Array]:
+    """ML.NET's text of keys (its GetKeyStringConversion), one array per slot: key ``k`` as
+    ``k - 1``; the missing key 0, or a key past the count, as a missing (empty) field."""
+    wide = keys.astype(np.uint64)
+    valid = wide > 0 if ct.count is None else (wide > 0) & (wide <= ct.count)
+    index = np.where(valid, wide - 1, 0).astype(ct.dtype.numpy)
+    return [pa.array(index[:, k], mask=~valid[:, k]) for k in range(index.shape[1])]
 
 
 class _JsonLinesWriter:
