@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.stamp-runtime
 DEV := $(VENV)/.stamp-dev
-SOURCES := src tests bench examples
+SOURCES := src tests bench examples docs/hooks
 
 .PHONY: demo test lint format bench clean package docs
 
