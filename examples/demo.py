@@ -33,7 +33,6 @@ from rich.table import Table
 
 import onnxpipe as op
 from onnxpipe import ColumnName, LoadColumn, VectorType
-from onnxpipe.runtime._inspect import generate_schema_code, render_model_info
 
 DEMO = Path(str(files("onnxpipe") / "demo_data"))
 console = Console()
@@ -69,10 +68,10 @@ def main() -> None:
 
     console.rule("[bold]1. Inspect the model")
     info = op.inspect_model(model_file)
-    console.print(render_model_info(info))
+    console.print(info)  # a ModelInfo prints as the inspect tables (rich)
 
     console.rule("[bold]2. Schema classes generated for it (onnxpipe schema MODEL)")
-    console.print(Syntax(generate_schema_code(info), "python", theme="ansi_dark"))
+    console.print(Syntax(op.generate_schema_code(info), "python", theme="ansi_dark"))
 
     console.rule("[bold]3. Score iris.csv through a pipeline ending in apply_onnx_model")
     data = ctx.data.load_from_text_file(DEMO / "iris.csv", IrisRow, separator=",", has_header=True)
@@ -137,7 +136,7 @@ def train_and_export() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "iris_pipeline.onnx"
         ctx.model.convert_to_onnx(model, split.train_set, path, output_columns=["PredictedLabel", "Score"])
-        console.print(render_model_info(op.inspect_model(path)))
+        console.print(op.inspect_model(path))
         exported = ctx.transforms.apply_onnx_model(path)
         python_scores = model.transform(split.test_set).column("Score")
         onnx_scores = exported.transform(split.test_set).column("Score")
@@ -222,7 +221,7 @@ def classify_images() -> None:
         after_decoding = op.TransformerChain(model.steps[1:])
         path = folder / "orientation_pipeline.onnx"
         ctx.model.convert_to_onnx(after_decoding, loaded, path, output_columns=["Predicted", "fetch_name_0"])
-        console.print(render_model_info(op.inspect_model(path)))
+        console.print(op.inspect_model(path))
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         worst, same = 0.0, 0
         for file, predicted, scores in zip(out["ImagePath"], out["Predicted"], out["fetch_name_0"], strict=True):
