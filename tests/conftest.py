@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def isolated_registry() -> Iterator[None]:
+    """Components a test registers (a user's own, in an example) are unregistered after it, so
+    that they neither leak into later tests nor clash with another test's of the same name."""
+    from onnxpipe import core
+
+    before = dict(core.registered_components())
+    yield
+    core._REGISTRY.clear()
+    core._REGISTRY.update(before)
 
 
 @pytest.fixture

@@ -165,3 +165,28 @@ def unknown_rank_output() -> bytes:
     model = helper.make_model(graph, opset_imports=OPSET)  # onnx.checker insists on output shapes
     model.ir_version = 8
     return model.SerializeToString()
+
+
+# A tiny WordPiece vocabulary: BertTokenizer needs its five special tokens.
+BERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "on", "##nx"]
+
+
+def bert_tokenizer() -> bytes:
+    """onnxruntime-extensions' ``BertTokenizer`` (domain ``ai.onnx.contrib``) over
+    :data:`BERT_VOCAB`: ``text string[1] -> input_ids, token_type_ids, attention_mask int64[?]``
+    (not checked by onnx, which does not know the domain)."""
+    node = helper.make_node(
+        "BertTokenizer",
+        ["text"],
+        ["input_ids", "token_type_ids", "attention_mask"],
+        domain="ai.onnx.contrib",
+        vocab_file="\n".join(BERT_VOCAB),
+        do_lower_case=1,
+    )
+    outputs = [helper.make_tensor_value_info(n, TensorProto.INT64, [None]) for n in node.output]
+    text = helper.make_tensor_value_info("text", TensorProto.STRING, [1])
+    graph = helper.make_graph([node], "tokenizer", [text], outputs)
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("ai.onnx.contrib", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    return model.SerializeToString()

@@ -274,6 +274,7 @@ def test_every_check_is_run_and_skips_name_known_checks() -> None:
             assert name in CHECKS and reason.strip(), (cls, name)
 
 
+@pytest.mark.usefixtures("isolated_registry")
 def test_a_user_component_is_discovered_and_checked() -> None:
     from onnxpipe.core import TrivialEstimator, component
     from onnxpipe.schema import Schema

@@ -9,39 +9,17 @@ import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
 import pytest
-from onnx import TensorProto, helper
 
 import onnxpipe as op
 from onnxpipe.errors import InvalidArgumentError, ModelLoadError
 from onnxpipe.persistence import model_from_bytes, model_to_bytes
 from onnxpipe.runtime import register_custom_op_library, registered_custom_op_libraries
+from tests.models import bert_tokenizer
 
 extensions = pytest.importorskip("onnxruntime_extensions", reason="pip install 'onnxpipe[extensions]'")
 
 ctx = op.MLContext()
-# A tiny WordPiece vocabulary made here: BertTokenizer needs its five special tokens.
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "on", "##nx"]
 TEXTS = ["Hello world onnx", "on onnx", "unknown"]
-
-
-def _tokenizer() -> bytes:
-    node = helper.make_node(
-        "BertTokenizer",
-        ["text"],
-        ["input_ids", "token_type_ids", "attention_mask"],
-        domain="ai.onnx.contrib",
-        vocab_file="\n".join(VOCAB),
-        do_lower_case=1,
-    )
-    outputs = [helper.make_tensor_value_info(n, TensorProto.INT64, [None]) for n in node.output]
-    graph = helper.make_graph(
-        [node], "tokenizer", [helper.make_tensor_value_info("text", TensorProto.STRING, [1])], outputs
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("ai.onnx.contrib", 1)]
-    )
-    model.ir_version = 8
-    return model.SerializeToString()
 
 
 def _bare(model: bytes, text: str) -> list[np.ndarray]:
@@ -56,7 +34,7 @@ def _texts() -> op.DataView:
 
 
 def test_a_tokenizer_from_the_extensions_scores_like_bare_onnxruntime() -> None:
-    model = _tokenizer()
+    model = bert_tokenizer()
     step = ctx.transforms.apply_onnx_model(model_bytes=model, custom_op_libraries=["onnxruntime-extensions"])
     scored = step.transform(_texts())
     for row, text in enumerate(TEXTS):
@@ -66,7 +44,7 @@ def test_a_tokenizer_from_the_extensions_scores_like_bare_onnxruntime() -> None:
 
 
 def test_the_library_is_saved_by_name_and_found_again_on_load() -> None:
-    step = ctx.transforms.apply_onnx_model(model_bytes=_tokenizer(), custom_op_libraries=["onnxruntime-extensions"])
+    step = ctx.transforms.apply_onnx_model(model_bytes=bert_tokenizer(), custom_op_libraries=["onnxruntime-extensions"])
     saved = model_to_bytes(step, _texts().schema)
     with zipfile.ZipFile(io.BytesIO(saved)) as zf:
         manifest = zf.read("manifest.json").decode()
@@ -77,13 +55,13 @@ def test_the_library_is_saved_by_name_and_found_again_on_load() -> None:
 
 def test_without_the_library_onnxruntime_refuses_the_model_with_our_error() -> None:
     with pytest.raises(ModelLoadError, match=r"ONNX Runtime cannot load model .*BertTokenizer"):
-        ctx.transforms.apply_onnx_model(model_bytes=_tokenizer())
+        ctx.transforms.apply_onnx_model(model_bytes=bert_tokenizer())
 
 
 def test_only_registered_names_are_accepted() -> None:
     with pytest.raises(InvalidArgumentError, match=r"names \['/tmp/evil.so'\], which are not registered"):
-        ctx.transforms.apply_onnx_model(model_bytes=_tokenizer(), custom_op_libraries=["/tmp/evil.so"])
+        ctx.transforms.apply_onnx_model(model_bytes=bert_tokenizer(), custom_op_libraries=["/tmp/evil.so"])
     register_custom_op_library("extensions-again", extensions.get_library_path)
     assert "extensions-again" in registered_custom_op_libraries()
-    step = ctx.transforms.apply_onnx_model(model_bytes=_tokenizer(), custom_op_libraries=["extensions-again"])
+    step = ctx.transforms.apply_onnx_model(model_bytes=bert_tokenizer(), custom_op_libraries=["extensions-again"])
     assert list(step.transform(_texts()).column("attention_mask")[2]) == [1, 1, 1]

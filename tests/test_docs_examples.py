@@ -46,6 +46,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.models import bert_tokenizer
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
@@ -122,7 +124,7 @@ def _readers_files(folder: Path) -> None:
     silero = _package_file("silero_vad", "data/silero_vad.onnx")
     if silero is not None:
         shutil.copy(silero, folder / "vad.onnx")
-    (folder / "tokenizer.onnx").write_bytes(_tokenizer())
+    (folder / "tokenizer.onnx").write_bytes(bert_tokenizer())
     shutil.copy(DEMO / "iris_logreg.onnx", folder / "model.onnx")  # "model.onnx": any model
 
     # "models/income/2/model.zip", "model.zip", "data.csv", "data.parquet", "data/*.parquet": an income
@@ -161,29 +163,6 @@ def _package_file(package: str, name: str) -> Path | None:
         return None
     path = Path(spec.submodule_search_locations[0]) / name
     return path if path.is_file() else None
-
-
-def _tokenizer() -> bytes:
-    """A BERT tokenizer from onnxruntime-extensions' operators, with a tiny WordPiece vocabulary."""
-    from onnx import TensorProto, helper
-
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "on", "##nx"]
-    node = helper.make_node(
-        "BertTokenizer",
-        ["text"],
-        ["input_ids", "token_type_ids", "attention_mask"],
-        domain="ai.onnx.contrib",
-        vocab_file="\n".join(vocab),
-        do_lower_case=1,
-    )
-    outputs = [helper.make_tensor_value_info(n, TensorProto.INT64, [None]) for n in node.output]
-    text = helper.make_tensor_value_info("text", TensorProto.STRING, [1])
-    graph = helper.make_graph([node], "tokenizer", [text], outputs)
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("ai.onnx.contrib", 1)]
-    )
-    model.ir_version = 8
-    return model.SerializeToString()
 
 
 # --------------------------------------------------------------------------- shell commands
@@ -340,6 +319,7 @@ def _missing_system_package(unit: Unit) -> str | None:
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:dask")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:distributed")
 @pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index:pandas.errors.Pandas4Warning")
+@pytest.mark.usefixtures("isolated_registry")  # the README's own component, Doubled
 @pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
 def test_examples_run(
     unit: Unit, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
