@@ -44,6 +44,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from tests.models import bert_tokenizer
@@ -134,8 +135,6 @@ def _readers_files(folder: Path) -> None:
     age = rng.uniform(18, 80, 2000).astype(np.float32)
     hours = rng.uniform(10, 80, 2000).astype(np.float32)
     label = (hours + 0.3 * age + rng.normal(0, 5, 2000)) > 60
-    import pyarrow as pa
-
     train = ctx.data.load_from_arrow(pa.table({"age": age, "hours": hours, "Label": label}))
     model = (
         ctx.transforms.concatenate("Features", "age", "hours")
