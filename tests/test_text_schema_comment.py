@@ -225,6 +225,16 @@ def test_save_then_load_round_trips_names_and_types(tmp_path: Path, separator: s
     assert [r.kind for r in ctx.data.create_enumerable(back, Keyed)] == [0, 3, 4]
 
 
+def test_the_catalog_can_ignore_the_comment(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    data = ctx.data.load_from_arrow(pa.table({"width": pa.array([1.5, 2.0], pa.float64())}))
+    ctx.data.save_as_text(data, path, separator=",")
+    assert ctx.data.load_from_text_file(path).schema["width"].type == TensorType(DType.FLOAT64, ())
+    plain = ctx.data.load_from_text_file(path, separator=",", has_header=True, schema_comment=False)
+    assert plain.schema["width"].type == TensorType(DType.FLOAT32, ())  # guessed, as ML.NET guesses reals
+    assert plain.column("width").tolist() == [1.5, 2.0]
+
+
 def test_an_empty_view_round_trips(tmp_path: Path) -> None:
     view = _view()
     empty = DataView(view.schema, lambda: iter(()), 0)

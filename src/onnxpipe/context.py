@@ -83,6 +83,7 @@ class DataCatalog:
         missing_values: Sequence[str] = _data._loaders.DEFAULT_MISSING,
         max_row_bytes: int = _data._loaders.MAX_ROW_BYTES,
         trim_leading_spaces: bool = True,
+        schema_comment: bool = True,
     ) -> DataView:
         """A delimited text file (CSV with ``separator=","``), streamed lazily. Fields of
         ``row_class`` read the file column of their ``LoadColumn`` index (a range makes a
@@ -94,7 +95,8 @@ class DataCatalog:
         A file that starts with ML.NET's schema comment (``#@ TextLoader{``, as ``save_as_text``
         and ML.NET's ``SaveAsText`` write it) is read as it says when no ``row_class`` or
         ``schema`` is given; its separator and header apply unless given (the separator is tab
-        and there is no header otherwise). See :func:`onnxpipe.data.load_from_text_file`."""
+        and there is no header otherwise); ``schema_comment=False`` ignores it. See
+        :func:`onnxpipe.data.load_from_text_file`."""
         return _data.load_from_text_file(
             path,
             row_class,
@@ -105,6 +107,7 @@ class DataCatalog:
             missing_values=missing_values,
             max_row_bytes=max_row_bytes,
             trim_leading_spaces=trim_leading_spaces,
+            schema_comment=schema_comment,
         )
 
     def infer_columns(self, path: str | Path, *, max_bytes: int = 1 << 20) -> ColumnInference:
