@@ -14,7 +14,7 @@ from typing import Any
 
 from onnxpipe.data import load_from_parquet, save_as_parquet
 from onnxpipe.distributed._shipped import ModelLike, ShippedModel, threads_per_task
-from onnxpipe.errors import InvalidArgumentError
+from onnxpipe.errors import InvalidArgumentError, require
 
 __all__ = ["ENGINES", "score_parquet_files"]
 
@@ -75,23 +75,20 @@ def score_parquet_files(
 def _on_dask(
     shipped: ShippedModel, tasks: list[tuple[str, str]], columns: list[str] | None, workers: int
 ) -> Iterator[int]:
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError as exc:
-        raise ImportError(f"--engine dask needs the dask extra: pip install 'onnxpipe[dask]' ({exc})") from exc
+    distributed: Any = require("distributed", "dask")
     address = os.environ.get("DASK_SCHEDULER_ADDRESS")
     cluster: Any = None
     if address is None:
-        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+        cluster = distributed.LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=":0",  # any free port
         )
     try:
-        with Client(address or cluster) as client:  # type: ignore[no-untyped-call]
+        with distributed.Client(address or cluster) as client:
             futures = [client.submit(score_file, shipped, s, t, columns, pure=False) for s, t in tasks]
-            for future in as_completed(futures):  # type: ignore[no-untyped-call]
+            for future in distributed.as_completed(futures):
                 yield future.result()
     finally:
         if cluster is not None:
@@ -101,10 +98,7 @@ def _on_dask(
 def _on_ray(
     shipped: ShippedModel, tasks: list[tuple[str, str]], columns: list[str] | None, workers: int
 ) -> Iterator[int]:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ImportError(f"--engine ray needs the ray extra: pip install 'onnxpipe[ray]' ({exc})") from exc
+    ray: Any = require("ray", "ray")
     started = not ray.is_initialized()
     if started:
         if os.environ.get("RAY_ADDRESS"):
@@ -126,16 +120,13 @@ def _on_ray(
 def _on_spark(
     shipped: ShippedModel, tasks: list[tuple[str, str]], columns: list[str] | None, workers: int
 ) -> Iterator[int]:
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:
-        raise ImportError(f"--engine spark needs the spark extra: pip install 'onnxpipe[spark]' ({exc})") from exc
+    sql: Any = require("pyspark.sql", "spark")
     # local Python workers run this interpreter (where onnxpipe is), unless told otherwise
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = SparkSession.getActiveSession()
+    session = sql.SparkSession.getActiveSession()
     started = session is None
     if session is None:
-        builder = SparkSession.builder.appName("onnxpipe predict")
+        builder = sql.SparkSession.builder.appName("onnxpipe predict")
         if "SPARK_MASTER" in os.environ or os.environ.get("PYSPARK_SUBMIT_ARGS"):
             session = builder.getOrCreate()
         else:  # local: a failed task is tried up to 4 times, as on a cluster

@@ -17,17 +17,14 @@ from typing import Any
 import pyarrow as pa
 
 from onnxpipe.distributed._shipped import ModelLike, ShippedModel, threads_per_task
+from onnxpipe.errors import require
 
 __all__ = ["score"]
 
 
 def _import_dask() -> Any:
-    try:
-        import dask.dataframe as dd
-        import pandas as pd  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(f"onnxpipe.distributed.dask needs Dask: pip install 'onnxpipe[dask]' ({exc})") from exc
-    return dd
+    require("pandas", "dask")
+    return require("dask.dataframe", "dask")
 
 
 def _as_arrow(frame: Any) -> pa.Table:

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from onnxpipe.distributed._shipped import ModelLike, ShippedModel
+from onnxpipe.errors import require
 
 __all__ = ["Scorer", "score"]
 
@@ -60,11 +61,8 @@ def score(
     ``intra_op_num_threads`` says otherwise, so that actors x threads <= the CPUs Ray hands out.
     A fitted Transformer as ``model`` is saved first, with ``input_schema``; the model's bytes
     then travel with each actor's constructor arguments."""
-    try:
-        import ray.data
-    except ImportError as exc:
-        raise ImportError(f"onnxpipe.distributed.ray needs Ray Data: pip install 'onnxpipe[ray]' ({exc})") from exc
-    if not isinstance(ds, ray.data.Dataset):
+    ray_data: Any = require("ray.data", "ray")
+    if not isinstance(ds, ray_data.Dataset):
         raise TypeError(f"score needs a ray.data.Dataset, got {type(ds).__name__}")
     threads = intra_op_num_threads if intra_op_num_threads is not None else max(1, math.floor(num_cpus))
     shipped = ShippedModel.of(model, input_schema=input_schema, intra_op_num_threads=threads)

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from onnxpipe.distributed._shipped import ModelLike, ShippedModel, threads_per_task
-from onnxpipe.errors import SchemaError
+from onnxpipe.errors import SchemaError, require
 
 __all__ = ["score", "spark_type"]
 
@@ -60,20 +60,17 @@ def score(
     driver machine's cores divided by Spark's default parallelism (``local[N]``: N), so that
     tasks x threads <= cores; on a cluster set ``intra_op_num_threads`` to
     ``spark.executor.cores / spark.task.cpus``'s share."""
-    try:
-        from pyspark.sql import DataFrame
-        from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
-    except ImportError as exc:
-        raise ImportError(f"onnxpipe.distributed.spark needs PySpark: pip install 'onnxpipe[spark]' ({exc})") from exc
-    if not isinstance(df, DataFrame):
+    sql: Any = require("pyspark.sql", "spark")
+    types: Any = require("pyspark.sql.pandas.types", "spark")
+    if not isinstance(df, sql.DataFrame):
         raise TypeError(f"score needs a pyspark.sql.DataFrame, got {type(df).__name__}")
     if intra_op_num_threads is None:
         intra_op_num_threads = threads_per_task(df.sparkSession.sparkContext.defaultParallelism)
     shipped = ShippedModel.of(model, input_schema=input_schema, intra_op_num_threads=intra_op_num_threads)
-    target = _spark_schema(shipped.output_schema(to_arrow_schema(df.schema), columns))
+    target = _spark_schema(shipped.output_schema(types.to_arrow_schema(df.schema), columns))
 
     def score_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             yield from shipped.score(batch, columns).cast(target).to_batches()
 
-    return df.mapInArrow(score_batches, from_arrow_schema(target))
+    return df.mapInArrow(score_batches, types.from_arrow_schema(target))

@@ -434,12 +434,7 @@ class _LightGbmTrainer(Estimator["LightGbmModel"]):
             raise InvalidArgumentError(
                 f"{step}: training on a Dask DataFrame covers binary classification and regression"
             )
-        try:
-            import lightgbm.dask as lgb_dask
-        except ImportError as exc:
-            raise ImportError(
-                f"{step}: training on Dask needs lightgbm and dask: pip install 'onnxpipe[dask,lightgbm]' ({exc})"
-            ) from exc
+        lgb_dask: Any = require("lightgbm.dask", "dask,lightgbm")
         schema = as_data_view(pa.Table.from_pandas(frame._meta, preserve_index=False), f"{self._own_name()}.fit").schema
         features, label = self._check_schema(schema)
         size = features.size
