@@ -6,6 +6,7 @@ name again, so the output has every row once."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -84,6 +85,9 @@ def _on_dask(
             threads_per_worker=1,
             processes=True,
             dashboard_address=":0",  # any free port
+            # Its workers' own logs (e.g. a heartbeat that meets the scheduler closing after the
+            # last part) would print tracebacks after a job that succeeded; a failed part raises here.
+            silence_logs=logging.CRITICAL,
         )
     try:
         with distributed.Client(address or cluster) as client:
